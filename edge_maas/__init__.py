@@ -1,0 +1,3 @@
+"""edge_maas: model-as-a-service runtime for the edge."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,18 @@
+"""Backends run one model (a whole model or one shard) behind one interface."""
+
+from edge_maas.backends.base import Backend, TensorSpec, check_inputs
+
+__all__ = ["Backend", "TensorSpec", "check_inputs", "make_backend"]
+
+
+def make_backend(kind: str, model_bytes: bytes, **options) -> Backend:
+    """Build a backend by name: 'litert' (the interpreter) or 'native' (edge_maas kernels)."""
+    if kind == "litert":
+        from edge_maas.backends.litert import LiteRTBackend
+
+        return LiteRTBackend(model_bytes, **options)
+    from edge_maas.errors import BackendUnavailableError
+
+    if kind == "native":
+        raise BackendUnavailableError("the native backend is not built yet (issue: native int8 executor)")
+    raise BackendUnavailableError(f"unknown backend {kind!r}; choose 'litert' or 'native'")

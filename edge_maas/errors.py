@@ -1,0 +1,25 @@
+"""Errors a user can act on.  The CLI prints them as one line, without a traceback."""
+
+
+class EdgeMaasError(Exception):
+    """Base class: the message says what is wrong and, where possible, what to do."""
+
+
+class ModelFormatError(EdgeMaasError):
+    """A file is not a TFLite model this tool can read, or uses features it refuses."""
+
+
+class PartitionError(EdgeMaasError):
+    """A cut plan is impossible (unknown tensor, empty shard, ...)."""
+
+
+class ManifestError(EdgeMaasError):
+    """A manifest is malformed or does not match the shards beside it."""
+
+
+class TensorMismatchError(EdgeMaasError):
+    """An input tensor is missing or has the wrong shape or dtype."""
+
+
+class BackendUnavailableError(EdgeMaasError):
+    """The requested backend cannot run on this machine (missing package, ...)."""

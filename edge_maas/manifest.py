@@ -1,0 +1,172 @@
+"""The manifest: what a split model is made of, and how to check each piece.
+
+JSON, validated on load (unknown fields and wrong types are errors).  The
+`signature` field is reserved for the registry's Ed25519 signature over the
+canonical JSON of everything else.  Schema: docs/manifest.schema.json.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge_maas.errors import ManifestError
+
+SCHEMA_VERSION = 1
+Sha256 = Field(pattern=r"^[0-9a-f]{64}$")
+DType = Literal["int8", "uint8", "int16", "int32", "int64", "float16", "float32", "float64", "bool", "uint16", "uint32"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TensorDesc(_Strict):
+    name: str = Field(min_length=1)
+    shape: tuple[int, ...]
+    dtype: DType
+    scale: tuple[float, ...] = ()
+    zero_point: tuple[int, ...] = ()
+    quantized_dimension: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+
+class ShardDesc(_Strict):
+    index: int = Field(ge=0)
+    file: str = Field(pattern=r"^[A-Za-z0-9_.-]+\.tflite$")  # a bare file name: no paths, no '..'
+    sha256: str = Sha256
+    size: int = Field(ge=8)
+    inputs: tuple[TensorDesc, ...]
+    outputs: tuple[TensorDesc, ...] = Field(min_length=1)
+    ops: tuple[str, ...] = Field(min_length=1)
+    macs: int = Field(ge=0)
+    constant_bytes: int = Field(ge=0)
+
+
+class TensorData(_Strict):
+    """A small tensor carried inline (golden pairs): raw little-endian bytes, base64."""
+
+    name: str
+    dtype: DType
+    shape: tuple[int, ...]
+    data: str
+
+    @classmethod
+    def from_array(cls, name: str, arr: np.ndarray) -> TensorData:
+        a = np.ascontiguousarray(arr)
+        return cls(name=name, dtype=a.dtype.name, shape=a.shape, data=base64.b64encode(a.tobytes()).decode())
+
+    def to_array(self) -> np.ndarray:
+        raw = base64.b64decode(self.data, validate=True)
+        dt = np.dtype(self.dtype).newbyteorder("<")
+        expected = int(np.prod(self.shape, dtype=np.int64)) * dt.itemsize
+        if len(raw) != expected:
+            raise ManifestError(f"golden tensor {self.name!r} holds {len(raw)} bytes; its shape needs {expected}")
+        return np.frombuffer(raw, dtype=dt).reshape(self.shape).astype(dt.newbyteorder("="))
+
+
+class Golden(_Strict):
+    inputs: tuple[TensorData, ...]
+    outputs: tuple[TensorData, ...]
+
+
+class ModelInfo(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    version: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$")
+    source_sha256: str = Sha256
+    source_size: int = Field(ge=0)
+
+
+class Signature(_Strict):
+    algorithm: Literal["ed25519"]
+    key_id: str
+    value: str  # base64
+
+
+class Manifest(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    model: ModelInfo
+    inputs: tuple[TensorDesc, ...] = Field(min_length=1)
+    outputs: tuple[TensorDesc, ...] = Field(min_length=1)
+    shards: tuple[ShardDesc, ...] = Field(min_length=1)
+    golden: Golden
+    created_by: str
+    signature: Signature | None = None
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"
+
+    def canonical_bytes(self) -> bytes:
+        """The bytes a signature covers: everything but the signature, sorted keys, no spaces."""
+        body = self.model_dump(mode="json", exclude={"signature"})
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Manifest:
+        try:
+            m = cls.model_validate_json(text)
+        except ValidationError as exc:
+            raise ManifestError(f"invalid manifest: {_summarize(exc)}") from None
+        m._check_consistency()
+        return m
+
+    @classmethod
+    def load(cls, path: str | Path) -> Manifest:
+        try:
+            text = Path(path).read_bytes()
+        except OSError as exc:
+            raise ManifestError(f"cannot read manifest {path}: {exc.strerror}") from None
+        return cls.from_json(text)
+
+    def _check_consistency(self) -> None:
+        if [s.index for s in self.shards] != list(range(len(self.shards))):
+            raise ManifestError("invalid manifest: shard indices must be 0..N-1 in order")
+        available = {t.name for t in self.inputs}
+        for s in self.shards:
+            missing = [t.name for t in s.inputs if t.name not in available]
+            if missing:
+                raise ManifestError(f"invalid manifest: shard {s.index} reads {missing}, which no earlier shard produces")
+            available.update(t.name for t in s.outputs)
+        missing = [t.name for t in self.outputs if t.name not in available]
+        if missing:
+            raise ManifestError(f"invalid manifest: model outputs {missing} are produced by no shard")
+
+    def verify_shard(self, shard: ShardDesc, data: bytes) -> None:
+        """Raise ManifestError unless ``data`` is exactly the shard the manifest names."""
+        if len(data) != shard.size:
+            raise ManifestError(f"shard {shard.index} ({shard.file}) is {len(data)} bytes; the manifest says {shard.size}")
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != shard.sha256:
+            raise ManifestError(f"shard {shard.index} ({shard.file}) has sha256 {digest}; the manifest says {shard.sha256}")
+
+    def read_shard(self, directory: str | Path, shard: ShardDesc) -> bytes:
+        """Read a shard file and verify it; unverified bytes never leave this function."""
+        path = Path(directory) / shard.file
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ManifestError(f"cannot read shard {shard.index} at {path}: {exc.strerror}") from None
+        self.verify_shard(shard, data)
+        return data
+
+
+def _summarize(exc: ValidationError, limit: int = 3) -> str:
+    parts = []
+    for err in exc.errors()[:limit]:
+        where = ".".join(str(x) for x in err["loc"]) or "(root)"
+        parts.append(f"{where}: {err['msg']}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def json_schema() -> dict:
+    return Manifest.model_json_schema()

@@ -1,0 +1,76 @@
+"""Run shards in order, passing boundary tensors by name."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_maas.backends import Backend, TensorSpec, check_inputs, make_backend
+from edge_maas.errors import ManifestError
+from edge_maas.manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stage:
+    index: int
+    backend: Backend
+    kind: str  # backend name, for reports
+
+
+class Pipeline:
+    """Stages share one tensor namespace: each reads its inputs by name from what
+    the model inputs and earlier stages produced, so skip connections that jump
+    over several stages need no special handling."""
+
+    def __init__(self, stages: Sequence[Stage], inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]):
+        self.stages = list(stages)
+        self.inputs = inputs
+        self.outputs = outputs
+
+    @classmethod
+    def from_manifest(
+        cls,
+        manifest_path: str | Path,
+        backend: str | Sequence[str] = "litert",
+        **backend_options,
+    ) -> Pipeline:
+        """Load a split model; ``backend`` is one name for all stages or one per stage.
+
+        Every shard is checked against the manifest's size and sha256 before the
+        backend sees it."""
+        path = Path(manifest_path)
+        manifest = Manifest.load(path)
+        return cls.from_loaded(manifest, path.parent, backend, **backend_options)
+
+    @classmethod
+    def from_loaded(cls, manifest: Manifest, directory: Path, backend: str | Sequence[str] = "litert", **options):
+        kinds = [backend] * len(manifest.shards) if isinstance(backend, str) else list(backend)
+        if len(kinds) != len(manifest.shards):
+            raise ManifestError(f"{len(kinds)} backends given for {len(manifest.shards)} shards")
+        stages = []
+        for shard, kind in zip(manifest.shards, kinds):
+            b = make_backend(kind, manifest.read_shard(directory, shard), **options)
+            declared = tuple((t.name, t.shape, t.dtype) for t in shard.inputs)
+            actual = tuple((s.name, s.shape, s.dtype) for s in b.inputs)
+            if declared != actual:
+                raise ManifestError(f"shard {shard.index} inputs {actual} do not match the manifest's {declared}")
+            stages.append(Stage(shard.index, b, kind))
+        specs = lambda ts: tuple(TensorSpec(t.name, t.shape, t.dtype) for t in ts)  # noqa: E731
+        return cls(stages, specs(manifest.inputs), specs(manifest.outputs))
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        check_inputs(self.inputs, inputs)
+        env: dict[str, np.ndarray] = dict(inputs)
+        for stage in self.stages:
+            env.update(stage.backend.run({s.name: env[s.name] for s in stage.backend.inputs}))
+        return {s.name: env[s.name] for s in self.outputs}
+
+    def close(self) -> None:
+        for s in self.stages:
+            s.backend.close()

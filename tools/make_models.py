@@ -1,0 +1,212 @@
+"""Build the int8 model zoo in tests/models (dev only: needs TensorFlow).
+
+    pip install -e .[zoo] && python tools/make_models.py
+
+Writes, per model, ``NAME.tflite`` (full int8, int8 input and output) and
+``NAME.expected.npz`` (seeded random inputs and the outputs the interpreter's
+built-in kernels give), plus ``zoo.json`` describing them.  Tests and CI read
+only these committed files, so they never need TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tensorflow import keras  # noqa: E402
+from tensorflow.keras import layers  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "models"
+N_EXPECTED = 8
+DIGITS_SPLIT_SEED = 0
+
+
+def digits_split():
+    """The scikit-learn digits split shared with tests/test_zoo_accuracy.py."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    x = (d.data / 16.0).astype(np.float32)
+    return train_test_split(x, d.target, test_size=0.25, random_state=DIGITS_SPLIT_SEED, stratify=d.target)
+
+
+def mlp_digits():
+    x_tr, x_te, y_tr, y_te = digits_split()
+    m = keras.Sequential(
+        [
+            keras.Input((64,), name="pixels"),
+            layers.Dense(48, activation="relu"),
+            layers.Dense(32, activation="relu"),
+            layers.Dense(10, activation="softmax"),
+        ],
+        name="mlp_digits",
+    )
+    m.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    m.fit(x_tr, y_tr, epochs=60, batch_size=64, verbose=0)
+    float_acc = float(m.evaluate(x_te, y_te, verbose=0)[1])
+    return m, lambda: (x_tr[i : i + 1] for i in range(0, 400)), {"float_accuracy": float_acc}
+
+
+def ds_cnn_kws():
+    inp = keras.Input((49, 10, 1), name="mfcc")
+    x = layers.Conv2D(64, (10, 4), strides=2, padding="same", use_bias=False)(inp)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    for _ in range(4):
+        x = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        x = layers.Conv2D(64, 1, use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+    x = layers.AveragePooling2D(pool_size=(25, 5))(x)
+    x = layers.Flatten()(x)
+    out = layers.Dense(12, activation="softmax")(x)
+    return _fit_synthetic(keras.Model(inp, out, name="ds_cnn_kws"), (49, 10, 1), 12), _random_rep((49, 10, 1)), {}
+
+
+def mobilenetv2_035_96():
+    m = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10)
+    return _fit_synthetic(m, (96, 96, 3), 10, n=256), _random_rep((96, 96, 3)), {}
+
+
+def branchy_cnn():
+    """Skip connections and concatenations that cross most cut points, plus the
+    ops the native executor must cover (PAD, STRIDED_SLICE, MUL, LOGISTIC,
+    HARD_SWISH, pools, RESHAPE, MEAN)."""
+    inp = keras.Input((32, 32, 3), name="image")
+    stem = layers.Conv2D(16, 3, padding="same", activation="relu")(inp)
+    a = layers.Conv2D(16, 3, padding="same", activation="relu")(stem)
+    b = layers.DepthwiseConv2D(3, padding="same")(stem)
+    b = layers.Conv2D(16, 1, activation="relu6")(b)
+    s = layers.Add()([a, b])
+    c = layers.Concatenate()([stem, s])
+    c = layers.MaxPooling2D(2)(c)  # 16x16x32
+    long_skip = layers.AveragePooling2D(4)(stem)  # 8x8x16, consumed at the very end
+    h = layers.ZeroPadding2D(1)(c)
+    h = layers.Conv2D(32, 3, strides=2, activation="hard_swish")(h)  # 8x8x32
+    gate = layers.GlobalAveragePooling2D()(h)
+    gate = layers.Dense(32, activation="sigmoid")(gate)
+    gate = layers.Reshape((1, 1, 32))(gate)
+    h = layers.Multiply()([h, gate])
+    head = layers.Lambda(lambda t: t[:, :, :, :8], name="slice")(h)
+    h = layers.Concatenate()([h, head, long_skip])  # 8x8x56
+    h = layers.Conv2D(24, 1, activation="relu")(h)
+    h = layers.GlobalAveragePooling2D()(h)
+    out = layers.Dense(10, activation="softmax")(h)
+    return _fit_synthetic(keras.Model(inp, out, name="branchy_cnn"), (32, 32, 3), 10), _random_rep((32, 32, 3)), {}
+
+
+def _fit_synthetic(model, shape, classes, n=512, seed=2):
+    """A few epochs on a synthetic task (label = argmax of a fixed random
+    projection of the input), so that logits differ between inputs and the
+    committed expected outputs are not one constant value."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, size=(n, *shape)).astype(np.float32)
+    w = rng.normal(size=(int(np.prod(shape)), classes)).astype(np.float32)
+    y = np.argmax(x.reshape(n, -1) @ w, axis=1)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=3, verbose=0)
+    return model
+
+
+def _random_rep(shape, n=64, seed=1):
+    rng = np.random.default_rng(seed)
+    data = rng.uniform(-1.0, 1.0, size=(n, 1, *shape)).astype(np.float32)
+    return lambda: iter(data)
+
+
+BUILDERS = {f.__name__: f for f in (mlp_digits, ds_cnn_kws, mobilenetv2_035_96, branchy_cnn)}
+
+
+def to_int8_tflite(model, rep) -> bytes:
+    # A concrete function with batch 1 gives static shapes (plain RESHAPE, no
+    # SHAPE/PACK ops computing the batch size at run time).
+    keras.config.enable_unsafe_deserialization()  # our own slicing Lambda in branchy_cnn
+    fixed = keras.models.clone_model(
+        model, input_tensors=keras.Input(batch_shape=(1, *model.inputs[0].shape[1:]), name=model.inputs[0].name)
+    )
+    fixed.set_weights(model.get_weights())
+    conv = tf.lite.TFLiteConverter.from_keras_model(fixed)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([x] for x in rep())
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def run_builtin(model_bytes: bytes, xs: np.ndarray) -> np.ndarray:
+    interp = tf.lite.Interpreter(
+        model_content=model_bytes,
+        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    interp.allocate_tensors()
+    (i,), (o,) = interp.get_input_details(), interp.get_output_details()
+    outs = []
+    for x in xs:
+        interp.set_tensor(i["index"], x[None])
+        interp.invoke()
+        outs.append(interp.get_tensor(o["index"])[0].copy())
+    return np.stack(outs)
+
+
+def int8_digits_accuracy(model_bytes: bytes) -> float:
+    _, x_te, _, y_te = digits_split()
+    interp = tf.lite.Interpreter(model_content=model_bytes)
+    interp.allocate_tensors()
+    (i,), (o,) = interp.get_input_details(), interp.get_output_details()
+    scale, zp = i["quantization"]
+    q = np.clip(np.round(x_te / scale) + zp, -128, 127).astype(np.int8)
+    hits = 0
+    for x, y in zip(q, y_te):
+        interp.set_tensor(i["index"], x[None])
+        interp.invoke()
+        hits += int(np.argmax(interp.get_tensor(o["index"])[0]) == y)
+    return hits / len(y_te)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*", default=list(BUILDERS))
+    args = ap.parse_args(argv)
+    keras.utils.set_random_seed(42)
+    index_path = OUT / "zoo.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    for name in args.names:
+        model, rep, extra = BUILDERS[name]()
+        blob = to_int8_tflite(model, rep)
+        if len(blob) >= 1 << 20:
+            sys.exit(f"{name}: {len(blob)} bytes, over the 1 MiB zoo limit")
+        (OUT / f"{name}.tflite").write_bytes(blob)
+        in_shape = tuple(model.inputs[0].shape[1:])
+        rng = np.random.default_rng(1234)
+        xs = rng.integers(-128, 128, size=(N_EXPECTED, *in_shape), dtype=np.int8)
+        ys = run_builtin(blob, xs)
+        np.savez(OUT / f"{name}.expected.npz", inputs=xs, outputs=ys)
+        entry = {
+            "file": f"{name}.tflite",
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            "bytes": len(blob),
+            "distinct_output_values": int(len(np.unique(ys))),
+            **extra,
+        }
+        if name == "mlp_digits":
+            entry["int8_accuracy"] = int8_digits_accuracy(blob)
+        index[name] = entry
+        print(name, json.dumps(entry))
+    index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
