@@ -64,12 +64,13 @@ class Pipeline:
         specs = lambda ts: tuple(TensorSpec(t.name, t.shape, t.dtype) for t in ts)  # noqa: E731
         return cls(stages, specs(manifest.inputs), specs(manifest.outputs))
 
-    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, inputs: Mapping[str, np.ndarray], trace: bool = False) -> dict[str, np.ndarray]:
+        """Model outputs by name; with ``trace``, every boundary tensor too."""
         check_inputs(self.inputs, inputs)
         env: dict[str, np.ndarray] = dict(inputs)
         for stage in self.stages:
             env.update(stage.backend.run({s.name: env[s.name] for s in stage.backend.inputs}))
-        return {s.name: env[s.name] for s in self.outputs}
+        return env if trace else {s.name: env[s.name] for s in self.outputs}
 
     def close(self) -> None:
         for s in self.stages:

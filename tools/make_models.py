@@ -24,19 +24,10 @@ import tensorflow as tf  # noqa: E402
 from tensorflow import keras  # noqa: E402
 from tensorflow.keras import layers  # noqa: E402
 
+from edge_maas.datasets import digits_split  # noqa: E402
+
 OUT = Path(__file__).resolve().parent.parent / "tests" / "models"
 N_EXPECTED = 8
-DIGITS_SPLIT_SEED = 0
-
-
-def digits_split():
-    """The scikit-learn digits split shared with tests/test_zoo_accuracy.py."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    x = (d.data / 16.0).astype(np.float32)
-    return train_test_split(x, d.target, test_size=0.25, random_state=DIGITS_SPLIT_SEED, stratify=d.target)
 
 
 def mlp_digits():

@@ -1,0 +1,183 @@
+"""`edge-maas` command line: split, run, inspect, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edge_maas import __version__
+from edge_maas.errors import EdgeMaasError, TensorMismatchError
+
+log = logging.getLogger("edge_maas")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args) or 0
+    except EdgeMaasError as exc:
+        print(f"edge-maas: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edge-maas", description="Model-as-a-service runtime for the edge.")
+    p.add_argument("--version", action="version", version=f"edge-maas {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="-v: info logs, -vv: debug logs")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("split", help="cut an int8 .tflite into shard models plus manifest.json")
+    s.add_argument("model", type=Path)
+    how = s.add_mutually_exclusive_group(required=True)
+    how.add_argument("--shards", type=int, metavar="N", help="N shards balanced by cost (see --balance)")
+    how.add_argument("--at", metavar="T1[,T2...]", help="cut right after the ops producing these tensors")
+    how.add_argument("--every-op", action="store_true", help="one shard per operator")
+    s.add_argument("--balance", choices=("macs", "latency"), default="macs",
+                   help="cost to balance with --shards: MACs from shapes, or per-op latency measured here")
+    s.add_argument("--out", type=Path, required=True, help="output folder (manifest.json + shard_NN.tflite)")
+    s.add_argument("--name", help="model name in the manifest (default: file stem)")
+    s.add_argument("--model-version", default="1", help="version string in the manifest (default: 1)")
+    s.set_defaults(func=cmd_split)
+
+    r = sub.add_parser("run", help="run a split model (or a whole .tflite) on an input array")
+    r.add_argument("manifest", type=Path, help="DIR/manifest.json, or a .tflite to run whole")
+    r.add_argument("--input", type=Path, required=True, help=".npy (one input) or .npz keyed by tensor name")
+    r.add_argument("--output", type=Path, required=True, help=".npy (one output) or .npz keyed by tensor name")
+    _backend_args(r)
+    r.set_defaults(func=cmd_run)
+
+    i = sub.add_parser("inspect", help="print ops, tensors, boundaries, sizes and MACs")
+    i.add_argument("path", type=Path, help="a .tflite model or a manifest.json")
+    i.set_defaults(func=cmd_inspect)
+
+    d = sub.add_parser("demo", help="split a zoo model, run it as a pipeline, print a report")
+    d.add_argument("--model", type=Path, default=None, help="default: the digits MLP from tests/models")
+    d.add_argument("--shards", type=int, default=3)
+    d.add_argument("--out", type=Path, default=None, help="where to write the shards (default: a temp folder)")
+    _backend_args(d)
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def _backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("litert", "native"), default="litert")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-xnnpack", action="store_true", help="interpreter built-in kernels only (no delegates)")
+
+
+def _backend_options(args) -> dict:
+    return {"threads": args.threads, "xnnpack": not args.no_xnnpack} if args.backend == "litert" else {}
+
+
+def cmd_split(args) -> int:
+    from edge_maas.partition import plan_at_tensors, plan_balanced, plan_every_op, split_model
+    from edge_maas.partition.costs import graph_macs, measure_op_latency
+    from edge_maas.tflite import load_graph
+
+    source = _read_model(args.model)
+    graph = load_graph(source)
+    if args.at:
+        plan = plan_at_tensors(graph, [t.strip() for t in args.at.split(",") if t.strip()])
+    elif args.every_op:
+        plan = plan_every_op(graph)
+    else:
+        costs = measure_op_latency(graph) if args.balance == "latency" else graph_macs(graph)
+        plan = plan_balanced(graph, args.shards, costs)
+    name = args.name or _safe_name(args.model.stem)
+    manifest = split_model(graph, plan, args.out, name, args.model_version, source_bytes=source)
+    total = sum(s.size for s in manifest.shards)
+    print(f"{args.model} -> {args.out}/manifest.json: {len(manifest.shards)} shards, "
+          f"{total} bytes (model {len(source)} bytes)")
+    for s, cut in zip(manifest.shards, [*plan.boundaries(graph), []]):
+        print(f"  {s.file}: {len(s.ops)} ops, {s.size} bytes, {s.macs} MACs" + (f"; cut crosses {cut}" if cut else ""))
+    return 0
+
+
+def cmd_run(args) -> int:
+    runner = _load_runner(args.manifest, args.backend, _backend_options(args))
+    feed = _read_inputs(args.input, runner.inputs)
+    outputs = runner.run(feed)
+    _write_outputs(args.output, outputs)
+    print(f"wrote {', '.join(f'{k} {v.dtype}{list(v.shape)}' for k, v in outputs.items())} to {args.output}")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from edge_maas.inspect import describe_manifest, describe_model
+
+    text = describe_manifest(args.path) if args.path.suffix == ".json" else describe_model(_read_model(args.path))
+    print(text)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from edge_maas.demo import run_demo
+
+    return run_demo(args.model, args.shards, args.out, args.backend, _backend_options(args))
+
+
+def _load_runner(path: Path, backend: str, options: dict):
+    from edge_maas.backends import make_backend
+    from edge_maas.pipeline import Pipeline
+
+    if path.suffix == ".tflite":
+        return make_backend(backend, _read_model(path), **options)
+    return Pipeline.from_manifest(path, backend, **options)
+
+
+def _read_model(path: Path) -> bytes:
+    from edge_maas.errors import ModelFormatError
+
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelFormatError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _read_inputs(path: Path, specs) -> dict[str, np.ndarray]:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise TensorMismatchError(f"cannot read input file {path}: {exc}") from None
+    if isinstance(loaded, np.ndarray):
+        if len(specs) != 1:
+            names = ", ".join(s.name for s in specs)
+            raise TensorMismatchError(f"the model has {len(specs)} inputs ({names}); give an .npz keyed by name")
+        arrays = {specs[0].name: loaded}
+    else:
+        arrays = {k: loaded[k] for k in loaded.files}
+    # A single example without its batch dimension is accepted for batch-1 models.
+    for s in specs:
+        a = arrays.get(s.name)
+        if a is not None and s.shape[:1] == (1,) and a.shape == s.shape[1:]:
+            arrays[s.name] = a[None]
+    return arrays
+
+
+def _write_outputs(path: Path, outputs: dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".npz":
+        np.savez(path, **outputs)
+    elif len(outputs) == 1:
+        np.save(path, next(iter(outputs.values())))
+    else:
+        raise TensorMismatchError(f"the model has {len(outputs)} outputs; write them to an .npz file")
+
+
+def _safe_name(stem: str) -> str:
+    return "".join(c if c.isalnum() or c in "_.-" else "_" for c in stem) or "model"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""(De)quantization and int32 -> int8 requantization with TFLite's rounding.
+
+Reference: kernels/quantize_ref.py.  The fixed-point helpers live in
+fixedpoint.h so that every later kernel requantizes through the same code.
+"""
+
+from libc.math cimport round as c_round
+from libc.stdint cimport int8_t, int32_t
+
+
+cdef extern from "fixedpoint.h":
+    int32_t em_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int shift) nogil
+    int8_t em_clamp_i8(int32_t v, int32_t lo, int32_t hi) nogil
+
+
+def quantize(const float[::1] x, float scale, int zero_point, int8_t[::1] out):
+    """out = clamp(round(x / scale) + zero_point), round half away from zero (TfLiteRound)."""
+    if out.shape[0] != x.shape[0]:
+        raise ValueError(f"out has {out.shape[0]} elements, x has {x.shape[0]}")
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef double v
+    with nogil:
+        for i in range(n):
+            v = c_round(<double>(x[i] / scale)) + zero_point
+            out[i] = <int8_t>(-128 if v < -128 else (127 if v > 127 else v))
+
+
+def dequantize(const int8_t[::1] q, float scale, int zero_point, float[::1] out):
+    """out = scale * (q - zero_point), in float32 as the interpreter computes it."""
+    if out.shape[0] != q.shape[0]:
+        raise ValueError(f"out has {out.shape[0]} elements, q has {q.shape[0]}")
+    cdef Py_ssize_t i, n = q.shape[0]
+    with nogil:
+        for i in range(n):
+            out[i] = scale * <float>(q[i] - zero_point)
+
+
+def requantize(const int32_t[::1] acc, int32_t multiplier, int shift, int zero_point,
+               int8_t[::1] out, int act_min=-128, int act_max=127):
+    """out = clamp(MultiplyByQuantizedMultiplier(acc, multiplier, shift) + zero_point)."""
+    if out.shape[0] != acc.shape[0]:
+        raise ValueError(f"out has {out.shape[0]} elements, acc has {acc.shape[0]}")
+    if not -31 <= shift <= 30:
+        raise ValueError(f"shift {shift} is outside [-31, 30]")
+    if act_min > act_max or act_min < -128 or act_max > 127:
+        raise ValueError(f"activation range [{act_min}, {act_max}] is not inside int8")
+    cdef Py_ssize_t i, n = acc.shape[0]
+    with nogil:
+        for i in range(n):
+            out[i] = em_clamp_i8(em_multiply_by_quantized_multiplier(acc[i], multiplier, shift) + zero_point,
+                                 act_min, act_max)

@@ -1,0 +1,68 @@
+"""Pure-numpy references for kernels/quantize.pyx (slow, obviously right)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """real ~= multiplier * 2^(shift - 31), multiplier in [2^30, 2^31) (tflite QuantizeMultiplier)."""
+    if real == 0.0:
+        return 0, 0
+    mant, shift = math.frexp(real)
+    # std::round (half away from zero), not Python's half-even round
+    q = int(math.floor(mant * (1 << 31) + 0.5)) if mant > 0 else -int(math.floor(-mant * (1 << 31) + 0.5))
+    if q == 1 << 31:
+        q //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if shift > 30:
+        shift, q = 30, (1 << 31) - 1
+    return q, shift
+
+
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    q = round_half_away((x / np.float32(scale)).astype(np.float64)) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return (np.float32(scale) * (q.astype(np.int32) - zero_point).astype(np.float32)).astype(np.float32)
+
+
+def sat_rounding_doubling_high_mul(a: np.ndarray, b: int) -> np.ndarray:
+    a = a.astype(np.int64)
+    ab = a * np.int64(b)
+    nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    s = ab + nudge
+    q = np.sign(s) * (np.abs(s) // (1 << 31))  # truncate toward zero
+    q = np.where((a == -(2**31)) & (b == -(2**31)), 2**31 - 1, q)
+    return q.astype(np.int64)
+
+
+def rounding_divide_by_pot(x: np.ndarray, exponent: int) -> np.ndarray:
+    x = x.astype(np.int64)
+    mask = (1 << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
+    left, right = max(shift, 0), max(-shift, 0)
+    shifted = (x.astype(np.int64) << left).astype(np.int64)
+    shifted = ((shifted + 2**31) % 2**32) - 2**31  # wrap to int32 as the C code does
+    return rounding_divide_by_pot(sat_rounding_doubling_high_mul(shifted, multiplier), right)
+
+
+def requantize(acc, multiplier: int, shift: int, zero_point: int, act_min: int = -128, act_max: int = 127):
+    v = multiply_by_quantized_multiplier(np.asarray(acc, dtype=np.int32), multiplier, shift) + zero_point
+    return np.clip(v, act_min, act_max).astype(np.int8)

@@ -1,0 +1,36 @@
+"""Builds the Cython kernels in kernels/ as the package edge_maas.kernels.
+
+Packaging follows scikit-learn's pattern: the .pyx sources and their C headers
+sit beside the pure-numpy references; `pip install .` (or -e .) compiles them.
+"""
+
+import os
+from pathlib import Path
+
+from Cython.Build import cythonize
+from setuptools import Extension, find_packages, setup
+
+HERE = Path(__file__).parent
+KERNELS = sorted(p.stem for p in (HERE / "kernels").glob("*.pyx"))
+
+extra = ["-O3", "-fno-strict-aliasing"]
+if os.environ.get("EDGE_MAAS_NATIVE_ARCH", "0") == "1":
+    extra.append("-march=native")
+
+extensions = [
+    Extension(
+        f"edge_maas.kernels.{name}",
+        [f"kernels/{name}.pyx"],
+        include_dirs=["kernels"],
+        extra_compile_args=extra,
+    )
+    for name in KERNELS
+]
+
+setup(
+    packages=find_packages(include=["edge_maas", "edge_maas.*"]) + ["edge_maas.kernels"],
+    package_dir={"edge_maas.kernels": "kernels"},
+    package_data={"edge_maas.kernels": ["*.h", "*.pyx"]},
+    ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}, include_path=["kernels"]),
+    zip_safe=False,
+)

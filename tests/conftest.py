@@ -1,0 +1,49 @@
+"""Shared fixtures: the model zoo and the interpreter run the way tests need it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+MODELS = Path(__file__).parent / "models"
+ZOO = json.loads((MODELS / "zoo.json").read_text())
+ZOO_NAMES = sorted(ZOO)
+
+
+def zoo_bytes(name: str) -> bytes:
+    return (MODELS / ZOO[name]["file"]).read_bytes()
+
+
+def zoo_expected(name: str):
+    e = np.load(MODELS / f"{name}.expected.npz")
+    return e["inputs"], e["outputs"]
+
+
+def all_tensors(model_bytes: bytes, feed: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
+    """Every tensor of the whole model after one run on built-in kernels, by index."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(
+        model_content=model_bytes,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        experimental_preserve_all_tensors=True,
+    )
+    it.allocate_tensors()
+    for d in it.get_input_details():
+        it.set_tensor(d["index"], feed[d["name"]])
+    it.invoke()
+    out = {}
+    for d in it.get_tensor_details():
+        try:
+            out[d["index"]] = it.get_tensor(d["index"])
+        except ValueError:  # tensors without data (e.g. unused optional inputs)
+            pass
+    return out
+
+
+@pytest.fixture(params=ZOO_NAMES)
+def zoo_name(request) -> str:
+    return request.param
