@@ -5,6 +5,7 @@ Reference: kernels/quantize_ref.py.  The fixed-point helpers live in
 fixedpoint.h so that every later kernel requantizes through the same code.
 """
 
+from libc.math cimport nearbyint
 from libc.math cimport round as c_round
 from libc.stdint cimport int8_t, int32_t
 
@@ -15,27 +16,46 @@ cdef extern from "fixedpoint.h":
 
 
 def quantize(const float[::1] x, float scale, int zero_point, int8_t[::1] out):
-    """out = clamp(round(x / scale) + zero_point), round half away from zero (TfLiteRound)."""
+    """out = clamp(round(x / scale) + zero_point), rounded as the interpreter's optimized kernel.
+
+    That kernel works in blocks of 8 lanes computing x * float32(1/scale) with
+    ties to even, and finishes the last n % 8 elements with the scalar
+    round(double(x) / double(scale)), ties away from zero.  We follow the same split."""
     if out.shape[0] != x.shape[0]:
         raise ValueError(f"out has {out.shape[0]} elements, x has {x.shape[0]}")
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale}")
-    cdef Py_ssize_t i, n = x.shape[0]
+    cdef Py_ssize_t i, n = x.shape[0], blocked = n - n % 8
     cdef double v
+    cdef float inv = 1.0 / scale
+    cdef double dscale = scale
     with nogil:
         for i in range(n):
-            v = c_round(<double>(x[i] / scale)) + zero_point
+            if i < blocked:
+                v = nearbyint(<double>(x[i] * inv)) + zero_point
+            else:
+                v = c_round(<double>x[i] / dscale) + zero_point
             out[i] = <int8_t>(-128 if v < -128 else (127 if v > 127 else v))
 
 
 def dequantize(const int8_t[::1] q, float scale, int zero_point, float[::1] out):
-    """out = scale * (q - zero_point), in float32 as the interpreter computes it."""
+    """out = real value of q, rounded exactly as the interpreter's optimized kernel does.
+
+    That kernel works in blocks of 8 lanes computing q * scale - zero_point * scale
+    in float32, and finishes the last n % 8 elements with the scalar
+    double(scale) * (q - zero_point).  The two differ in the last bit on most
+    inputs, so we follow the same split.  setup.py builds with -ffp-contract=off
+    so no FMA changes the rounding."""
     if out.shape[0] != q.shape[0]:
         raise ValueError(f"out has {out.shape[0]} elements, q has {q.shape[0]}")
-    cdef Py_ssize_t i, n = q.shape[0]
+    cdef Py_ssize_t i, n = q.shape[0], blocked = n - n % 8
+    cdef float zs = <float>zero_point * scale
+    cdef double dscale = scale
     with nogil:
-        for i in range(n):
-            out[i] = scale * <float>(q[i] - zero_point)
+        for i in range(blocked):
+            out[i] = <float>q[i] * scale - zs
+        for i in range(blocked, n):
+            out[i] = <float>(dscale * (q[i] - zero_point))
 
 
 def requantize(const int32_t[::1] acc, int32_t multiplier, int shift, int zero_point,

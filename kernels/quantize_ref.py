@@ -24,18 +24,27 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return q, shift
 
 
-def round_half_away(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
-
-
 def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    q = round_half_away((x / np.float32(scale)).astype(np.float64)) + zero_point
+    """Blocks of 8: x * float32(1/scale), ties to even; the n % 8 tail:
+    double(x) / double(scale), ties away from zero (as the interpreter)."""
+    x = np.asarray(x, dtype=np.float32).ravel()
+    blocked = x.size - x.size % 8
+    inv = np.float32(1.0) / np.float32(scale)
+    head = np.round((x[:blocked] * inv).astype(np.float64))
+    tail = x[blocked:].astype(np.float64) / np.float64(np.float32(scale))
+    tail = np.sign(tail) * np.floor(np.abs(tail) + 0.5)
+    q = np.concatenate([head, tail]) + zero_point
     return np.clip(q, -128, 127).astype(np.int8)
 
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    return (np.float32(scale) * (q.astype(np.int32) - zero_point).astype(np.float32)).astype(np.float32)
+    """Blocks of 8 as q*s - zp*s in float32, the n % 8 tail as double(s)*(q - zp)."""
+    s = np.float32(scale)
+    q = np.asarray(q).ravel()
+    blocked = q.size - q.size % 8
+    head = q[:blocked].astype(np.float32) * s - np.float32(zero_point) * s
+    tail = (np.float64(s) * (q[blocked:].astype(np.int64) - zero_point)).astype(np.float32)
+    return np.concatenate([head, tail]).astype(np.float32)
 
 
 def sat_rounding_doubling_high_mul(a: np.ndarray, b: int) -> np.ndarray:

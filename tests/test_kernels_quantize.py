@@ -1,0 +1,93 @@
+"""The compiled quantize kernels against their numpy reference and against the
+interpreter's own QUANTIZE/DEQUANTIZE ops on one-op models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge_maas.backends.litert import LiteRTBackend
+from edge_maas.kernels import quantize as qk
+from edge_maas.kernels import quantize_ref as ref
+from edge_maas.tflite.builder import Op, T, build_model
+
+scales = st.floats(min_value=1e-4, max_value=10.0, allow_nan=False)
+zps = st.integers(-128, 127)
+
+
+def _one_op(op: str, n: int, in_t: T, out_t: T) -> LiteRTBackend:
+    return LiteRTBackend(build_model([in_t, out_t], [Op(op, ["x"], ["y"])], ["x"], ["y"]), xnnpack=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(scale=scales, zp=zps, seed=st.integers(0, 2**32 - 1), n=st.integers(10, 300))
+def test_quantize_matches_reference_and_interpreter(scale, zp, seed, n):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(n) * scale * 100).astype(np.float32)
+    ties = np.float32(scale) * np.array([0.5, -0.5, 1.5, -2.5, 0.0], np.float32)
+    x[:5] = ties  # ties in the 8-lane blocks and in the scalar tail
+    x[-5:] = ties
+    out = np.empty(x.size, np.int8)
+    qk.quantize(x, scale, zp, out)
+    np.testing.assert_array_equal(out, ref.quantize(x, scale, zp))
+    interp = _one_op("QUANTIZE", x.size, T("x", (1, x.size), "float32"), T("y", (1, x.size), "int8", [scale], [zp]))
+    np.testing.assert_array_equal(out, interp.run({"x": x[None]})["y"][0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(scale=scales, zp=zps, seed=st.integers(0, 2**32 - 1), n=st.integers(1, 300))
+def test_dequantize_matches_reference_and_interpreter(scale, zp, seed, n):
+    q = np.random.default_rng(seed).integers(-128, 128, size=n, dtype=np.int8)
+    out = np.empty(q.size, np.float32)
+    qk.dequantize(q, scale, zp, out)
+    np.testing.assert_array_equal(out, ref.dequantize(q, scale, zp))
+    interp = _one_op("DEQUANTIZE", q.size, T("x", (1, q.size), "int8", [scale], [zp]), T("y", (1, q.size), "float32"))
+    np.testing.assert_array_equal(out, interp.run({"x": q[None]})["y"][0])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: the interpreter's int8->int8 QUANTIZE (Requantize) rounds differently from "
+    "MultiplyByQuantizedMultiplier on about 2% of values, by 1 LSB; neither double nor single "
+    "rounding reproduces it yet (native-executor issue).  The kernel matches the numpy reference.",
+)
+@settings(max_examples=80, deadline=None)
+@given(in_scale=scales, out_scale=scales, zp_in=zps, zp_out=zps, seed=st.integers(0, 2**32 - 1))
+def test_requantize_matches_interpreter_int8_to_int8(in_scale, out_scale, zp_in, zp_out, seed):
+    """The interpreter's int8->int8 QUANTIZE is (x - zp_in) * M + zp_out with
+    M = QuantizeMultiplier(in_scale / out_scale): exactly our requantize."""
+    q = np.random.default_rng(seed).integers(-128, 128, size=256, dtype=np.int8)
+    q[:3] = [-128, 127, zp_in]
+    mult, shift = ref.quantize_multiplier(float(np.float64(in_scale) / np.float64(out_scale)))
+    acc = q.astype(np.int32) - zp_in
+    out = np.empty(q.size, np.int8)
+    qk.requantize(acc, mult, shift, zp_out, out)
+    np.testing.assert_array_equal(out, ref.requantize(acc, mult, shift, zp_out))
+    interp = _one_op("QUANTIZE", q.size, T("x", (1, q.size), "int8", [in_scale], [zp_in]),
+                     T("y", (1, q.size), "int8", [out_scale], [zp_out]))
+    np.testing.assert_array_equal(out, interp.run({"x": q[None]})["y"][0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(real=st.floats(min_value=1e-9, max_value=1e3), zp=zps, lo=st.integers(-128, 0), seed=st.integers(0, 2**32 - 1))
+def test_requantize_full_int32_range(real, zp, lo, seed):
+    acc = np.random.default_rng(seed).integers(-(2**31), 2**31, size=512, dtype=np.int64).astype(np.int32)
+    acc[:4] = [-(2**31), 2**31 - 1, 0, -1]
+    mult, shift = ref.quantize_multiplier(real)
+    shift = max(min(shift, 30), -31)
+    out = np.empty(acc.size, np.int8)
+    qk.requantize(acc, mult, shift, zp, out, lo, 127)
+    np.testing.assert_array_equal(out, ref.requantize(acc, mult, shift, zp, lo, 127))
+
+
+def test_kernel_argument_errors():
+    with pytest.raises(ValueError, match="elements"):
+        qk.quantize(np.zeros(4, np.float32), 1.0, 0, np.zeros(3, np.int8))
+    with pytest.raises(ValueError, match="scale must be positive"):
+        qk.quantize(np.zeros(4, np.float32), 0.0, 0, np.zeros(4, np.int8))
+    with pytest.raises(ValueError, match="shift"):
+        qk.requantize(np.zeros(4, np.int32), 1 << 30, 40, 0, np.zeros(4, np.int8))
+    with pytest.raises(ValueError):  # wrong dtype never reaches C
+        qk.requantize(np.zeros(4, np.int64), 1 << 30, 0, 0, np.zeros(4, np.int8))
