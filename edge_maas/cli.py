@@ -74,9 +74,16 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("litert", "native"), default="litert")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-xnnpack", action="store_true", help="interpreter built-in kernels only (no delegates)")
+    p.add_argument("--config", type=Path, help="device profile (firmware_configs/*.toml): its runtime settings win")
 
 
 def _backend_options(args) -> dict:
+    if args.config:
+        from edge_maas.config import load_profile
+
+        profile = load_profile(args.config)
+        args.backend = profile.runtime.backend
+        return profile.backend_options()
     return {"threads": args.threads, "xnnpack": not args.no_xnnpack} if args.backend == "litert" else {}
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_maas import zoo
 from edge_maas.backends import make_backend
 from edge_maas.datasets import digits_split
 from edge_maas.partition import plan_balanced, split_model
@@ -15,7 +16,6 @@ from edge_maas.partition.costs import graph_macs
 from edge_maas.pipeline import Pipeline
 from edge_maas.tflite import load_graph
 
-ZOO = Path(__file__).resolve().parent.parent / "tests" / "models"
 
 
 def _digits_inputs(spec, quant):
@@ -35,7 +35,7 @@ def _digits_inputs(spec, quant):
 
 
 def run_demo(model: Path | None, shards: int, out: Path | None, backend: str, options: dict) -> int:
-    model = model or ZOO / "mlp_digits.tflite"
+    model = model or zoo.model_path("mlp_digits")
     source = model.read_bytes()
     graph = load_graph(source)
     out_dir = out or Path(tempfile.mkdtemp(prefix="edge_maas_demo_"))

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-MODELS = Path(__file__).parent / "models"
-ZOO = json.loads((MODELS / "zoo.json").read_text())
-ZOO_NAMES = sorted(ZOO)
+from edge_maas import zoo
+from edge_maas.zoo import MODELS  # noqa: F401 - re-exported for tests
 
-
-def zoo_bytes(name: str) -> bytes:
-    return (MODELS / ZOO[name]["file"]).read_bytes()
-
-
-def zoo_expected(name: str):
-    e = np.load(MODELS / f"{name}.expected.npz")
-    return e["inputs"], e["outputs"]
+ZOO = zoo.index()
+ZOO_NAMES = zoo.names()
+zoo_bytes = zoo.model_bytes
+zoo_expected = zoo.expected
 
 
 def all_tensors(model_bytes: bytes, feed: dict[str, np.ndarray]) -> dict[int, np.ndarray]:

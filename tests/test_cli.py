@@ -1,0 +1,72 @@
+"""The CLI contract, run as a user runs it: the installed `edge-maas` script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import MODELS, zoo_expected
+
+from edge_maas.config import ConfigError, load_profile
+
+FIRMWARE = Path(__file__).parent.parent / "firmware_configs"
+EXE = shutil.which("edge-maas") or str(Path(sys.executable).parent / "edge-maas")
+
+
+def run(*args):
+    res = subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_split_run_inspect_round_trip(tmp_path):
+    model = MODELS / "branchy_cnn.tflite"
+    out = run("split", model, "--shards", "3", "--out", tmp_path / "s")
+    assert "3 shards" in out
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert [s["file"] for s in manifest["shards"]] == ["shard_00.tflite", "shard_01.tflite", "shard_02.tflite"]
+    xs, expected = zoo_expected("branchy_cnn")
+    np.save(tmp_path / "x.npy", xs[0][None])
+    run("run", tmp_path / "s" / "manifest.json", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy",
+        "--no-xnnpack")
+    assert np.load(tmp_path / "y.npy")[0].tobytes() == expected[0].tobytes()
+    # the whole model through the same command, and an .npz keyed by tensor name
+    name = manifest["inputs"][0]["name"]
+    np.savez(tmp_path / "x.npz", **{name: xs[1]})
+    run("run", model, "--input", tmp_path / "x.npz", "--output", tmp_path / "y.npz", "--no-xnnpack")
+    y = np.load(tmp_path / "y.npz")
+    assert y[manifest["outputs"][0]["name"]][0].tobytes() == expected[1].tobytes()
+    text = run("inspect", tmp_path / "s" / "manifest.json")
+    assert "shard 2 shard_02.tflite" in text and "MACs" in text
+    assert "CONV_2D" in run("inspect", model)
+
+
+def test_split_at_tensors_and_every_op(tmp_path):
+    model = MODELS / "mlp_digits.tflite"
+    first = "mlp_digits_1/dense_1/MatMul;mlp_digits_1/dense_1/Relu;mlp_digits_1/dense_1/BiasAdd"
+    assert "2 shards" in run("split", model, "--at", first, "--out", tmp_path / "a")
+    assert "4 shards" in run("split", model, "--every-op", "--out", tmp_path / "b")
+    assert "2 shards" in run("split", model, "--shards", "2", "--balance", "latency", "--out", tmp_path / "c")
+
+
+def test_demo_reports_bit_exact_and_accuracy(tmp_path):
+    out = run("demo", "--out", tmp_path / "d", "--config", FIRMWARE / "rpi4.toml")
+    assert "byte for byte on 450/450" in out
+    assert "held-out digits, int8 pipeline: 0.98" in out
+
+
+def test_profiles_validate(tmp_path):
+    for p in FIRMWARE.glob("*.toml"):
+        assert load_profile(p).runtime.threads >= 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text('device_id = "x"\n[runtime]\nthreads = 0\n')
+    with pytest.raises(ConfigError, match="runtime.threads"):
+        load_profile(bad)
+    bad.write_text("device_id = ")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_profile(bad)
