@@ -143,3 +143,12 @@ def test_malformed_manifest(split_dir, edit, msg):
     with pytest.raises(ManifestError, match=msg):
         Manifest.load(p)
     assert_clean_error(cli("inspect", p), "manifest")
+
+
+def test_schema_doc_in_sync():
+    import json
+
+    from edge_maas.manifest import json_schema
+
+    doc = json.loads((MODELS.parent.parent / "docs" / "manifest.schema.json").read_text())
+    assert doc == json.loads(json.dumps(json_schema())), "regenerate docs/manifest.schema.json"
