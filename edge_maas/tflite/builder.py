@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import flatbuffers
 import numpy as np
 
 from edge_maas.tflite.schema import schema
+from edge_maas.tflite.writer import pack_model
 
 _TYPES = {
     "float32": schema.TensorType.FLOAT32,
@@ -82,18 +82,7 @@ def build_model(tensors: Sequence[T], ops: Sequence[Op], inputs: Sequence[str], 
             o.builtinOptionsType = getattr(schema.BuiltinOptions, op.options_type)
             o.builtinOptions = opts
         ots.append(o)
-    sg = schema.SubGraphT(
-        tensors=tts,
-        inputs=[index[n] for n in inputs],
-        outputs=[index[n] for n in outputs],
-        operators=ots,
-        name=b"main",
+    opcodes = [schema.OperatorCodeT(deprecatedBuiltinCode=min(c, 127), builtinCode=c, version=1) for c in codes]
+    return pack_model(
+        tts, ots, [index[n] for n in inputs], [index[n] for n in outputs], opcodes, buffers, "edge_maas builder"
     )
-    opcodes = [
-        schema.OperatorCodeT(deprecatedBuiltinCode=min(c, 127), builtinCode=c, version=1) for c in codes
-    ]
-    model = schema.ModelT(version=3, operatorCodes=opcodes, subgraphs=[sg], description=b"edge_maas builder",
-                          buffers=buffers)
-    b = flatbuffers.Builder(1024)
-    b.Finish(model.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())

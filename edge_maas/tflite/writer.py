@@ -65,24 +65,28 @@ def build_submodel(
         n.debugMetadataIndex = -1
         new_ops.append(n)
 
-    sg = schema.SubGraphT(
-        tensors=tensors,
-        inputs=[tensor_map[t] for t in inputs],
-        outputs=[tensor_map[t] for t in outputs],
-        operators=new_ops,
-        name=b"main",
-    )
     codes = [None] * len(code_map)
     for old, new in code_map.items():
         codes[new] = src.operatorCodes[old]
-    model = schema.ModelT(
-        version=src.version or 3,
-        operatorCodes=codes,
-        subgraphs=[sg],
-        description=description.encode(),
-        buffers=buffers,
+    return pack_model(
+        tensors,
+        new_ops,
+        [tensor_map[t] for t in inputs],
+        [tensor_map[t] for t in outputs],
+        codes,
+        buffers,
+        description,
     )
-    builder = flatbuffers.Builder(1024 + sum(len(b.data) for b in buffers if b.data is not None))
+
+
+def pack_model(tensors, operators, inputs, outputs, operator_codes, buffers, description: str) -> bytes:
+    """Serialize one subgraph (schema *T objects) as a complete .tflite file."""
+    sg = schema.SubGraphT(tensors=tensors, inputs=inputs, outputs=outputs, operators=operators, name=b"main")
+    model = schema.ModelT(
+        version=3, operatorCodes=operator_codes, subgraphs=[sg], description=description.encode(), buffers=buffers
+    )
+    size = 1024 + sum(len(b.data) for b in buffers if b.data is not None)
+    builder = flatbuffers.Builder(size)
     builder.Finish(model.Pack(builder), file_identifier=_FILE_IDENTIFIER)
     return bytes(builder.Output())
 
