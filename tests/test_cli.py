@@ -58,6 +58,7 @@ def test_demo_reports_bit_exact_and_accuracy(tmp_path):
     out = run("demo", "--out", tmp_path / "d", "--config", FIRMWARE / "rpi4.toml")
     assert "byte for byte on 450/450" in out
     assert "held-out digits, int8 pipeline: 0.98" in out
+    assert "built-in kernels: ok" in out
 
 
 def test_profiles_validate(tmp_path):
