@@ -14,7 +14,7 @@ def op_macs(graph: Graph, op: OpInfo) -> int:
     out = graph.tensors[op.outputs[0]] if op.outputs else None
     out_elems = out.size if out is not None else 0
     if op.op in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "CONV_3D"):
-        w = graph.tensors[op.inputs[1] if op.op != "TRANSPOSE_CONV" else op.inputs[1]]
+        w = graph.tensors[op.inputs[1]]  # weights are input 1 for all four
         kernel = int(np.prod(w.shape[1:], dtype=np.int64))
         if op.op == "DEPTHWISE_CONV_2D":
             kernel = int(np.prod(w.shape[1:3], dtype=np.int64))
