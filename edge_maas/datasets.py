@@ -19,3 +19,14 @@ def digits_split():
     d = load_digits()
     x = (d.data / 16.0).astype(np.float32)
     return train_test_split(x, d.target, test_size=0.25, random_state=DIGITS_SPLIT_SEED, stratify=d.target)
+
+
+def digits_test_int8(scale: float, zero_point: int):
+    """The held-out digits quantized by the compiled kernel (as the interpreter
+    would quantize them), shaped (n, 1, 64), and their labels."""
+    from edge_maas.kernels import quantize as qk
+
+    _, x, _, y = digits_split()
+    q = np.empty(x.size, np.int8)
+    qk.quantize(np.ascontiguousarray(x).ravel(), scale, zero_point, q)
+    return q.reshape(len(x), 1, 64), y

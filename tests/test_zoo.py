@@ -8,8 +8,7 @@ import hashlib
 import numpy as np
 from conftest import MODELS, ZOO, zoo_bytes
 
-from edge_maas.datasets import digits_split
-from edge_maas.kernels import quantize as qk
+from edge_maas.datasets import digits_test_int8
 from edge_maas.partition import plan_every_op, split_model
 from edge_maas.pipeline import Pipeline
 from edge_maas.tflite import load_graph
@@ -30,12 +29,9 @@ def test_digits_accuracy_after_split(tmp_path):
     g = load_graph(blob)
     split_model(g, plan_every_op(g), tmp_path, "mlp_digits", source_bytes=blob)
     pipe = Pipeline.from_manifest(tmp_path / "manifest.json", xnnpack=False)
-    _, x, _, y = digits_split()
     quant = g.tensors[g.inputs[0]].quant
-    q = np.empty(x.size, np.int8)
-    qk.quantize(np.ascontiguousarray(x).ravel(), quant.scale[0], quant.zero_point[0], q)
-    preds = [int(np.argmax(pipe.run({pipe.inputs[0].name: row[None]})[pipe.outputs[0].name]))
-             for row in q.reshape(len(x), 64)]
+    q, y = digits_test_int8(quant.scale[0], quant.zero_point[0])
+    preds = [int(np.argmax(pipe.run({pipe.inputs[0].name: row})[pipe.outputs[0].name])) for row in q]
     acc = float(np.mean(np.array(preds) == y))
     assert acc == ZOO["mlp_digits"]["int8_accuracy"]
     assert acc >= 0.95
