@@ -18,12 +18,20 @@ extra = ["-O3", "-fno-strict-aliasing", "-ffp-contract=off"]
 if os.environ.get("EDGE_MAAS_NATIVE_ARCH", "0") == "1":
     extra.append("-march=native")
 
+# Hand-written C (kernels/c/) is linked into the executor; each C file is one op.
+C_SOURCES = {
+    "executor": sorted(str(p.relative_to(HERE)) for p in (HERE / "kernels" / "c").glob("*.c")),
+}
+# OpenMP gives the kernels their optional intra-op threads (default 1).
+omp = [] if os.environ.get("EDGE_MAAS_OPENMP", "1") == "0" else ["-fopenmp"]
+
 extensions = [
     Extension(
         f"edge_maas.kernels.{name}",
-        [f"kernels/{name}.pyx"],
-        include_dirs=["kernels"],
-        extra_compile_args=extra,
+        [f"kernels/{name}.pyx", *C_SOURCES.get(name, [])],
+        include_dirs=["kernels", "kernels/c"],
+        extra_compile_args=extra + omp,
+        extra_link_args=omp,
     )
     for name in KERNELS
 ]
@@ -31,7 +39,7 @@ extensions = [
 setup(
     packages=find_packages(include=["edge_maas", "edge_maas.*"]) + ["edge_maas.kernels"],
     package_dir={"edge_maas.kernels": "kernels"},
-    package_data={"edge_maas.kernels": ["*.h", "*.pyx"]},
+    package_data={"edge_maas.kernels": ["*.h", "*.pyx", "c/*.h", "c/*.c"]},
     ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}, include_path=["kernels"]),
     zip_safe=False,
 )

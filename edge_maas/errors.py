@@ -23,3 +23,7 @@ class TensorMismatchError(EdgeMaasError):
 
 class BackendUnavailableError(EdgeMaasError):
     """The requested backend cannot run on this machine (missing package, ...)."""
+
+
+class UnsupportedOpError(ModelFormatError):
+    """The native executor has no kernel for an op, or for the way the op is used."""

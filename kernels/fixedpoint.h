@@ -33,6 +33,15 @@ static inline int32_t em_multiply_by_quantized_multiplier(int32_t x, int32_t mul
         em_sat_rounding_doubling_high_mul((int32_t)((uint32_t)x << left), multiplier), right);
 }
 
+/* As above but the final shift rounds ties up (toward +infinity): ruy's GEMM
+ * output stage, used by the interpreter's CONV_2D and FULLY_CONNECTED. */
+static inline int32_t em_multiply_by_quantized_multiplier_up(int32_t x, int32_t multiplier, int shift) {
+    int left = shift > 0 ? shift : 0;
+    int right = shift > 0 ? 0 : -shift;
+    int32_t hm = em_sat_rounding_doubling_high_mul((int32_t)((uint32_t)x << left), multiplier);
+    return right == 0 ? hm : (hm >> right) + ((hm >> (right - 1)) & 1);
+}
+
 static inline int8_t em_clamp_i8(int32_t v, int32_t lo, int32_t hi) {
     return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
 }

@@ -14,5 +14,7 @@ def make_backend(kind: str, model_bytes: bytes, **options) -> Backend:
     from edge_maas.errors import BackendUnavailableError
 
     if kind == "native":
-        raise BackendUnavailableError("the native backend is not built yet (issue: native int8 executor)")
+        from edge_maas.backends.native import NativeBackend
+
+        return NativeBackend(model_bytes, **{k: v for k, v in options.items() if k == "threads"})
     raise BackendUnavailableError(f"unknown backend {kind!r}; choose 'litert' or 'native'")

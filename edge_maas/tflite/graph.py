@@ -101,6 +101,20 @@ class Graph:
         except KeyError:
             raise ModelFormatError(f"no tensor named {name!r} in the model") from None
 
+    def constant(self, t: TensorInfo) -> np.ndarray:
+        """The data of a constant tensor as a read-only array of its dtype and shape."""
+        if not t.is_constant:
+            raise ModelFormatError(f"tensor {t.name!r} has no constant data")
+        raw = self.model.buffers[t.buffer].data
+        dt = np.dtype(t.dtype).newbyteorder("<")
+        if len(raw) != t.size * dt.itemsize:
+            raise ModelFormatError(
+                f"tensor {t.name!r}: buffer holds {len(raw)} bytes, shape {list(t.shape)} needs {t.size * dt.itemsize}"
+            )
+        arr = np.frombuffer(np.asarray(raw, dtype=np.uint8).tobytes(), dtype=dt).astype(t.dtype).reshape(t.shape)
+        arr.flags.writeable = False
+        return arr
+
     def constant_bytes(self, op_indices) -> int:
         """Bytes of distinct constant buffers that the given ops read."""
         bufs = {}

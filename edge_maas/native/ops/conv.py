@@ -1,0 +1,39 @@
+"""CONV_2D (int8, per-channel or per-tensor weights): im2col + requantizing GEMM."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_maas.kernels import executor as ex
+from edge_maas.native.lowering import Lowered, OpContext
+from edge_maas.native.ops.conv_common import output_stage
+from edge_maas.native.quant import same_padding
+
+
+def lower(ctx: OpContext) -> Lowered:
+    o = ctx.options("Conv2DOptions")
+    x, y = ctx.input(0), ctx.output()
+    if len(x.shape) != 4:
+        raise ctx.fail(f"input must be 4-D NHWC, got {list(x.shape)}")
+    oc, kh, kw, ic = ctx.input(1).shape
+    b, h, w, c = x.shape
+    if c != ic:
+        raise ctx.fail(f"grouped convolution (input has {c} channels, filter {ic}) is not supported")
+    st = output_stage(ctx, oc, o.fusedActivationFunction)
+    _, oh, ow, _ = y.shape
+    pt = same_padding(h, kh, o.strideH, o.dilationHFactor, o.padding, oh, ctx.where)
+    pl = same_padding(w, kw, o.strideW, o.dilationWFactor, o.padding, ow, ctx.where)
+    packed = ex.pack_weights(st.weights.reshape(oc, -1))
+    rows = b * oh * ow * ex.conv_kp(kh, kw, c)
+    inp, out = ctx.activation(x), ctx.activation(y)
+
+    def make(scratch: np.ndarray):
+        return ex.Conv2D(
+            inp, out, packed, st.bias, st.mult, st.shift,
+            batch=b, in_h=h, in_w=w, in_c=c, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw,
+            stride_h=o.strideH, stride_w=o.strideW, dil_h=o.dilationHFactor, dil_w=o.dilationWFactor,
+            pad_top=pt, pad_left=pl, in_offset=st.in_offset, out_zp=st.out_zp,
+            act_min=st.act_min, act_max=st.act_max, scratch=scratch.view(np.int16)[:rows], threads=ctx.threads,
+        )  # fmt: skip
+
+    return Lowered(make, rows * 2)

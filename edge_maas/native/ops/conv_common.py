@@ -1,0 +1,47 @@
+"""What CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED share: weights, bias and the output stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_maas.native.lowering import OpContext
+from edge_maas.native.quant import activation_range, conv_output_multipliers, pad16
+
+
+@dataclass
+class OutputStage:
+    weights: np.ndarray  # int8, as stored
+    bias: np.ndarray  # int32, padded to 16
+    mult: np.ndarray
+    shift: np.ndarray
+    in_offset: int
+    out_zp: int
+    act_min: int
+    act_max: int
+
+
+def output_stage(ctx: OpContext, channels: int, fused: int) -> OutputStage:
+    """Weights + bias + per-channel requantization for an op (input, weights[, bias]) -> output."""
+    x, w, b, y = ctx.input(0), ctx.input(1), ctx.input(2), ctx.output()
+    in_scale, in_zp = ctx.qparams(x)
+    out_scale, out_zp = ctx.qparams(y)
+    weights = ctx.constant(w, "the weights")
+    if w.dtype != "int8" or w.quant is None:
+        raise ctx.fail(f"weights are {w.dtype}{'' if w.quant else ' without quantization'}; int8 weights needed")
+    if any(z != 0 for z in w.quant.zero_point):
+        raise ctx.fail("weights have a non-zero zero point (TFLite int8 weights are symmetric)")
+    bias = np.zeros(channels, np.int32)
+    bias_scales = None
+    if b is not None:
+        if b.dtype != "int32":
+            raise ctx.fail(f"bias is {b.dtype}; int32 expected")
+        bias = ctx.constant(b, "the bias").reshape(-1)
+        if bias.size != channels:
+            raise ctx.fail(f"bias has {bias.size} values for {channels} channels")
+        if b.quant is not None:
+            bias_scales = b.quant.scale
+    mult, shift = conv_output_multipliers(ctx.where, in_scale, w.quant.scale, out_scale, channels, bias_scales)
+    lo, hi = activation_range(fused, out_scale, out_zp, ctx.where)
+    return OutputStage(weights, pad16(bias), mult, shift, -in_zp, out_zp, lo, hi)

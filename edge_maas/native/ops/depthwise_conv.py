@@ -1,0 +1,40 @@
+"""DEPTHWISE_CONV_2D (int8, any depth multiplier)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_maas.kernels import executor as ex
+from edge_maas.native.lowering import Lowered, OpContext
+from edge_maas.native.ops.conv_common import output_stage
+from edge_maas.native.quant import same_padding
+
+
+def lower(ctx: OpContext) -> Lowered:
+    o = ctx.options("DepthwiseConv2DOptions")
+    x, y = ctx.input(0), ctx.output()
+    if len(x.shape) != 4:
+        raise ctx.fail(f"input must be 4-D NHWC, got {list(x.shape)}")
+    one, kh, kw, oc = ctx.input(1).shape
+    b, h, w, c = x.shape
+    if one != 1 or oc % c:
+        raise ctx.fail(f"filter shape {list(ctx.input(1).shape)} does not fit {c} input channels")
+    st = output_stage(ctx, oc, o.fusedActivationFunction)
+    _, oh, ow, _ = y.shape
+    pt = same_padding(h, kh, o.strideH, o.dilationHFactor, o.padding, oh, ctx.where)
+    pl = same_padding(w, kw, o.strideW, o.dilationWFactor, o.padding, ow, ctx.where)
+    w16 = np.ascontiguousarray(st.weights.reshape(kh, kw, oc), dtype=np.int16)
+    threads = max(1, ctx.threads)
+    acc = threads * ((oc + 15) // 16 * 16)
+    inp, out = ctx.activation(x), ctx.activation(y)
+
+    def make(scratch: np.ndarray):
+        return ex.DepthwiseConv2D(
+            inp, out, w16, st.bias, st.mult, st.shift,
+            batch=b, in_h=h, in_w=w, in_c=c, out_h=oh, out_w=ow, out_c=oc, depth_mult=oc // c, k_h=kh, k_w=kw,
+            stride_h=o.strideH, stride_w=o.strideW, dil_h=o.dilationHFactor, dil_w=o.dilationWFactor,
+            pad_top=pt, pad_left=pl, in_offset=st.in_offset, out_zp=st.out_zp,
+            act_min=st.act_min, act_max=st.act_max, scratch=scratch.view(np.int32)[:acc], threads=threads,
+        )  # fmt: skip
+
+    return Lowered(make, acc * 4)

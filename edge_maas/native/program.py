@@ -1,0 +1,97 @@
+"""Compile a graph for the native executor: lower every op, plan the arena, bind kernels."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_maas.errors import UnsupportedOpError
+from edge_maas.kernels import executor as ex
+from edge_maas.native.arena import ALIGN, ArenaPlan, plan_arena
+from edge_maas.native.lowering import OpContext
+from edge_maas.native.ops import lowering
+from edge_maas.tflite.graph import Graph
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Compiled:
+    program: object  # executor.Program
+    arena: np.ndarray
+    plan: ArenaPlan
+    scratch_bytes: int
+    weight_bytes: int  # pre-packed weights and requantization tables
+    inputs: dict[str, np.ndarray]  # graph input name -> arena view
+    outputs: dict[str, np.ndarray]
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.plan.size + self.scratch_bytes + self.weight_bytes
+
+
+def compile_graph(graph: Graph, threads: int = 1) -> Compiled:
+    # Check every op first, so an unsupported op is reported before any work.
+    lowerings = [lowering(op.op) for op in graph.ops]
+    plan = plan_arena(*_activations(graph))
+    arena = np.zeros(plan.size + ALIGN, dtype=np.uint8)
+    base = (-arena.ctypes.data) % ALIGN  # align the arena itself
+    arrays = {}
+    for idx, off in plan.offsets.items():
+        t = graph.tensors[idx]
+        arrays[idx] = arena[base + off : base + off + t.activation_bytes].view(t.dtype).reshape(t.shape)
+    lowered = []
+    for op, lower in zip(graph.ops, lowerings, strict=True):
+        lowered.append(lower(OpContext(graph, op, arrays, threads)))
+    scratch_bytes = max((lw.scratch_bytes for lw in lowered), default=0)
+    scratch = np.zeros((scratch_bytes + ALIGN - 1) // ALIGN * ALIGN + ALIGN, dtype=np.uint8)
+    kernels = [lw.make(scratch) for lw in lowered]
+    weight_bytes = _owned_bytes(kernels, (arena, scratch))
+    program = ex.Program(kernels)
+    log.debug(
+        "compiled %d ops: arena %d B (%d B without reuse), scratch %d B, isa %s",
+        len(kernels), plan.size, plan.unshared, scratch_bytes, ex.isa(),
+    )  # fmt: skip
+    return Compiled(
+        program,
+        arena,
+        plan,
+        scratch_bytes,
+        weight_bytes,
+        {graph.tensors[i].name: arrays[i] for i in graph.inputs},
+        {graph.tensors[i].name: arrays[i] for i in graph.outputs},
+    )
+
+
+def _activations(graph: Graph) -> tuple[dict[int, int], dict[int, tuple[int, int]]]:
+    """Byte size and inclusive lifetime (first writer .. last reader) of every non-constant tensor."""
+    end = len(graph.ops)
+    life: dict[int, list[int]] = {}
+    for i in graph.inputs:
+        life[i] = [-1, -1]
+    for op in graph.ops:
+        for t in op.inputs:
+            if t >= 0 and not graph.tensors[t].is_constant:
+                if t not in life:
+                    raise UnsupportedOpError(f"op {op.index} ({op.op}) reads tensor {t}, which nothing writes")
+                life[t][1] = max(life[t][1], op.index)
+        for t in op.outputs:
+            life.setdefault(t, [op.index, op.index])
+    for t in graph.outputs:
+        if t not in life:
+            raise UnsupportedOpError(f"graph output {graph.tensors[t].name!r} is not written by any op")
+        life[t][1] = end
+    sizes = {t: graph.tensors[t].activation_bytes for t in life}
+    return sizes, {t: (a, b) for t, (a, b) in life.items()}
+
+
+def _owned_bytes(kernels, shared) -> int:
+    """Bytes of the arrays kernels own outright (packed weights, tables): not arena or scratch views."""
+    seen = {}
+    for k in kernels:
+        for a in k.arrays:
+            if not any(np.may_share_memory(a, s) for s in shared):
+                seen[a.__array_interface__["data"][0]] = a.nbytes
+    return sum(seen.values())

@@ -1,0 +1,46 @@
+/* CONV_2D: im2col into int16 rows (input + in_offset, zero where the window
+ * leaves the image: padding holds the zero point, which contributes nothing),
+ * then the requantizing GEMM.  Rows are split across OpenMP threads. */
+#include <string.h>
+#include "em_kernels.h"
+
+int em_conv_kp(int k_h, int k_w, int in_c) { return (k_h * k_w * in_c + 1) & ~1; }
+
+static void im2col_rows(const em_conv_args *a, int kp, int m0, int m1) {
+    const int hw = a->out_h * a->out_w;
+    for (int m = m0; m < m1; m++) {
+        int b = m / hw, oy = (m % hw) / a->out_w, ox = m % a->out_w;
+        int16_t *row = a->scratch + (size_t)m * kp;
+        int idx = 0;
+        for (int kh = 0; kh < a->k_h; kh++) {
+            int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
+            for (int kw = 0; kw < a->k_w; kw++) {
+                int ix = ox * a->stride_w - a->pad_left + kw * a->dil_w;
+                if (iy < 0 || iy >= a->in_h || ix < 0 || ix >= a->in_w) {
+                    memset(row + idx, 0, (size_t)a->in_c * sizeof(int16_t));
+                } else {
+                    const int8_t *px = a->in + (((size_t)b * a->in_h + iy) * a->in_w + ix) * a->in_c;
+                    for (int c = 0; c < a->in_c; c++) row[idx + c] = (int16_t)(px[c] + a->in_offset);
+                }
+                idx += a->in_c;
+            }
+        }
+        for (; idx < kp; idx++) row[idx] = 0;
+    }
+}
+
+void em_conv2d(const void *args) {
+    const em_conv_args *a = (const em_conv_args *)args;
+    const int M = a->batch * a->out_h * a->out_w;
+    const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c);
+    em_gemm_args g = {M, a->out_c, kp, a->scratch, a->w, a->bias, a->rq, a->out, a->out_c};
+    /* Chunks of 64 rows (a multiple of the GEMM's 4-row tile) balance threads
+     * without splitting tiles. */
+    const int chunks = (M + 63) / 64;
+#pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
+    for (int c = 0; c < chunks; c++) {
+        int m0 = c * 64, m1 = m0 + 64 < M ? m0 + 64 : M;
+        im2col_rows(a, kp, m0, m1);
+        em_gemm(&g, m0, m1);
+    }
+}

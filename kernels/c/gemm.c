@@ -1,0 +1,107 @@
+/* int8 GEMM with a per-channel requantizing output stage, for CONV_2D and
+ * FULLY_CONNECTED.  Operands arrive widened to int16 (input minus its zero
+ * point) so that one AVX2 madd does 16 multiply-adds; sums are exact int32,
+ * so both paths give the same bytes whatever the summation order. */
+#include <string.h>
+#include "requant.h"
+
+size_t em_packed_weights_len(int N, int K) {
+    int kp = (K + 1) & ~1;
+    int nb = (N + EM_NR - 1) / EM_NR;
+    return (size_t)nb * kp * EM_NR;
+}
+
+/* W[n][k] (row-major int8) -> [n/16][k/2][16 lanes][2] int16, zero-padded. */
+void em_pack_weights(const int8_t *w, int N, int K, int16_t *packed) {
+    int kp = (K + 1) & ~1;
+    int nblocks = (N + EM_NR - 1) / EM_NR;
+    memset(packed, 0, em_packed_weights_len(N, K) * sizeof(int16_t));
+    for (int nb = 0; nb < nblocks; nb++)
+        for (int j = 0; j < EM_NR; j++) {
+            int n = nb * EM_NR + j;
+            if (n >= N) break;
+            for (int k = 0; k < K; k++)
+                packed[((size_t)nb * (kp / 2) + k / 2) * 2 * EM_NR + j * 2 + (k & 1)] = w[(size_t)n * K + k];
+        }
+}
+
+static void gemm_portable(const em_gemm_args *g, int m0, int m1) {
+    const int k2 = g->Kp / 2;
+    int32_t acc[EM_NR];
+    for (int nb = 0; nb * EM_NR < g->N; nb++) {
+        const int16_t *wb = g->w + (size_t)nb * k2 * 2 * EM_NR;
+        int n = g->N - nb * EM_NR < EM_NR ? g->N - nb * EM_NR : EM_NR;
+        for (int m = m0; m < m1; m++) {
+            const int16_t *a = g->a + (size_t)m * g->Kp;
+            for (int j = 0; j < EM_NR; j++) acc[j] = g->bias[nb * EM_NR + j];
+            for (int k = 0; k < k2; k++) {
+                int32_t a0 = a[2 * k], a1 = a[2 * k + 1];
+                const int16_t *wk = wb + (size_t)k * 2 * EM_NR;
+                for (int j = 0; j < EM_NR; j++) acc[j] += a0 * wk[2 * j] + a1 * wk[2 * j + 1];
+            }
+            em_requant_row_portable(acc, n, &g->rq, nb * EM_NR, g->out + (size_t)m * g->ldo + nb * EM_NR);
+        }
+    }
+}
+
+#ifdef EM_HAVE_AVX2
+/* 4 rows x 16 channels per tile: 8 accumulators, 2 weight loads and 4
+ * broadcasts per pair of k. */
+static EM_AVX2 void gemm_avx2(const em_gemm_args *g, int m0, int m1) {
+    const int k2 = g->Kp / 2;
+    for (int nb = 0; nb * EM_NR < g->N; nb++) {
+        const int16_t *wb = g->w + (size_t)nb * k2 * 2 * EM_NR;
+        const int c0 = nb * EM_NR;
+        int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
+        __m256i b0 = _mm256_loadu_si256((const __m256i *)(g->bias + c0));
+        __m256i b1 = _mm256_loadu_si256((const __m256i *)(g->bias + c0 + 8));
+        int m = m0;
+        for (; m + 4 <= m1; m += 4) {
+            const int32_t *a0 = (const int32_t *)(g->a + (size_t)m * g->Kp);
+            const int32_t *a1 = (const int32_t *)(g->a + (size_t)(m + 1) * g->Kp);
+            const int32_t *a2 = (const int32_t *)(g->a + (size_t)(m + 2) * g->Kp);
+            const int32_t *a3 = (const int32_t *)(g->a + (size_t)(m + 3) * g->Kp);
+            __m256i c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
+            for (int k = 0; k < k2; k++) {
+                __m256i w0 = _mm256_loadu_si256((const __m256i *)(wb + (size_t)k * 32));
+                __m256i w1 = _mm256_loadu_si256((const __m256i *)(wb + (size_t)k * 32 + 16));
+                __m256i x;
+                x = _mm256_set1_epi32(a0[k]);
+                c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x, w0));
+                c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, w1));
+                x = _mm256_set1_epi32(a1[k]);
+                c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(x, w0));
+                c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(x, w1));
+                x = _mm256_set1_epi32(a2[k]);
+                c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(x, w0));
+                c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(x, w1));
+                x = _mm256_set1_epi32(a3[k]);
+                c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(x, w0));
+                c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(x, w1));
+            }
+            int8_t *o = g->out + (size_t)m * g->ldo + c0;
+            em_requant16_avx2(c00, c01, &g->rq, c0, n, o);
+            em_requant16_avx2(c10, c11, &g->rq, c0, n, o + g->ldo);
+            em_requant16_avx2(c20, c21, &g->rq, c0, n, o + 2 * (size_t)g->ldo);
+            em_requant16_avx2(c30, c31, &g->rq, c0, n, o + 3 * (size_t)g->ldo);
+        }
+        for (; m < m1; m++) {
+            const int32_t *a0 = (const int32_t *)(g->a + (size_t)m * g->Kp);
+            __m256i c00 = b0, c01 = b1;
+            for (int k = 0; k < k2; k++) {
+                __m256i x = _mm256_set1_epi32(a0[k]);
+                c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x, _mm256_loadu_si256((const __m256i *)(wb + (size_t)k * 32))));
+                c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, _mm256_loadu_si256((const __m256i *)(wb + (size_t)k * 32 + 16))));
+            }
+            em_requant16_avx2(c00, c01, &g->rq, c0, n, g->out + (size_t)m * g->ldo + c0);
+        }
+    }
+}
+#endif
+
+void em_gemm(const em_gemm_args *g, int m0, int m1) {
+#ifdef EM_HAVE_AVX2
+    if (em_isa_get() >= EM_ISA_AVX2) { gemm_avx2(g, m0, m1); return; }
+#endif
+    gemm_portable(g, m0, m1);
+}

@@ -1,0 +1,95 @@
+/* Row requantization, portable and AVX2.  Internal to the kernels. */
+#ifndef EDGE_MAAS_REQUANT_H
+#define EDGE_MAAS_REQUANT_H
+#include "em_kernels.h"
+#include "fixedpoint.h"
+
+/* acc[i] for channels c0..c0+n of a row; rq arrays are indexed by channel. */
+static inline void em_requant_row_portable(const int32_t *acc, int n, const em_requant *rq, int c0, int8_t *out) {
+    for (int i = 0; i < n; i++) {
+        int32_t m = rq->mult[c0 + i], s = rq->shift[c0 + i], v;
+        if (rq->rounding == EM_ROUND_UP)
+            v = em_multiply_by_quantized_multiplier_up(acc[i], m, s);
+        else
+            v = em_multiply_by_quantized_multiplier(acc[i], m, s);
+        out[i] = em_clamp_i8(v + rq->zp, rq->act_min, rq->act_max);
+    }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define EM_HAVE_AVX2 1
+#include <immintrin.h>
+#define EM_AVX2 __attribute__((target("avx2")))
+
+/* MultiplyByQuantizedMultiplier on 8 lanes, per-lane multiplier (> 0) and shift.
+ * SRDHM(x, m) = sign(x) * ((|x| * m + 2^30 - [x < 0]) >> 31): gemmlowp rounds
+ * ties away from zero for positive products and toward zero for negative ones,
+ * which the "- [x < 0]" nudge reproduces on magnitudes. */
+static inline EM_AVX2 __m256i em_mbqm_avx2(__m256i x, __m256i mult, __m256i shift, int round_up) {
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i one = _mm256_set1_epi32(1);
+    __m256i left = _mm256_max_epi32(shift, zero);
+    __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+    x = _mm256_sllv_epi32(x, left);
+    __m256i neg = _mm256_srai_epi32(x, 31);
+    __m256i ax = _mm256_abs_epi32(x);
+    const __m256i half = _mm256_set1_epi64x(1LL << 30);
+    __m256i p_even = _mm256_mul_epu32(ax, mult);
+    __m256i p_odd = _mm256_mul_epu32(_mm256_srli_epi64(ax, 32), _mm256_srli_epi64(mult, 32));
+    __m256i n_even = _mm256_shuffle_epi32(neg, 0xA0); /* lanes 0,2 -> 64-bit 0 or -1 */
+    __m256i n_odd = _mm256_shuffle_epi32(neg, 0xF5);
+    p_even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_add_epi64(p_even, half), n_even), 31);
+    p_odd = _mm256_srli_epi64(_mm256_add_epi64(_mm256_add_epi64(p_odd, half), n_odd), 31);
+    __m256i mag = _mm256_blend_epi32(p_even, _mm256_slli_epi64(p_odd, 32), 0xAA);
+    __m256i hm = _mm256_sign_epi32(mag, _mm256_or_si256(neg, one)); /* negate where x < 0 */
+    __m256i res = _mm256_srav_epi32(hm, right);
+    if (round_up) {
+        /* floor((hm + 2^(right-1)) / 2^right) = (hm >> right) + bit (right-1) of hm, without overflow */
+        __m256i bit = _mm256_srav_epi32(hm, _mm256_max_epi32(_mm256_sub_epi32(right, one), zero));
+        return _mm256_add_epi32(res, _mm256_and_si256(bit, _mm256_min_epi32(right, one)));
+    }
+    /* RoundingDivideByPOT(hm, right) */
+    __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+    __m256i rem = _mm256_and_si256(hm, mask);
+    __m256i thr = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), _mm256_srai_epi32(hm, 31));
+    return _mm256_sub_epi32(res, _mm256_cmpgt_epi32(rem, thr));
+}
+
+/* 16 accumulators (channels c0..c0+15) -> 16 int8, n <= 16 of them stored. */
+static inline EM_AVX2 void em_requant16_avx2(__m256i a0, __m256i a1, const em_requant *rq, int c0, int n, int8_t *out) {
+    __m256i r0 = em_mbqm_avx2(a0, _mm256_loadu_si256((const __m256i *)(rq->mult + c0)),
+                              _mm256_loadu_si256((const __m256i *)(rq->shift + c0)), rq->rounding);
+    __m256i r1 = em_mbqm_avx2(a1, _mm256_loadu_si256((const __m256i *)(rq->mult + c0 + 8)),
+                              _mm256_loadu_si256((const __m256i *)(rq->shift + c0 + 8)), rq->rounding);
+    /* int32 -> int16 saturating; adding zp and clamping in int16 is exact since
+     * the int8 clamp bounds lie well inside the int16 range. */
+    __m256i s = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
+    s = _mm256_adds_epi16(s, _mm256_set1_epi16((short)rq->zp));
+    s = _mm256_max_epi16(s, _mm256_set1_epi16((short)rq->act_min));
+    s = _mm256_min_epi16(s, _mm256_set1_epi16((short)rq->act_max));
+    __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    if (n == 16) {
+        _mm_storeu_si128((__m128i *)out, b);
+    } else {
+        int8_t tmp[16];
+        _mm_storeu_si128((__m128i *)tmp, b);
+        for (int i = 0; i < n; i++) out[i] = tmp[i];
+    }
+}
+
+/* A row of n accumulators; rq arrays must be readable up to a multiple of 16. */
+static inline EM_AVX2 void em_requant_row_avx2(const int32_t *acc, int n, const em_requant *rq, int c0, int8_t *out) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        em_requant16_avx2(_mm256_loadu_si256((const __m256i *)(acc + i)),
+                          _mm256_loadu_si256((const __m256i *)(acc + i + 8)), rq, c0 + i, 16, out + i);
+    if (i < n) {
+        int32_t tmp[16] = {0};
+        for (int j = 0; j < n - i; j++) tmp[j] = acc[i + j];
+        em_requant16_avx2(_mm256_loadu_si256((const __m256i *)tmp), _mm256_loadu_si256((const __m256i *)(tmp + 8)),
+                          rq, c0 + i, n - i, out + i);
+    }
+}
+#endif
+
+#endif

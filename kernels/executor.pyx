@@ -1,0 +1,273 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Kernel objects and the Program that runs them.
+
+A Kernel binds one C kernel to its argument block (pointers into the arena,
+packed weights, requantization tables).  A Program runs a list of kernels as
+one C loop without the GIL.  Arrays are checked (dtype, contiguity, size) when
+a kernel is built, never while it runs; each kernel keeps its arrays alive.
+"""
+
+import os
+
+import numpy as np
+
+from libc.stdint cimport int8_t, int16_t, int32_t
+from libc.stdlib cimport malloc, free
+
+
+cdef extern from "c/em_kernels.h":
+    ctypedef void (*em_kernel_fn)(const void *args) noexcept nogil
+    int EM_ISA_PORTABLE, EM_ISA_AVX2
+    int em_isa_best() nogil
+    int em_isa_get() nogil
+    int em_isa_set(int isa) nogil
+
+    ctypedef struct em_requant:
+        const int32_t *mult
+        const int32_t *shift
+        int32_t zp, act_min, act_max
+        int32_t rounding
+    int EM_ROUND_AWAY, EM_ROUND_UP
+
+    size_t em_packed_weights_len(int N, int K) nogil
+    void em_pack_weights(const int8_t *w, int N, int K, int16_t *packed) nogil
+    int em_conv_kp(int k_h, int k_w, int in_c) nogil
+
+    ctypedef struct em_conv_args:
+        const int8_t *inp "in"
+        int8_t *out
+        int batch, in_h, in_w, in_c, out_h, out_w, out_c
+        int k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left
+        int32_t in_offset
+        const int16_t *w
+        const int32_t *bias
+        em_requant rq
+        int16_t *scratch
+        int threads
+    void em_conv2d(const void *args) noexcept nogil
+
+    ctypedef struct em_dwconv_args:
+        const int8_t *inp "in"
+        int8_t *out
+        int batch, in_h, in_w, in_c, out_h, out_w, out_c, depth_mult
+        int k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left
+        int32_t in_offset
+        const int16_t *w
+        const int32_t *bias
+        em_requant rq
+        int32_t *scratch
+        int threads
+    void em_depthwise_conv2d(const void *args) noexcept nogil
+
+    ctypedef struct em_fc_args:
+        const int8_t *inp "in"
+        int8_t *out
+        int rows, in_features, units
+        int32_t in_offset
+        const int16_t *w
+        const int32_t *bias
+        em_requant rq
+        int16_t *scratch
+        int threads
+    void em_fully_connected(const void *args) noexcept nogil
+
+
+# Rounding of the requantizing right shift: TFLite's (ties away from zero) or ruy's (ties up).
+ROUND_AWAY = EM_ROUND_AWAY
+ROUND_UP = EM_ROUND_UP
+
+ISA_NAMES = {EM_ISA_PORTABLE: "portable", EM_ISA_AVX2: "avx2"}
+
+
+def isa():
+    """The instruction-set path in effect: 'portable' or 'avx2'."""
+    return ISA_NAMES[em_isa_get()]
+
+
+def best_isa():
+    return ISA_NAMES[em_isa_best()]
+
+
+def set_isa(name):
+    """Select 'portable', 'avx2' or 'auto'; returns the path in effect (never above what the CPU has)."""
+    codes = {v: k for k, v in ISA_NAMES.items()}
+    if name == "auto":
+        return ISA_NAMES[em_isa_set(-1)]
+    if name not in codes:
+        raise ValueError(f"unknown instruction set {name!r}; choose one of {sorted(codes)} or 'auto'")
+    return ISA_NAMES[em_isa_set(codes[name])]
+
+
+# EDGE_MAAS_ISA=portable forces the portable C path for the whole process.
+set_isa(os.environ.get("EDGE_MAAS_ISA", "auto") or "auto")
+
+
+cdef size_t _addr(object arr, object dtype, Py_ssize_t min_elems, object keep) except 0:
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(arr).__name__}")
+    if arr.dtype != dtype:
+        raise TypeError(f"expected {np.dtype(dtype).name}, got {arr.dtype}")
+    if not arr.flags.c_contiguous:
+        raise ValueError("array must be C-contiguous")
+    if arr.size < min_elems:
+        raise ValueError(f"array has {arr.size} elements; {min_elems} needed")
+    if arr.size == 0:
+        raise ValueError("empty array")
+    keep.append(arr)
+    return <size_t>arr.__array_interface__["data"][0]
+
+
+def pack_weights(w):
+    """[N, K] int8 -> the GEMM's packed int16 layout."""
+    w = np.ascontiguousarray(w, dtype=np.int8)
+    if w.ndim != 2:
+        raise ValueError(f"weights must be 2-D [N, K], got shape {w.shape}")
+    cdef int N = w.shape[0], K = w.shape[1]
+    out = np.empty(em_packed_weights_len(N, K), dtype=np.int16)
+    cdef const int8_t[:, ::1] wv = w
+    cdef int16_t[::1] ov = out
+    em_pack_weights(&wv[0, 0], N, K, &ov[0])
+    return out
+
+
+def conv_kp(int k_h, int k_w, int in_c):
+    """Row length of the im2col buffer (K padded to even)."""
+    return em_conv_kp(k_h, k_w, in_c)
+
+
+cdef class Kernel:
+    """One op bound to its arrays; run() executes it once (tests call it directly)."""
+    cdef em_kernel_fn fn
+    cdef const void *args
+    cdef list keep
+    cdef readonly str name
+
+    def __cinit__(self, *args, **kwargs):
+        self.keep = []
+        self.name = type(self).__name__
+
+    def run(self):
+        with nogil:
+            self.fn(self.args)
+
+    @property
+    def arrays(self):
+        """Every array the kernel points into (arena views, weights, tables)."""
+        return tuple(self.keep)
+
+    cdef int _requant(self, em_requant *rq, mult, shift, int n, int zp, int act_min, int act_max,
+                      int rounding) except -1:
+        if rounding not in (EM_ROUND_AWAY, EM_ROUND_UP):
+            raise ValueError(f"unknown rounding {rounding}")
+        rq.rounding = rounding
+        cdef Py_ssize_t padded = (n + 15) // 16 * 16
+        if not (-128 <= act_min <= act_max <= 127):
+            raise ValueError(f"activation range [{act_min}, {act_max}] is not inside int8")
+        if np.any(mult < 0):
+            raise ValueError("negative quantized multiplier")
+        rq.mult = <const int32_t *>_addr(mult, np.int32, padded, self.keep)
+        rq.shift = <const int32_t *>_addr(shift, np.int32, padded, self.keep)
+        rq.zp = zp
+        rq.act_min = act_min
+        rq.act_max = act_max
+        return 0
+
+
+cdef class Conv2D(Kernel):
+    cdef em_conv_args a
+
+    def __init__(self, inp, out, packed_w, bias, mult, shift, *, int batch, int in_h, int in_w, int in_c,
+                 int out_h, int out_w, int out_c, int k_h, int k_w, int stride_h, int stride_w, int dil_h,
+                 int dil_w, int pad_top, int pad_left, int in_offset, int out_zp, int act_min, int act_max,
+                 scratch, int threads=1, int rounding=EM_ROUND_UP):
+        cdef em_conv_args *a = &self.a
+        a.inp = <const int8_t *>_addr(inp, np.int8, batch * in_h * in_w * in_c, self.keep)
+        a.out = <int8_t *>_addr(out, np.int8, batch * out_h * out_w * out_c, self.keep)
+        a.w = <const int16_t *>_addr(packed_w, np.int16, em_packed_weights_len(out_c, k_h * k_w * in_c), self.keep)
+        a.bias = <const int32_t *>_addr(bias, np.int32, (out_c + 15) // 16 * 16, self.keep)
+        self._requant(&a.rq, mult, shift, out_c, out_zp, act_min, act_max, rounding)
+        a.scratch = <int16_t *>_addr(scratch, np.int16, batch * out_h * out_w * em_conv_kp(k_h, k_w, in_c), self.keep)
+        a.batch, a.in_h, a.in_w, a.in_c = batch, in_h, in_w, in_c
+        a.out_h, a.out_w, a.out_c = out_h, out_w, out_c
+        a.k_h, a.k_w, a.stride_h, a.stride_w, a.dil_h, a.dil_w = k_h, k_w, stride_h, stride_w, dil_h, dil_w
+        a.pad_top, a.pad_left, a.in_offset, a.threads = pad_top, pad_left, in_offset, max(1, threads)
+        self.fn = <em_kernel_fn>em_conv2d
+        self.args = a
+
+
+cdef class DepthwiseConv2D(Kernel):
+    cdef em_dwconv_args a
+
+    def __init__(self, inp, out, w16, bias, mult, shift, *, int batch, int in_h, int in_w, int in_c,
+                 int out_h, int out_w, int out_c, int depth_mult, int k_h, int k_w, int stride_h, int stride_w,
+                 int dil_h, int dil_w, int pad_top, int pad_left, int in_offset, int out_zp, int act_min,
+                 int act_max, scratch, int threads=1, int rounding=EM_ROUND_AWAY):
+        cdef em_dwconv_args *a = &self.a
+        if out_c != in_c * depth_mult:
+            raise ValueError(f"out_c {out_c} != in_c {in_c} * depth_mult {depth_mult}")
+        a.inp = <const int8_t *>_addr(inp, np.int8, batch * in_h * in_w * in_c, self.keep)
+        a.out = <int8_t *>_addr(out, np.int8, batch * out_h * out_w * out_c, self.keep)
+        a.w = <const int16_t *>_addr(w16, np.int16, k_h * k_w * out_c, self.keep)
+        a.bias = <const int32_t *>_addr(bias, np.int32, out_c, self.keep)
+        self._requant(&a.rq, mult, shift, out_c, out_zp, act_min, act_max, rounding)
+        a.threads = max(1, threads)
+        a.scratch = <int32_t *>_addr(scratch, np.int32, a.threads * ((out_c + 15) // 16 * 16), self.keep)
+        a.batch, a.in_h, a.in_w, a.in_c = batch, in_h, in_w, in_c
+        a.out_h, a.out_w, a.out_c, a.depth_mult = out_h, out_w, out_c, depth_mult
+        a.k_h, a.k_w, a.stride_h, a.stride_w, a.dil_h, a.dil_w = k_h, k_w, stride_h, stride_w, dil_h, dil_w
+        a.pad_top, a.pad_left, a.in_offset = pad_top, pad_left, in_offset
+        self.fn = <em_kernel_fn>em_depthwise_conv2d
+        self.args = a
+
+
+cdef class FullyConnected(Kernel):
+    cdef em_fc_args a
+
+    def __init__(self, inp, out, packed_w, bias, mult, shift, *, int rows, int in_features, int units,
+                 int in_offset, int out_zp, int act_min, int act_max, scratch, int threads=1,
+                 int rounding=EM_ROUND_UP):
+        cdef em_fc_args *a = &self.a
+        a.inp = <const int8_t *>_addr(inp, np.int8, rows * in_features, self.keep)
+        a.out = <int8_t *>_addr(out, np.int8, rows * units, self.keep)
+        a.w = <const int16_t *>_addr(packed_w, np.int16, em_packed_weights_len(units, in_features), self.keep)
+        a.bias = <const int32_t *>_addr(bias, np.int32, (units + 15) // 16 * 16, self.keep)
+        self._requant(&a.rq, mult, shift, units, out_zp, act_min, act_max, rounding)
+        a.scratch = <int16_t *>_addr(scratch, np.int16, rows * ((in_features + 1) & ~1), self.keep)
+        a.rows, a.in_features, a.units, a.in_offset = rows, in_features, units, in_offset
+        a.threads = max(1, threads)
+        self.fn = <em_kernel_fn>em_fully_connected
+        self.args = a
+
+
+cdef class Program:
+    """Kernels in execution order, run as one C loop with the GIL released."""
+    cdef em_kernel_fn *fns
+    cdef const void **argv
+    cdef int n
+    cdef readonly list kernels
+
+    def __cinit__(self, kernels):
+        self.kernels = list(kernels)
+        self.n = len(self.kernels)
+        self.fns = <em_kernel_fn *>malloc(max(1, self.n) * sizeof(em_kernel_fn))
+        self.argv = <const void **>malloc(max(1, self.n) * sizeof(void *))
+        if self.fns == NULL or self.argv == NULL:
+            raise MemoryError()
+        cdef Kernel k
+        for i, obj in enumerate(self.kernels):
+            k = <Kernel?>obj
+            self.fns[i] = k.fn
+            self.argv[i] = k.args
+
+    def __dealloc__(self):
+        free(self.fns)
+        free(self.argv)
+
+    def run(self):
+        cdef int i
+        with nogil:
+            for i in range(self.n):
+                self.fns[i](self.argv[i])
+
+    def __len__(self):
+        return self.n
