@@ -21,6 +21,7 @@ if os.environ.get("EDGE_MAAS_NATIVE_ARCH", "0") == "1":
 # Hand-written C (kernels/c/) is linked into the executor; each C file is one op.
 C_SOURCES = {
     "executor": sorted(str(p.relative_to(HERE)) for p in (HERE / "kernels" / "c").glob("*.c")),
+    "quantize": ["kernels/c/quantize.c"],
 }
 # OpenMP gives the kernels their optional intra-op threads (default 1).
 omp = [] if os.environ.get("EDGE_MAAS_OPENMP", "1") == "0" else ["-fopenmp"]
@@ -37,8 +38,8 @@ extensions = [
 ]
 
 setup(
-    packages=find_packages(include=["edge_maas", "edge_maas.*"]) + ["edge_maas.kernels"],
-    package_dir={"edge_maas.kernels": "kernels"},
+    packages=find_packages(include=["edge_maas", "edge_maas.*"]) + ["edge_maas.kernels", "edge_maas.kernels.ref"],
+    package_dir={"edge_maas.kernels": "kernels", "edge_maas.kernels.ref": "kernels/ref"},
     package_data={"edge_maas.kernels": ["*.h", "*.pyx", "c/*.h", "c/*.c"]},
     ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}, include_path=["kernels"]),
     zip_safe=False,

@@ -26,8 +26,7 @@ cdef extern from "c/em_kernels.h":
         const int32_t *mult
         const int32_t *shift
         int32_t zp, act_min, act_max
-        int32_t rounding
-    int EM_ROUND_AWAY, EM_ROUND_UP
+        int32_t round_up_below
 
     size_t em_packed_weights_len(int N, int K) nogil
     void em_pack_weights(const int8_t *w, int N, int K, int16_t *packed) nogil
@@ -71,10 +70,60 @@ cdef extern from "c/em_kernels.h":
         int threads
     void em_fully_connected(const void *args) noexcept nogil
 
+    ctypedef struct em_binary_args:
+        const int8_t *in1
+        const int8_t *in2
+        int8_t *out
+        int dims[5]
+        int s1[5]
+        int s2[5]
+        int32_t in1_offset, in2_offset, out_offset
+        int32_t in1_mult, in1_shift, in2_mult, in2_shift, out_mult, out_shift, left_shift
+        int32_t act_min, act_max
+    void em_add(const void *args) noexcept nogil
+    void em_mul(const void *args) noexcept nogil
 
-# Rounding of the requantizing right shift: TFLite's (ties away from zero) or ruy's (ties up).
-ROUND_AWAY = EM_ROUND_AWAY
-ROUND_UP = EM_ROUND_UP
+    ctypedef struct em_pool_args:
+        const int8_t *inp "in"
+        int8_t *out
+        int batch, in_h, in_w, channels, out_h, out_w
+        int k_h, k_w, stride_h, stride_w, pad_top, pad_left
+        int32_t act_min, act_max
+    void em_average_pool(const void *args) noexcept nogil
+    void em_max_pool(const void *args) noexcept nogil
+
+    ctypedef struct em_copy_args:
+        const int8_t *inp "in"
+        int8_t *out
+        int dims[5]
+        long in_strides[5]
+        long out_strides[5]
+        long in_start, out_start
+        size_t fill_bytes
+        int8_t fill
+        int elem_size
+    void em_strided_copy(const void *args) noexcept nogil
+
+    ctypedef struct em_lut_args:
+        const int8_t *inp "in"
+        int8_t *out
+        size_t n
+        const int8_t *table
+    void em_lut(const void *args) noexcept nogil
+
+    ctypedef struct em_quant_args:
+        const void *inp "in"
+        void *out
+        size_t n
+        float scale
+        int32_t zero_point
+    void em_quantize_f32(const void *args) noexcept nogil
+    void em_dequantize_s8(const void *args) noexcept nogil
+
+
+# round_up_below: channels below it round the requantizing shift's ties up (ruy, and the
+# optimized depthwise kernel's 8-lane blocks), the others away from zero (TFLite scalar code).
+ROUND_ALL_UP = 2**31 - 1
 
 ISA_NAMES = {EM_ISA_PORTABLE: "portable", EM_ISA_AVX2: "avx2"}
 
@@ -156,10 +205,8 @@ cdef class Kernel:
         return tuple(self.keep)
 
     cdef int _requant(self, em_requant *rq, mult, shift, int n, int zp, int act_min, int act_max,
-                      int rounding) except -1:
-        if rounding not in (EM_ROUND_AWAY, EM_ROUND_UP):
-            raise ValueError(f"unknown rounding {rounding}")
-        rq.rounding = rounding
+                      int round_up_below) except -1:
+        rq.round_up_below = max(0, round_up_below)
         cdef Py_ssize_t padded = (n + 15) // 16 * 16
         if not (-128 <= act_min <= act_max <= 127):
             raise ValueError(f"activation range [{act_min}, {act_max}] is not inside int8")
@@ -179,13 +226,13 @@ cdef class Conv2D(Kernel):
     def __init__(self, inp, out, packed_w, bias, mult, shift, *, int batch, int in_h, int in_w, int in_c,
                  int out_h, int out_w, int out_c, int k_h, int k_w, int stride_h, int stride_w, int dil_h,
                  int dil_w, int pad_top, int pad_left, int in_offset, int out_zp, int act_min, int act_max,
-                 scratch, int threads=1, int rounding=EM_ROUND_UP):
+                 scratch, int threads=1, int round_up_below=ROUND_ALL_UP):
         cdef em_conv_args *a = &self.a
         a.inp = <const int8_t *>_addr(inp, np.int8, batch * in_h * in_w * in_c, self.keep)
         a.out = <int8_t *>_addr(out, np.int8, batch * out_h * out_w * out_c, self.keep)
         a.w = <const int16_t *>_addr(packed_w, np.int16, em_packed_weights_len(out_c, k_h * k_w * in_c), self.keep)
         a.bias = <const int32_t *>_addr(bias, np.int32, (out_c + 15) // 16 * 16, self.keep)
-        self._requant(&a.rq, mult, shift, out_c, out_zp, act_min, act_max, rounding)
+        self._requant(&a.rq, mult, shift, out_c, out_zp, act_min, act_max, round_up_below)
         a.scratch = <int16_t *>_addr(scratch, np.int16, batch * out_h * out_w * em_conv_kp(k_h, k_w, in_c), self.keep)
         a.batch, a.in_h, a.in_w, a.in_c = batch, in_h, in_w, in_c
         a.out_h, a.out_w, a.out_c = out_h, out_w, out_c
@@ -201,7 +248,7 @@ cdef class DepthwiseConv2D(Kernel):
     def __init__(self, inp, out, w16, bias, mult, shift, *, int batch, int in_h, int in_w, int in_c,
                  int out_h, int out_w, int out_c, int depth_mult, int k_h, int k_w, int stride_h, int stride_w,
                  int dil_h, int dil_w, int pad_top, int pad_left, int in_offset, int out_zp, int act_min,
-                 int act_max, scratch, int threads=1, int rounding=EM_ROUND_AWAY):
+                 int act_max, scratch, int threads=1, int round_up_below=0):
         cdef em_dwconv_args *a = &self.a
         if out_c != in_c * depth_mult:
             raise ValueError(f"out_c {out_c} != in_c {in_c} * depth_mult {depth_mult}")
@@ -209,7 +256,7 @@ cdef class DepthwiseConv2D(Kernel):
         a.out = <int8_t *>_addr(out, np.int8, batch * out_h * out_w * out_c, self.keep)
         a.w = <const int16_t *>_addr(w16, np.int16, k_h * k_w * out_c, self.keep)
         a.bias = <const int32_t *>_addr(bias, np.int32, out_c, self.keep)
-        self._requant(&a.rq, mult, shift, out_c, out_zp, act_min, act_max, rounding)
+        self._requant(&a.rq, mult, shift, out_c, out_zp, act_min, act_max, round_up_below)
         a.threads = max(1, threads)
         a.scratch = <int32_t *>_addr(scratch, np.int32, a.threads * ((out_c + 15) // 16 * 16), self.keep)
         a.batch, a.in_h, a.in_w, a.in_c = batch, in_h, in_w, in_c
@@ -225,17 +272,144 @@ cdef class FullyConnected(Kernel):
 
     def __init__(self, inp, out, packed_w, bias, mult, shift, *, int rows, int in_features, int units,
                  int in_offset, int out_zp, int act_min, int act_max, scratch, int threads=1,
-                 int rounding=EM_ROUND_UP):
+                 int round_up_below=ROUND_ALL_UP):
         cdef em_fc_args *a = &self.a
         a.inp = <const int8_t *>_addr(inp, np.int8, rows * in_features, self.keep)
         a.out = <int8_t *>_addr(out, np.int8, rows * units, self.keep)
         a.w = <const int16_t *>_addr(packed_w, np.int16, em_packed_weights_len(units, in_features), self.keep)
         a.bias = <const int32_t *>_addr(bias, np.int32, (units + 15) // 16 * 16, self.keep)
-        self._requant(&a.rq, mult, shift, units, out_zp, act_min, act_max, rounding)
+        self._requant(&a.rq, mult, shift, units, out_zp, act_min, act_max, round_up_below)
         a.scratch = <int16_t *>_addr(scratch, np.int16, rows * ((in_features + 1) & ~1), self.keep)
         a.rows, a.in_features, a.units, a.in_offset = rows, in_features, units, in_offset
         a.threads = max(1, threads)
         self.fn = <em_kernel_fn>em_fully_connected
+        self.args = a
+
+
+cdef class Binary(Kernel):
+    """ADD or MUL with broadcasting; shapes padded to 5-D, strides in elements (0 = broadcast)."""
+    cdef em_binary_args a
+
+    def __init__(self, str kind, in1, in2, out, dims, s1, s2, *, int in1_offset, int in2_offset, int out_offset,
+                 int out_mult, int out_shift, int in1_mult=0, int in1_shift=0, int in2_mult=0, int in2_shift=0,
+                 int left_shift=0, int act_min=-128, int act_max=127):
+        cdef em_binary_args *a = &self.a
+        if len(dims) != 5 or len(s1) != 5 or len(s2) != 5:
+            raise ValueError("dims and strides must have 5 entries")
+        total = int(np.prod(dims))
+        span1 = 1 + sum((d - 1) * s for d, s in zip(dims, s1))
+        span2 = 1 + sum((d - 1) * s for d, s in zip(dims, s2))
+        a.in1 = <const int8_t *>_addr(in1, np.int8, span1, self.keep)
+        a.in2 = <const int8_t *>_addr(in2, np.int8, span2, self.keep)
+        a.out = <int8_t *>_addr(out, np.int8, total, self.keep)
+        for i in range(5):
+            if dims[i] < 1 or s1[i] < 0 or s2[i] < 0:
+                raise ValueError(f"bad dims/strides {dims} {s1} {s2}")
+            a.dims[i], a.s1[i], a.s2[i] = dims[i], s1[i], s2[i]
+        if not (-128 <= act_min <= act_max <= 127):
+            raise ValueError(f"activation range [{act_min}, {act_max}] is not inside int8")
+        a.in1_offset, a.in2_offset, a.out_offset = in1_offset, in2_offset, out_offset
+        a.in1_mult, a.in1_shift, a.in2_mult, a.in2_shift = in1_mult, in1_shift, in2_mult, in2_shift
+        a.out_mult, a.out_shift, a.left_shift = out_mult, out_shift, left_shift
+        a.act_min, a.act_max = act_min, act_max
+        if kind == "add":
+            self.fn = <em_kernel_fn>em_add
+        elif kind == "mul":
+            self.fn = <em_kernel_fn>em_mul
+        else:
+            raise ValueError(f"unknown binary op {kind!r}")
+        self.name = kind
+        self.args = a
+
+
+cdef class Pool(Kernel):
+    cdef em_pool_args a
+
+    def __init__(self, str kind, inp, out, *, int batch, int in_h, int in_w, int channels, int out_h, int out_w,
+                 int k_h, int k_w, int stride_h, int stride_w, int pad_top, int pad_left, int act_min=-128,
+                 int act_max=127):
+        cdef em_pool_args *a = &self.a
+        a.inp = <const int8_t *>_addr(inp, np.int8, batch * in_h * in_w * channels, self.keep)
+        a.out = <int8_t *>_addr(out, np.int8, batch * out_h * out_w * channels, self.keep)
+        a.batch, a.in_h, a.in_w, a.channels, a.out_h, a.out_w = batch, in_h, in_w, channels, out_h, out_w
+        a.k_h, a.k_w, a.stride_h, a.stride_w, a.pad_top, a.pad_left = k_h, k_w, stride_h, stride_w, pad_top, pad_left
+        a.act_min, a.act_max = act_min, act_max
+        if kind == "average":
+            self.fn = <em_kernel_fn>em_average_pool
+        elif kind == "max":
+            self.fn = <em_kernel_fn>em_max_pool
+        else:
+            raise ValueError(f"unknown pooling {kind!r}")
+        self.name = f"{kind}_pool"
+        self.args = a
+
+
+cdef class StridedCopy(Kernel):
+    """out[out_start + sum(i*out_strides)] = in[in_start + sum(i*in_strides)] over a 5-D box (elements)."""
+    cdef em_copy_args a
+
+    def __init__(self, inp, out, dims, in_strides, out_strides, long in_start=0, long out_start=0, *,
+                 fill=None):
+        cdef em_copy_args *a = &self.a
+        if inp.dtype != out.dtype:
+            raise TypeError(f"copy from {inp.dtype} to {out.dtype}")
+        if len(dims) != 5 or len(in_strides) != 5 or len(out_strides) != 5:
+            raise ValueError("dims and strides must have 5 entries")
+        if any(d < 1 for d in dims):
+            raise ValueError(f"empty box {dims}")
+        lo_i = in_start + sum((d - 1) * s for d, s in zip(dims, in_strides) if s < 0)
+        hi_i = in_start + sum((d - 1) * s for d, s in zip(dims, in_strides) if s > 0)
+        lo_o = out_start + sum((d - 1) * s for d, s in zip(dims, out_strides) if s < 0)
+        hi_o = out_start + sum((d - 1) * s for d, s in zip(dims, out_strides) if s > 0)
+        if lo_i < 0 or hi_i >= inp.size or lo_o < 0 or hi_o >= out.size:
+            raise ValueError("copy box reaches outside its arrays")
+        a.inp = <const int8_t *>_addr(inp, inp.dtype, 1, self.keep)
+        a.out = <int8_t *>_addr(out, out.dtype, 1, self.keep)
+        for i in range(5):
+            a.dims[i], a.in_strides[i], a.out_strides[i] = dims[i], in_strides[i], out_strides[i]
+        a.in_start, a.out_start = in_start, out_start
+        a.elem_size = inp.dtype.itemsize
+        a.fill_bytes = 0 if fill is None else out.nbytes
+        a.fill = 0 if fill is None else fill
+        self.fn = <em_kernel_fn>em_strided_copy
+        self.args = a
+
+
+cdef class Lut(Kernel):
+    """out[i] = table[(uint8) in[i]]: any int8 -> int8 function."""
+    cdef em_lut_args a
+
+    def __init__(self, inp, out, table):
+        cdef em_lut_args *a = &self.a
+        if inp.size != out.size:
+            raise ValueError(f"input has {inp.size} elements, output {out.size}")
+        a.inp = <const int8_t *>_addr(inp, np.int8, 1, self.keep)
+        a.out = <int8_t *>_addr(out, np.int8, inp.size, self.keep)
+        a.table = <const int8_t *>_addr(table, np.int8, 256, self.keep)
+        a.n = inp.size
+        self.fn = <em_kernel_fn>em_lut
+        self.args = a
+
+
+cdef class Quantize(Kernel):
+    """float32 -> int8 (QUANTIZE) or int8 -> float32 (DEQUANTIZE), the interpreter's rounding."""
+    cdef em_quant_args a
+
+    def __init__(self, inp, out, float scale, int zero_point):
+        cdef em_quant_args *a = &self.a
+        if inp.size != out.size:
+            raise ValueError(f"input has {inp.size} elements, output {out.size}")
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        if inp.dtype == np.float32:
+            a.inp = <const void *>_addr(inp, np.float32, 1, self.keep)
+            a.out = <void *>_addr(out, np.int8, inp.size, self.keep)
+            self.fn = <em_kernel_fn>em_quantize_f32
+        else:
+            a.inp = <const void *>_addr(inp, np.int8, 1, self.keep)
+            a.out = <void *>_addr(out, np.float32, inp.size, self.keep)
+            self.fn = <em_kernel_fn>em_dequantize_s8
+        a.n, a.scale, a.zero_point = inp.size, scale, zero_point
         self.args = a
 
 

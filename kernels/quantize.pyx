@@ -5,8 +5,6 @@ Reference: kernels/quantize_ref.py.  The fixed-point helpers live in
 fixedpoint.h so that every later kernel requantizes through the same code.
 """
 
-from libc.math cimport nearbyint
-from libc.math cimport round as c_round
 from libc.stdint cimport int8_t, int32_t
 
 
@@ -15,47 +13,43 @@ cdef extern from "fixedpoint.h":
     int8_t em_clamp_i8(int32_t v, int32_t lo, int32_t hi) nogil
 
 
-def quantize(const float[::1] x, float scale, int zero_point, int8_t[::1] out):
-    """out = clamp(round(x / scale) + zero_point), rounded as the interpreter's optimized kernel.
+cdef extern from "c/em_kernels.h":
+    ctypedef struct em_quant_args:
+        const void *inp "in"
+        void *out
+        size_t n
+        float scale
+        int32_t zero_point
+    void em_quantize_f32(const void *args) nogil
+    void em_dequantize_s8(const void *args) nogil
 
-    That kernel works in blocks of 8 lanes computing x * float32(1/scale) with
-    ties to even, and finishes the last n % 8 elements with the scalar
-    round(double(x) / double(scale)), ties away from zero.  We follow the same split."""
+
+def quantize(const float[::1] x, float scale, int zero_point, int8_t[::1] out):
+    """out = clamp(round(x / scale) + zero_point), rounded as the interpreter's optimized kernel
+    (see c/quantize.c: blocks of 8 lanes round x * (1/scale) ties-to-even, the n % 8 tail
+    rounds double(x) / double(scale) ties away)."""
     if out.shape[0] != x.shape[0]:
         raise ValueError(f"out has {out.shape[0]} elements, x has {x.shape[0]}")
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale}")
-    cdef Py_ssize_t i, n = x.shape[0], blocked = n - n % 8
-    cdef double v
-    cdef float inv = 1.0 / scale
-    cdef double dscale = scale
+    if x.shape[0] == 0:
+        return
+    cdef em_quant_args a
+    a.inp, a.out, a.n, a.scale, a.zero_point = &x[0], &out[0], x.shape[0], scale, zero_point
     with nogil:
-        for i in range(n):
-            if i < blocked:
-                v = nearbyint(<double>(x[i] * inv)) + zero_point
-            else:
-                v = c_round(<double>x[i] / dscale) + zero_point
-            out[i] = <int8_t>(-128 if v < -128 else (127 if v > 127 else v))
+        em_quantize_f32(&a)
 
 
 def dequantize(const int8_t[::1] q, float scale, int zero_point, float[::1] out):
-    """out = real value of q, rounded exactly as the interpreter's optimized kernel does.
-
-    That kernel works in blocks of 8 lanes computing q * scale - zero_point * scale
-    in float32, and finishes the last n % 8 elements with the scalar
-    double(scale) * (q - zero_point).  The two differ in the last bit on most
-    inputs, so we follow the same split.  setup.py builds with -ffp-contract=off
-    so no FMA changes the rounding."""
+    """out = real value of q, rounded exactly as the interpreter's optimized kernel (see c/quantize.c)."""
     if out.shape[0] != q.shape[0]:
         raise ValueError(f"out has {out.shape[0]} elements, q has {q.shape[0]}")
-    cdef Py_ssize_t i, n = q.shape[0], blocked = n - n % 8
-    cdef float zs = <float>zero_point * scale
-    cdef double dscale = scale
+    if q.shape[0] == 0:
+        return
+    cdef em_quant_args a
+    a.inp, a.out, a.n, a.scale, a.zero_point = &q[0], &out[0], q.shape[0], scale, zero_point
     with nogil:
-        for i in range(blocked):
-            out[i] = <float>q[i] * scale - zs
-        for i in range(blocked, n):
-            out[i] = <float>(dscale * (q[i] - zero_point))
+        em_dequantize_s8(&a)
 
 
 def requantize(const int32_t[::1] acc, int32_t multiplier, int shift, int zero_point,

@@ -75,3 +75,23 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: int, shift: int)
 def requantize(acc, multiplier: int, shift: int, zero_point: int, act_min: int = -128, act_max: int = 127):
     v = multiply_by_quantized_multiplier(np.asarray(acc, dtype=np.int32), multiplier, shift) + zero_point
     return np.clip(v, act_min, act_max).astype(np.int8)
+
+
+def multiply_by_quantized_multiplier_up(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
+    """ruy's output stage: SRDHM as above, then a right shift rounding ties up (toward +inf)."""
+    left, right = max(shift, 0), max(-shift, 0)
+    shifted = (x.astype(np.int64) << left).astype(np.int64)
+    shifted = ((shifted + 2**31) % 2**32) - 2**31
+    hm = sat_rounding_doubling_high_mul(shifted, multiplier)
+    return (hm + ((1 << right) >> 1)) >> right
+
+
+def requantize_channels(acc, mult, shift, zero_point, act_min=-128, act_max=127, round_up_below=0):
+    """requantize along the last axis with per-channel (mult, shift); channels below
+    round_up_below round ties up (ruy), the others away from zero (TFLite)."""
+    acc = np.asarray(acc, dtype=np.int64)
+    out = np.empty(acc.shape, np.int64)
+    for c in range(acc.shape[-1]):
+        fn = multiply_by_quantized_multiplier_up if c < round_up_below else multiply_by_quantized_multiplier
+        out[..., c] = fn(acc[..., c], int(mult[c]), int(shift[c]))
+    return np.clip(out + zero_point, act_min, act_max).astype(np.int8)

@@ -47,7 +47,10 @@ def compile_graph(graph: Graph, threads: int = 1) -> Compiled:
         lowered.append(lower(OpContext(graph, op, arrays, threads)))
     scratch_bytes = max((lw.scratch_bytes for lw in lowered), default=0)
     scratch = np.zeros((scratch_bytes + ALIGN - 1) // ALIGN * ALIGN + ALIGN, dtype=np.uint8)
-    kernels = [lw.make(scratch) for lw in lowered]
+    kernels = []
+    for lw in lowered:  # a lowering may give one kernel or several (CONCATENATION: one per input)
+        k = lw.make(scratch)
+        kernels.extend(k if isinstance(k, list) else [k])
     weight_bytes = _owned_bytes(kernels, (arena, scratch))
     program = ex.Program(kernels)
     log.debug(

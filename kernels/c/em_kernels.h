@@ -19,15 +19,17 @@ int em_isa_get(void);
 int em_isa_set(int isa);      /* clamps to em_isa_best(); returns what is in effect */
 
 /* ---- requantization of an int32 row (requant.h) ----
- * out[i] = clamp(MultiplyByQuantizedMultiplier(acc[i], mult[i], shift[i]) + zp).
+ * out[c] = clamp(MultiplyByQuantizedMultiplier(acc[c], mult[c], shift[c]) + zp).
  * The final rounding right shift differs between the interpreter's kernels:
- * TFLite's own (depthwise, ...) round ties away from zero; ruy's GEMM output
- * stage (conv, fully connected) rounds ties up, toward +infinity. */
-enum { EM_ROUND_AWAY = 0, EM_ROUND_UP = 1 };
+ * TFLite's scalar code rounds ties away from zero; ruy's GEMM output stage
+ * (conv, fully connected) and the 8-lane blocks of the optimized depthwise
+ * kernel round ties up, toward +infinity, while that kernel's n % 8 channel
+ * tail is scalar again.  So: channels c < round_up_below round ties up, the
+ * rest away from zero. */
 typedef struct {
     const int32_t *mult, *shift; /* per channel, padded to a multiple of 16 */
     int32_t zp, act_min, act_max;
-    int32_t rounding;            /* EM_ROUND_AWAY or EM_ROUND_UP */
+    int32_t round_up_below;
 } em_requant;
 
 /* ---- GEMM core shared by conv and fully connected (gemm.c) ----
@@ -83,5 +85,62 @@ typedef struct {
     int threads;
 } em_fc_args;
 void em_fully_connected(const void *args);
+
+/* ---- element-wise binary ops with broadcasting (add.c, mul.c) ----
+ * Shapes are padded to 5-D; in1/in2 strides are in elements, 0 on broadcast
+ * axes; the output is contiguous. */
+typedef struct {
+    const int8_t *in1, *in2; int8_t *out;
+    int dims[5];
+    int s1[5], s2[5];
+    int32_t in1_offset, in2_offset, out_offset;
+    int32_t in1_mult, in1_shift, in2_mult, in2_shift, out_mult, out_shift, left_shift;
+    int32_t act_min, act_max;
+} em_binary_args;
+void em_add(const void *args);
+void em_mul(const void *args);
+
+/* ---- AVERAGE_POOL_2D, MAX_POOL_2D (pooling.c) ---- */
+typedef struct {
+    const int8_t *in; int8_t *out;
+    int batch, in_h, in_w, channels, out_h, out_w;
+    int k_h, k_w, stride_h, stride_w, pad_top, pad_left;
+    int32_t act_min, act_max;
+} em_pool_args;
+void em_average_pool(const void *args);
+void em_max_pool(const void *args);
+
+/* ---- data movement (copy.c): RESHAPE, PAD, STRIDED_SLICE, CONCATENATION ----
+ * A strided copy of a 5-D box: out (contiguous dims) <- in at in_start with
+ * in_strides (elements, may be negative).  PAD fills then copies the inner box. */
+typedef struct {
+    const int8_t *in; int8_t *out;
+    int dims[5];
+    long in_strides[5];
+    long out_strides[5];
+    long in_start, out_start;
+    size_t fill_bytes;          /* PAD: bytes of out set to fill first (0: none) */
+    int8_t fill;
+    int elem_size;              /* bytes per element (1 for int8, 4 for float) */
+} em_copy_args;
+void em_strided_copy(const void *args);
+
+/* ---- 256-entry lookup tables (lut.c): LOGISTIC and others whose int8 kernel is a LUT ---- */
+typedef struct {
+    const int8_t *in; int8_t *out;
+    size_t n;
+    const int8_t *table;        /* indexed by (uint8_t)input */
+} em_lut_args;
+void em_lut(const void *args);
+
+/* ---- QUANTIZE float -> int8, DEQUANTIZE int8 -> float (quantize.c) ---- */
+typedef struct {
+    const void *in; void *out;
+    size_t n;
+    float scale;
+    int32_t zero_point;
+} em_quant_args;
+void em_quantize_f32(const void *args);
+void em_dequantize_s8(const void *args);
 
 #endif

@@ -8,7 +8,7 @@
 static inline void em_requant_row_portable(const int32_t *acc, int n, const em_requant *rq, int c0, int8_t *out) {
     for (int i = 0; i < n; i++) {
         int32_t m = rq->mult[c0 + i], s = rq->shift[c0 + i], v;
-        if (rq->rounding == EM_ROUND_UP)
+        if (c0 + i < rq->round_up_below)
             v = em_multiply_by_quantized_multiplier_up(acc[i], m, s);
         else
             v = em_multiply_by_quantized_multiplier(acc[i], m, s);
@@ -25,7 +25,7 @@ static inline void em_requant_row_portable(const int32_t *acc, int n, const em_r
  * SRDHM(x, m) = sign(x) * ((|x| * m + 2^30 - [x < 0]) >> 31): gemmlowp rounds
  * ties away from zero for positive products and toward zero for negative ones,
  * which the "- [x < 0]" nudge reproduces on magnitudes. */
-static inline EM_AVX2 __m256i em_mbqm_avx2(__m256i x, __m256i mult, __m256i shift, int round_up) {
+static inline EM_AVX2 __m256i em_mbqm_avx2(__m256i x, __m256i mult, __m256i shift, int c0, int round_up_below) {
     const __m256i zero = _mm256_setzero_si256();
     const __m256i one = _mm256_set1_epi32(1);
     __m256i left = _mm256_max_epi32(shift, zero);
@@ -43,24 +43,31 @@ static inline EM_AVX2 __m256i em_mbqm_avx2(__m256i x, __m256i mult, __m256i shif
     __m256i mag = _mm256_blend_epi32(p_even, _mm256_slli_epi64(p_odd, 32), 0xAA);
     __m256i hm = _mm256_sign_epi32(mag, _mm256_or_si256(neg, one)); /* negate where x < 0 */
     __m256i res = _mm256_srav_epi32(hm, right);
-    if (round_up) {
+    __m256i up = zero, away = zero;
+    if (c0 < round_up_below) {
         /* floor((hm + 2^(right-1)) / 2^right) = (hm >> right) + bit (right-1) of hm, without overflow */
         __m256i bit = _mm256_srav_epi32(hm, _mm256_max_epi32(_mm256_sub_epi32(right, one), zero));
-        return _mm256_add_epi32(res, _mm256_and_si256(bit, _mm256_min_epi32(right, one)));
+        up = _mm256_add_epi32(res, _mm256_and_si256(bit, _mm256_min_epi32(right, one)));
+        if (c0 + 8 <= round_up_below) return up;
     }
-    /* RoundingDivideByPOT(hm, right) */
+    /* RoundingDivideByPOT(hm, right): ties away from zero */
     __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
     __m256i rem = _mm256_and_si256(hm, mask);
     __m256i thr = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), _mm256_srai_epi32(hm, 31));
-    return _mm256_sub_epi32(res, _mm256_cmpgt_epi32(rem, thr));
+    away = _mm256_sub_epi32(res, _mm256_cmpgt_epi32(rem, thr));
+    if (c0 >= round_up_below) return away;
+    __m256i lane = _mm256_add_epi32(_mm256_set1_epi32(c0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i is_up = _mm256_cmpgt_epi32(_mm256_set1_epi32(round_up_below), lane);
+    return _mm256_blendv_epi8(away, up, is_up);
 }
 
 /* 16 accumulators (channels c0..c0+15) -> 16 int8, n <= 16 of them stored. */
 static inline EM_AVX2 void em_requant16_avx2(__m256i a0, __m256i a1, const em_requant *rq, int c0, int n, int8_t *out) {
     __m256i r0 = em_mbqm_avx2(a0, _mm256_loadu_si256((const __m256i *)(rq->mult + c0)),
-                              _mm256_loadu_si256((const __m256i *)(rq->shift + c0)), rq->rounding);
+                              _mm256_loadu_si256((const __m256i *)(rq->shift + c0)), c0, rq->round_up_below);
     __m256i r1 = em_mbqm_avx2(a1, _mm256_loadu_si256((const __m256i *)(rq->mult + c0 + 8)),
-                              _mm256_loadu_si256((const __m256i *)(rq->shift + c0 + 8)), rq->rounding);
+                              _mm256_loadu_si256((const __m256i *)(rq->shift + c0 + 8)), c0 + 8,
+                              rq->round_up_below);
     /* int32 -> int16 saturating; adding zp and clamping in int16 is exact since
      * the int8 clamp bounds lie well inside the int16 range. */
     __m256i s = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);

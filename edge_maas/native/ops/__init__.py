@@ -6,11 +6,24 @@ import importlib
 
 from edge_maas.errors import UnsupportedOpError
 
-# op name -> module in this package
+# op name -> "module" (its lower()) or "module:function" in this package
 _MODULES = {
+    "ADD": "add",
+    "AVERAGE_POOL_2D": "pooling:lower_average",
+    "CONCATENATION": "movement:lower_concatenation",
     "CONV_2D": "conv",
     "DEPTHWISE_CONV_2D": "depthwise_conv",
+    "DEQUANTIZE": "quantize:lower_dequantize",
+    "EXPAND_DIMS": "movement:lower_reshape",
     "FULLY_CONNECTED": "fully_connected",
+    "MAX_POOL_2D": "pooling:lower_max",
+    "MUL": "mul",
+    "PAD": "movement:lower_pad",
+    "PADV2": "movement:lower_pad",
+    "QUANTIZE": "quantize:lower_quantize",
+    "RESHAPE": "movement:lower_reshape",
+    "SQUEEZE": "movement:lower_reshape",
+    "STRIDED_SLICE": "movement:lower_strided_slice",
 }
 
 
@@ -26,4 +39,5 @@ def lowering(op: str):
             f"the native executor has no kernel for {op}; supported ops: {', '.join(supported())}. "
             "Run this model (or this shard) on the 'litert' backend"
         )
-    return importlib.import_module(f"edge_maas.native.ops.{mod}").lower
+    module, _, fn = mod.partition(":")
+    return getattr(importlib.import_module(f"edge_maas.native.ops.{module}"), fn or "lower")

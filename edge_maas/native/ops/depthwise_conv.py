@@ -1,4 +1,8 @@
-"""DEPTHWISE_CONV_2D (int8, any depth multiplier)."""
+"""DEPTHWISE_CONV_2D (int8, any depth multiplier).
+
+The interpreter's optimized kernel requantizes output channels in blocks of 8
+with ties rounded up and the last oc % 8 channels with scalar code (ties away
+from zero); round_up_below reproduces that split."""
 
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ def lower(ctx: OpContext) -> Lowered:
             stride_h=o.strideH, stride_w=o.strideW, dil_h=o.dilationHFactor, dil_w=o.dilationWFactor,
             pad_top=pt, pad_left=pl, in_offset=st.in_offset, out_zp=st.out_zp,
             act_min=st.act_min, act_max=st.act_max, scratch=scratch.view(np.int32)[:acc], threads=threads,
+            round_up_below=oc - oc % 8,
         )  # fmt: skip
 
     return Lowered(make, acc * 4)

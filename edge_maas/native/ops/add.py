@@ -1,0 +1,29 @@
+"""ADD (int8), as TFLite: both inputs rescaled to 2^20 x twice the larger input scale, summed, requantized."""
+
+from __future__ import annotations
+
+from edge_maas.kernels import executor as ex
+from edge_maas.kernels.quantize_ref import quantize_multiplier
+from edge_maas.native.lowering import Lowered, OpContext
+from edge_maas.native.ops.binary import binary_layout, fused_range
+
+LEFT_SHIFT = 20
+
+
+def lower(ctx: OpContext) -> Lowered:
+    (s1, z1), (s2, z2), (so, zo) = (ctx.qparams(t) for t in (ctx.input(0), ctx.input(1), ctx.output()))
+    twice_max = 2 * max(s1, s2)
+    m1, sh1 = quantize_multiplier(s1 / twice_max)
+    m2, sh2 = quantize_multiplier(s2 / twice_max)
+    mo, sho = quantize_multiplier(twice_max / ((1 << LEFT_SHIFT) * so))
+    lo, hi = fused_range(ctx, "AddOptions")
+    in1, in2, out, dims, st1, st2 = binary_layout(ctx)
+
+    def make(_scratch):
+        return ex.Binary(
+            "add", in1, in2, out, dims, st1, st2, in1_offset=-z1, in2_offset=-z2, out_offset=zo,
+            in1_mult=m1, in1_shift=sh1, in2_mult=m2, in2_shift=sh2, out_mult=mo, out_shift=sho,
+            left_shift=LEFT_SHIFT, act_min=lo, act_max=hi,
+        )  # fmt: skip
+
+    return Lowered(make)

@@ -1,0 +1,24 @@
+"""QUANTIZE (float32 -> int8) and DEQUANTIZE (int8 -> float32), rounded as the interpreter."""
+
+from __future__ import annotations
+
+from edge_maas.kernels import executor as ex
+from edge_maas.native.lowering import Lowered, OpContext
+
+
+def lower_quantize(ctx: OpContext) -> Lowered:
+    x, y = ctx.input(0), ctx.output()
+    if x.dtype != "float32":
+        raise ctx.fail(f"QUANTIZE from {x.dtype} is not supported (only float32 -> int8)")
+    scale, zp = ctx.qparams(y)
+    src, dst = ctx.array(x).reshape(-1), ctx.activation(y).reshape(-1)
+    return Lowered(lambda _s: ex.Quantize(src, dst, scale, zp))
+
+
+def lower_dequantize(ctx: OpContext) -> Lowered:
+    x, y = ctx.input(0), ctx.output()
+    if y.dtype != "float32":
+        raise ctx.fail(f"DEQUANTIZE to {y.dtype} is not supported")
+    scale, zp = ctx.qparams(x)
+    src, dst = ctx.array(x).reshape(-1), ctx.activation(y).reshape(-1)
+    return Lowered(lambda _s: ex.Quantize(src, dst, scale, zp))

@@ -1,0 +1,58 @@
+"""Helpers for the per-op tests: build one-op int8 models, run them on the
+interpreter's built-in kernels and on the native executor (every instruction
+set this machine has), and demand identical bytes."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from edge_maas.backends.litert import LiteRTBackend
+from edge_maas.backends.native import NativeBackend
+from edge_maas.kernels import executor as ex
+from edge_maas.tflite.builder import Op, T, build_model
+
+ISAS = ["portable"] + (["avx2"] if ex.best_isa() == "avx2" else [])
+
+__all__ = ["ISAS", "Op", "T", "build_model", "isa", "native_matches_interpreter", "qscale"]
+
+
+@contextlib.contextmanager
+def isa(name: str):
+    before = ex.isa()
+    ex.set_isa(name)
+    try:
+        yield
+    finally:
+        ex.set_isa(before)
+
+
+def qscale(v: float) -> float:
+    """A scale as the flatbuffer will hold it (float32)."""
+    return float(np.float32(v))
+
+
+def native_matches_interpreter(model: bytes, feeds: list[dict[str, np.ndarray]], threads: int = 1) -> list[dict]:
+    """Assert native == interpreter (no delegates) on every feed and ISA; return the native outputs."""
+    interp = LiteRTBackend(model, xnnpack=False)
+    native = NativeBackend(model, threads=threads)
+    outs = []
+    for feed in feeds:
+        want = interp.run(feed)
+        for name in ISAS:
+            with isa(name):
+                got = native.run(feed)
+            for k in want:
+                if not np.array_equal(got[k], want[k]):
+                    diff = np.abs(got[k].astype(np.int64) - want[k].astype(np.int64))
+                    raise AssertionError(
+                        f"{name}: output {k!r} differs from the interpreter at {int((diff > 0).sum())} of "
+                        f"{diff.size} positions (max |diff| {int(diff.max())})"
+                    )
+        outs.append(got)
+    return outs
+
+
+def int8_input(rng: np.random.Generator, shape) -> np.ndarray:
+    return rng.integers(-128, 128, size=shape, dtype=np.int8)

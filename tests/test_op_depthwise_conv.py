@@ -1,0 +1,53 @@
+"""DEPTHWISE_CONV_2D: native == interpreter == numpy reference (depth multipliers, dilations,
+strides, paddings, per-channel scales; channel counts around the 8-lane split)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from edge_maas.kernels.ref.depthwise_conv import depthwise_conv2d
+from edge_maas.native.quant import activation_range, conv_output_multipliers, same_padding
+from oneop import Op, T, build_model, int8_input, native_matches_interpreter, qscale
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    h=st.integers(1, 12), w=st.integers(1, 12), c=st.integers(1, 40), dm=st.sampled_from([1, 1, 2, 3]),
+    k=st.integers(1, 4), stride=st.integers(1, 2), dil=st.integers(1, 2), same=st.booleans(),
+    act=st.sampled_from([0, 1, 3]), in_zp=st.integers(-128, 127), out_zp=st.integers(-128, 127),
+    seed=st.integers(0, 2**31),
+)  # fmt: skip
+def test_depthwise_conv2d(h, w, c, dm, k, stride, dil, same, act, in_zp, out_zp, seed):
+    rng = np.random.default_rng(seed)
+    o, eff = c * dm, (k - 1) * dil + 1
+    oh = (h + stride - 1) // stride if same else (h - eff + stride) // stride
+    ow = (w + stride - 1) // stride if same else (w - eff + stride) // stride
+    assume(oh >= 1 and ow >= 1)
+    in_s, out_s = qscale(rng.uniform(0.01, 0.1)), qscale(rng.uniform(0.02, 0.5))
+    w_s = [qscale(v) for v in rng.uniform(0.001, 0.05, o)]
+    weights = rng.integers(-127, 128, (1, k, k, o), dtype=np.int8)
+    bias = rng.integers(-20000, 20000, o).astype(np.int32)
+    model = build_model(
+        [
+            T("x", (1, h, w, c), "int8", [in_s], [in_zp]),
+            T("w", (1, k, k, o), "int8", w_s, [0] * o, 3, weights),
+            T("b", (o,), "int32", [in_s * s for s in w_s], [0] * o, 0, bias),
+            T("y", (1, oh, ow, o), "int8", [out_s], [out_zp]),
+        ],
+        [Op("DEPTHWISE_CONV_2D", ["x", "w", "b"], ["y"], "DepthwiseConv2DOptions", dict(
+            padding=0 if same else 1, strideH=stride, strideW=stride, depthMultiplier=dm,
+            dilationHFactor=dil, dilationWFactor=dil, fusedActivationFunction=act))],
+        ["x"], ["y"],
+    )  # fmt: skip
+    x = int8_input(rng, (1, h, w, c))
+    got = native_matches_interpreter(model, [{"x": x}])[0]["y"]
+    mult, shift = conv_output_multipliers("test", in_s, w_s, out_s, o)
+    lo, hi = activation_range(act, out_s, out_zp, "test")
+    mode = 0 if same else 1
+    pad = (same_padding(h, k, stride, dil, mode, oh, ""), same_padding(w, k, stride, dil, mode, ow, ""))
+    want = depthwise_conv2d(x, weights, bias, mult, shift, depth_mult=dm, stride=(stride, stride),
+                            dilation=(dil, dil), pad=pad, out_hw=(oh, ow), in_zp=in_zp, out_zp=out_zp,
+                            act_min=lo, act_max=hi, round_up_below=o - o % 8)  # fmt: skip
+    np.testing.assert_array_equal(got, want)
