@@ -445,3 +445,31 @@ cdef class Program:
 
     def __len__(self):
         return self.n
+
+    def profile(self, int repeats=10):
+        """Seconds per kernel (median of `repeats` runs of the whole program, kernel by kernel)."""
+        cdef int i, r
+        cdef double t0
+        times = np.empty((repeats, self.n))
+        cdef double[:, ::1] tv = times
+        for r in range(repeats):
+            for i in range(self.n):
+                t0 = _now()
+                with nogil:
+                    self.fns[i](self.argv[i])
+                tv[r, i] = _now() - t0
+        return np.median(times, axis=0)
+
+
+cdef extern from "<time.h>" nogil:
+    cdef struct timespec:
+        long tv_sec
+        long tv_nsec
+    int clock_gettime(int clk, timespec *ts)
+    int CLOCK_MONOTONIC
+
+
+cdef inline double _now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9

@@ -8,6 +8,12 @@ int em_conv_kp(int k_h, int k_w, int in_c) { return (k_h * k_w * in_c + 1) & ~1;
 
 static void im2col_rows(const em_conv_args *a, int kp, int m0, int m1) {
     const int hw = a->out_h * a->out_w;
+    if (a->k_h == 1 && a->k_w == 1 && a->stride_h == 1 && a->stride_w == 1 && a->pad_top == 0 &&
+        a->pad_left == 0 && kp == a->in_c) {
+        /* pointwise conv: the rows are the input pixels themselves */
+        em_widen(a->in + (size_t)m0 * kp, a->scratch + (size_t)m0 * kp, (size_t)(m1 - m0) * kp, a->in_offset);
+        return;
+    }
     for (int m = m0; m < m1; m++) {
         int b = m / hw, oy = (m % hw) / a->out_w, ox = m % a->out_w;
         int16_t *row = a->scratch + (size_t)m * kp;
@@ -20,7 +26,10 @@ static void im2col_rows(const em_conv_args *a, int kp, int m0, int m1) {
                     memset(row + idx, 0, (size_t)a->in_c * sizeof(int16_t));
                 } else {
                     const int8_t *px = a->in + (((size_t)b * a->in_h + iy) * a->in_w + ix) * a->in_c;
-                    for (int c = 0; c < a->in_c; c++) row[idx + c] = (int16_t)(px[c] + a->in_offset);
+                    if (a->in_c >= 16)
+                        em_widen(px, row + idx, (size_t)a->in_c, a->in_offset);
+                    else  /* a call per tap costs more than it saves on few channels */
+                        for (int c = 0; c < a->in_c; c++) row[idx + c] = (int16_t)(px[c] + a->in_offset);
                 }
                 idx += a->in_c;
             }

@@ -46,6 +46,8 @@ typedef struct {
     int ldo;               /* output row stride in elements */
 } em_gemm_args;
 void em_gemm(const em_gemm_args *g, int m0, int m1);
+/* y[i] = x[i] + off as int16: the GEMM's operand widening (im2col, FC rows). */
+void em_widen(const int8_t *x, int16_t *y, size_t n, int32_t off);
 size_t em_packed_weights_len(int N, int K);
 void em_pack_weights(const int8_t *w, int N, int K, int16_t *packed);
 

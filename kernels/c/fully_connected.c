@@ -8,7 +8,7 @@ void em_fully_connected(const void *args) {
     for (int r = 0; r < a->rows; r++) {
         const int8_t *x = a->in + (size_t)r * a->in_features;
         int16_t *row = a->scratch + (size_t)r * kp;
-        for (int k = 0; k < a->in_features; k++) row[k] = (int16_t)(x[k] + a->in_offset);
+        em_widen(x, row, (size_t)a->in_features, a->in_offset);
         if (kp > a->in_features) row[kp - 1] = 0;
     }
     em_gemm_args g = {a->rows, a->units, kp, a->scratch, a->w, a->bias, a->rq, a->out, a->units};

@@ -99,6 +99,24 @@ static EM_AVX2 void gemm_avx2(const em_gemm_args *g, int m0, int m1) {
 }
 #endif
 
+#ifdef EM_HAVE_AVX2
+static EM_AVX2 void widen_avx2(const int8_t *x, int16_t *y, size_t n, int32_t off) {
+    const __m256i o = _mm256_set1_epi16((short)off);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(y + i),
+                            _mm256_add_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x + i))), o));
+    for (; i < n; i++) y[i] = (int16_t)(x[i] + off);
+}
+#endif
+
+void em_widen(const int8_t *x, int16_t *y, size_t n, int32_t off) {
+#ifdef EM_HAVE_AVX2
+    if (em_isa_get() >= EM_ISA_AVX2) { widen_avx2(x, y, n, off); return; }
+#endif
+    for (size_t i = 0; i < n; i++) y[i] = (int16_t)(x[i] + off);
+}
+
 void em_gemm(const em_gemm_args *g, int m0, int m1) {
 #ifdef EM_HAVE_AVX2
     if (em_isa_get() >= EM_ISA_AVX2) { gemm_avx2(g, m0, m1); return; }
