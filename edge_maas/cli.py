@@ -84,7 +84,7 @@ def _backend_options(args) -> dict:
         profile = load_profile(args.config)
         args.backend = profile.runtime.backend
         return profile.backend_options()
-    return {"threads": args.threads, "xnnpack": not args.no_xnnpack} if args.backend == "litert" else {}
+    return {"threads": args.threads, "xnnpack": not args.no_xnnpack} if args.backend == "litert" else {"threads": args.threads}
 
 
 def cmd_split(args) -> int:

@@ -107,9 +107,11 @@ cdef extern from "c/em_kernels.h":
     ctypedef struct em_lut_args:
         const int8_t *inp "in"
         int8_t *out
-        size_t n
+        size_t n, split
         const int8_t *table
+        const int8_t *tail_table
     void em_lut(const void *args) noexcept nogil
+    void em_logistic_table(float in_scale, int32_t in_zp, float out_scale, int32_t out_zp, int8_t *table) nogil
 
     ctypedef struct em_quant_args:
         const void *inp "in"
@@ -177,6 +179,14 @@ def pack_weights(w):
     cdef int16_t[::1] ov = out
     em_pack_weights(&wv[0, 0], N, K, &ov[0])
     return out
+
+
+def logistic_table(float in_scale, int in_zp, float out_scale, int out_zp):
+    """LOGISTIC's 256-entry table, computed in C float with libm expf as the interpreter does."""
+    table = np.empty(256, np.int8)
+    cdef int8_t[::1] tv = table
+    em_logistic_table(in_scale, in_zp, out_scale, out_zp, &tv[0])
+    return table
 
 
 def conv_kp(int k_h, int k_w, int in_c):
@@ -376,17 +386,19 @@ cdef class StridedCopy(Kernel):
 
 
 cdef class Lut(Kernel):
-    """out[i] = table[(uint8) in[i]]: any int8 -> int8 function."""
+    """out[i] = table[(uint8) in[i]] for i < split, tail_table[...] after: any int8 -> int8 function."""
     cdef em_lut_args a
 
-    def __init__(self, inp, out, table):
+    def __init__(self, inp, out, table, tail_table=None, split=None):
         cdef em_lut_args *a = &self.a
         if inp.size != out.size:
             raise ValueError(f"input has {inp.size} elements, output {out.size}")
         a.inp = <const int8_t *>_addr(inp, np.int8, 1, self.keep)
         a.out = <int8_t *>_addr(out, np.int8, inp.size, self.keep)
         a.table = <const int8_t *>_addr(table, np.int8, 256, self.keep)
+        a.tail_table = <const int8_t *>_addr(table if tail_table is None else tail_table, np.int8, 256, self.keep)
         a.n = inp.size
+        a.split = inp.size if split is None else max(0, min(int(split), inp.size))
         self.fn = <em_kernel_fn>em_lut
         self.args = a
 

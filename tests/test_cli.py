@@ -35,6 +35,9 @@ def test_split_run_inspect_round_trip(tmp_path):
     run("run", tmp_path / "s" / "manifest.json", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy",
         "--no-xnnpack")
     assert np.load(tmp_path / "y.npy")[0].tobytes() == expected[0].tobytes()
+    run("run", tmp_path / "s" / "manifest.json", "--input", tmp_path / "x.npy", "--output", tmp_path / "n.npy",
+        "--backend", "native")
+    assert np.load(tmp_path / "n.npy")[0].tobytes() == expected[0].tobytes()
     # the whole model through the same command, and an .npz keyed by tensor name
     name = manifest["inputs"][0]["name"]
     np.savez(tmp_path / "x.npz", **{name: xs[1]})

@@ -16,5 +16,6 @@ def make_backend(kind: str, model_bytes: bytes, **options) -> Backend:
     if kind == "native":
         from edge_maas.backends.native import NativeBackend
 
-        return NativeBackend(model_bytes, **{k: v for k, v in options.items() if k == "threads"})
+        # The interpreter's options (xnnpack) mean nothing here; a pipeline passes one set to all stages.
+        return NativeBackend(model_bytes, threads=options.get("threads", 1))
     raise BackendUnavailableError(f"unknown backend {kind!r}; choose 'litert' or 'native'")

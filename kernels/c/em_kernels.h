@@ -127,13 +127,18 @@ typedef struct {
 } em_copy_args;
 void em_strided_copy(const void *args);
 
-/* ---- 256-entry lookup tables (lut.c): LOGISTIC and others whose int8 kernel is a LUT ---- */
+/* ---- 256-entry lookup tables (lut.c): any int8 -> int8 function ----
+ * The interpreter's vectorized kernels handle whole blocks of lanes with one
+ * rounding and the n % block tail with scalar code rounding differently, so
+ * elements from `split` on use tail_table. */
 typedef struct {
     const int8_t *in; int8_t *out;
-    size_t n;
+    size_t n, split;
     const int8_t *table;        /* indexed by (uint8_t)input */
+    const int8_t *tail_table;
 } em_lut_args;
 void em_lut(const void *args);
+void em_logistic_table(float in_scale, int32_t in_zp, float out_scale, int32_t out_zp, int8_t *table);
 
 /* ---- QUANTIZE float -> int8, DEQUANTIZE int8 -> float (quantize.c) ---- */
 typedef struct {

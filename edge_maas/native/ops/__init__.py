@@ -16,6 +16,8 @@ _MODULES = {
     "DEQUANTIZE": "quantize:lower_dequantize",
     "EXPAND_DIMS": "movement:lower_reshape",
     "FULLY_CONNECTED": "fully_connected",
+    "HARD_SWISH": "activations:lower_hard_swish",
+    "LOGISTIC": "activations:lower_logistic",
     "MAX_POOL_2D": "pooling:lower_max",
     "MUL": "mul",
     "PAD": "movement:lower_pad",

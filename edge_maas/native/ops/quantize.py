@@ -1,15 +1,19 @@
-"""QUANTIZE (float32 -> int8) and DEQUANTIZE (int8 -> float32), rounded as the interpreter."""
+"""QUANTIZE (float32 -> int8, int8 -> int8) and DEQUANTIZE (int8 -> float32), rounded as the interpreter."""
 
 from __future__ import annotations
 
 from edge_maas.kernels import executor as ex
+from edge_maas.kernels.quantize_ref import quantize_multiplier
+from edge_maas.kernels.ref.requantize import BLOCK, tables
 from edge_maas.native.lowering import Lowered, OpContext
 
 
 def lower_quantize(ctx: OpContext) -> Lowered:
     x, y = ctx.input(0), ctx.output()
+    if x.dtype == "int8":
+        return _requantize(ctx)
     if x.dtype != "float32":
-        raise ctx.fail(f"QUANTIZE from {x.dtype} is not supported (only float32 -> int8)")
+        raise ctx.fail(f"QUANTIZE from {x.dtype} is not supported (only float32 or int8 -> int8)")
     scale, zp = ctx.qparams(y)
     src, dst = ctx.array(x).reshape(-1), ctx.activation(y).reshape(-1)
     return Lowered(lambda _s: ex.Quantize(src, dst, scale, zp))
@@ -22,3 +26,13 @@ def lower_dequantize(ctx: OpContext) -> Lowered:
     scale, zp = ctx.qparams(x)
     src, dst = ctx.array(x).reshape(-1), ctx.activation(y).reshape(-1)
     return Lowered(lambda _s: ex.Quantize(src, dst, scale, zp))
+
+
+def _requantize(ctx: OpContext) -> Lowered:
+    """int8 -> int8: a function of one byte, so two 256-entry tables (see kernels/ref/requantize.py)."""
+    x, y = ctx.input(0), ctx.output()
+    (si, zi), (so, zo) = ctx.qparams(x), ctx.qparams(y)
+    mult, shift = quantize_multiplier(si / so)
+    up, away = tables(mult, shift, zi, zo)
+    src, dst = ctx.array(x).reshape(-1), ctx.activation(y).reshape(-1)
+    return Lowered(lambda _s: ex.Lut(src, dst, up, away, split=src.size - src.size % BLOCK))
