@@ -83,6 +83,15 @@ cdef extern from "c/em_kernels.h":
     void em_add(const void *args) noexcept nogil
     void em_mul(const void *args) noexcept nogil
 
+    ctypedef struct em_mean_args:
+        const int8_t *inp "in"
+        int8_t *out
+        int outer, count, inner
+        int32_t pre_offset
+        em_requant rq
+        int32_t *scratch
+    void em_mean(const void *args) noexcept nogil
+
     ctypedef struct em_pool_args:
         const int8_t *inp "in"
         int8_t *out
@@ -329,6 +338,24 @@ cdef class Binary(Kernel):
         else:
             raise ValueError(f"unknown binary op {kind!r}")
         self.name = kind
+        self.args = a
+
+
+cdef class Mean(Kernel):
+    """out[o, c] = requant(sum_n in[o, n, c] + pre_offset) with uniform (mult, shift), post offset out_zp."""
+    cdef em_mean_args a
+
+    def __init__(self, inp, out, int outer, int count, int inner, int pre_offset, int mult, int shift,
+                 int out_zp, int round_up_below, scratch):
+        cdef em_mean_args *a = &self.a
+        a.inp = <const int8_t *>_addr(inp, np.int8, outer * count * inner, self.keep)
+        a.out = <int8_t *>_addr(out, np.int8, outer * inner, self.keep)
+        a.scratch = <int32_t *>_addr(scratch, np.int32, inner, self.keep)
+        padded = (inner + 15) // 16 * 16
+        self._requant(&a.rq, np.full(padded, mult, np.int32), np.full(padded, shift, np.int32), inner, out_zp,
+                      -128, 127, round_up_below)
+        a.outer, a.count, a.inner, a.pre_offset = outer, count, inner, pre_offset
+        self.fn = <em_kernel_fn>em_mean
         self.args = a
 
 

@@ -102,6 +102,18 @@ typedef struct {
 void em_add(const void *args);
 void em_mul(const void *args);
 
+/* ---- MEAN (mean.c): input viewed as [outer][count][inner], the reduced axes
+ * being the middle, contiguous run.  out = requant(sum + pre_offset) with
+ * rq.zp as the post offset. */
+typedef struct {
+    const int8_t *in; int8_t *out;
+    int outer, count, inner;
+    int32_t pre_offset;
+    em_requant rq;
+    int32_t *scratch;          /* inner int32 */
+} em_mean_args;
+void em_mean(const void *args);
+
 /* ---- AVERAGE_POOL_2D, MAX_POOL_2D (pooling.c) ---- */
 typedef struct {
     const int8_t *in; int8_t *out;

@@ -19,6 +19,7 @@ _MODULES = {
     "HARD_SWISH": "activations:lower_hard_swish",
     "LOGISTIC": "activations:lower_logistic",
     "MAX_POOL_2D": "pooling:lower_max",
+    "MEAN": "mean",
     "MUL": "mul",
     "PAD": "movement:lower_pad",
     "PADV2": "movement:lower_pad",

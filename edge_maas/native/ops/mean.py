@@ -1,0 +1,34 @@
+"""MEAN (int8) over a contiguous run of axes (e.g. H, W of NHWC: global average pooling)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_maas.kernels import executor as ex
+from edge_maas.kernels.ref.mean import mean_params
+from edge_maas.native.lowering import Lowered, OpContext
+
+
+def lower(ctx: OpContext) -> Lowered:
+    o = ctx.options("ReducerOptions")
+    x, y = ctx.input(0), ctx.output()
+    rank = len(x.shape)
+    axes = sorted({int(a) % rank for a in ctx.constant(ctx.input(1), "the axes").reshape(-1)})
+    if not axes or axes != list(range(axes[0], axes[-1] + 1)):
+        raise ctx.fail(f"reduction over axes {axes} is not a contiguous run; not supported")
+    outer = int(np.prod(x.shape[: axes[0]], dtype=np.int64))
+    count = int(np.prod(x.shape[axes[0] : axes[-1] + 1], dtype=np.int64))
+    inner = int(np.prod(x.shape[axes[-1] + 1 :], dtype=np.int64))
+    if y.size != outer * inner:
+        raise ctx.fail(f"output shape {list(y.shape)} does not hold {outer} x {inner} values")
+    (si, zi), (so, zo) = ctx.qparams(x), ctx.qparams(y)
+    # The interpreter's optimized kernel takes only this case; the rest go to QuantizedMeanOrSum.
+    keep_hw = bool(o.keepDims) and rank == 4 and axes == [1, 2]
+    p = mean_params(si, zi, so, zo, count, inner, keep_hw)
+    src, dst = ctx.array(x).reshape(-1), ctx.activation(y).reshape(-1)
+
+    def make(scratch: np.ndarray):
+        return ex.Mean(src, dst, outer, count, inner, p["pre_offset"], p["mult"], p["shift"], p["out_zp"],
+                       p["round_up_below"], scratch.view(np.int32)[:inner])  # fmt: skip
+
+    return Lowered(make, inner * 4)
