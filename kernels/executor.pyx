@@ -83,6 +83,16 @@ cdef extern from "c/em_kernels.h":
     void em_add(const void *args) noexcept nogil
     void em_mul(const void *args) noexcept nogil
 
+    ctypedef struct em_softmax_args:
+        const int8_t *inp "in"
+        int8_t *out
+        int outer, depth
+        const float *table
+        float out_scale
+        int32_t out_zp
+    void em_softmax(const void *args) noexcept nogil
+    void em_softmax_table(float in_scale, float beta, float *table) nogil
+
     ctypedef struct em_mean_args:
         const int8_t *inp "in"
         int8_t *out
@@ -338,6 +348,30 @@ cdef class Binary(Kernel):
         else:
             raise ValueError(f"unknown binary op {kind!r}")
         self.name = kind
+        self.args = a
+
+
+def softmax_table(float in_scale, float beta):
+    """The 256 float exps of SOFTMAX, computed in C with libm expf as the interpreter does."""
+    table = np.empty(256, np.float32)
+    cdef float[::1] tv = table
+    em_softmax_table(in_scale, beta, &tv[0])
+    return table
+
+
+cdef class Softmax(Kernel):
+    """Softmax over the last axis of [outer, depth] int8, output quantization (out_scale, out_zp)."""
+    cdef em_softmax_args a
+
+    def __init__(self, inp, out, int outer, int depth, table, float out_scale, int out_zp):
+        cdef em_softmax_args *a = &self.a
+        a.inp = <const int8_t *>_addr(inp, np.int8, outer * depth, self.keep)
+        a.out = <int8_t *>_addr(out, np.int8, outer * depth, self.keep)
+        a.table = <const float *>_addr(table, np.float32, 256, self.keep)
+        if not out_scale > 0:
+            raise ValueError(f"output scale must be positive, got {out_scale}")
+        a.outer, a.depth, a.out_scale, a.out_zp = outer, depth, out_scale, out_zp
+        self.fn = <em_kernel_fn>em_softmax
         self.args = a
 
 

@@ -102,6 +102,19 @@ typedef struct {
 void em_add(const void *args);
 void em_mul(const void *args);
 
+/* ---- SOFTMAX int8 -> int8 (softmax.c): the interpreter's float lookup-table
+ * kernel; table[255 - v] = expf(-in_scale * beta * v), built by
+ * em_softmax_table. */
+typedef struct {
+    const int8_t *in; int8_t *out;
+    int outer, depth;
+    const float *table;
+    float out_scale;
+    int32_t out_zp;
+} em_softmax_args;
+void em_softmax(const void *args);
+void em_softmax_table(float in_scale, float beta, float *table);
+
 /* ---- MEAN (mean.c): input viewed as [outer][count][inner], the reduced axes
  * being the middle, contiguous run.  out = requant(sum + pre_offset) with
  * rq.zp as the post offset. */

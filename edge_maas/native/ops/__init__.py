@@ -25,6 +25,7 @@ _MODULES = {
     "PADV2": "movement:lower_pad",
     "QUANTIZE": "quantize:lower_quantize",
     "RESHAPE": "movement:lower_reshape",
+    "SOFTMAX": "softmax",
     "SQUEEZE": "movement:lower_reshape",
     "STRIDED_SLICE": "movement:lower_strided_slice",
 }
