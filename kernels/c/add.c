@@ -1,22 +1,28 @@
 /* ADD (int8): both inputs scaled to a common 2^left_shift fixed-point scale,
  * summed, then requantized to the output, as TFLite's integer Add (which
- * rounds ties away from zero throughout). */
+ * rounds ties away from zero throughout).  In the interpreter's vectorized
+ * loop the output plus zero point wraps to int16 before the clamp (only outputs
+ * far outside int8 see it); its runs are 16 elements, or 8 when one operand is
+ * a broadcast scalar along the row.  The tail of the row stays int32. */
 #include "binary.h"
 #include "requant.h"
 
-static inline int8_t add_one(const em_binary_args *a, int32_t x1, int32_t x2) {
+static inline int add_block(int s1, int s2) { return s1 == 0 || s2 == 0 ? 8 : 16; }
+
+static inline int8_t add_one(const em_binary_args *a, int32_t x1, int32_t x2, int in_block) {
     int32_t v1 = (int32_t)((uint32_t)(x1 + a->in1_offset) << a->left_shift);
     int32_t v2 = (int32_t)((uint32_t)(x2 + a->in2_offset) << a->left_shift);
     int32_t sum = em_multiply_by_quantized_multiplier(v1, a->in1_mult, a->in1_shift) +
                   em_multiply_by_quantized_multiplier(v2, a->in2_mult, a->in2_shift);
     int32_t v = em_multiply_by_quantized_multiplier(sum, a->out_mult, a->out_shift) + a->out_offset;
+    if (in_block) v = (int16_t)(uint16_t)(uint32_t)v;
     return em_clamp_i8(v, a->act_min, a->act_max);
 }
 
 static void add_portable(const em_binary_args *a) {
-    const int s1 = a->s1[4], s2 = a->s2[4];
+    const int s1 = a->s1[4], s2 = a->s2[4], n = a->dims[4], blocked = n - n % add_block(s1, s2);
     EM_BINARY_ROWS(a, {
-        for (int i = 0; i < a->dims[4]; i++) a->out[o + i] = add_one(a, p1[(long)i * s1], p2[(long)i * s2]);
+        for (int i = 0; i < n; i++) a->out[o + i] = add_one(a, p1[(long)i * s1], p2[(long)i * s2], i < blocked);
     });
 }
 
@@ -34,7 +40,7 @@ static EM_AVX2 void add_avx2(const em_binary_args *a) {
     const __m256i mo = _mm256_set1_epi32(a->out_mult), ho = _mm256_set1_epi32(a->out_shift);
     const __m256i zo = _mm256_set1_epi32(a->out_offset);
     const __m256i lo = _mm256_set1_epi32(a->act_min), hi = _mm256_set1_epi32(a->act_max);
-    const int n = a->dims[4], s1 = a->s1[4], s2 = a->s2[4];
+    const int n = a->dims[4], s1 = a->s1[4], s2 = a->s2[4], blocked = n - n % add_block(s1, s2);
     EM_BINARY_ROWS(a, {
         int i = 0;
         for (; i + 8 <= n; i += 8) {
@@ -42,11 +48,12 @@ static EM_AVX2 void add_avx2(const em_binary_args *a) {
             __m256i v2 = _mm256_sll_epi32(_mm256_add_epi32(load8(p2 + (long)i * s2, s2), o2), ls);
             __m256i sum = _mm256_add_epi32(em_mbqm_avx2(v1, m1, h1, 0, 0), em_mbqm_avx2(v2, m2, h2, 0, 0));
             __m256i v = _mm256_add_epi32(em_mbqm_avx2(sum, mo, ho, 0, 0), zo);
+            if (i < blocked) v = _mm256_srai_epi32(_mm256_slli_epi32(v, 16), 16); /* int16 wrap */
             v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
             __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
             _mm_storel_epi64((__m128i *)(a->out + o + i), _mm_packs_epi16(w, w));
         }
-        for (; i < n; i++) a->out[o + i] = add_one(a, p1[(long)i * s1], p2[(long)i * s2]);
+        for (; i < n; i++) a->out[o + i] = add_one(a, p1[(long)i * s1], p2[(long)i * s2], i < blocked);
     });
 }
 #endif

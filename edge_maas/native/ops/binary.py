@@ -18,11 +18,22 @@ def binary_layout(ctx: OpContext):
         raise ctx.fail(f"output shape {list(y.shape)} != broadcast shape {shape}")
     if len(shape) > 5:
         raise ctx.fail(f"rank {len(shape)} > 5 is not supported")
+    in1, in2, out = ctx.array(a).reshape(-1), ctx.array(b).reshape(-1), ctx.activation(y).reshape(-1)
     dims = pad5(shape)
-    in1 = ctx.array(a).reshape(-1) if a.size else ctx.array(a)
-    in2 = ctx.array(b).reshape(-1) if b.size else ctx.array(b)
-    out = ctx.activation(y).reshape(-1)
-    return in1, in2, out, dims, broadcast_strides(pad5(a.shape), dims), broadcast_strides(pad5(b.shape), dims)
+    return (in1, in2, out, *collapse(dims, broadcast_strides(pad5(a.shape), dims), broadcast_strides(pad5(b.shape), dims)))
+
+
+def collapse(dims, s1, s2):
+    """Merge adjacent axes that both operands walk the same way, so the inner row is as long
+    as possible.  The interpreter does the same before its vectorized loop, and its vector
+    blocks (see c/add.c, c/mul.c) are counted along that row."""
+    dims, s1, s2 = list(dims), list(s1), list(s2)
+    for i in range(len(dims) - 2, -1, -1):
+        if s1[i] == s1[i + 1] * dims[i + 1] and s2[i] == s2[i + 1] * dims[i + 1]:
+            dims[i + 1] *= dims[i]
+            del dims[i], s1[i], s2[i]
+    pad = 5 - len(dims)
+    return [1] * pad + dims, [0] * pad + s1, [0] * pad + s2
 
 
 def fused_range(ctx: OpContext, options: str) -> tuple[int, int]:
