@@ -6,6 +6,15 @@
 
 int em_conv_kp(int k_h, int k_w, int in_c) { return (k_h * k_w * in_c + 1) & ~1; }
 
+/* A call per short run costs more than it saves: widen runs under 16 inline. */
+static inline void widen_small(const int8_t *x, int16_t *y, int n, int32_t off) {
+    if (n >= 16) {
+        em_widen(x, y, (size_t)n, off);
+        return;
+    }
+    for (int i = 0; i < n; i++) y[i] = (int16_t)(x[i] + off);
+}
+
 static void im2col_rows(const em_conv_args *a, int kp, int m0, int m1) {
     const int hw = a->out_h * a->out_w;
     if (a->k_h == 1 && a->k_w == 1 && a->stride_h == 1 && a->stride_w == 1 && a->pad_top == 0 &&
@@ -18,19 +27,28 @@ static void im2col_rows(const em_conv_args *a, int kp, int m0, int m1) {
         int b = m / hw, oy = (m % hw) / a->out_w, ox = m % a->out_w;
         int16_t *row = a->scratch + (size_t)m * kp;
         int idx = 0;
+        const int run = a->k_w * a->in_c; /* one filter row of taps, contiguous in memory when dil_w == 1 */
+        const int ix0 = ox * a->stride_w - a->pad_left;
+        const int row_inside = a->dil_w == 1 && ix0 >= 0 && ix0 + a->k_w <= a->in_w;
         for (int kh = 0; kh < a->k_h; kh++) {
             int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
+            if (iy < 0 || iy >= a->in_h) {
+                memset(row + idx, 0, (size_t)run * sizeof(int16_t));
+                idx += run;
+                continue;
+            }
+            const int8_t *line = a->in + ((size_t)b * a->in_h + iy) * a->in_w * a->in_c;
+            if (row_inside) {
+                widen_small(line + (size_t)ix0 * a->in_c, row + idx, run, a->in_offset);
+                idx += run;
+                continue;
+            }
             for (int kw = 0; kw < a->k_w; kw++) {
-                int ix = ox * a->stride_w - a->pad_left + kw * a->dil_w;
-                if (iy < 0 || iy >= a->in_h || ix < 0 || ix >= a->in_w) {
+                int ix = ix0 + kw * a->dil_w;
+                if (ix < 0 || ix >= a->in_w)
                     memset(row + idx, 0, (size_t)a->in_c * sizeof(int16_t));
-                } else {
-                    const int8_t *px = a->in + (((size_t)b * a->in_h + iy) * a->in_w + ix) * a->in_c;
-                    if (a->in_c >= 16)
-                        em_widen(px, row + idx, (size_t)a->in_c, a->in_offset);
-                    else  /* a call per tap costs more than it saves on few channels */
-                        for (int c = 0; c < a->in_c; c++) row[idx + c] = (int16_t)(px[c] + a->in_offset);
-                }
+                else
+                    widen_small(line + (size_t)ix * a->in_c, row + idx, a->in_c, a->in_offset);
                 idx += a->in_c;
             }
         }

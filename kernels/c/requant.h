@@ -22,26 +22,20 @@ static inline void em_requant_row_portable(const int32_t *acc, int n, const em_r
 #define EM_AVX2 __attribute__((target("avx2")))
 
 /* MultiplyByQuantizedMultiplier on 8 lanes, per-lane multiplier (> 0) and shift.
- * SRDHM(x, m) = sign(x) * ((|x| * m + 2^30 - [x < 0]) >> 31): gemmlowp rounds
- * ties away from zero for positive products and toward zero for negative ones,
- * which the "- [x < 0]" nudge reproduces on magnitudes. */
+ * gemmlowp's SRDHM, (ab + nudge) / 2^31 truncated toward zero with nudge
+ * 2^30 or 1 - 2^30 by sign, equals floor((ab + 2^30) / 2^31) for every ab
+ * (ceil(n/d) = floor((n + d - 1)/d)), and the bits we keep of that floor are
+ * bits 31..62 of the 64-bit sum, which a logical shift delivers. */
 static inline EM_AVX2 __m256i em_mbqm_avx2(__m256i x, __m256i mult, __m256i shift, int c0, int round_up_below) {
     const __m256i zero = _mm256_setzero_si256();
     const __m256i one = _mm256_set1_epi32(1);
+    const __m256i half = _mm256_set1_epi64x(1LL << 30);
     __m256i left = _mm256_max_epi32(shift, zero);
     __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
     x = _mm256_sllv_epi32(x, left);
-    __m256i neg = _mm256_srai_epi32(x, 31);
-    __m256i ax = _mm256_abs_epi32(x);
-    const __m256i half = _mm256_set1_epi64x(1LL << 30);
-    __m256i p_even = _mm256_mul_epu32(ax, mult);
-    __m256i p_odd = _mm256_mul_epu32(_mm256_srli_epi64(ax, 32), _mm256_srli_epi64(mult, 32));
-    __m256i n_even = _mm256_shuffle_epi32(neg, 0xA0); /* lanes 0,2 -> 64-bit 0 or -1 */
-    __m256i n_odd = _mm256_shuffle_epi32(neg, 0xF5);
-    p_even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_add_epi64(p_even, half), n_even), 31);
-    p_odd = _mm256_srli_epi64(_mm256_add_epi64(_mm256_add_epi64(p_odd, half), n_odd), 31);
-    __m256i mag = _mm256_blend_epi32(p_even, _mm256_slli_epi64(p_odd, 32), 0xAA);
-    __m256i hm = _mm256_sign_epi32(mag, _mm256_or_si256(neg, one)); /* negate where x < 0 */
+    __m256i p_even = _mm256_add_epi64(_mm256_mul_epi32(x, mult), half);
+    __m256i p_odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(mult, 32)), half);
+    __m256i hm = _mm256_blend_epi32(_mm256_srli_epi64(p_even, 31), _mm256_slli_epi64(p_odd, 1), 0xAA);
     __m256i res = _mm256_srav_epi32(hm, right);
     __m256i up = zero, away = zero;
     if (c0 < round_up_below) {
