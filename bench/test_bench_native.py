@@ -6,7 +6,9 @@ Each group holds one model run three ways in the same session: the interpreter
 with XNNPACK (the baseline of the DESIGN.md target), the interpreter's built-in
 kernels without delegates, and the native executor.  The MLP group is the
 per-call overhead comparison (the model is ~10 kMAC).  test_memory records
-peak-RSS growth of a fresh process per backend as extra_info.
+resident-memory growth (VmRSS, after imports) from loading and running the
+model in a fresh process per backend, as extra_info, with the native arena,
+scratch and packed-weight sizes.
 """
 
 from __future__ import annotations
@@ -63,14 +65,19 @@ def test_native_portable_path(benchmark, name):
 
 
 _MEMORY_PROBE = r"""
-import json, resource, sys
+import gc, json, sys
 import numpy as np
 from edge_maas import zoo
 from edge_maas.backends.litert import LiteRTBackend
 from edge_maas.backends.native import NativeBackend
 kind, name = sys.argv[1], sys.argv[2]
 blob = zoo.model_bytes(name)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def rss_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+gc.collect()
+base = rss_kib()
 info = {}
 if kind != "none":
     r = NativeBackend(blob) if kind == "native" else LiteRTBackend(blob, xnnpack=kind == "litert_xnnpack")
@@ -79,15 +86,16 @@ if kind != "none":
         r.run({r.inputs[0].name: xs[0][None]})
     if kind == "native":
         info = r.memory
-info["peak_rss_growth_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
+gc.collect()
+info["rss_growth_kib"] = rss_kib() - base
 print(json.dumps(info))
 """
 
 
 @pytest.mark.parametrize("name", zoo.names())
 def test_memory(benchmark, name):
-    """Peak RSS growth from loading and running the model, per backend (fresh processes)."""
-    benchmark.group = "memory (peak RSS growth, KiB; see extra_info)"
+    """Resident memory growth from loading and running the model, per backend (fresh processes)."""
+    benchmark.group = "memory (RSS growth, KiB; see extra_info)"
 
     def probe(kind):
         out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, kind, name], capture_output=True, text=True,

@@ -31,6 +31,7 @@ cdef extern from "c/em_kernels.h":
     size_t em_packed_weights_len(int N, int K) nogil
     void em_pack_weights(const int8_t *w, int N, int K, int16_t *packed) nogil
     int em_conv_kp(int k_h, int k_w, int in_c) nogil
+    int EM_CONV_ROWS
 
     ctypedef struct em_conv_args:
         const int8_t *inp "in"
@@ -208,9 +209,9 @@ def logistic_table(float in_scale, int in_zp, float out_scale, int out_zp):
     return table
 
 
-def conv_kp(int k_h, int k_w, int in_c):
-    """Row length of the im2col buffer (K padded to even)."""
-    return em_conv_kp(k_h, k_w, in_c)
+def conv_scratch_len(int k_h, int k_w, int in_c, int threads=1):
+    """int16 elements of im2col scratch a Conv2D needs: a chunk of rows per thread."""
+    return max(1, threads) * EM_CONV_ROWS * em_conv_kp(k_h, k_w, in_c)
 
 
 cdef class Kernel:
@@ -262,7 +263,7 @@ cdef class Conv2D(Kernel):
         a.w = <const int16_t *>_addr(packed_w, np.int16, em_packed_weights_len(out_c, k_h * k_w * in_c), self.keep)
         a.bias = <const int32_t *>_addr(bias, np.int32, (out_c + 15) // 16 * 16, self.keep)
         self._requant(&a.rq, mult, shift, out_c, out_zp, act_min, act_max, round_up_below)
-        a.scratch = <int16_t *>_addr(scratch, np.int16, batch * out_h * out_w * em_conv_kp(k_h, k_w, in_c), self.keep)
+        a.scratch = <int16_t *>_addr(scratch, np.int16, conv_scratch_len(k_h, k_w, in_c, threads), self.keep)
         a.batch, a.in_h, a.in_w, a.in_c = batch, in_h, in_w, in_c
         a.out_h, a.out_w, a.out_c = out_h, out_w, out_c
         a.k_h, a.k_w, a.stride_h, a.stride_w, a.dil_h, a.dil_w = k_h, k_w, stride_h, stride_w, dil_h, dil_w

@@ -3,6 +3,9 @@
  * then the requantizing GEMM.  Rows are split across OpenMP threads. */
 #include <string.h>
 #include "em_kernels.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 int em_conv_kp(int k_h, int k_w, int in_c) { return (k_h * k_w * in_c + 1) & ~1; }
 
@@ -15,17 +18,18 @@ static inline void widen_small(const int8_t *x, int16_t *y, int n, int32_t off) 
     for (int i = 0; i < n; i++) y[i] = (int16_t)(x[i] + off);
 }
 
-static void im2col_rows(const em_conv_args *a, int kp, int m0, int m1) {
+/* Rows m0..m1 of the im2col matrix into dst (row m at dst + (m - m0) * kp). */
+static void im2col_rows(const em_conv_args *a, int kp, int m0, int m1, int16_t *dst) {
     const int hw = a->out_h * a->out_w;
     if (a->k_h == 1 && a->k_w == 1 && a->stride_h == 1 && a->stride_w == 1 && a->pad_top == 0 &&
         a->pad_left == 0 && kp == a->in_c) {
         /* pointwise conv: the rows are the input pixels themselves */
-        em_widen(a->in + (size_t)m0 * kp, a->scratch + (size_t)m0 * kp, (size_t)(m1 - m0) * kp, a->in_offset);
+        em_widen(a->in + (size_t)m0 * kp, dst, (size_t)(m1 - m0) * kp, a->in_offset);
         return;
     }
     for (int m = m0; m < m1; m++) {
         int b = m / hw, oy = (m % hw) / a->out_w, ox = m % a->out_w;
-        int16_t *row = a->scratch + (size_t)m * kp;
+        int16_t *row = dst + (size_t)(m - m0) * kp;
         int idx = 0;
         const int run = a->k_w * a->in_c; /* one filter row of taps, contiguous in memory when dil_w == 1 */
         const int ix0 = ox * a->stride_w - a->pad_left;
@@ -60,14 +64,20 @@ void em_conv2d(const void *args) {
     const em_conv_args *a = (const em_conv_args *)args;
     const int M = a->batch * a->out_h * a->out_w;
     const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c);
-    em_gemm_args g = {M, a->out_c, kp, a->scratch, a->w, a->bias, a->rq, a->out, a->out_c};
-    /* Chunks of 64 rows (a multiple of the GEMM's 4-row tile) balance threads
-     * without splitting tiles. */
-    const int chunks = (M + 63) / 64;
+    /* Chunks of EM_CONV_ROWS rows (a multiple of the GEMM's 4-row tile): each
+     * thread widens a chunk into its own slice of scratch, then multiplies it,
+     * so scratch stays threads x EM_CONV_ROWS rows whatever the image size. */
+    const int chunks = (M + EM_CONV_ROWS - 1) / EM_CONV_ROWS;
 #pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
     for (int c = 0; c < chunks; c++) {
-        int m0 = c * 64, m1 = m0 + 64 < M ? m0 + 64 : M;
-        im2col_rows(a, kp, m0, m1);
-        em_gemm(&g, m0, m1);
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        int16_t *buf = a->scratch + (size_t)tid * EM_CONV_ROWS * kp;
+        int m0 = c * EM_CONV_ROWS, m1 = m0 + EM_CONV_ROWS < M ? m0 + EM_CONV_ROWS : M;
+        im2col_rows(a, kp, m0, m1, buf);
+        em_gemm_args g = {m1 - m0, a->out_c, kp, buf, a->w, a->bias, a->rq, a->out + (size_t)m0 * a->out_c, a->out_c};
+        em_gemm(&g, 0, m1 - m0);
     }
 }

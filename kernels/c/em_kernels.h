@@ -52,13 +52,14 @@ size_t em_packed_weights_len(int N, int K);
 void em_pack_weights(const int8_t *w, int N, int K, int16_t *packed);
 
 /* ---- CONV_2D (conv.c) ---- */
+#define EM_CONV_ROWS 64
 typedef struct {
     const int8_t *in; int8_t *out;
     int batch, in_h, in_w, in_c, out_h, out_w, out_c;
     int k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left;
     int32_t in_offset;
     const int16_t *w; const int32_t *bias; em_requant rq;
-    int16_t *scratch;      /* im2col rows: batch*out_h*out_w x Kp int16 */
+    int16_t *scratch;      /* im2col rows: threads x EM_CONV_ROWS x Kp int16 */
     int threads;
 } em_conv_args;
 void em_conv2d(const void *args);

@@ -24,7 +24,7 @@ def lower(ctx: OpContext) -> Lowered:
     pt = same_padding(h, kh, o.strideH, o.dilationHFactor, o.padding, oh, ctx.where)
     pl = same_padding(w, kw, o.strideW, o.dilationWFactor, o.padding, ow, ctx.where)
     packed = ex.pack_weights(st.weights.reshape(oc, -1))
-    rows = b * oh * ow * ex.conv_kp(kh, kw, c)
+    rows = ex.conv_scratch_len(kh, kw, c, ctx.threads)
     inp, out = ctx.activation(x), ctx.activation(y)
 
     def make(scratch: np.ndarray):
