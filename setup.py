@@ -21,7 +21,6 @@ if os.environ.get("EDGE_MAAS_NATIVE_ARCH", "0") == "1":
 # Hand-written C (kernels/c/) is linked into the executor; each C file is one op.
 C_SOURCES = {
     "executor": sorted(str(p.relative_to(HERE)) for p in (HERE / "kernels" / "c").glob("*.c")),
-    "quantize": ["kernels/c/quantize.c"],
 }
 # OpenMP gives the kernels their optional intra-op threads (default 1).
 omp = [] if os.environ.get("EDGE_MAAS_OPENMP", "1") == "0" else ["-fopenmp"]

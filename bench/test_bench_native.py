@@ -19,11 +19,11 @@ import sys
 
 import numpy as np
 import pytest
+from edge_maas.kernels import executor as ex
 
 from edge_maas import zoo
 from edge_maas.backends.litert import LiteRTBackend
 from edge_maas.backends.native import NativeBackend
-from edge_maas.kernels import executor as ex
 
 RUNNERS = ["litert_xnnpack", "litert_builtin", "native"]
 

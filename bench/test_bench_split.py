@@ -19,7 +19,6 @@ from edge_maas.pipeline import Pipeline
 from edge_maas.tflite import load_graph
 
 
-
 @pytest.mark.parametrize("xnnpack", [False, True], ids=["builtin", "xnnpack"])
 @pytest.mark.parametrize("layout", ["whole", "shards3", "every_op"])
 @pytest.mark.parametrize("name", zoo.names())

@@ -17,7 +17,6 @@ from edge_maas.pipeline import Pipeline
 from edge_maas.tflite import load_graph
 
 
-
 def _digits_inputs(spec, quant):
     """The held-out digits as int8, or None when scikit-learn is absent or the
     model does not take 8x8 images."""

@@ -61,7 +61,7 @@ class Pipeline:
             if declared != actual:
                 raise ManifestError(f"shard {shard.index} inputs {actual} do not match the manifest's {declared}")
             stages.append(Stage(shard.index, b, kind))
-        specs = lambda ts: tuple(TensorSpec(t.name, t.shape, t.dtype) for t in ts)  # noqa: E731
+        specs = lambda ts: tuple(TensorSpec(t.name, t.shape, t.dtype) for t in ts)
         return cls(stages, specs(manifest.inputs), specs(manifest.outputs))
 
     def run(self, inputs: Mapping[str, np.ndarray], trace: bool = False) -> dict[str, np.ndarray]:

@@ -5,7 +5,11 @@ Reference: kernels/quantize_ref.py.  The fixed-point helpers live in
 fixedpoint.h so that every later kernel requantizes through the same code.
 """
 
+import numpy as np
+
 from libc.stdint cimport int8_t, int32_t
+
+from edge_maas.kernels.executor import Quantize
 
 
 cdef extern from "fixedpoint.h":
@@ -13,43 +17,25 @@ cdef extern from "fixedpoint.h":
     int8_t em_clamp_i8(int32_t v, int32_t lo, int32_t hi) nogil
 
 
-cdef extern from "c/em_kernels.h":
-    ctypedef struct em_quant_args:
-        const void *inp "in"
-        void *out
-        size_t n
-        float scale
-        int32_t zero_point
-    void em_quantize_f32(const void *args) nogil
-    void em_dequantize_s8(const void *args) nogil
-
-
-def quantize(const float[::1] x, float scale, int zero_point, int8_t[::1] out):
+def quantize(x, float scale, int zero_point, out):
     """out = clamp(round(x / scale) + zero_point), rounded as the interpreter's optimized kernel
     (see c/quantize.c: blocks of 8 lanes round x * (1/scale) ties-to-even, the n % 8 tail
-    rounds double(x) / double(scale) ties away)."""
-    if out.shape[0] != x.shape[0]:
-        raise ValueError(f"out has {out.shape[0]} elements, x has {x.shape[0]}")
-    if not scale > 0:
-        raise ValueError(f"scale must be positive, got {scale}")
-    if x.shape[0] == 0:
-        return
-    cdef em_quant_args a
-    a.inp, a.out, a.n, a.scale, a.zero_point = &x[0], &out[0], x.shape[0], scale, zero_point
-    with nogil:
-        em_quantize_f32(&a)
+    rounds double(x) / double(scale) ties away).  float32 [n] -> int8 [n]."""
+    _boundary(x, np.float32, out, np.int8, scale, zero_point)
 
 
-def dequantize(const int8_t[::1] q, float scale, int zero_point, float[::1] out):
+def dequantize(q, float scale, int zero_point, out):
     """out = real value of q, rounded exactly as the interpreter's optimized kernel (see c/quantize.c)."""
-    if out.shape[0] != q.shape[0]:
-        raise ValueError(f"out has {out.shape[0]} elements, q has {q.shape[0]}")
-    if q.shape[0] == 0:
-        return
-    cdef em_quant_args a
-    a.inp, a.out, a.n, a.scale, a.zero_point = &q[0], &out[0], q.shape[0], scale, zero_point
-    with nogil:
-        em_dequantize_s8(&a)
+    _boundary(q, np.int8, out, np.float32, scale, zero_point)
+
+
+def _boundary(src, src_dtype, dst, dst_dtype, float scale, int zero_point):
+    if src.dtype != src_dtype or dst.dtype != dst_dtype:
+        raise ValueError(f"expected {np.dtype(src_dtype).name} -> {np.dtype(dst_dtype).name}, got {src.dtype} -> {dst.dtype}")
+    if dst.shape[0] != src.shape[0]:
+        raise ValueError(f"out has {dst.shape[0]} elements, input has {src.shape[0]}")
+    if src.shape[0]:
+        Quantize(src, dst, scale, zero_point).run()
 
 
 def requantize(const int32_t[::1] acc, int32_t multiplier, int shift, int zero_point,

@@ -7,10 +7,10 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
+from edge_maas.kernels import executor as ex
 
 from edge_maas.backends.litert import LiteRTBackend
 from edge_maas.backends.native import NativeBackend
-from edge_maas.kernels import executor as ex
 from edge_maas.tflite.builder import Op, T, build_model
 
 ISAS = ["portable"] + (["avx2"] if ex.best_isa() == "avx2" else [])

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from edge_maas.backends.litert import LiteRTBackend
 from edge_maas.kernels import quantize as qk
 from edge_maas.kernels import quantize_ref as ref
 from edge_maas.kernels.ref.requantize import requantize_int8
-from edge_maas.tflite.builder import Op, T, build_model
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from oneop import native_matches_interpreter
+
+from edge_maas.backends.litert import LiteRTBackend
+from edge_maas.tflite.builder import Op, T, build_model
 
 scales = st.floats(min_value=1e-4, max_value=10.0, allow_nan=False)
 zps = st.integers(-128, 127)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from oneop import Op, T, build_model
 
 from edge_maas.backends.native import NativeBackend
 from edge_maas.errors import ModelFormatError, TensorMismatchError, UnsupportedOpError
 from edge_maas.native.arena import plan_arena
-from oneop import Op, T, build_model
 
 
 def _fc(bias_scale: float, per_channel_bias: bool = False) -> bytes:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import ZOO_NAMES, zoo_bytes, zoo_expected
+from oneop import ISAS, isa
+
 from edge_maas.backends.litert import LiteRTBackend
 from edge_maas.backends.native import NativeBackend
 from edge_maas.partition import plan_balanced, plan_every_op
 from edge_maas.partition.costs import graph_macs
 from edge_maas.tflite import load_graph
 from edge_maas.tflite.writer import build_submodel
-from oneop import ISAS, isa
 
 N_INPUTS = 100
 

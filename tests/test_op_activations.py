@@ -4,11 +4,10 @@ each value at several positions (the interpreter's vector blocks and scalar tail
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from edge_maas.kernels.ref.hard_swish import hard_swish, params
 from edge_maas.kernels.ref.logistic import logistic_table
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from oneop import Op, T, build_model, native_matches_interpreter, qscale
 
 ALL = np.arange(-128, 128, dtype=np.int8)

@@ -4,16 +4,16 @@ zero points on each operand, fused activations; one operand may be a constant.""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from edge_maas.kernels.quantize_ref import quantize_multiplier
 from edge_maas.kernels.ref.add import add
 from edge_maas.kernels.ref.mul import mul
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from oneop import Op, T, build_model, int8_input, native_matches_interpreter, qscale
+
 from edge_maas.native.ops.binary import collapse
 from edge_maas.native.quant import activation_range
 from edge_maas.native.shapes import broadcast_strides, pad5
-from oneop import Op, T, build_model, int8_input, native_matches_interpreter, qscale
 
 SHAPES = st.sampled_from([
     ((1, 5, 7, 9), (1, 5, 7, 9)), ((1, 4, 4, 32), (1, 32)), ((1, 4, 4, 32), (1, 1, 1, 32)),

@@ -4,12 +4,12 @@ strides, paddings, per-channel scales; channel counts around the 8-lane split)."
 from __future__ import annotations
 
 import numpy as np
+from edge_maas.kernels.ref.depthwise_conv import depthwise_conv2d
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-
-from edge_maas.kernels.ref.depthwise_conv import depthwise_conv2d
-from edge_maas.native.quant import activation_range, conv_output_multipliers, same_padding
 from oneop import Op, T, build_model, int8_input, native_matches_interpreter, qscale
+
+from edge_maas.native.quant import activation_range, conv_output_multipliers, same_padding
 
 
 @settings(max_examples=50, deadline=None)

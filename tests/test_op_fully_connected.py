@@ -4,12 +4,12 @@ per-channel weights, with and without bias, fused activations)."""
 from __future__ import annotations
 
 import numpy as np
+from edge_maas.kernels.ref.fully_connected import fully_connected
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from edge_maas.kernels.ref.fully_connected import fully_connected
-from edge_maas.native.quant import activation_range, conv_output_multipliers
 from oneop import Op, T, build_model, int8_input, native_matches_interpreter, qscale
+
+from edge_maas.native.quant import activation_range, conv_output_multipliers
 
 
 @settings(max_examples=40, deadline=None)

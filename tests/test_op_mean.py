@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from edge_maas.kernels.ref.mean import mean, mean_params
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from edge_maas.kernels.ref.mean import mean, mean_params
 from oneop import Op, T, build_model, int8_input, native_matches_interpreter, qscale
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-
 from oneop import Op, T, build_model, int8_input, native_matches_interpreter
 
 Q = ([0.05], [3])

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import numpy as np
+from edge_maas.kernels.ref.pooling import pool2d
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-
-from edge_maas.kernels.ref.pooling import pool2d
-from edge_maas.native.quant import activation_range, same_padding
 from oneop import Op, T, build_model, int8_input, native_matches_interpreter, qscale
+
+from edge_maas.native.quant import activation_range, same_padding
 
 
 @settings(max_examples=50, deadline=None)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from edge_maas.kernels import executor as ex
 from edge_maas.kernels.ref.softmax import softmax
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from oneop import Op, T, build_model, int8_input, native_matches_interpreter, qscale
 
 

@@ -19,13 +19,13 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tensorflow import keras  # noqa: E402
-from tensorflow.keras import layers  # noqa: E402
+import numpy as np
+import tensorflow as tf
+from edge_maas.kernels import quantize_ref
+from tensorflow import keras
+from tensorflow.keras import layers
 
-from edge_maas.datasets import digits_split  # noqa: E402
-from edge_maas.kernels import quantize_ref  # noqa: E402
+from edge_maas.datasets import digits_split
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "models"
 N_EXPECTED = 8
@@ -45,7 +45,7 @@ def mlp_digits():
     m.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     m.fit(x_tr, y_tr, epochs=60, batch_size=64, verbose=0)
     float_acc = float(m.evaluate(x_te, y_te, verbose=0)[1])
-    return m, lambda: (x_tr[i : i + 1] for i in range(0, 400)), {"float_accuracy": float_acc}
+    return m, lambda: (x_tr[i : i + 1] for i in range(400)), {"float_accuracy": float_acc}
 
 
 def ds_cnn_kws():
@@ -189,7 +189,7 @@ def main(argv=None) -> int:
             "file": f"{name}.tflite",
             "sha256": hashlib.sha256(blob).hexdigest(),
             "bytes": len(blob),
-            "distinct_output_values": int(len(np.unique(ys))),
+            "distinct_output_values": len(np.unique(ys)),
             **extra,
         }
         if name == "mlp_digits":

@@ -47,5 +47,5 @@ class Backend(ABC):
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once; return fresh arrays (the caller may keep them) keyed by output name."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release resources; the default has none to release."""

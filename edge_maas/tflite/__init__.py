@@ -3,4 +3,4 @@
 from edge_maas.tflite.graph import Graph, OpInfo, QuantParams, TensorInfo, load_graph
 from edge_maas.tflite.writer import build_submodel
 
-__all__ = ["Graph", "OpInfo", "QuantParams", "TensorInfo", "load_graph", "build_submodel"]
+__all__ = ["Graph", "OpInfo", "QuantParams", "TensorInfo", "build_submodel", "load_graph"]

@@ -3,7 +3,6 @@ vectorized runs (16 elements, 8 when one operand is a scalar broadcast along the
 row) the output plus zero point wraps to int16 before the clamp."""
 
 import numpy as np
-
 from edge_maas.kernels.quantize_ref import multiply_by_quantized_multiplier as mbqm
 
 

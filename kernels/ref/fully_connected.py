@@ -1,7 +1,6 @@
 """FULLY_CONNECTED reference."""
 
 import numpy as np
-
 from edge_maas.kernels.quantize_ref import requantize_channels
 
 

@@ -5,7 +5,6 @@ block/tail split here).  A function of one byte, so the executor runs it as a ta
 from __future__ import annotations
 
 import numpy as np
-
 from edge_maas.kernels.quantize_ref import quantize_multiplier
 
 I16_MIN, I16_MAX = -(2**15), 2**15 - 1

@@ -10,7 +10,6 @@ by 2^k / n in integers (k = floor(log2 n), clamped), ties away from zero."""
 from __future__ import annotations
 
 import numpy as np
-
 from edge_maas.kernels.quantize_ref import quantize_multiplier
 
 

@@ -3,7 +3,6 @@ vectorized runs of 16 the product saturates to int16 and the zero point is added
 with int16 wrap-around before the clamp."""
 
 import numpy as np
-
 from edge_maas.kernels.quantize_ref import multiply_by_quantized_multiplier as mbqm
 
 

@@ -5,7 +5,6 @@ that rounds ties up; the n % 16 tail is scalar MultiplyByQuantizedMultiplier
 (ties away from zero)."""
 
 import numpy as np
-
 from edge_maas.kernels.quantize_ref import multiply_by_quantized_multiplier as mbqm
 from edge_maas.kernels.quantize_ref import multiply_by_quantized_multiplier_up as mbqm_up
 

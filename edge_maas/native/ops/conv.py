@@ -6,23 +6,18 @@ import numpy as np
 
 from edge_maas.kernels import executor as ex
 from edge_maas.native.lowering import Lowered, OpContext
-from edge_maas.native.ops.conv_common import output_stage
-from edge_maas.native.quant import same_padding
+from edge_maas.native.ops.conv_common import geometry, output_stage
 
 
 def lower(ctx: OpContext) -> Lowered:
     o = ctx.options("Conv2DOptions")
     x, y = ctx.input(0), ctx.output()
-    if len(x.shape) != 4:
-        raise ctx.fail(f"input must be 4-D NHWC, got {list(x.shape)}")
     oc, kh, kw, ic = ctx.input(1).shape
-    b, h, w, c = x.shape
+    g = geometry(ctx, kh, kw, o)
+    b, h, w, c, oh, ow, pt, pl = g.batch, g.in_h, g.in_w, g.in_c, g.out_h, g.out_w, g.pad_top, g.pad_left
     if c != ic:
         raise ctx.fail(f"grouped convolution (input has {c} channels, filter {ic}) is not supported")
     st = output_stage(ctx, oc, o.fusedActivationFunction)
-    _, oh, ow, _ = y.shape
-    pt = same_padding(h, kh, o.strideH, o.dilationHFactor, o.padding, oh, ctx.where)
-    pl = same_padding(w, kw, o.strideW, o.dilationWFactor, o.padding, ow, ctx.where)
     packed = ex.pack_weights(st.weights.reshape(oc, -1))
     rows = ex.conv_scratch_len(kh, kw, c, ctx.threads)
     inp, out = ctx.activation(x), ctx.activation(y)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_maas.native.lowering import OpContext
-from edge_maas.native.quant import activation_range, conv_output_multipliers, pad16
+from edge_maas.native.quant import activation_range, conv_output_multipliers, pad16, same_padding
 
 
 @dataclass
@@ -45,3 +45,27 @@ def output_stage(ctx: OpContext, channels: int, fused: int) -> OutputStage:
     mult, shift = conv_output_multipliers(ctx.where, in_scale, w.quant.scale, out_scale, channels, bias_scales)
     lo, hi = activation_range(fused, out_scale, out_zp, ctx.where)
     return OutputStage(weights, pad16(bias), mult, shift, -in_zp, out_zp, lo, hi)
+
+
+@dataclass
+class Geometry:
+    batch: int
+    in_h: int
+    in_w: int
+    in_c: int
+    out_h: int
+    out_w: int
+    pad_top: int
+    pad_left: int
+
+
+def geometry(ctx: OpContext, k_h: int, k_w: int, opts) -> Geometry:
+    """NHWC sizes and leading padding of a windowed op (conv, depthwise), checked against its output."""
+    x, y = ctx.input(0), ctx.output()
+    if len(x.shape) != 4 or len(y.shape) != 4:
+        raise ctx.fail(f"input and output must be 4-D NHWC, got {list(x.shape)} -> {list(y.shape)}")
+    b, h, w, c = x.shape
+    _, oh, ow, _ = y.shape
+    pt = same_padding(h, k_h, opts.strideH, opts.dilationHFactor, opts.padding, oh, ctx.where)
+    pl = same_padding(w, k_w, opts.strideW, opts.dilationWFactor, opts.padding, ow, ctx.where)
+    return Geometry(b, h, w, c, oh, ow, pt, pl)

@@ -10,23 +10,18 @@ import numpy as np
 
 from edge_maas.kernels import executor as ex
 from edge_maas.native.lowering import Lowered, OpContext
-from edge_maas.native.ops.conv_common import output_stage
-from edge_maas.native.quant import same_padding
+from edge_maas.native.ops.conv_common import geometry, output_stage
 
 
 def lower(ctx: OpContext) -> Lowered:
     o = ctx.options("DepthwiseConv2DOptions")
     x, y = ctx.input(0), ctx.output()
-    if len(x.shape) != 4:
-        raise ctx.fail(f"input must be 4-D NHWC, got {list(x.shape)}")
     one, kh, kw, oc = ctx.input(1).shape
-    b, h, w, c = x.shape
+    g = geometry(ctx, kh, kw, o)
+    b, h, w, c, oh, ow, pt, pl = g.batch, g.in_h, g.in_w, g.in_c, g.out_h, g.out_w, g.pad_top, g.pad_left
     if one != 1 or oc % c:
         raise ctx.fail(f"filter shape {list(ctx.input(1).shape)} does not fit {c} input channels")
     st = output_stage(ctx, oc, o.fusedActivationFunction)
-    _, oh, ow, _ = y.shape
-    pt = same_padding(h, kh, o.strideH, o.dilationHFactor, o.padding, oh, ctx.where)
-    pl = same_padding(w, kw, o.strideW, o.dilationWFactor, o.padding, ow, ctx.where)
     w16 = np.ascontiguousarray(st.weights.reshape(kh, kw, oc), dtype=np.int16)
     threads = max(1, ctx.threads)
     acc = threads * ((oc + 15) // 16 * 16)

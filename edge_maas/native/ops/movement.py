@@ -70,10 +70,11 @@ def lower_concatenation(ctx: OpContext) -> Lowered:
         n = t.shape[axis] * inner  # contiguous run per outer index
         boxes.append((ctx.array(t).reshape(-1), [1, 1, 1, outer, n], offset))
         offset += n
-    return Lowered(
-        lambda _s: [ex.StridedCopy(src, dst, box, [0, 0, 0, n, 1], [0, 0, 0, row, 1], 0, off) for src, box, off in boxes
-                    for n in [box[4]]]  # fmt: skip
-    )
+
+    def make(_scratch):
+        return [ex.StridedCopy(src, dst, box, [0, 0, 0, box[4], 1], [0, 0, 0, row, 1], 0, off) for src, box, off in boxes]
+
+    return Lowered(make)
 
 
 def lower_strided_slice(ctx: OpContext) -> Lowered:

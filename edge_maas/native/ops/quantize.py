@@ -14,17 +14,19 @@ def lower_quantize(ctx: OpContext) -> Lowered:
         return _requantize(ctx)
     if x.dtype != "float32":
         raise ctx.fail(f"QUANTIZE from {x.dtype} is not supported (only float32 or int8 -> int8)")
-    scale, zp = ctx.qparams(y)
-    src, dst = ctx.array(x).reshape(-1), ctx.activation(y).reshape(-1)
-    return Lowered(lambda _s: ex.Quantize(src, dst, scale, zp))
+    return _float_boundary(ctx, quantized=y)
 
 
 def lower_dequantize(ctx: OpContext) -> Lowered:
-    x, y = ctx.input(0), ctx.output()
-    if y.dtype != "float32":
-        raise ctx.fail(f"DEQUANTIZE to {y.dtype} is not supported")
-    scale, zp = ctx.qparams(x)
-    src, dst = ctx.array(x).reshape(-1), ctx.activation(y).reshape(-1)
+    if ctx.output().dtype != "float32":
+        raise ctx.fail(f"DEQUANTIZE to {ctx.output().dtype} is not supported")
+    return _float_boundary(ctx, quantized=ctx.input(0))
+
+
+def _float_boundary(ctx: OpContext, quantized) -> Lowered:
+    """float32 <-> int8 with the int8 side's (scale, zero point); the kernel picks the direction."""
+    scale, zp = ctx.qparams(quantized)
+    src, dst = ctx.array(ctx.input(0)).reshape(-1), ctx.activation(ctx.output()).reshape(-1)
     return Lowered(lambda _s: ex.Quantize(src, dst, scale, zp))
 
 
