@@ -23,4 +23,4 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 echo "[setup] installing edge_maas (compiles kernels/) with test extras"
 .venv/bin/python -m pip install -q -e '.[test]'
-.venv/bin/python -c "import edge_maas.kernels.quantize as k; print('[setup] kernels built:', k.__file__)"
+.venv/bin/python -c "import edge_maas.kernels.executor as e, edge_maas.kernels.quantize; print('[setup] kernels built:', e.__file__, 'isa:', e.isa())"
