@@ -11,10 +11,10 @@
  * overflow case (both INT32_MIN) saturates. */
 static inline int32_t em_sat_rounding_doubling_high_mul(int32_t a, int32_t b) {
     if (a == b && a == INT32_MIN) return INT32_MAX;
-    int64_t ab = (int64_t)a * (int64_t)b;
-    int64_t nudge = ab >= 0 ? (1LL << 30) : (1 - (1LL << 30));
-    int64_t q = (ab + nudge) / (1LL << 31); /* C division truncates toward zero, as gemmlowp requires */
-    return (int32_t)q;
+    /* gemmlowp: (ab + (ab >= 0 ? 2^30 : 1 - 2^30)) / 2^31 truncated toward zero.
+     * That equals floor((ab + 2^30) / 2^31) for every ab (ceil(n/d) = floor((n+d-1)/d)),
+     * an arithmetic shift: no division, no branch. */
+    return (int32_t)(((int64_t)a * (int64_t)b + (1LL << 30)) >> 31);
 }
 
 /* x / 2^exponent, rounding to nearest with ties away from zero. */

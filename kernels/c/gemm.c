@@ -25,21 +25,30 @@ void em_pack_weights(const int8_t *w, int N, int K, int16_t *packed) {
         }
 }
 
+/* Portable: 4 rows per pass over a weight panel (as the AVX2 tile), so each
+ * panel is loaded once per 4 rows; the inner loop over 16 lanes of int16 pairs
+ * is the shape compilers turn into pmaddwd / smlal. */
 static void gemm_portable(const em_gemm_args *g, int m0, int m1) {
     const int k2 = g->Kp / 2;
-    int32_t acc[EM_NR];
+    int32_t acc[4][EM_NR];
     for (int nb = 0; nb * EM_NR < g->N; nb++) {
         const int16_t *wb = g->w + (size_t)nb * k2 * 2 * EM_NR;
-        int n = g->N - nb * EM_NR < EM_NR ? g->N - nb * EM_NR : EM_NR;
-        for (int m = m0; m < m1; m++) {
-            const int16_t *a = g->a + (size_t)m * g->Kp;
-            for (int j = 0; j < EM_NR; j++) acc[j] = g->bias[nb * EM_NR + j];
+        const int c0 = nb * EM_NR;
+        const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
+        for (int m = m0; m < m1; m += 4) {
+            const int rows = m1 - m < 4 ? m1 - m : 4;
+            for (int r = 0; r < 4; r++)
+                for (int j = 0; j < EM_NR; j++) acc[r][j] = g->bias[c0 + j];
             for (int k = 0; k < k2; k++) {
-                int32_t a0 = a[2 * k], a1 = a[2 * k + 1];
                 const int16_t *wk = wb + (size_t)k * 2 * EM_NR;
-                for (int j = 0; j < EM_NR; j++) acc[j] += a0 * wk[2 * j] + a1 * wk[2 * j + 1];
+                for (int r = 0; r < rows; r++) {
+                    const int16_t *a = g->a + (size_t)(m + r) * g->Kp + 2 * k;
+                    const int32_t a0 = a[0], a1 = a[1];
+                    for (int j = 0; j < EM_NR; j++) acc[r][j] += a0 * wk[2 * j] + a1 * wk[2 * j + 1];
+                }
             }
-            em_requant_row_portable(acc, n, &g->rq, nb * EM_NR, g->out + (size_t)m * g->ldo + nb * EM_NR);
+            for (int r = 0; r < rows; r++)
+                em_requant_row_portable(acc[r], n, &g->rq, c0, g->out + (size_t)(m + r) * g->ldo + c0);
         }
     }
 }
