@@ -27,3 +27,11 @@ class BackendUnavailableError(EdgeMaasError):
 
 class UnsupportedOpError(ModelFormatError):
     """The native executor has no kernel for an op, or for the way the op is used."""
+
+
+class TransportError(EdgeMaasError):
+    """The broker could not be reached, a request timed out, or a message was malformed."""
+
+
+class IntegrityError(EdgeMaasError):
+    """Received bytes do not match their announced sha256 (nothing is kept)."""

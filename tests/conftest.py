@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -39,3 +41,15 @@ def all_tensors(model_bytes: bytes, feed: dict[str, np.ndarray]) -> dict[int, np
 @pytest.fixture(params=ZOO_NAMES)
 def zoo_name(request) -> str:
     return request.param
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    """A real Mosquitto 2 on a free port with a generated config; stopped after the test."""
+    from broker import MOSQUITTO, Mosquitto
+
+    if not shutil.which(MOSQUITTO):
+        pytest.fail("mosquitto is not installed: run scripts/setup.sh (installs it from Debian's packages)")
+    broker = Mosquitto(tmp_path).start()
+    yield broker
+    broker.stop()

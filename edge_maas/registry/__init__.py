@@ -1,0 +1,1 @@
+"""The central registry: content-addressed blob store, metadata, MQTT service."""

@@ -1,0 +1,54 @@
+"""Content-addressed blob store on disk: blobs/<sha[:2]>/<sha>, written atomically,
+verified on read (a corrupted file is reported, never served)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from edge_maas.errors import IntegrityError
+
+log = logging.getLogger(__name__)
+
+
+class BlobStore:
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256
+
+    def has(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def put(self, data: bytes) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        dest = self.path(sha)
+        if dest.is_file():
+            return sha
+        dest.parent.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return sha
+
+    def get(self, sha256: str) -> bytes | None:
+        """The blob, or None if absent; IntegrityError if the file no longer matches its name."""
+        p = self.path(sha256)
+        if not p.is_file():
+            return None
+        data = p.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise IntegrityError(f"blob {sha256[:12]} on disk is corrupt ({p})")
+        return data

@@ -1,0 +1,61 @@
+"""Wire messages: validated pydantic models, and the binary frame that carries them.
+
+MQTT 3.1.1 has no user properties, so a message with a binary body is framed as
+4-byte big-endian header length | JSON header | body.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge_maas.errors import TransportError
+
+SHA256 = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChunkRequest(_Msg):
+    """Ask for chunks [first, first + count) of a blob; the answer goes to reply_to."""
+
+    corr: str = Field(min_length=1, max_length=64)
+    reply_to: str = Field(min_length=1, max_length=256)
+    sha256: str = SHA256
+    chunk_size: int = Field(ge=1024, le=1 << 20)
+    first: int = Field(ge=0)
+    count: int = Field(ge=1, le=64)
+
+
+class ChunkHeader(_Msg):
+    """One chunk of a blob (or an error for the whole request when error is set)."""
+
+    corr: str
+    sha256: str = SHA256
+    index: int = Field(ge=0)
+    total_size: int = Field(ge=0)
+    chunk_sha256: str = SHA256
+    error: str | None = None
+
+
+def encode(header: BaseModel, body: bytes = b"") -> bytes:
+    h = header.model_dump_json().encode()
+    return struct.pack(">I", len(h)) + h + body
+
+
+def decode(payload: bytes, model: type[BaseModel]) -> tuple[BaseModel, bytes]:
+    """Parse a frame; TransportError (never another exception) on anything malformed."""
+    if len(payload) < 4:
+        raise TransportError(f"frame of {len(payload)} bytes is shorter than its length prefix")
+    (n,) = struct.unpack(">I", payload[:4])
+    if n > len(payload) - 4:
+        raise TransportError(f"frame header says {n} bytes but only {len(payload) - 4} follow")
+    try:
+        header = model.model_validate(json.loads(payload[4 : 4 + n]))
+    except (ValueError, ValidationError) as exc:
+        raise TransportError(f"malformed {model.__name__}: {str(exc).splitlines()[0]}") from None
+    return header, payload[4 + n :]
