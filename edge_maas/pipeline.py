@@ -50,12 +50,18 @@ class Pipeline:
 
     @classmethod
     def from_loaded(cls, manifest: Manifest, directory: Path, backend: str | Sequence[str] = "litert", **options):
+        return cls.from_reader(manifest, lambda shard: manifest.read_shard(directory, shard), backend, **options)
+
+    @classmethod
+    def from_reader(cls, manifest: Manifest, read, backend: str | Sequence[str] = "litert", **options):
+        """Build from ``read(shard) -> bytes``, which must return verified bytes (read_shard,
+        or a content-addressed cache checked against the shard's sha256)."""
         kinds = [backend] * len(manifest.shards) if isinstance(backend, str) else list(backend)
         if len(kinds) != len(manifest.shards):
             raise ManifestError(f"{len(kinds)} backends given for {len(manifest.shards)} shards")
         stages = []
         for shard, kind in zip(manifest.shards, kinds):
-            b = make_backend(kind, manifest.read_shard(directory, shard), **options)
+            b = make_backend(kind, read(shard), **options)
             declared = tuple((t.name, t.shape, t.dtype) for t in shard.inputs)
             actual = tuple((s.name, s.shape, s.dtype) for s in b.inputs)
             if declared != actual:

@@ -59,3 +59,25 @@ def decode(payload: bytes, model: type[BaseModel]) -> tuple[BaseModel, bytes]:
     except (ValueError, ValidationError) as exc:
         raise TransportError(f"malformed {model.__name__}: {str(exc).splitlines()[0]}") from None
     return header, payload[4 + n :]
+
+
+class DesiredState(_Msg):
+    """Retained on the device's desired topic: which signed manifest to run."""
+
+    model: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    version: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$")
+    manifest_sha256: str = SHA256
+    manifest_size: int = Field(ge=1, le=64 << 20)
+
+
+class ReportedState(_Msg):
+    """Retained on the device's reported topic; `status` is 'online' or 'offline' (last will)."""
+
+    device_id: str
+    status: str
+    model: str | None = None
+    version: str | None = None
+    previous_version: str | None = None
+    shard_sha256: tuple[str, ...] = ()
+    healthy: bool | None = None
+    last_error: str | None = None

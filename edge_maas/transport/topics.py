@@ -11,3 +11,17 @@ def blob_request() -> str:
 def blob_reply(client_id: str) -> str:
     """The registry answers each request on the requester's own reply topic."""
     return f"{PREFIX}/client/{client_id}/blob"
+
+
+def desired(device_id: str) -> str:
+    """Retained: the version a device should run (written by the registry only)."""
+    return f"{PREFIX}/device/{device_id}/desired"
+
+
+def reported(device_id: str) -> str:
+    """Retained: what the device runs, its health and last error (written by the device only)."""
+    return f"{PREFIX}/device/{device_id}/reported"
+
+
+def infer_request(device_id: str) -> str:
+    return f"{PREFIX}/device/{device_id}/infer"

@@ -1,0 +1,1 @@
+"""The on-device daemon: follows its desired state, fetches and verifies, swaps, serves."""

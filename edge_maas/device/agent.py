@@ -1,0 +1,152 @@
+"""The device agent: follows its retained desired state, fetches only the blobs its cache
+lacks, verifies signature and hashes before anything is cached or loaded, health-checks
+the new version on its golden pair, swaps atomically, reports (retained).
+
+Network callbacks only enqueue; a worker thread does the fetching (the fetch itself
+needs the network thread to deliver chunks)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import ValidationError
+
+from edge_maas.errors import EdgeMaasError, IntegrityError
+from edge_maas.manifest import Manifest
+from edge_maas.pipeline import Pipeline
+from edge_maas.registry import signing
+from edge_maas.registry.blobs import BlobStore
+from edge_maas.transport import topics
+from edge_maas.transport.chunks import BlobFetcher
+from edge_maas.transport.client import MqttClient
+from edge_maas.transport.messages import DesiredState, ReportedState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Active:
+    manifest: Manifest
+    pipeline: Pipeline
+
+    @property
+    def version(self) -> str:
+        return self.manifest.model.version
+
+
+class DeviceAgent:
+    def __init__(self, device_id: str, client: MqttClient, cache: BlobStore, registry_key, *,
+                 backend: str = "litert", backend_options: Mapping | None = None, chunk_size: int = 64 * 1024):  # fmt: skip
+        self.device_id = device_id
+        self.client = client
+        self.cache = cache
+        self.key = registry_key
+        self.backend = backend
+        self.options = dict(backend_options or {"xnnpack": False})  # golden pairs come from built-in kernels
+        self.fetcher = BlobFetcher(client, chunk_size=chunk_size)
+        self.active: Active | None = None
+        self.previous: Active | None = None
+        self.last_error: str | None = None
+        self.healthy: bool | None = None
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[DesiredState | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._work, name=f"agent-{device_id}", daemon=True)
+        self._worker.start()
+        client.subscribe(topics.desired(device_id), self._on_desired)
+        self._report()
+
+    # -- serving ---------------------------------------------------------------------------
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the active version.  The reference is read once: a swap never mixes versions."""
+        active = self.active
+        if active is None:
+            raise EdgeMaasError(f"device {self.device_id} has no model yet")
+        return active.pipeline.run(inputs)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._worker.join(timeout=10)
+
+    # -- desired state -----------------------------------------------------------------------
+    def _on_desired(self, topic: str, payload: bytes) -> None:
+        if not payload:  # retained message cleared
+            return
+        try:
+            self._queue.put(DesiredState.model_validate_json(payload))
+        except ValidationError as exc:
+            self._fail(f"malformed desired state ignored: {str(exc).splitlines()[0]}")
+
+    def _work(self) -> None:
+        while (desired := self._queue.get()) is not None:
+            try:
+                self._apply(desired)
+            except EdgeMaasError as exc:
+                self._fail(f"{desired.model}@{desired.version}: {exc}")
+            except Exception as exc:  # the daemon keeps serving the version it has
+                log.exception("unexpected failure applying %s@%s", desired.model, desired.version)
+                self._fail(f"{desired.model}@{desired.version}: {type(exc).__name__}: {exc}")
+
+    def _apply(self, desired: DesiredState) -> None:
+        if self.active and self.active.manifest.model.name == desired.model and self.active.version == desired.version:
+            return
+        manifest = Manifest.from_json(self._blob(desired.manifest_sha256, desired.manifest_size))
+        signing.verify(manifest, self.key)
+        if (manifest.model.name, manifest.model.version) != (desired.model, desired.version):
+            raise IntegrityError(f"manifest is {manifest.model.name}@{manifest.model.version}, not the desired one")
+        for shard in manifest.shards:
+            self._blob(shard.sha256, shard.size)
+        pipeline = Pipeline.from_reader(manifest, self._verified_shard(manifest), self.backend, **self.options)
+        self._health_check(manifest, pipeline)
+        with self._lock:
+            self.previous, self.active = self.active, Active(manifest, pipeline)
+            self.healthy, self.last_error = True, None
+        log.info("%s: now running %s@%s", self.device_id, desired.model, desired.version)
+        self._report()
+
+    def _blob(self, sha256: str, size: int) -> bytes:
+        """From the cache, or fetched (verified by the fetcher) and then cached."""
+        data = self.cache.get(sha256)
+        if data is None:
+            data = self.fetcher.fetch(sha256, size)
+            self.cache.put(data)
+        return data
+
+    def _verified_shard(self, manifest: Manifest):
+        def read(shard):
+            data = self.cache.get(shard.sha256)
+            if data is None:
+                raise IntegrityError(f"shard {shard.index} vanished from the cache")
+            manifest.verify_shard(shard, data)
+            return data
+
+        return read
+
+    def _health_check(self, manifest: Manifest, pipeline: Pipeline) -> None:
+        out = pipeline.run({t.name: t.to_array() for t in manifest.golden.inputs})
+        for t in manifest.golden.outputs:
+            if not np.array_equal(out[t.name], t.to_array()):
+                raise EdgeMaasError(f"health check failed: output {t.name!r} differs from the golden output; kept "
+                                    f"{self.active.version if self.active else 'no version'}")  # fmt: skip
+
+    def _fail(self, message: str) -> None:
+        log.error("%s: %s", self.device_id, message)
+        with self._lock:
+            self.last_error = message
+            self.healthy = self.active is not None and self.healthy is not False
+        self._report()
+
+    def _report(self) -> None:
+        a, p = self.active, self.previous
+        state = ReportedState(
+            device_id=self.device_id, status="online",
+            model=a.manifest.model.name if a else None, version=a.version if a else None,
+            previous_version=p.version if p else None,
+            shard_sha256=tuple(s.sha256 for s in a.manifest.shards) if a else (),
+            healthy=self.healthy, last_error=self.last_error,
+        )  # fmt: skip
+        self.client.publish(topics.reported(self.device_id), state.model_dump_json().encode(), retain=True)

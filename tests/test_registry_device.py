@@ -1,0 +1,160 @@
+"""Registry -> MQTT -> devices, end to end on a real Mosquitto: signed publish, deploy to
+two devices, fetch only missing shards, health-checked swap, failed health check keeps
+the running version."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import zoo_bytes, zoo_expected
+from edge_maas.backends.litert import LiteRTBackend
+from edge_maas.device.agent import DeviceAgent
+from edge_maas.errors import ManifestError
+from edge_maas.manifest import Golden, Manifest, TensorData
+from edge_maas.partition import plan_balanced, split_model
+from edge_maas.partition.costs import graph_macs
+from edge_maas.pipeline import Pipeline
+from edge_maas.registry import signing
+from edge_maas.registry.blobs import BlobStore
+from edge_maas.registry.service import Registry
+from edge_maas.tflite import load_graph
+from edge_maas.transport import topics
+from edge_maas.transport.client import MqttClient
+from edge_maas.transport.messages import ReportedState
+
+
+def _split_v1(tmp_path):
+    blob = zoo_bytes("mlp_digits")
+    g = load_graph(blob)
+    split_model(g, plan_balanced(g, 3, graph_macs(g)), tmp_path / "v1", "mlp_digits", version="1", source_bytes=blob)
+    return tmp_path / "v1"
+
+
+def _variant(src, dst, version, patch_last_shard=True, break_golden=False):
+    """A new version of a split: last shard's bias changed (only that shard differs)."""
+    shutil.copytree(src, dst)
+    m = Manifest.load(dst / "manifest.json")
+    shards = list(m.shards)
+    if patch_last_shard:
+        last = shards[-1]
+        data = (dst / last.file).read_bytes()
+        g = load_graph(data)
+        fc = next(op for op in g.ops if op.op == "FULLY_CONNECTED")
+        bias = g.constant(g.tensors[fc.inputs[2]])
+        old = bias.astype("<i4").tobytes()
+        assert data.count(old) == 1
+        new = bias.astype(np.int64)
+        new[0] += 1 << 20  # class 0 wins everywhere: v2's outputs visibly differ from v1's
+        data = data.replace(old, new.astype("<i4").tobytes())
+        (dst / last.file).write_bytes(data)
+        shards[-1] = last.model_copy(update={"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
+    m = m.model_copy(update={"model": m.model.model_copy(update={"version": version}), "shards": tuple(shards)})
+    pipe = Pipeline.from_loaded(m, dst, "litert", xnnpack=False)
+    out = pipe.run({t.name: t.to_array() for t in m.golden.inputs})
+    outs = tuple(TensorData.from_array(t.name, out[t.name] + (1 if break_golden else 0)) for t in m.golden.outputs)
+    m = m.model_copy(update={"golden": Golden(inputs=m.golden.inputs, outputs=outs)})
+    (dst / "manifest.json").write_text(m.to_json())
+    return dst
+
+
+class Reports:
+    """Collects every device's retained reported state."""
+
+    def __init__(self, url):
+        self.latest: dict[str, ReportedState] = {}
+        self.cv = threading.Condition()
+        self.client = MqttClient(url, "monitor").start()
+        self.client.subscribe(f"{topics.PREFIX}/device/+/reported", self._on)
+
+    def _on(self, topic, payload):
+        s = ReportedState.model_validate_json(payload)
+        with self.cv:
+            self.latest[s.device_id] = s
+            self.cv.notify_all()
+
+    def wait(self, pred, timeout=30):
+        with self.cv:
+            assert self.cv.wait_for(lambda: pred(self.latest), timeout), self.latest
+
+
+@pytest.fixture
+def world(mosquitto, tmp_path):
+    pub = signing.new_key(tmp_path / "registry.key")
+    reg = Registry(tmp_path / "registry", tmp_path / "registry.key")
+    reg_client = MqttClient(mosquitto.url, "registry").start()
+    reg.serve(reg_client)
+    devices = {}
+    for d in ("dev-a", "dev-b"):
+        c = MqttClient(mosquitto.url, d).start()
+        devices[d] = DeviceAgent(d, c, BlobStore(tmp_path / d / "cache"), signing.load_public(pub), chunk_size=2048)
+    reports = Reports(mosquitto.url)
+    yield reg, reg_client, devices, reports
+    for a in devices.values():
+        a.close()
+        a.client.stop()
+    reports.client.stop()
+    reg_client.stop()
+
+
+def test_publish_deploy_update_only_changed_shard_and_failed_health_check(world, tmp_path):
+    reg, reg_client, devices, reports = world
+    v1 = _split_v1(tmp_path)
+    v2 = _variant(v1, tmp_path / "v2", "2")
+    v3 = _variant(v2, tmp_path / "v3", "3", patch_last_shard=False, break_golden=True)
+    for d in (v1, v2, v3):
+        reg.publish(d)
+
+    reg.deploy(reg_client, "mlp_digits", "1", list(devices))
+    reports.wait(lambda s: all(s.get(d) and s[d].version == "1" for d in devices))
+    xs, ys = zoo_expected("mlp_digits")
+    for agent in devices.values():
+        out = agent.infer({agent.active.pipeline.inputs[0].name: xs[0][None]})
+        assert out[agent.active.pipeline.outputs[0].name][0].tobytes() == ys[0].tobytes()
+
+    before = {d: a.client.bytes_in for d, a in devices.items()}
+    reg.deploy(reg_client, "mlp_digits", "2", list(devices))
+    reports.wait(lambda s: all(s[d].version == "2" for d in devices))
+    m2 = Manifest.load(v2 / "manifest.json")
+    last, manifest_bytes = m2.shards[-1].size, reg.catalog.version("mlp_digits", "2").manifest_size
+    for d, agent in devices.items():
+        wire = agent.client.bytes_in - before[d]
+        # only the changed shard and the manifest crossed the wire (plus chunk headers and reports)
+        assert last + manifest_bytes <= wire < last + manifest_bytes + 8000, wire
+        assert reports.latest[d].previous_version == "1"
+        whole = LiteRTBackend(zoo_bytes("mlp_digits"), xnnpack=False).run({"serving_default_pixels:0": xs[:1]})
+        new = agent.infer({"serving_default_pixels:0": xs[:1]})
+        assert not np.array_equal(new[next(iter(new))], whole[next(iter(whole))])  # v2 really differs
+
+    reg.deploy(reg_client, "mlp_digits", "3", list(devices))
+    reports.wait(lambda s: all(s[d].last_error and "health check failed" in s[d].last_error for d in devices))
+    assert all(reports.latest[d].version == "2" for d in devices)
+
+
+def test_tampered_manifest_is_refused(world, tmp_path):
+    reg, reg_client, devices, reports = world
+    v1 = _split_v1(tmp_path)
+    rec = reg.publish(v1)
+    signed = Manifest.from_json(reg.blobs.get(rec.manifest_sha256))
+    forged = signed.model_copy(update={"model": signed.model.model_copy(update={"version": "1"})})
+    signing.verify(forged, signing.load_public(tmp_path / "registry.pub"))  # untouched copy verifies
+    doc = json.loads(signed.to_json())
+    doc["golden"]["outputs"][0]["data"] = doc["golden"]["inputs"][0]["data"][:8] + doc["golden"]["outputs"][0]["data"][8:]
+    with pytest.raises(ManifestError, match="bad signature"):
+        signing.verify(Manifest.model_validate(doc), signing.load_public(tmp_path / "registry.pub"))
+    # a forged manifest blob served by the registry: the device refuses it and keeps nothing
+    bad = Manifest.model_validate(doc).to_json().encode()
+    sha = reg.blobs.put(bad)
+    from edge_maas.transport.messages import DesiredState
+
+    msg = DesiredState(model="mlp_digits", version="1", manifest_sha256=sha, manifest_size=len(bad))
+    reg_client.publish(topics.desired("dev-a"), msg.model_dump_json().encode(), retain=True)
+    reports.wait(lambda s: s.get("dev-a") and s["dev-a"].last_error and "bad signature" in s["dev-a"].last_error)
+    assert devices["dev-a"].active is None
+    time.sleep(0.1)
