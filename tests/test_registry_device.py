@@ -158,3 +158,49 @@ def test_tampered_manifest_is_refused(world, tmp_path):
     reports.wait(lambda s: s.get("dev-a") and s["dev-a"].last_error and "bad signature" in s["dev-a"].last_error)
     assert devices["dev-a"].active is None
     time.sleep(0.1)
+
+
+def test_swap_under_load_never_fails_or_mixes_versions(world, tmp_path, mosquitto):
+    """A client keeps sending infer requests over MQTT while v1 -> v2 swaps: every reply is
+    exactly v1's or v2's output for its input, none fails."""
+    from edge_maas.transport.infer_client import InferClient
+
+    reg, reg_client, devices, reports = world
+    v1 = _split_v1(tmp_path)
+    v2 = _variant(v1, tmp_path / "v2", "2")
+    for d in (v1, v2):
+        reg.publish(d)
+    reg.deploy(reg_client, "mlp_digits", "1", ["dev-a"])
+    reports.wait(lambda s: s.get("dev-a") and s["dev-a"].version == "1")
+    xs, _ = zoo_expected("mlp_digits")
+    name = "serving_default_pixels:0"
+    want = {v: [Pipeline.from_loaded(Manifest.load(d / "manifest.json"), d, "litert", xnnpack=False)
+                .run({name: x[None]}) for x in xs] for v, d in (("1", v1), ("2", v2))}  # fmt: skip
+    caller = InferClient(MqttClient(mosquitto.url, "caller").start())
+    seen, stop = [], threading.Event()
+
+    def load():
+        i = 0
+        while not stop.is_set():
+            x = xs[i % len(xs)]
+            version, out = caller.infer("dev-a", {name: x[None]})
+            ref = want[version][i % len(xs)]
+            assert all(np.array_equal(out[k], ref[k]) for k in ref), (version, i)
+            seen.append(version)
+            i += 1
+
+    t = threading.Thread(target=load)
+    t.start()
+    while seen.count("1") < 20:
+        time.sleep(0.01)
+    reg.deploy(reg_client, "mlp_digits", "2", ["dev-a"])
+    reports.wait(lambda s: s["dev-a"].version == "2")
+    n = len(seen)
+    while len(seen) < n + 20 and t.is_alive():
+        time.sleep(0.01)
+    stop.set()
+    t.join(timeout=20)
+    assert not t.is_alive() and devices["dev-a"].failed == 0
+    assert seen[0] == "1" and seen[-1] == "2"
+    assert seen == sorted(seen)  # never back to v1 after the swap
+    caller.client.stop()

@@ -24,7 +24,16 @@ from edge_maas.registry.blobs import BlobStore
 from edge_maas.transport import topics
 from edge_maas.transport.chunks import BlobFetcher
 from edge_maas.transport.client import MqttClient
-from edge_maas.transport.messages import DesiredState, ReportedState
+from edge_maas.transport.messages import (
+    DesiredState,
+    InferReply,
+    InferRequest,
+    ReportedState,
+    decode,
+    encode,
+    pack_tensors,
+    unpack_tensors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +66,10 @@ class DeviceAgent:
         self._queue: queue.Queue[DesiredState | None] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name=f"agent-{device_id}", daemon=True)
         self._worker.start()
+        self.served = 0
+        self.failed = 0
         client.subscribe(topics.desired(device_id), self._on_desired)
+        client.subscribe(topics.infer_request(device_id), self._on_infer)
         self._report()
 
     # -- serving ---------------------------------------------------------------------------
@@ -67,6 +79,27 @@ class DeviceAgent:
         if active is None:
             raise EdgeMaasError(f"device {self.device_id} has no model yet")
         return active.pipeline.run(inputs)
+
+    def _on_infer(self, topic: str, payload: bytes) -> None:
+        """infer over MQTT: framed request in, framed reply out; every failure is answered."""
+        try:
+            req, body = decode(payload, InferRequest)
+        except EdgeMaasError as exc:
+            self.failed += 1
+            log.warning("%s: dropped a malformed infer request: %s", self.device_id, exc)
+            return
+        active = self.active
+        try:
+            if active is None:
+                raise EdgeMaasError("no model deployed yet")
+            outputs = active.pipeline.run(unpack_tensors(req.inputs, body))
+            metas, out_body = pack_tensors(outputs)
+            reply = encode(InferReply(corr=req.corr, version=active.version, outputs=metas), out_body)
+            self.served += 1
+        except EdgeMaasError as exc:
+            self.failed += 1
+            reply = encode(InferReply(corr=req.corr, version=active.version if active else None, error=str(exc)))
+        self.client.publish(req.reply_to, reply)
 
     def close(self) -> None:
         self._queue.put(None)

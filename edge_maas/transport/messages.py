@@ -81,3 +81,54 @@ class ReportedState(_Msg):
     shard_sha256: tuple[str, ...] = ()
     healthy: bool | None = None
     last_error: str | None = None
+
+
+class TensorMeta(_Msg):
+    name: str
+    dtype: str = Field(pattern=r"^(int8|uint8|int16|int32|float32)$")
+    shape: tuple[int, ...]
+
+
+class InferRequest(_Msg):
+    """Header of an inference request; the body is the inputs' raw bytes, in order."""
+
+    corr: str = Field(min_length=1, max_length=64)
+    reply_to: str = Field(min_length=1, max_length=256)
+    inputs: tuple[TensorMeta, ...]
+
+
+class InferReply(_Msg):
+    """Header of a reply; the body is the outputs' raw bytes (empty on error)."""
+
+    corr: str
+    version: str | None = None
+    outputs: tuple[TensorMeta, ...] = ()
+    error: str | None = None
+
+
+def pack_tensors(arrays: dict) -> tuple[tuple[TensorMeta, ...], bytes]:
+    import numpy as np
+
+    metas, parts = [], []
+    for name, a in arrays.items():
+        a = np.ascontiguousarray(a)
+        metas.append(TensorMeta(name=name, dtype=a.dtype.name, shape=a.shape))
+        parts.append(a.astype(a.dtype.newbyteorder("<")).tobytes())
+    return tuple(metas), b"".join(parts)
+
+
+def unpack_tensors(metas: tuple[TensorMeta, ...], body: bytes) -> dict:
+    """Arrays from a body; TransportError if the sizes do not add up."""
+    import numpy as np
+
+    out, off = {}, 0
+    for m in metas:
+        dt = np.dtype(m.dtype).newbyteorder("<")
+        n = int(np.prod(m.shape, dtype=np.int64)) * dt.itemsize
+        if off + n > len(body):
+            raise TransportError(f"tensor {m.name!r} needs {n} bytes; the body has {len(body) - off} left")
+        out[m.name] = np.frombuffer(body[off : off + n], dtype=dt).reshape(m.shape).astype(dt.newbyteorder("="))
+        off += n
+    if off != len(body):
+        raise TransportError(f"body has {len(body) - off} bytes beyond the announced tensors")
+    return out
