@@ -204,3 +204,39 @@ def test_swap_under_load_never_fails_or_mixes_versions(world, tmp_path, mosquitt
     assert seen[0] == "1" and seen[-1] == "2"
     assert seen == sorted(seen)  # never back to v1 after the swap
     caller.client.stop()
+
+
+def test_rollback_and_restart_from_cache(world, tmp_path, mosquitto):
+    reg, reg_client, devices, reports = world
+    v1 = _split_v1(tmp_path)
+    v2 = _variant(v1, tmp_path / "v2", "2")
+    for d in (v1, v2):
+        reg.publish(d)
+    reg.deploy(reg_client, "mlp_digits", "1", ["dev-b"])
+    reports.wait(lambda s: s.get("dev-b") and s["dev-b"].version == "1")
+    reg.deploy(reg_client, "mlp_digits", "2", ["dev-b"])
+    reports.wait(lambda s: s["dev-b"].version == "2")
+    assert reg.rollback(reg_client, "dev-b") == ("mlp_digits", "1")
+    reports.wait(lambda s: s["dev-b"].version == "1")
+    # v1 was cached: the rollback fetched nothing new; a restarted agent resumes v1 offline
+    agent = devices["dev-b"]
+    agent.close()
+    agent.client.stop()
+    offline = MqttClient("mqtt://127.0.0.1:1", "dev-b-restarted")  # never started: no broker at all
+    restored = DeviceAgent("dev-b", offline, agent.cache, agent.key)
+    assert restored.active is not None and restored.active.version == "1"
+    xs, ys = zoo_expected("mlp_digits")
+    out = restored.infer({"serving_default_pixels:0": xs[:1]})
+    assert out[next(iter(out))][0].tobytes() == ys[0].tobytes()
+    restored.close()
+    devices["dev-b"] = _Closed(agent)
+
+
+class _Closed:
+    """Stands in for an agent the test already stopped (the fixture closes the rest)."""
+
+    def __init__(self, agent):
+        self.client = agent.client
+
+    def close(self):
+        pass

@@ -8,6 +8,7 @@ needs the network thread to deliver chunks)."""
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections.abc import Mapping
@@ -68,6 +69,8 @@ class DeviceAgent:
         self._worker.start()
         self.served = 0
         self.failed = 0
+        self._state_file = cache.root / "state.json"
+        self._restore()
         client.subscribe(topics.desired(device_id), self._on_desired)
         client.subscribe(topics.infer_request(device_id), self._on_infer)
         self._report()
@@ -138,8 +141,38 @@ class DeviceAgent:
         with self._lock:
             self.previous, self.active = self.active, Active(manifest, pipeline)
             self.healthy, self.last_error = True, None
+        self._persist(desired)
         log.info("%s: now running %s@%s", self.device_id, desired.model, desired.version)
         self._report()
+
+    def _persist(self, desired: DesiredState) -> None:
+        """Record the running version (temp file, fsync, rename): a restart resumes from it."""
+        tmp = self._state_file.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            f.write(desired.model_dump_json().encode())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._state_file)
+
+    def _restore(self) -> None:
+        """Load the last good version from the cache, re-verifying everything; no network."""
+        try:
+            desired = DesiredState.model_validate_json(self._state_file.read_bytes())
+        except (OSError, ValidationError):
+            return
+        try:
+            data = self.cache.get(desired.manifest_sha256)
+            if data is None:
+                raise IntegrityError("its manifest is missing from the cache")
+            manifest = Manifest.from_json(data)
+            signing.verify(manifest, self.key)
+            pipeline = Pipeline.from_reader(manifest, self._verified_shard(manifest), self.backend, **self.options)
+            self._health_check(manifest, pipeline)
+            self.active, self.healthy = Active(manifest, pipeline), True
+            log.info("%s: restored %s@%s from the cache", self.device_id, desired.model, desired.version)
+        except EdgeMaasError as exc:
+            self.last_error = f"could not restore {desired.model}@{desired.version}: {exc}"
+            log.error("%s: %s", self.device_id, self.last_error)
 
     def _blob(self, sha256: str, size: int) -> bytes:
         """From the cache, or fetched (verified by the fetcher) and then cached."""

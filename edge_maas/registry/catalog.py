@@ -54,5 +54,11 @@ class Catalog:
         rows = self.db.execute("SELECT model, version, manifest_sha256, manifest_size FROM versions ORDER BY created")
         return [VersionRecord(*r) for r in rows]
 
+    def deployments(self, target: str) -> list[tuple[str, str]]:
+        """(model, version) deployed to target, newest first."""
+        rows = self.db.execute("SELECT model, version FROM deployments WHERE target = ? ORDER BY created DESC, rowid DESC",
+                               (target,))  # fmt: skip
+        return [tuple(r) for r in rows]
+
     def record_deployment(self, target: str, model: str, version: str) -> None:
         self.db.execute("INSERT INTO deployments VALUES (?, ?, ?, ?)", (target, model, version, time.time()))

@@ -9,7 +9,7 @@ from pathlib import Path
 from edge_maas.manifest import Manifest
 from edge_maas.registry import signing
 from edge_maas.registry.blobs import BlobStore
-from edge_maas.registry.catalog import Catalog, VersionRecord
+from edge_maas.registry.catalog import Catalog, RegistryError, VersionRecord
 from edge_maas.transport import topics
 from edge_maas.transport.chunks import BlobServer
 from edge_maas.transport.client import MqttClient
@@ -42,6 +42,16 @@ class Registry:
     def serve(self, client: MqttClient) -> BlobServer:
         self._server = BlobServer(client, self.blobs.get)
         return self._server
+
+    def rollback(self, client: MqttClient, device: str) -> tuple[str, str]:
+        """Deploy the version the device had before its current one; returns it."""
+        history = self.catalog.deployments(device)
+        current = history[0] if history else None
+        previous = next((h for h in history if h != current), None)
+        if previous is None:
+            raise RegistryError(f"device {device} has no earlier deployment to roll back to")
+        self.deploy(client, previous[0], previous[1], [device])
+        return previous
 
     def deploy(self, client: MqttClient, model: str, version: str, devices: list[str]) -> None:
         rec = self.catalog.version(model, version)
