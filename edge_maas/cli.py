@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--model", type=Path, default=None, help="default: the digits MLP from tests/models")
     d.add_argument("--shards", type=int, default=3)
     d.add_argument("--out", type=Path, default=None, help="where to write the shards (default: a temp folder)")
+    d.add_argument("--broker", default=None, help="MQTT broker URL (default: an embedded amqtt broker)")
+    d.add_argument("--no-mqtt", action="store_true", help="skip the registry -> MQTT -> device part")
     _backend_args(d)
     d.set_defaults(func=cmd_demo)
     return p
@@ -131,7 +133,8 @@ def cmd_inspect(args) -> int:
 def cmd_demo(args) -> int:
     from edge_maas.demo import run_demo
 
-    return run_demo(args.model, args.shards, args.out, args.backend, _backend_options(args))
+    return run_demo(args.model, args.shards, args.out, args.backend, _backend_options(args), args.broker,
+                    not args.no_mqtt)
 
 
 def _load_runner(path: Path, backend: str, options: dict):

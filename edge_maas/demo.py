@@ -28,7 +28,8 @@ def _digits_inputs(spec, quant):
         return None
 
 
-def run_demo(model: Path | None, shards: int, out: Path | None, backend: str, options: dict) -> int:
+def run_demo(model: Path | None, shards: int, out: Path | None, backend: str, options: dict,
+             broker: str | None = None, mqtt: bool = True) -> int:
     model = model or zoo.model_path("mlp_digits")
     source = model.read_bytes()
     graph = load_graph(source)
@@ -75,4 +76,12 @@ def run_demo(model: Path | None, shards: int, out: Path | None, backend: str, op
         print(f"[accuracy] held-out digits, int8 pipeline: {hits / len(xs):.4f} ({hits}/{len(xs)})")
     print(f"[latency]  whole {t_whole / len(xs) * 1e6:.1f} us/call, pipeline {t_pipe / len(xs) * 1e6:.1f} us/call")
     print(f"[health]   golden pair from the manifest, built-in kernels: {'ok' if golden_ok else 'MISMATCH'}")
-    return 0 if same == len(xs) and golden_ok else 1
+    ok = same == len(xs) and golden_ok
+    if mqtt:
+        from edge_maas.demo_mqtt import run_mqtt_demo
+
+        # the whole model on built-in kernels is the reference the device must reproduce
+        ref = make_backend("litert", source, xnnpack=False)
+        want = [ref.run({in_spec.name: x}) for x in xs]
+        ok = run_mqtt_demo(out_dir, broker, backend, options, xs, want) and ok
+    return 0 if ok else 1

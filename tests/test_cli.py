@@ -62,6 +62,9 @@ def test_demo_reports_bit_exact_and_accuracy(tmp_path):
     assert "byte for byte on 450/450" in out
     assert "held-out digits, int8 pipeline: 0.98" in out
     assert "built-in kernels: ok" in out
+    # the MaaS part: embedded broker, signed publish, device fetch + health check, infer over MQTT
+    assert "embedded amqtt broker" in out and "golden health check ok" in out
+    assert "450 infer requests over MQTT: reply == local whole model on 450/450" in out
 
 
 def test_profiles_validate(tmp_path):

@@ -72,7 +72,7 @@ class DeviceAgent:
         self._state_file = cache.root / "state.json"
         self._restore()
         client.subscribe(topics.desired(device_id), self._on_desired)
-        client.subscribe(topics.infer_request(device_id), self._on_infer)
+        client.subscribe(topics.infer_request(device_id), self._on_infer, qos=0)
         self._report()
 
     # -- serving ---------------------------------------------------------------------------
@@ -102,7 +102,7 @@ class DeviceAgent:
         except EdgeMaasError as exc:
             self.failed += 1
             reply = encode(InferReply(corr=req.corr, version=active.version if active else None, error=str(exc)))
-        self.client.publish(req.reply_to, reply)
+        self.client.publish(req.reply_to, reply, qos=0)
 
     def close(self) -> None:
         self._queue.put(None)

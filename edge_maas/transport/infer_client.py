@@ -19,7 +19,7 @@ class InferClient:
         self._reply_topic = f"{topics.PREFIX}/client/{client.client_id}/infer"
         self._pending: dict[str, tuple[threading.Event, list]] = {}
         self._lock = threading.Lock()
-        client.subscribe(self._reply_topic, self._on_reply)
+        client.subscribe(self._reply_topic, self._on_reply, qos=0)
 
     def infer(self, device_id: str, inputs: dict[str, np.ndarray], timeout: float = 10.0):
         """(version, outputs) from the device; EdgeMaasError with the device's message on failure."""
@@ -29,7 +29,8 @@ class InferClient:
             self._pending[corr] = done
         metas, body = pack_tensors(inputs)
         self.client.publish(topics.infer_request(device_id),
-                            encode(InferRequest(corr=corr, reply_to=self._reply_topic, inputs=metas), body))  # fmt: skip
+                            encode(InferRequest(corr=corr, reply_to=self._reply_topic, inputs=metas), body),
+                            qos=0)  # fmt: skip  # request/response has its own timeout; QoS 1 only adds a round trip
         try:
             if not done[0].wait(timeout):
                 raise TransportError(f"no reply from {device_id} within {timeout:.1f} s")
