@@ -1,4 +1,4 @@
-"""`edge-maas` command line: split, run, inspect, demo."""
+"""`edge-maas` command line: split, run, inspect, demo (+ keys, registry, device: cli_maas.py)."""
 
 from __future__ import annotations
 
@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--no-mqtt", action="store_true", help="skip the registry -> MQTT -> device part")
     _backend_args(d)
     d.set_defaults(func=cmd_demo)
+
+    from edge_maas.cli_maas import add_commands
+
+    add_commands(sub)
     return p
 
 

@@ -24,6 +24,17 @@ class RuntimeSettings(BaseModel):
     xnnpack: bool = True
 
 
+class MqttSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    broker: str = "mqtt://127.0.0.1:1883"
+    ca_file: Path | None = None  # TLS: the broker's CA; with cert/key: client certificate auth
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    username: str | None = None
+    password_file: Path | None = None  # read at start; never inline secrets in a profile
+
+
 class DeviceProfile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -31,7 +42,9 @@ class DeviceProfile(BaseModel):
     description: str = ""
     cache_dir: Path = Path("/var/lib/edge_maas/cache")
     memory_budget_mb: int = Field(default=256, ge=8)
+    registry_key: Path | None = None  # the registry's Ed25519 public key (PEM)
     runtime: RuntimeSettings = RuntimeSettings()
+    mqtt: MqttSettings = MqttSettings()
 
     def backend_options(self) -> dict:
         r = self.runtime

@@ -1,0 +1,146 @@
+"""`edge-maas keys|registry|device`: the MaaS commands (registry and device daemon)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+
+def add_commands(sub) -> None:
+    k = sub.add_parser("keys", help="registry signing keys")
+    ks = k.add_subparsers(dest="keys_cmd", required=True)
+    kn = ks.add_parser("new", help="create an Ed25519 key pair (KEY and KEY.pub)")
+    kn.add_argument("--out", type=Path, required=True, help="private key path; the public key goes beside it as .pub")
+    kn.set_defaults(func=cmd_keys_new)
+
+    r = sub.add_parser("registry", help="publish, deploy, roll back and serve model versions")
+    rs = r.add_subparsers(dest="registry_cmd", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", type=Path, required=True, help="registry folder (blobs + registry.sqlite)")
+    common.add_argument("--key", type=Path, required=True, help="the registry's private key")
+    net = argparse.ArgumentParser(add_help=False)
+    net.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    pub = rs.add_parser("publish", parents=[common], help="store and sign a split model (edge-maas split output)")
+    pub.add_argument("split_dir", type=Path)
+    pub.set_defaults(func=cmd_publish)
+    ls = rs.add_parser("list", parents=[common], help="published versions")
+    ls.set_defaults(func=cmd_list)
+    dep = rs.add_parser("deploy", parents=[common, net], help="set devices' desired version (retained)")
+    dep.add_argument("target", metavar="MODEL@VERSION")
+    dep.add_argument("--device", action="append", required=True)
+    dep.set_defaults(func=cmd_deploy)
+    rb = rs.add_parser("rollback", parents=[common, net], help="return a device to its previous version")
+    rb.add_argument("--device", required=True)
+    rb.set_defaults(func=cmd_rollback)
+    sv = rs.add_parser("serve", parents=[common, net], help="serve shard chunks until interrupted")
+    sv.set_defaults(func=cmd_serve)
+
+    d = sub.add_parser("device", help="run the device daemon from a profile until interrupted")
+    d.add_argument("--config", type=Path, required=True, help="firmware_configs/<profile>.toml")
+    d.set_defaults(func=cmd_device)
+
+
+def cmd_keys_new(args) -> int:
+    from edge_maas.registry.signing import new_key
+
+    pub = new_key(args.out)
+    print(f"private key {args.out} (mode 600), public key {pub}")
+    return 0
+
+
+def _registry(args):
+    from edge_maas.registry.service import Registry
+
+    return Registry(args.root, args.key)
+
+
+def _client(url: str, name: str):
+    from edge_maas.transport.client import MqttClient
+
+    return MqttClient(url, name).start()
+
+
+def cmd_publish(args) -> int:
+    rec = _registry(args).publish(args.split_dir)
+    print(f"published {rec.model}@{rec.version} (manifest {rec.manifest_sha256[:12]}, {rec.manifest_size} bytes)")
+    return 0
+
+
+def cmd_list(args) -> int:
+    for rec in _registry(args).catalog.versions():
+        print(f"{rec.model}@{rec.version}  manifest {rec.manifest_sha256[:12]}")
+    return 0
+
+
+def cmd_deploy(args) -> int:
+    from edge_maas.errors import EdgeMaasError
+
+    model, sep, version = args.target.partition("@")
+    if not sep or not model or not version:
+        raise EdgeMaasError(f"deploy target {args.target!r} must be MODEL@VERSION")
+    client = _client(args.broker, "registry-cli")
+    try:
+        _registry(args).deploy(client, model, version, args.device)
+    finally:
+        client.stop()
+    print(f"desired state of {', '.join(args.device)} set to {model}@{version}")
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    client = _client(args.broker, "registry-cli")
+    try:
+        model, version = _registry(args).rollback(client, args.device)
+    finally:
+        client.stop()
+    print(f"{args.device} rolled back to {model}@{version}")
+    return 0
+
+
+def _until_interrupted() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+
+
+def cmd_serve(args) -> int:
+    reg = _registry(args)
+    client = _client(args.broker, "registry")
+    reg.serve(client)
+    print(f"registry serving {args.root} on {args.broker}; Ctrl-C to stop", flush=True)
+    _until_interrupted()
+    client.stop()
+    return 0
+
+
+def cmd_device(args) -> int:
+    from edge_maas.config import ConfigError, load_profile
+    from edge_maas.device.agent import DeviceAgent
+    from edge_maas.registry.blobs import BlobStore
+    from edge_maas.registry.signing import load_public
+    from edge_maas.transport import topics
+    from edge_maas.transport.client import MqttClient
+    from edge_maas.transport.messages import ReportedState
+
+    profile = load_profile(args.config)
+    if profile.registry_key is None:
+        raise ConfigError(f"profile {profile.device_id}: registry_key (the registry's public key) is required")
+    m = profile.mqtt
+    password = m.password_file.read_text().strip() if m.password_file else None
+    offline = ReportedState(device_id=profile.device_id, status="offline").model_dump_json().encode()
+    client = MqttClient(m.broker, profile.device_id, username=m.username, password=password,
+                        ca_file=str(m.ca_file) if m.ca_file else None, cert_file=str(m.cert_file) if m.cert_file else None,
+                        key_file=str(m.key_file) if m.key_file else None,
+                        will=(topics.reported(profile.device_id), offline)).start()  # fmt: skip
+    agent = DeviceAgent(profile.device_id, client, BlobStore(profile.cache_dir), load_public(profile.registry_key),
+                        backend=profile.runtime.backend, backend_options=profile.backend_options())  # fmt: skip
+    print(f"device {profile.device_id} following {topics.desired(profile.device_id)} on {m.broker}", flush=True)
+    _until_interrupted()
+    agent.close()
+    client.stop()
+    return 0

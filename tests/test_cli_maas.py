@@ -1,0 +1,48 @@
+"""The MaaS commands as an operator runs them: keys, registry publish/list/serve/deploy,
+and the device daemon from a profile, against a real Mosquitto."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+
+from conftest import MODELS
+from edge_maas.transport import topics
+from edge_maas.transport.client import MqttClient
+from edge_maas.transport.messages import ReportedState
+from test_cli import EXE, run
+
+
+def test_operator_flow(mosquitto, tmp_path):
+    key = tmp_path / "registry.key"
+    assert "public key" in run("keys", "new", "--out", key)
+    run("split", MODELS / "mlp_digits.tflite", "--shards", "2", "--out", tmp_path / "v1")
+    common = ["--root", tmp_path / "reg", "--key", key]
+    assert "published mlp_digits@1" in run("registry", "publish", tmp_path / "v1", *common)
+    assert "mlp_digits@1" in run("registry", "list", *common)
+
+    profile = tmp_path / "dev.toml"
+    profile.write_text(
+        f'device_id = "cli-dev"\ncache_dir = "{tmp_path / "cache"}"\nregistry_key = "{key.with_suffix(".pub")}"\n'
+        f'[runtime]\nbackend = "native"\nbackends_allowed = ["native"]\n[mqtt]\nbroker = "{mosquitto.url}"\n'
+    )
+    procs = [
+        subprocess.Popen([EXE, "registry", "serve", *map(str, common), "--broker", mosquitto.url], stdout=subprocess.PIPE),
+        subprocess.Popen([EXE, "device", "--config", str(profile)], stdout=subprocess.PIPE),
+    ]
+    try:
+        for p in procs:  # each prints one line once connected and subscribed
+            assert p.stdout.readline()
+        seen = threading.Event()
+        monitor = MqttClient(mosquitto.url, "monitor").start()
+        monitor.subscribe(topics.reported("cli-dev"),
+                          lambda t, p: seen.set() if ReportedState.model_validate_json(p).version == "1" else None)
+        assert "set to mlp_digits@1" in run("registry", "deploy", "mlp_digits@1", "--device", "cli-dev", *common,
+                                            "--broker", mosquitto.url)  # fmt: skip
+        assert seen.wait(30), "the device never reported mlp_digits@1"
+        monitor.stop()
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
+    assert procs[1].returncode == 0
