@@ -7,10 +7,11 @@ import subprocess
 import threading
 
 from conftest import MODELS
+from test_cli import EXE, run
+
 from edge_maas.transport import topics
 from edge_maas.transport.client import MqttClient
 from edge_maas.transport.messages import ReportedState
-from test_cli import EXE, run
 
 
 def test_operator_flow(mosquitto, tmp_path):

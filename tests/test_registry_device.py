@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import zoo_bytes, zoo_expected
+
 from edge_maas.backends.litert import LiteRTBackend
 from edge_maas.device.agent import DeviceAgent
 from edge_maas.errors import ManifestError
@@ -62,6 +62,18 @@ def _variant(src, dst, version, patch_last_shard=True, break_golden=False):
     m = m.model_copy(update={"golden": Golden(inputs=m.golden.inputs, outputs=outs)})
     (dst / "manifest.json").write_text(m.to_json())
     return dst
+
+
+def _publish_two_running_first(world, tmp_path, device):
+    """Publish v1 and v2 (last shard changed), deploy v1 to `device`, wait until it runs."""
+    reg, reg_client, _, reports = world
+    v1 = _split_v1(tmp_path)
+    v2 = _variant(v1, tmp_path / "v2", "2")
+    for d in (v1, v2):
+        reg.publish(d)
+    reg.deploy(reg_client, "mlp_digits", "1", [device])
+    reports.wait(lambda s: s.get(device) and s[device].version == "1")
+    return v1, v2
 
 
 class Reports:
@@ -166,12 +178,7 @@ def test_swap_under_load_never_fails_or_mixes_versions(world, tmp_path, mosquitt
     from edge_maas.transport.infer_client import InferClient
 
     reg, reg_client, devices, reports = world
-    v1 = _split_v1(tmp_path)
-    v2 = _variant(v1, tmp_path / "v2", "2")
-    for d in (v1, v2):
-        reg.publish(d)
-    reg.deploy(reg_client, "mlp_digits", "1", ["dev-a"])
-    reports.wait(lambda s: s.get("dev-a") and s["dev-a"].version == "1")
+    v1, v2 = _publish_two_running_first(world, tmp_path, "dev-a")
     xs, _ = zoo_expected("mlp_digits")
     name = "serving_default_pixels:0"
     want = {v: [Pipeline.from_loaded(Manifest.load(d / "manifest.json"), d, "litert", xnnpack=False)
@@ -191,7 +198,7 @@ def test_swap_under_load_never_fails_or_mixes_versions(world, tmp_path, mosquitt
 
     t = threading.Thread(target=load)
     t.start()
-    while seen.count("1") < 20:
+    while seen.count("1") < 20 and t.is_alive():
         time.sleep(0.01)
     reg.deploy(reg_client, "mlp_digits", "2", ["dev-a"])
     reports.wait(lambda s: s["dev-a"].version == "2")
@@ -208,12 +215,7 @@ def test_swap_under_load_never_fails_or_mixes_versions(world, tmp_path, mosquitt
 
 def test_rollback_and_restart_from_cache(world, tmp_path, mosquitto):
     reg, reg_client, devices, reports = world
-    v1 = _split_v1(tmp_path)
-    v2 = _variant(v1, tmp_path / "v2", "2")
-    for d in (v1, v2):
-        reg.publish(d)
-    reg.deploy(reg_client, "mlp_digits", "1", ["dev-b"])
-    reports.wait(lambda s: s.get("dev-b") and s["dev-b"].version == "1")
+    _publish_two_running_first(world, tmp_path, "dev-b")
     reg.deploy(reg_client, "mlp_digits", "2", ["dev-b"])
     reports.wait(lambda s: s["dev-b"].version == "2")
     assert reg.rollback(reg_client, "dev-b") == ("mlp_digits", "1")

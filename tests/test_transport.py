@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import zoo_bytes
+
 from edge_maas.errors import TransportError
 from edge_maas.registry.blobs import BlobStore
 from edge_maas.transport import topics
