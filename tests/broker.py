@@ -20,19 +20,21 @@ def free_port() -> int:
 class Mosquitto:
     """mosquitto -c <generated conf>; restart() keeps the port (for broker-restart tests)."""
 
-    def __init__(self, workdir: Path, port: int | None = None):
+    def __init__(self, workdir: Path, port: int | None = None, conf: Path | None = None, tls: bool = False):
         self.port = port or free_port()
-        self.conf = workdir / "mosquitto.conf"
+        self.tls = tls
+        self.conf = conf or workdir / "mosquitto.conf"
         self.log = workdir / "mosquitto.log"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            f"log_dest file {self.log}\nmax_inflight_messages 100\nmax_queued_messages 10000\n"
-        )
+        if conf is None:
+            self.conf.write_text(
+                f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                f"log_dest file {self.log}\nmax_inflight_messages 100\nmax_queued_messages 10000\n"
+            )
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self) -> Mosquitto:
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -39,7 +39,7 @@ def test_fully_connected(rows, k, n, act, per_channel, has_bias, in_zp, out_zp, 
     )  # fmt: skip
     x = int8_input(rng, (rows, k))
     got = native_matches_interpreter(model, [{"x": x}])[0]["y"]
-    mult, shift = conv_output_multipliers("test", in_s, w_s, out_s, n)
+    mult, shift = conv_output_multipliers("test", in_s, w_s, out_s, n, float_product=not per_channel)
     lo, hi = activation_range(act, out_s, out_zp, "test")
     np.testing.assert_array_equal(
         got, fully_connected(x, weights, bias, mult, shift, in_zp=in_zp, out_zp=out_zp, act_min=lo, act_max=hi)

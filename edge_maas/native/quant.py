@@ -51,10 +51,13 @@ def activation_range(fused: int, scale: float, zero_point: int, where: str) -> t
     raise UnsupportedOpError(f"{where}: fused activation {fused} is not supported on int8 (only RELU, RELU6, RELU_N1_TO_1)")
 
 
-def conv_output_multipliers(where: str, in_scale: float, w_scales, out_scale: float, n: int, bias_scales=None):
-    """Per-channel real multiplier in_scale * w_scale / out_scale, in double as TFLite.
+def conv_output_multipliers(where: str, in_scale: float, w_scales, out_scale: float, n: int, bias_scales=None,
+                            float_product: bool = False):  # fmt: skip
+    """Per-channel real multiplier in_scale * w_scale / out_scale, in double as TFLite, except
+    that per-tensor FULLY_CONNECTED (float_product) multiplies the two scales in float32 first.
 
-    Also TFLite's bias check: a bias scale must equal in_scale * w_scale (rel. 1e-6)."""
+    A bias scale must equal in_scale * w_scale (relative 1e-6): the interpreter does not check
+    int8 models, but a bias quantized at another scale gives silently wrong outputs, so we refuse."""
     if len(w_scales) not in (1, n):
         raise UnsupportedOpError(f"{where}: {len(w_scales)} weight scales for {n} output channels")
     if bias_scales is not None:
@@ -65,6 +68,8 @@ def conv_output_multipliers(where: str, in_scale: float, w_scales, out_scale: fl
                 raise UnsupportedOpError(
                     f"{where}: bias scale {b:.6g} (channel {c}) does not match input scale x weight scale = {prod:.6g}"
                 )
+    if float_product:
+        return multipliers([float(np.float32(in_scale) * np.float32(ws)) / out_scale for ws in w_scales], n)
     return multipliers([in_scale * ws / out_scale for ws in w_scales], n)
 
 

@@ -52,6 +52,7 @@ class MqttClient:
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._stopping = False
+        self._refused: str | None = None
         self._acks: dict[int, threading.Event] = {}
         self._early_acks: set[int] = set()
         self._backoff = backoff
@@ -77,7 +78,10 @@ class MqttClient:
         self._c.loop_start()
         if not self._connected.wait(timeout):
             self.stop()
-            raise TransportError(f"no connection to the broker at {self.url.host}:{self.url.port} within {timeout:.0f} s")
+            why = f" (refused: {self._refused})" if self._refused else ""
+            raise TransportError(
+                f"no connection to the broker at {self.url.host}:{self.url.port} within {timeout:.0f} s{why}"
+            )
         return self
 
     def stop(self) -> None:
@@ -119,6 +123,7 @@ class MqttClient:
     # -- paho callbacks (network thread) ---------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
+            self._refused = str(reason_code)
             log.warning("%s: broker refused the connection: %s", self.client_id, reason_code)
             return
         with self._lock:

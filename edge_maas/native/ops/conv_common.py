@@ -22,7 +22,7 @@ class OutputStage:
     act_max: int
 
 
-def output_stage(ctx: OpContext, channels: int, fused: int) -> OutputStage:
+def output_stage(ctx: OpContext, channels: int, fused: int, fully_connected: bool = False) -> OutputStage:
     """Weights + bias + per-channel requantization for an op (input, weights[, bias]) -> output."""
     x, w, b, y = ctx.input(0), ctx.input(1), ctx.input(2), ctx.output()
     in_scale, in_zp = ctx.qparams(x)
@@ -42,7 +42,10 @@ def output_stage(ctx: OpContext, channels: int, fused: int) -> OutputStage:
             raise ctx.fail(f"bias has {bias.size} values for {channels} channels")
         if b.quant is not None:
             bias_scales = b.quant.scale
-    mult, shift = conv_output_multipliers(ctx.where, in_scale, w.quant.scale, out_scale, channels, bias_scales)
+    # per-tensor FULLY_CONNECTED derives its multiplier from a float32 scale product (GetQuantizedConvolutionMultipler)
+    float_product = fully_connected and not w.quant.per_channel
+    mult, shift = conv_output_multipliers(ctx.where, in_scale, w.quant.scale, out_scale, channels, bias_scales,
+                                          float_product)  # fmt: skip
     lo, hi = activation_range(fused, out_scale, out_zp, ctx.where)
     return OutputStage(weights, pad16(bias), mult, shift, -in_zp, out_zp, lo, hi)
 

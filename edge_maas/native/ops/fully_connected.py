@@ -21,7 +21,7 @@ def lower(ctx: OpContext) -> Lowered:
     rows = x.size // features
     if y.size != rows * units:
         raise ctx.fail(f"output shape {list(y.shape)} does not hold {rows} x {units} values")
-    st = output_stage(ctx, units, o.fusedActivationFunction)
+    st = output_stage(ctx, units, o.fusedActivationFunction, fully_connected=True)
     packed = ex.pack_weights(st.weights)
     kp = (features + 1) & ~1
     inp, out = ctx.activation(x), ctx.activation(y)
