@@ -138,7 +138,8 @@ def cmd_device(args) -> int:
                         key_file=str(m.key_file) if m.key_file else None,
                         will=(topics.reported(profile.device_id), offline)).start()  # fmt: skip
     agent = DeviceAgent(profile.device_id, client, BlobStore(profile.cache_dir), load_public(profile.registry_key),
-                        backend=profile.runtime.backend, backend_options=profile.backend_options())  # fmt: skip
+                        backend=profile.runtime.backend, backend_options=profile.backend_options(),
+                        cache_budget=profile.memory_budget_mb << 20)  # fmt: skip
     print(f"device {profile.device_id} following {topics.desired(profile.device_id)} on {m.broker}", flush=True)
     _until_interrupted()
     agent.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import threading
 import time
@@ -242,3 +243,27 @@ class _Closed:
 
     def close(self):
         pass
+
+
+def test_cache_eviction_is_lru_and_spares_what_versions_need(tmp_path):
+    store = BlobStore(tmp_path / "c")
+    old, needed, recent = (store.put(bytes([i]) * 1000) for i in range(3))
+    now = time.time()
+    for sha, age in ((old, 300), (needed, 200), (recent, 100)):
+        os.utime(store.path(sha), (now - age, now - age))
+    assert store.evict(budget=1500, keep={needed}) == [old, recent]
+    assert store.has(needed) and store.total_bytes() == 1000
+    assert store.evict(budget=0, keep={needed}) == []  # never below what is needed
+
+
+def test_device_cache_stays_within_budget(world, tmp_path):
+    reg, reg_client, devices, reports = world
+    agent = devices["dev-a"]
+    _publish_two_running_first(world, tmp_path, "dev-a")
+    agent.cache_budget = 1  # tiny: only what v2 (active) and v1 (previous) need may stay
+    junk = agent.cache.put(b"an old version's shard" * 100)
+    reg.deploy(reg_client, "mlp_digits", "2", ["dev-a"])
+    reports.wait(lambda s: s["dev-a"].version == "2")
+    needed = {s.sha256 for a in (agent.active, agent.previous) for s in a.manifest.shards}
+    names = {p.name for p in agent.cache.root.glob("??/*")}
+    assert needed <= names and junk not in names and len(names - needed) <= 2  # plus the two manifests

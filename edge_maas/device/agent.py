@@ -51,7 +51,8 @@ class Active:
 
 class DeviceAgent:
     def __init__(self, device_id: str, client: MqttClient, cache: BlobStore, registry_key, *,
-                 backend: str = "litert", backend_options: Mapping | None = None, chunk_size: int = 64 * 1024):  # fmt: skip
+                 backend: str = "litert", backend_options: Mapping | None = None, chunk_size: int = 64 * 1024,
+                 cache_budget: int | None = None):  # fmt: skip
         self.device_id = device_id
         self.client = client
         self.cache = cache
@@ -59,6 +60,7 @@ class DeviceAgent:
         self.backend = backend
         self.options = dict(backend_options or {"xnnpack": False})  # golden pairs come from built-in kernels
         self.fetcher = BlobFetcher(client, chunk_size=chunk_size)
+        self.cache_budget = cache_budget
         self.active: Active | None = None
         self.previous: Active | None = None
         self.last_error: str | None = None
@@ -70,6 +72,7 @@ class DeviceAgent:
         self.served = 0
         self.failed = 0
         self._state_file = cache.root / "state.json"
+        self._manifest_blobs: list[str] = []
         self._restore()
         client.subscribe(topics.desired(device_id), self._on_desired)
         client.subscribe(topics.infer_request(device_id), self._on_infer, qos=0)
@@ -141,9 +144,22 @@ class DeviceAgent:
         with self._lock:
             self.previous, self.active = self.active, Active(manifest, pipeline)
             self.healthy, self.last_error = True, None
+            self._manifest_blobs = [desired.manifest_sha256, *self._manifest_blobs[:1]]  # active, previous
         self._persist(desired)
+        self._evict()
         log.info("%s: now running %s@%s", self.device_id, desired.model, desired.version)
         self._report()
+
+    def _evict(self) -> None:
+        """Keep the cache within budget; what the active and previous versions need stays."""
+        if self.cache_budget is None:
+            return
+        keep = set()
+        for a in (self.active, self.previous):
+            if a is not None:
+                keep.update(s.sha256 for s in a.manifest.shards)
+        keep.update(self._manifest_blobs)
+        self.cache.evict(self.cache_budget, keep)
 
     def _persist(self, desired: DesiredState) -> None:
         """Record the running version (temp file, fsync, rename): a restart resumes from it."""
@@ -169,6 +185,7 @@ class DeviceAgent:
             pipeline = Pipeline.from_reader(manifest, self._verified_shard(manifest), self.backend, **self.options)
             self._health_check(manifest, pipeline)
             self.active, self.healthy = Active(manifest, pipeline), True
+            self._manifest_blobs = [desired.manifest_sha256]
             log.info("%s: restored %s@%s from the cache", self.device_id, desired.model, desired.version)
         except EdgeMaasError as exc:
             self.last_error = f"could not restore {desired.model}@{desired.version}: {exc}"

@@ -44,11 +44,34 @@ class BlobStore:
         return sha
 
     def get(self, sha256: str) -> bytes | None:
-        """The blob, or None if absent; IntegrityError if the file no longer matches its name."""
+        """The blob, or None if absent; IntegrityError if the file no longer matches its name.
+        A read marks the blob as recently used (its mtime) for LRU eviction."""
         p = self.path(sha256)
         if not p.is_file():
             return None
         data = p.read_bytes()
         if hashlib.sha256(data).hexdigest() != sha256:
             raise IntegrityError(f"blob {sha256[:12]} on disk is corrupt ({p})")
+        os.utime(p)
         return data
+
+    def total_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.root.glob("??/*"))
+
+    def evict(self, budget: int, keep: set[str]) -> list[str]:
+        """Delete least recently used blobs, never one in `keep`, until the store fits in
+        `budget` bytes (or only kept blobs remain); returns the evicted hashes."""
+        blobs = sorted(self.root.glob("??/*"), key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in blobs)
+        evicted = []
+        for p in blobs:
+            if total <= budget:
+                break
+            if p.name in keep or p.name.startswith(".tmp-"):
+                continue
+            total -= p.stat().st_size
+            p.unlink()
+            evicted.append(p.name)
+        if evicted:
+            log.info("cache: evicted %d blobs, %d bytes now (budget %d)", len(evicted), total, budget)
+        return evicted
