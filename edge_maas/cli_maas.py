@@ -34,6 +34,9 @@ def add_commands(sub) -> None:
     rb = rs.add_parser("rollback", parents=[common, net], help="return a device to its previous version")
     rb.add_argument("--device", required=True)
     rb.set_defaults(func=cmd_rollback)
+    st = rs.add_parser("status", parents=[net], help="every device's reported state (retained)")
+    st.add_argument("--wait", type=float, default=1.0, help="seconds to collect retained reports")
+    st.set_defaults(func=cmd_status)
     sv = rs.add_parser("serve", parents=[common, net], help="serve shard chunks until interrupted")
     sv.set_defaults(func=cmd_serve)
 
@@ -96,6 +99,29 @@ def cmd_rollback(args) -> int:
     finally:
         client.stop()
     print(f"{args.device} rolled back to {model}@{version}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    import time
+
+    from edge_maas.transport import topics
+    from edge_maas.transport.messages import ReportedState
+
+    states: dict[str, ReportedState] = {}
+    client = _client(args.broker, "registry-status")
+    client.subscribe(f"{topics.PREFIX}/device/+/reported", lambda t, p: states.update(
+        {(s := ReportedState.model_validate_json(p)).device_id: s}))  # fmt: skip
+    time.sleep(args.wait)
+    client.stop()
+    if not states:
+        print("no device has reported yet")
+    for d, s in sorted(states.items()):
+        running = f"{s.model}@{s.version}" if s.model else "(nothing)"
+        health = {True: "healthy", False: "UNHEALTHY", None: "-"}[s.healthy]
+        prev = f" previous {s.previous_version}" if s.previous_version else ""
+        err = f" last error: {s.last_error}" if s.last_error else ""
+        print(f"{d:20s} {s.status:8s} {running:28s} {health}{prev}{err}")
     return 0
 
 

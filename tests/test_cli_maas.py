@@ -42,6 +42,8 @@ def test_operator_flow(mosquitto, tmp_path):
                                             "--broker", mosquitto.url)  # fmt: skip
         assert seen.wait(30), "the device never reported mlp_digits@1"
         monitor.stop()
+        status = run("registry", "status", "--broker", mosquitto.url)
+        assert "cli-dev" in status and "online" in status and "mlp_digits@1" in status and "healthy" in status
     finally:
         for p in procs:
             p.terminate()

@@ -118,3 +118,54 @@ def test_broker_restart_mid_transfer_resumes_without_refetching(mosquitto, regis
     assert 0 < held_at_restart < n
     # finished chunks are never asked for again: only the in-flight window may be re-sent
     assert server.served_chunks <= n + 4 * 21
+
+
+def test_duplicate_and_out_of_order_chunks(mosquitto, device):
+    """A server that answers every window backwards and twice: the blob still assembles."""
+    blob = np.random.default_rng(2).bytes(50_000)
+    sha = hashlib.sha256(blob).hexdigest()
+    server = MqttClient(mosquitto.url, "shuffler").start()
+
+    def answer(topic, payload):
+        req = ChunkRequest.model_validate_json(payload)
+        n = -(-len(blob) // req.chunk_size)
+        for i in reversed(range(req.first, min(req.first + req.count, n))):
+            body = blob[i * req.chunk_size : (i + 1) * req.chunk_size]
+            head = ChunkHeader(corr=req.corr, sha256=sha, index=i, total_size=len(blob),
+                               chunk_sha256=hashlib.sha256(body).hexdigest())  # fmt: skip
+            for _ in range(2):
+                server.publish(req.reply_to, encode(head, body))
+
+    server.subscribe(topics.blob_request(), answer)
+    assert BlobFetcher(device, chunk_size=4096, window=5).fetch(sha, len(blob)) == blob
+    server.stop()
+
+
+def test_mqtt5_clients(mosquitto, tmp_path, caplog):
+    """The same transfer with MQTT 5 on both ends, with progress logged for a long blob."""
+    import logging
+
+    import paho.mqtt.client as mqtt
+
+    store = BlobStore(tmp_path / "b5")
+    blob = np.random.default_rng(3).bytes(200_000)
+    sha = store.put(blob)
+    reg = MqttClient(mosquitto.url, "registry5", protocol=mqtt.MQTTv5).start()
+    BlobServer(reg, store.get)
+    dev = MqttClient(mosquitto.url, "dev5", protocol=mqtt.MQTTv5).start()
+    with caplog.at_level(logging.INFO, logger="edge_maas.transport.chunks"):
+        assert BlobFetcher(dev, chunk_size=4096).fetch(sha, len(blob)) == blob
+    assert any("chunks (" in r.message for r in caplog.records)
+    reg.stop()
+    dev.stop()
+
+
+def test_asyncapi_document_is_in_sync():
+    """docs/asyncapi.json is generated from the message models: regenerate with
+    `python -m edge_maas.transport.asyncapi > docs/asyncapi.json`."""
+    from pathlib import Path
+
+    from edge_maas.transport.asyncapi import render
+
+    doc = Path(__file__).parent.parent / "docs" / "asyncapi.json"
+    assert doc.read_text() == render()

@@ -113,6 +113,9 @@ class BlobFetcher:
                 log.warning("blob %s: chunks %d..%d timed out, retrying (%d)", sha256[:12], first, first + count - 1, retries)
             else:
                 retries = 0
+                step = max(1, n // 10)  # long transfers log about every 10 %
+                if n >= 16 and len(got) // step != before // step:
+                    log.info("blob %s: %d/%d chunks (%d%%)", sha256[:12], len(got), n, 100 * len(got) // n)
             if progress:
                 progress(len(got), n)
         data = b"".join(got[i] for i in range(n))

@@ -1,0 +1,54 @@
+"""The AsyncAPI 2.6 document of the MQTT protocol, generated from the message models
+(docs/asyncapi.json; a test keeps it in sync).  Prose: docs/protocol.md."""
+
+from __future__ import annotations
+
+import json
+
+from edge_maas.transport import messages as m
+from edge_maas.transport.topics import PREFIX
+
+FRAME = "4-byte big-endian header length, the JSON header below, then raw bytes"
+
+CHANNELS = [
+    # channel, who publishes, message model, description, retained, qos
+    (f"{PREFIX}/device/{{device_id}}/desired", "registry", m.DesiredState,
+     "The version a device should run (retained; written by the registry only).", True, 1),
+    (f"{PREFIX}/device/{{device_id}}/reported", "device", m.ReportedState,
+     "What the device runs, health, last error (retained; last will status=offline).", True, 1),
+    (f"{PREFIX}/registry/blob/get", "device", m.ChunkRequest, "Chunk requests for a blob by sha256.", False, 1),
+    (f"{PREFIX}/client/{{client_id}}/blob", "registry", m.ChunkHeader,
+     f"One chunk (framed: {FRAME}: the chunk).", False, 1),
+    (f"{PREFIX}/device/{{device_id}}/infer", "client", m.InferRequest,
+     f"Inference request (framed: {FRAME}: the inputs, in order).", False, 0),
+    (f"{PREFIX}/client/{{client_id}}/infer", "device", m.InferReply,
+     f"Inference reply (framed: {FRAME}: the outputs, in order).", False, 0),
+]  # fmt: skip
+
+
+def document() -> dict:
+    channels = {}
+    for name, writer, model, desc, retained, qos in CHANNELS:
+        params = {p: {"schema": {"type": "string"}} for p in ("device_id", "client_id") if f"{{{p}}}" in name}
+        channels[name] = {
+            "description": f"{desc} Written by: {writer}.",
+            **({"parameters": params} if params else {}),
+            "subscribe": {
+                "message": {"name": model.__name__, "payload": model.model_json_schema()},
+                "bindings": {"mqtt": {"qos": qos, "retain": retained}},
+            },
+        }
+    return {
+        "asyncapi": "2.6.0",
+        "info": {"title": "edge_maas MQTT protocol", "version": "1"},
+        "defaultContentType": "application/json",
+        "channels": channels,
+    }
+
+
+def render() -> str:
+    return json.dumps(document(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")
