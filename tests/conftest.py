@@ -46,7 +46,7 @@ def zoo_name(request) -> str:
 @pytest.fixture
 def mosquitto(tmp_path):
     """A real Mosquitto 2 on a free port with a generated config; stopped after the test."""
-    from broker import MOSQUITTO, Mosquitto
+    from edge_maas.transport.local_broker import MOSQUITTO, Mosquitto
 
     if not shutil.which(MOSQUITTO):
         pytest.fail("mosquitto is not installed: run scripts/setup.sh (installs it from Debian's packages)")

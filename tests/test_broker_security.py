@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from broker import Mosquitto, free_port
+from edge_maas.transport.local_broker import Mosquitto, free_port
 from edge_maas.errors import TransportError
 from edge_maas.registry.blobs import BlobStore
 from edge_maas.registry.broker_config import write_config

@@ -48,7 +48,8 @@ def write_config(out_dir: Path | str, port: int, passwords: dict[str, str], tls:
     pw.chmod(0o600)
     (out / "acl").write_text(ACL)
     lines = [f"listener {port} {bind}", "allow_anonymous false", f"password_file {pw}", f"acl_file {out / 'acl'}",
-             "persistence false", f"log_dest file {out / 'mosquitto.log'}"]  # fmt: skip
+             "persistence false", f"log_dest file {out / 'mosquitto.log'}",
+             "set_tcp_nodelay true"]  # fmt: skip  # chunk request/response: no Nagle delays
     if run_as:
         lines.append(f"user {run_as}")
     if tls:

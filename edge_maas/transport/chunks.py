@@ -26,11 +26,15 @@ DEFAULT_CHUNK = 64 * 1024
 class BlobServer:
     """Serves chunks of blobs that get_blob(sha256) returns (None: unknown blob)."""
 
-    def __init__(self, client: MqttClient, get_blob: Callable[[str], bytes | None]):
+    def __init__(self, client: MqttClient, get_blob: Callable[[str], bytes | None], cache_bytes: int = 64 << 20):
         self.client = client
         self.get_blob = get_blob
         self.rejected = 0
         self.served_chunks = 0
+        # a transfer asks for a blob many times (one request per window): keep recent blobs in
+        # memory, already verified, instead of re-reading and re-hashing them per request
+        self._recent: dict[str, bytes] = {}
+        self._cache_bytes = cache_bytes
         client.subscribe(topics.blob_request(), self._on_request)
 
     def _on_request(self, topic: str, payload: bytes) -> None:
@@ -41,8 +45,10 @@ class BlobServer:
             log.warning("dropped a malformed chunk request (%d bytes): %s", len(payload), str(exc).splitlines()[0])
             return
         try:
-            blob = self.get_blob(req.sha256)
+            blob = self._recent.get(req.sha256) or self.get_blob(req.sha256)
             problem = None if blob is not None else f"unknown blob {req.sha256[:12]}"
+            if blob is not None:
+                self._remember(req.sha256, blob)
         except IntegrityError as exc:
             log.error("refusing to serve: %s", exc)
             blob, problem = None, str(exc)
@@ -60,11 +66,18 @@ class BlobServer:
             self.served_chunks += 1
 
 
+    def _remember(self, sha: str, blob: bytes) -> None:
+        self._recent.pop(sha, None)
+        self._recent[sha] = blob  # most recent last
+        while sum(map(len, self._recent.values())) > self._cache_bytes and len(self._recent) > 1:
+            self._recent.pop(next(iter(self._recent)))
+
+
 class BlobFetcher:
     """fetch(sha256, size) -> verified bytes.  `held` chunks survive a failed fetch so the
     next call resumes from the first missing chunk instead of starting over."""
 
-    def __init__(self, client: MqttClient, chunk_size: int = DEFAULT_CHUNK, window: int = 8,
+    def __init__(self, client: MqttClient, chunk_size: int = DEFAULT_CHUNK, window: int = 16,
                  chunk_timeout: float = 5.0, max_retries: int = 5):  # fmt: skip
         self.client = client
         self.chunk_size = chunk_size

@@ -1,4 +1,5 @@
-"""A real Mosquitto for tests: own port, own generated config, started and stopped by fixtures."""
+"""A private Mosquitto process (own port, own generated config): used by the tests and benchmarks,
+and handy for trying the daemon locally."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class Mosquitto:
         if conf is None:
             self.conf.write_text(
                 f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                f"log_dest file {self.log}\nmax_inflight_messages 100\nmax_queued_messages 10000\n"
+                f"log_dest file {self.log}\nmax_inflight_messages 100\nmax_queued_messages 10000\nset_tcp_nodelay true\n"
             )
         self.proc: subprocess.Popen | None = None
 
