@@ -78,6 +78,20 @@ class Pipeline:
             env.update(stage.backend.run({s.name: env[s.name] for s in stage.backend.inputs}))
         return env if trace else {s.name: env[s.name] for s in self.outputs}
 
+    def suffix(self, k: int) -> Pipeline:
+        """Stages k.. as a pipeline of their own: its inputs are every tensor those stages read
+        that they do not produce (boundary tensors, skip connections, model inputs)."""
+        if not 0 <= k < len(self.stages):
+            raise ManifestError(f"no stage {k}: the pipeline has {len(self.stages)}")
+        produced: set[str] = set()
+        needed: dict[str, TensorSpec] = {}
+        for st in self.stages[k:]:
+            for spec in st.backend.inputs:
+                if spec.name not in produced:
+                    needed.setdefault(spec.name, spec)
+            produced.update(spec.name for spec in st.backend.outputs)
+        return Pipeline(self.stages[k:], tuple(needed.values()), self.outputs)
+
     def close(self) -> None:
         for s in self.stages:
             s.backend.close()

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from edge_maas.errors import EdgeMaasError, IntegrityError
 from edge_maas.manifest import Manifest
 from edge_maas.pipeline import Pipeline
-from edge_maas.registry import signing
+from edge_maas.device.install import Installer
 from edge_maas.registry.blobs import BlobStore
 from edge_maas.transport import topics
 from edge_maas.transport.chunks import BlobFetcher
@@ -60,6 +60,7 @@ class DeviceAgent:
         self.backend = backend
         self.options = dict(backend_options or {"xnnpack": False})  # golden pairs come from built-in kernels
         self.fetcher = BlobFetcher(client, chunk_size=chunk_size)
+        self.installer = Installer(cache, self.fetcher, registry_key, backend, self.options)
         self.cache_budget = cache_budget
         self.active: Active | None = None
         self.previous: Active | None = None
@@ -133,14 +134,14 @@ class DeviceAgent:
     def _apply(self, desired: DesiredState) -> None:
         if self.active and self.active.manifest.model.name == desired.model and self.active.version == desired.version:
             return
-        manifest = Manifest.from_json(self._blob(desired.manifest_sha256, desired.manifest_size))
-        signing.verify(manifest, self.key)
+        manifest = self.installer.manifest(desired.manifest_sha256, desired.manifest_size)
         if (manifest.model.name, manifest.model.version) != (desired.model, desired.version):
             raise IntegrityError(f"manifest is {manifest.model.name}@{manifest.model.version}, not the desired one")
-        for shard in manifest.shards:
-            self._blob(shard.sha256, shard.size)
-        pipeline = Pipeline.from_reader(manifest, self._verified_shard(manifest), self.backend, **self.options)
-        self._health_check(manifest, pipeline)
+        try:
+            pipeline = self.installer.pipeline(manifest)
+        except EdgeMaasError as exc:
+            kept = self.active.version if self.active else "no version"
+            raise EdgeMaasError(f"{exc}; kept {kept}") from None
         with self._lock:
             self.previous, self.active = self.active, Active(manifest, pipeline)
             self.healthy, self.last_error = True, None
@@ -177,44 +178,14 @@ class DeviceAgent:
         except (OSError, ValidationError):
             return
         try:
-            data = self.cache.get(desired.manifest_sha256)
-            if data is None:
-                raise IntegrityError("its manifest is missing from the cache")
-            manifest = Manifest.from_json(data)
-            signing.verify(manifest, self.key)
-            pipeline = Pipeline.from_reader(manifest, self._verified_shard(manifest), self.backend, **self.options)
-            self._health_check(manifest, pipeline)
-            self.active, self.healthy = Active(manifest, pipeline), True
+            offline = Installer(self.cache, None, self.key, self.backend, self.options)
+            manifest = offline.manifest(desired.manifest_sha256, desired.manifest_size)
+            self.active, self.healthy = Active(manifest, offline.pipeline(manifest)), True
             self._manifest_blobs = [desired.manifest_sha256]
             log.info("%s: restored %s@%s from the cache", self.device_id, desired.model, desired.version)
         except EdgeMaasError as exc:
             self.last_error = f"could not restore {desired.model}@{desired.version}: {exc}"
             log.error("%s: %s", self.device_id, self.last_error)
-
-    def _blob(self, sha256: str, size: int) -> bytes:
-        """From the cache, or fetched (verified by the fetcher) and then cached."""
-        data = self.cache.get(sha256)
-        if data is None:
-            data = self.fetcher.fetch(sha256, size)
-            self.cache.put(data)
-        return data
-
-    def _verified_shard(self, manifest: Manifest):
-        def read(shard):
-            data = self.cache.get(shard.sha256)
-            if data is None:
-                raise IntegrityError(f"shard {shard.index} vanished from the cache")
-            manifest.verify_shard(shard, data)
-            return data
-
-        return read
-
-    def _health_check(self, manifest: Manifest, pipeline: Pipeline) -> None:
-        out = pipeline.run({t.name: t.to_array() for t in manifest.golden.inputs})
-        for t in manifest.golden.outputs:
-            if not np.array_equal(out[t.name], t.to_array()):
-                raise EdgeMaasError(f"health check failed: output {t.name!r} differs from the golden output; kept "
-                                    f"{self.active.version if self.active else 'no version'}")  # fmt: skip
 
     def _fail(self, message: str) -> None:
         log.error("%s: %s", self.device_id, message)

@@ -132,3 +132,24 @@ def unpack_tensors(metas: tuple[TensorMeta, ...], body: bytes) -> dict:
     if off != len(body):
         raise TransportError(f"body has {len(body) - off} bytes beyond the announced tensors")
     return out
+
+
+class OffloadRequest(_Msg):
+    """Run stages first_stage.. of the signed manifest on these boundary tensors (framed body)."""
+
+    id: str = Field(min_length=1, max_length=64)  # idempotent: a retried id is answered once
+    reply_to: str = Field(min_length=1, max_length=256)
+    manifest_sha256: str = SHA256
+    manifest_size: int = Field(ge=1, le=64 << 20)
+    first_stage: int = Field(ge=0)
+    inputs: tuple[TensorMeta, ...]
+    deadline_ms: int = Field(ge=1, le=600_000)
+
+
+class OffloadReply(_Msg):
+    id: str
+    worker: str
+    outputs: tuple[TensorMeta, ...] = ()
+    error: str | None = None
+    run_ms: float = 0.0
+    queue_depth: int = 0

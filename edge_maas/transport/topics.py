@@ -25,3 +25,17 @@ def reported(device_id: str) -> str:
 
 def infer_request(device_id: str) -> str:
     return f"{PREFIX}/device/{device_id}/infer"
+
+
+def offload(model: str) -> str:
+    """Devices publish offload requests for a model's stages here."""
+    return f"{PREFIX}/offload/{model}"
+
+
+def offload_shared(group: str) -> str:
+    """Workers subscribe through a shared subscription: each request goes to one worker of the group."""
+    return f"$share/{group}/{PREFIX}/offload/+"
+
+
+def offload_reply(client_id: str) -> str:
+    return f"{PREFIX}/client/{client_id}/offload"
