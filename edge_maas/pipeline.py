@@ -72,11 +72,16 @@ class Pipeline:
 
     def run(self, inputs: Mapping[str, np.ndarray], trace: bool = False) -> dict[str, np.ndarray]:
         """Model outputs by name; with ``trace``, every boundary tensor too."""
+        env = self.run_prefix(inputs, len(self.stages))
+        return env if trace else {s.name: env[s.name] for s in self.outputs}
+
+    def run_prefix(self, inputs: Mapping[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
+        """Run stages 0..k-1; every tensor known so far, by name (what suffix(k) may read)."""
         check_inputs(self.inputs, inputs)
         env: dict[str, np.ndarray] = dict(inputs)
-        for stage in self.stages:
+        for stage in self.stages[:k]:
             env.update(stage.backend.run({s.name: env[s.name] for s in stage.backend.inputs}))
-        return env if trace else {s.name: env[s.name] for s in self.outputs}
+        return env
 
     def suffix(self, k: int) -> Pipeline:
         """Stages k.. as a pipeline of their own: its inputs are every tensor those stages read

@@ -162,9 +162,17 @@ class MqttClient:
     def _on_message(self, client, userdata, msg):
         self.bytes_in += len(msg.payload)
         with self._lock:
-            handlers = [h for f, h in self._handlers.items() if mqtt.topic_matches_sub(f, msg.topic)]
+            handlers = [h for f, h in self._handlers.items() if mqtt.topic_matches_sub(_plain_filter(f), msg.topic)]
         for h in handlers:
             try:
                 h(msg.topic, bytes(msg.payload))
             except Exception:  # a handler bug must not kill the network thread
                 log.exception("%s: handler for %s failed", self.client_id, msg.topic)
+
+
+def _plain_filter(topic_filter: str) -> str:
+    """A shared subscription '$share/<group>/<filter>' delivers messages of <filter>."""
+    if topic_filter.startswith("$share/"):
+        parts = topic_filter.split("/", 2)
+        return parts[2] if len(parts) == 3 else topic_filter
+    return topic_filter

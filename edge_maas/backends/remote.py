@@ -1,0 +1,89 @@
+"""Run a pipeline with its stages from `split` on a remote worker: the local prefix runs
+here, the boundary tensors go out with a deadline, and on timeout or a worker error the
+suffix runs locally (the device holds every shard).  Request ids are unique; a late
+reply after a fallback is dropped."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_maas.pipeline import Pipeline
+from edge_maas.transport import topics
+from edge_maas.transport.client import MqttClient
+from edge_maas.transport.messages import OffloadReply, OffloadRequest, decode, encode, pack_tensors, unpack_tensors
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OffloadStats:
+    remote: int = 0
+    fallback: int = 0
+    late_dropped: int = 0
+    bytes_sent: int = 0
+
+
+class RemoteSplit:
+    def __init__(self, client: MqttClient, pipeline: Pipeline, model: str, manifest_sha256: str, manifest_size: int,
+                 deadline_s: float = 1.0):  # fmt: skip
+        self.client = client
+        self.pipeline = pipeline
+        self.model = model
+        self.manifest_sha256 = manifest_sha256
+        self.manifest_size = manifest_size
+        self.deadline_s = deadline_s
+        self.stats = OffloadStats()
+        self._reply = topics.offload_reply(client.client_id)
+        self._pending: dict[str, tuple[threading.Event, list]] = {}
+        self._lock = threading.Lock()
+        client.subscribe(self._reply, self._on_reply, qos=0)
+
+    def run(self, inputs: Mapping[str, np.ndarray], split: int) -> tuple[dict[str, np.ndarray], str]:
+        """Outputs and where the suffix ran ('local', 'remote:<worker>' or 'fallback')."""
+        n = len(self.pipeline.stages)
+        if split >= n:
+            return self.pipeline.run(inputs), "local"
+        env = self.pipeline.run_prefix(inputs, split)
+        suffix = self.pipeline.suffix(split)
+        boundary = {s.name: env[s.name] for s in suffix.inputs}
+        rid = uuid.uuid4().hex
+        waiter: tuple[threading.Event, list] = (threading.Event(), [])
+        with self._lock:
+            self._pending[rid] = waiter
+        metas, body = pack_tensors(boundary)
+        req = OffloadRequest(id=rid, reply_to=self._reply, manifest_sha256=self.manifest_sha256,
+                             manifest_size=self.manifest_size, first_stage=split, inputs=metas,
+                             deadline_ms=max(1, int(self.deadline_s * 1e3)))  # fmt: skip
+        payload = encode(req, body)
+        self.stats.bytes_sent += len(payload)
+        self.client.publish(topics.offload(self.model), payload, qos=0)
+        ok = waiter[0].wait(self.deadline_s)
+        with self._lock:
+            self._pending.pop(rid, None)
+        if ok:
+            reply, out_body = waiter[1][0]
+            if reply.error is None:
+                self.stats.remote += 1
+                return unpack_tensors(reply.outputs, out_body), f"remote:{reply.worker}"
+            log.warning("offload %s: worker %s refused (%s); running locally", rid[:8], reply.worker, reply.error)
+        else:
+            log.warning("offload %s: no reply within %.0f ms; running locally", rid[:8], self.deadline_s * 1e3)
+        self.stats.fallback += 1
+        return suffix.run(boundary), "fallback"
+
+    def _on_reply(self, topic: str, payload: bytes) -> None:
+        reply, body = decode(payload, OffloadReply)
+        with self._lock:
+            waiter = self._pending.get(reply.id)
+        if waiter is None:
+            self.stats.late_dropped += 1  # answered after its deadline: the request already ran locally
+            return
+        waiter[1].append((reply, body))
+        waiter[0].set()
+

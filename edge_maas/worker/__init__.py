@@ -1,0 +1,1 @@
+"""Cloud workers that run offloaded pipeline stages for devices."""

@@ -1,0 +1,130 @@
+"""Offload (first slice): a device runs a prefix, a worker on a shared subscription runs
+the rest; every split is byte-identical to all-local; timeouts and worker errors fall back
+to local execution; two workers share the load; bad requests get error replies."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from conftest import zoo_bytes
+from edge_maas.backends.remote import RemoteSplit
+from edge_maas.manifest import Manifest
+from edge_maas.partition import plan_balanced, split_model
+from edge_maas.partition.costs import graph_macs
+from edge_maas.pipeline import Pipeline
+from edge_maas.registry import signing
+from edge_maas.registry.blobs import BlobStore
+from edge_maas.registry.service import Registry
+from edge_maas.tflite import load_graph
+from edge_maas.transport import topics
+from edge_maas.transport.client import MqttClient
+from edge_maas.transport.messages import OffloadReply, OffloadRequest, TensorMeta, decode, encode
+from edge_maas.worker.worker import Worker
+
+
+@pytest.fixture
+def cloud(mosquitto, tmp_path):
+    """A registry serving branchy_cnn in 3 shards, and a factory for workers."""
+    pub = signing.new_key(tmp_path / "k")
+    reg = Registry(tmp_path / "reg", tmp_path / "k")
+    blob = zoo_bytes("branchy_cnn")
+    g = load_graph(blob)
+    split_model(g, plan_balanced(g, 3, graph_macs(g)), tmp_path / "split", "branchy", source_bytes=blob)
+    rec = reg.publish(tmp_path / "split")
+    reg_client = MqttClient(mosquitto.url, "registry").start()
+    reg.serve(reg_client)
+    started = []
+
+    def worker(name):
+        c = MqttClient(mosquitto.url, name).start()
+        w = Worker(name, c, BlobStore(tmp_path / name), signing.load_public(pub))
+        started.append(w)
+        return w
+
+    local = Pipeline.from_loaded(Manifest.load(tmp_path / "split" / "manifest.json"), tmp_path / "split", "native")
+    yield rec, worker, local
+    for w in started:
+        w.close()
+        w.client.stop()
+    reg_client.stop()
+
+
+def _device(mosquitto, local, rec, deadline=5.0, name="device"):
+    return RemoteSplit(MqttClient(mosquitto.url, name).start(), local, "branchy", rec.manifest_sha256,
+                       rec.manifest_size, deadline_s=deadline)  # fmt: skip
+
+
+def _inputs(local, n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{s.name: rng.integers(-128, 128, s.shape, dtype=np.int8) for s in local.inputs} for _ in range(n)]
+
+
+def test_every_split_is_bit_exact_with_all_local(mosquitto, cloud):
+    rec, worker, local = cloud
+    worker("w1")
+    dev = _device(mosquitto, local, rec)
+    for x in _inputs(local, 5):
+        want = local.run(x)
+        for split in range(len(local.stages) + 1):
+            got, where = dev.run(x, split)
+            assert where.startswith("remote") or split == len(local.stages), where
+            assert all(np.array_equal(got[k], want[k]) for k in want), split
+    dev.client.stop()
+
+
+def test_no_worker_falls_back_locally_and_late_replies_are_dropped(mosquitto, cloud):
+    rec, worker, local = cloud
+    dev = _device(mosquitto, local, rec, deadline=0.3)
+    x = _inputs(local, 1)[0]
+    got, where = dev.run(x, 1)
+    assert where == "fallback" and all(np.array_equal(got[k], v) for k, v in local.run(x).items())
+    assert dev.stats.fallback == 1
+    dev.client.stop()
+
+
+def test_two_workers_share_the_load_and_one_can_die(mosquitto, cloud):
+    rec, worker, local = cloud
+    w1, w2 = worker("w1"), worker("w2")
+    dev = _device(mosquitto, local, rec)
+    xs = _inputs(local, 40, seed=1)
+    where = [dev.run(x, 1)[1] for x in xs]
+    assert {"remote:w1", "remote:w2"} <= set(where), where
+    w1.close()
+    w1.client.stop()
+    after = [dev.run(x, 1)[1] for x in xs[:10]]
+    assert set(after) == {"remote:w2"}
+    dev.client.stop()
+
+
+def test_bad_offload_requests_get_error_replies(mosquitto, cloud):
+    rec, worker, local = cloud
+    w = worker("w1")
+    c = MqttClient(mosquitto.url, "prober").start()
+    got, ev = [], threading.Event()
+    c.subscribe(topics.offload_reply("prober"), lambda t, p: (got.append(decode(p, OffloadReply)[0]), ev.set()))
+
+    def ask(**kw):
+        ev.clear()
+        base = dict(id="r1", reply_to=topics.offload_reply("prober"), manifest_sha256=rec.manifest_sha256,
+                    manifest_size=rec.manifest_size, first_stage=1, inputs=(), deadline_ms=5000)  # fmt: skip
+        base.update(kw)
+        c.publish(topics.offload("branchy"), encode(OffloadRequest(**base)))
+        assert ev.wait(10)
+        return got[-1]
+
+    r = ask(id="u1", manifest_sha256="ab" * 32)  # a manifest the registry does not have
+    assert r.error and "unknown blob" in r.error
+    r = ask(id="shape", inputs=(TensorMeta(name="nope", dtype="int8", shape=(1, 4)),))  # body lacks the bytes
+    assert r.error and "needs 4 bytes" in r.error
+    r = ask(id="stage", first_stage=99)
+    assert r.error and "no stage 99" in r.error
+    c.publish(topics.offload("branchy"), b"\x00\x00\x00\x05junk")  # malformed: dropped, no reply
+    assert w.rejected >= 3
+    x = _inputs(local, 1)[0]
+    dev = _device(mosquitto, local, rec)
+    assert dev.run(x, 1)[1] == "remote:w1"  # still serving
+    dev.client.stop()
+    c.stop()
