@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,18 @@ from edge_maas.transport.messages import OffloadReply, OffloadRequest, decode, e
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Shaper:
+    """Emulated link for experiments where `tc netem` is not at hand: every remote exchange
+    is delayed by rtt + bytes / bandwidth (both directions), in the transport, plainly."""
+
+    rtt_s: float
+    bandwidth_Bps: float
+
+    def delay(self, nbytes: int) -> float:
+        return self.rtt_s + nbytes / self.bandwidth_Bps
+
+
 @dataclass
 class OffloadStats:
     remote: int = 0
@@ -31,7 +44,7 @@ class OffloadStats:
 
 class RemoteSplit:
     def __init__(self, client: MqttClient, pipeline: Pipeline, model: str, manifest_sha256: str, manifest_size: int,
-                 deadline_s: float = 1.0):  # fmt: skip
+                 deadline_s: float = 1.0, shaper: Shaper | None = None):  # fmt: skip
         self.client = client
         self.pipeline = pipeline
         self.model = model
@@ -39,6 +52,8 @@ class RemoteSplit:
         self.manifest_size = manifest_size
         self.deadline_s = deadline_s
         self.stats = OffloadStats()
+        self.shaper = shaper
+        self.last: tuple[int, int, float] = (0, 0, 0.0)  # bytes out, bytes back, worker run seconds
         self._reply = topics.offload_reply(client.client_id)
         self._pending: dict[str, tuple[threading.Event, list]] = {}
         self._lock = threading.Lock()
@@ -70,12 +85,27 @@ class RemoteSplit:
             reply, out_body = waiter[1][0]
             if reply.error is None:
                 self.stats.remote += 1
+                self.last = (len(payload), len(out_body), reply.run_ms / 1e3)
+                if self.shaper is not None:
+                    time.sleep(self.shaper.delay(len(payload) + len(out_body)))
                 return unpack_tensors(reply.outputs, out_body), f"remote:{reply.worker}"
             log.warning("offload %s: worker %s refused (%s); running locally", rid[:8], reply.worker, reply.error)
         else:
             log.warning("offload %s: no reply within %.0f ms; running locally", rid[:8], self.deadline_s * 1e3)
         self.stats.fallback += 1
         return suffix.run(boundary), "fallback"
+
+    def run_planned(self, inputs: Mapping[str, np.ndarray], planner) -> tuple[dict[str, np.ndarray], str, object]:
+        """Let the planner pick the split, run it, feed the measurement back; returns the decision too."""
+        decision = planner.choose()
+        t0 = time.perf_counter()
+        out, where = self.run(inputs, decision.split)
+        if where.startswith("remote"):
+            local_s = sum(planner.est.local_stage_s[: decision.split])
+            sent, back, run_s = self.last
+            planner.est.observe(decision.split, sent, back, time.perf_counter() - t0 - local_s, run_s)
+        log.debug("planner: split %d predicted %.1f ms -> %s", decision.split, decision.predicted_s * 1e3, where)
+        return out, where, decision
 
     def _on_reply(self, topic: str, payload: bytes) -> None:
         reply, body = decode(payload, OffloadReply)
