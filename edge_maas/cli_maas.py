@@ -40,6 +40,16 @@ def add_commands(sub) -> None:
     sv = rs.add_parser("serve", parents=[common, net], help="serve shard chunks until interrupted")
     sv.set_defaults(func=cmd_serve)
 
+    w = sub.add_parser("worker", help="run an offload worker until interrupted")
+    w.add_argument("--name", required=True, help="worker name (also its MQTT client id)")
+    w.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    w.add_argument("--registry-key", type=Path, required=True, help="the registry's public key")
+    w.add_argument("--cache", type=Path, required=True, help="blob cache folder")
+    w.add_argument("--group", default="workers", help="shared-subscription group")
+    w.add_argument("--backend", choices=("litert", "native"), default="litert")
+    w.add_argument("--threads", type=int, default=2)
+    w.set_defaults(func=cmd_worker)
+
     d = sub.add_parser("device", help="run the device daemon from a profile until interrupted")
     d.add_argument("--config", type=Path, required=True, help="firmware_configs/<profile>.toml")
     d.set_defaults(func=cmd_device)
@@ -140,6 +150,22 @@ def cmd_serve(args) -> int:
     reg.serve(client)
     print(f"registry serving {args.root} on {args.broker}; Ctrl-C to stop", flush=True)
     _until_interrupted()
+    client.stop()
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from edge_maas.registry.blobs import BlobStore
+    from edge_maas.registry.signing import load_public
+    from edge_maas.worker.worker import Worker
+
+    client = _client(args.broker, args.name)
+    options = {"threads": args.threads, "xnnpack": True} if args.backend == "litert" else {"threads": args.threads}
+    worker = Worker(args.name, client, BlobStore(args.cache), load_public(args.registry_key), group=args.group,
+                    backend=args.backend, options=options)  # fmt: skip
+    print(f"worker {args.name} serving $share/{args.group} offload requests on {args.broker}", flush=True)
+    _until_interrupted()
+    worker.close()
     client.stop()
     return 0
 

@@ -30,7 +30,9 @@ def test_operator_flow(mosquitto, tmp_path):
     procs = [
         subprocess.Popen([EXE, "registry", "serve", *map(str, common), "--broker", mosquitto.url], stdout=subprocess.PIPE),
         subprocess.Popen([EXE, "device", "--config", str(profile)], stdout=subprocess.PIPE),
-    ]
+        subprocess.Popen([EXE, "worker", "--name", "w-cli", "--broker", mosquitto.url, "--registry-key",
+                          str(key.with_suffix(".pub")), "--cache", str(tmp_path / "wcache")], stdout=subprocess.PIPE),
+    ]  # fmt: skip
     try:
         for p in procs:  # each prints one line once connected and subscribed
             assert p.stdout.readline()
@@ -48,4 +50,4 @@ def test_operator_flow(mosquitto, tmp_path):
         for p in procs:
             p.terminate()
             p.wait(timeout=10)
-    assert procs[1].returncode == 0
+    assert procs[1].returncode == 0 and procs[2].returncode == 0
