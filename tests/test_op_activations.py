@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from edge_maas.kernels.ref.hard_swish import hard_swish, params
 from edge_maas.kernels.ref.logistic import logistic_table
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from oneop import Op, T, build_model, native_matches_interpreter, qscale
 
@@ -24,6 +24,7 @@ def _run(op, si, zi, so, zo):
 
 @settings(max_examples=40, deadline=None)
 @given(si=st.floats(0.001, 0.2), zi=st.integers(-128, 127))
+@example(si=0.012179664880856235, zi=0)  # numpy's float32 exp differs from libm's here
 def test_logistic(si, zi):
     si = qscale(si)
     got = _run("LOGISTIC", si, zi, 1 / 256, -128)  # the converter's fixed output quantization
