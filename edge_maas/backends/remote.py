@@ -6,9 +6,7 @@ reply after a fallback is dropped."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -17,7 +15,8 @@ import numpy as np
 from edge_maas.pipeline import Pipeline
 from edge_maas.transport import topics
 from edge_maas.transport.client import MqttClient
-from edge_maas.transport.messages import OffloadReply, OffloadRequest, decode, encode, pack_tensors, unpack_tensors
+from edge_maas.transport.messages import OffloadReply, OffloadRequest, encode, pack_tensors, unpack_tensors
+from edge_maas.transport.requests import Requester
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,6 @@ class Shaper:
 class OffloadStats:
     remote: int = 0
     fallback: int = 0
-    late_dropped: int = 0
     bytes_sent: int = 0
 
 
@@ -51,13 +49,10 @@ class RemoteSplit:
         self.manifest_sha256 = manifest_sha256
         self.manifest_size = manifest_size
         self.deadline_s = deadline_s
-        self.stats = OffloadStats()
+        self.stats = OffloadStats()  # late replies (after a fallback): self._requests.late
         self.shaper = shaper
         self.last: tuple[int, int, float] = (0, 0, 0.0)  # bytes out, bytes back, worker run seconds
-        self._reply = topics.offload_reply(client.client_id)
-        self._pending: dict[str, tuple[threading.Event, list]] = {}
-        self._lock = threading.Lock()
-        client.subscribe(self._reply, self._on_reply, qos=0)
+        self._requests = Requester(client, topics.offload_reply(client.client_id), OffloadReply, lambda r: r.id)
 
     def run(self, inputs: Mapping[str, np.ndarray], split: int) -> tuple[dict[str, np.ndarray], str]:
         """Outputs and where the suffix ran ('local', 'remote:<worker>' or 'fallback')."""
@@ -67,22 +62,16 @@ class RemoteSplit:
         env = self.pipeline.run_prefix(inputs, split)
         suffix = self.pipeline.suffix(split)
         boundary = {s.name: env[s.name] for s in suffix.inputs}
-        rid = uuid.uuid4().hex
-        waiter: tuple[threading.Event, list] = (threading.Event(), [])
-        with self._lock:
-            self._pending[rid] = waiter
         metas, body = pack_tensors(boundary)
-        req = OffloadRequest(id=rid, reply_to=self._reply, manifest_sha256=self.manifest_sha256,
+        rid = self._requests.new_id()
+        req = OffloadRequest(id=rid, reply_to=self._requests.reply_topic, manifest_sha256=self.manifest_sha256,
                              manifest_size=self.manifest_size, first_stage=split, inputs=metas,
                              deadline_ms=max(1, int(self.deadline_s * 1e3)))  # fmt: skip
         payload = encode(req, body)
         self.stats.bytes_sent += len(payload)
-        self.client.publish(topics.offload(self.model), payload, qos=0)
-        ok = waiter[0].wait(self.deadline_s)
-        with self._lock:
-            self._pending.pop(rid, None)
-        if ok:
-            reply, out_body = waiter[1][0]
+        answer = self._requests.request(topics.offload(self.model), rid, payload, self.deadline_s)
+        if answer is not None:
+            reply, out_body = answer
             if reply.error is None:
                 self.stats.remote += 1
                 self.last = (len(payload), len(out_body), reply.run_ms / 1e3)
@@ -106,14 +95,3 @@ class RemoteSplit:
             planner.est.observe(decision.split, sent, back, time.perf_counter() - t0 - local_s, run_s)
         log.debug("planner: split %d predicted %.1f ms -> %s", decision.split, decision.predicted_s * 1e3, where)
         return out, where, decision
-
-    def _on_reply(self, topic: str, payload: bytes) -> None:
-        reply, body = decode(payload, OffloadReply)
-        with self._lock:
-            waiter = self._pending.get(reply.id)
-        if waiter is None:
-            self.stats.late_dropped += 1  # answered after its deadline: the request already ran locally
-            return
-        waiter[1].append((reply, body))
-        waiter[0].set()
-

@@ -27,6 +27,10 @@ def infer_request(device_id: str) -> str:
     return f"{PREFIX}/device/{device_id}/infer"
 
 
+def infer_reply(client_id: str) -> str:
+    return f"{PREFIX}/client/{client_id}/infer"
+
+
 def offload(model: str) -> str:
     """Devices publish offload requests for a model's stages here."""
     return f"{PREFIX}/offload/{model}"
