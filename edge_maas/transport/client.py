@@ -94,9 +94,6 @@ class MqttClient:
     def connected(self) -> bool:
         return self._connected.is_set()
 
-    def wait_connected(self, timeout: float) -> bool:
-        return self._connected.wait(timeout)
-
     # -- messaging -------------------------------------------------------------------------
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1, timeout: float = 5.0) -> None:
         """Register handler for a filter; when connected, return once the broker acknowledged it
