@@ -48,6 +48,12 @@ def add_commands(sub) -> None:
     w.add_argument("--group", default="workers", help="shared-subscription group")
     w.add_argument("--backend", choices=("litert", "native"), default="litert")
     w.add_argument("--threads", type=int, default=2)
+    w.add_argument("--xnnpack", action="store_true",
+                   help="use XNNPACK (faster; may differ from the built-in kernels by 1 LSB, so not bit-exact)")
+    w.add_argument("--max-batch", type=int, default=8, help="dynamic batching: most requests per batch")
+    w.add_argument("--max-delay-ms", type=float, default=2.0,
+                   help="dynamic batching: how long the oldest request waits for others to join")
+    w.add_argument("--status-every", type=float, default=2.0, help="seconds between retained status reports")
     w.set_defaults(func=cmd_worker)
 
     d = sub.add_parser("device", help="run the device daemon from a profile until interrupted")
@@ -159,11 +165,20 @@ def cmd_worker(args) -> int:
     from edge_maas.registry.signing import load_public
     from edge_maas.worker.worker import Worker
 
-    client = _client(args.broker, args.name)
-    options = {"threads": args.threads, "xnnpack": True} if args.backend == "litert" else {"threads": args.threads}
+    from edge_maas.transport import topics
+    from edge_maas.transport.client import MqttClient
+    from edge_maas.transport.messages import WorkerStatus
+    from edge_maas.worker.worker import Batching
+
+    batching = Batching(args.max_batch, args.max_delay_ms)
+    offline = WorkerStatus(worker=args.name, status="offline").model_dump_json().encode()
+    client = MqttClient(args.broker, args.name, will=(topics.worker_status(args.name), offline)).start()
+    options = {"threads": args.threads, "xnnpack": args.xnnpack} if args.backend == "litert" else {"threads": args.threads}
     worker = Worker(args.name, client, BlobStore(args.cache), load_public(args.registry_key), group=args.group,
-                    backend=args.backend, options=options)  # fmt: skip
-    print(f"worker {args.name} serving $share/{args.group} offload requests on {args.broker}", flush=True)
+                    backend=args.backend, options=options, batching=batching,
+                    status_every_s=args.status_every)  # fmt: skip
+    print(f"worker {args.name} serving $share/{args.group} offload requests on {args.broker} "
+          f"(batches of up to {batching.max_batch}, {batching.max_delay_ms} ms delay)", flush=True)  # fmt: skip
     _until_interrupted()
     worker.close()
     client.stop()

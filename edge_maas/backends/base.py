@@ -47,5 +47,9 @@ class Backend(ABC):
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once; return fresh arrays (the caller may keep them) keyed by output name."""
 
+    def batched(self, n: int) -> Backend | None:
+        """This model taking n samples stacked on axis 0, or None if this backend cannot."""
+        return None
+
     def close(self) -> None:
         """Release resources; the default has none to release."""

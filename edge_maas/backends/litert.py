@@ -39,7 +39,7 @@ class LiteRTBackend(Backend):
     process on some converter outputs.)
     """
 
-    def __init__(self, model_bytes: bytes, threads: int = 1, xnnpack: bool = True):
+    def __init__(self, model_bytes: bytes, threads: int = 1, xnnpack: bool = True, batch: int = 1):
         mod, self.runtime = _interpreter_module()
         resolver = mod.OpResolverType.AUTO if xnnpack else mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         self._model = bytes(model_bytes)  # the interpreter reads from this buffer for its lifetime
@@ -47,11 +47,17 @@ class LiteRTBackend(Backend):
             self._interp = mod.Interpreter(
                 model_content=self._model, num_threads=threads, experimental_op_resolver_type=resolver
             )
+            if batch != 1:
+                for d in self._interp.get_input_details():
+                    if d["shape"][0] != 1:
+                        raise ModelFormatError(f"input {d['name']!r} has no batch dimension of 1 to resize")
+                    self._interp.resize_tensor_input(d["index"], [batch, *d["shape"][1:]])
             self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelFormatError(f"the interpreter refused the model: {str(exc).strip()}") from None
         self.xnnpack = xnnpack
         self.threads = threads
+        self.batch = batch
         self._in = {d["name"]: d["index"] for d in self._interp.get_input_details()}
         self._out = {d["name"]: d["index"] for d in self._interp.get_output_details()}
         self.inputs = tuple(_spec(d) for d in self._interp.get_input_details())
@@ -63,6 +69,18 @@ class LiteRTBackend(Backend):
             self._interp.set_tensor(idx, inputs[name])
         self._interp.invoke()
         return {name: self._interp.get_tensor(idx) for name, idx in self._out.items()}
+
+    def batched(self, n: int) -> LiteRTBackend | None:
+        """The same model with its leading (batch) dimension resized to n, when the graph allows it:
+        some graphs hard-code batch 1 (a RESHAPE to a constant shape) and refuse."""
+        try:
+            b = LiteRTBackend(self._model, self.threads, self.xnnpack, batch=n)
+        except ModelFormatError as exc:
+            log.info("cannot batch this model by %d: %s", n, exc)
+            return None
+        if any(s.shape[:1] != (n,) for s in b.outputs):
+            return None
+        return b
 
     def close(self) -> None:
         self._interp = None

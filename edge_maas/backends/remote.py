@@ -42,7 +42,7 @@ class OffloadStats:
 
 class RemoteSplit:
     def __init__(self, client: MqttClient, pipeline: Pipeline, model: str, manifest_sha256: str, manifest_size: int,
-                 deadline_s: float = 1.0, shaper: Shaper | None = None):  # fmt: skip
+                 deadline_s: float = 1.0, shaper: Shaper | None = None, codec: str = "none"):  # fmt: skip
         self.client = client
         self.pipeline = pipeline
         self.model = model
@@ -51,7 +51,8 @@ class RemoteSplit:
         self.deadline_s = deadline_s
         self.stats = OffloadStats()  # late replies (after a fallback): self._requests.late
         self.shaper = shaper
-        self.last: tuple[int, int, float] = (0, 0, 0.0)  # bytes out, bytes back, worker run seconds
+        self.codec = codec  # of boundary tensors on the wire: 'none', 'zlib' or 'rle'
+        self.last: tuple[int, int, float] = (0, 0, 0.0)  # bytes out, bytes back, seconds spent in the worker
         self._requests = Requester(client, topics.offload_reply(client.client_id), OffloadReply, lambda r: r.id)
 
     def run(self, inputs: Mapping[str, np.ndarray], split: int) -> tuple[dict[str, np.ndarray], str]:
@@ -66,7 +67,11 @@ class RemoteSplit:
         rid = self._requests.new_id()
         req = OffloadRequest(id=rid, reply_to=self._requests.reply_topic, manifest_sha256=self.manifest_sha256,
                              manifest_size=self.manifest_size, first_stage=split, inputs=metas,
-                             deadline_ms=max(1, int(self.deadline_s * 1e3)))  # fmt: skip
+                             deadline_ms=max(1, int(self.deadline_s * 1e3)), codec=self.codec)  # fmt: skip
+        if self.codec != "none":  # TEMP lazy import until compression lands
+            from edge_maas.transport.compression import compress
+
+            body = compress(body, self.codec)
         payload = encode(req, body)
         self.stats.bytes_sent += len(payload)
         answer = self._requests.request(topics.offload(self.model), rid, payload, self.deadline_s)
@@ -74,7 +79,7 @@ class RemoteSplit:
             reply, out_body = answer
             if reply.error is None:
                 self.stats.remote += 1
-                self.last = (len(payload), len(out_body), reply.run_ms / 1e3)
+                self.last = (len(payload), len(out_body), (reply.run_ms + reply.queue_ms) / 1e3)
                 if self.shaper is not None:
                     time.sleep(self.shaper.delay(len(payload) + len(out_body)))
                 return unpack_tensors(reply.outputs, out_body), f"remote:{reply.worker}"

@@ -6,8 +6,9 @@ MQTT 3.1.1 has no user properties, so a message with a binary body is framed as
 
 from __future__ import annotations
 
-import json
 import struct
+
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -55,7 +56,7 @@ def decode(payload: bytes, model: type[BaseModel]) -> tuple[BaseModel, bytes]:
     if n > len(payload) - 4:
         raise TransportError(f"frame header says {n} bytes but only {len(payload) - 4} follow")
     try:
-        header = model.model_validate(json.loads(payload[4 : 4 + n]))
+        header = model.model_validate_json(payload[4 : 4 + n])
     except (ValueError, ValidationError) as exc:
         raise TransportError(f"malformed {model.__name__}: {str(exc).splitlines()[0]}") from None
     return header, payload[4 + n :]
@@ -144,6 +145,7 @@ class OffloadRequest(_Msg):
     first_stage: int = Field(ge=0)
     inputs: tuple[TensorMeta, ...]
     deadline_ms: int = Field(ge=1, le=600_000)
+    codec: Literal["none", "zlib", "rle"] = "none"  # of the body; the tensors' sizes bound what it may expand to
 
 
 class OffloadReply(_Msg):
@@ -151,5 +153,32 @@ class OffloadReply(_Msg):
     worker: str
     outputs: tuple[TensorMeta, ...] = ()
     error: str | None = None
-    run_ms: float = 0.0
+    run_ms: float = 0.0  # this request's share of the worker's run (its batch's time / batch size)
+    queue_ms: float = 0.0  # waited in the worker before its batch started
+    batch: int = 1
     queue_depth: int = 0
+
+
+class StageLatency(_Msg):
+    """How long one stage takes on a worker, per batch and per request (EWMA)."""
+
+    manifest_sha256: str = SHA256
+    stage: int
+    batches: int
+    mean_batch: float
+    ms_per_batch: float  # EWMA
+    ms_per_request: float  # EWMA
+
+
+class WorkerStatus(_Msg):
+    """Retained on the worker's status topic; `status` 'offline' is its last will."""
+
+    worker: str
+    status: str
+    backend: str = ""
+    max_batch: int = 1
+    max_delay_ms: float = 0.0
+    served: int = 0
+    rejected: int = 0
+    queue_depth: int = 0
+    stages: tuple[StageLatency, ...] = ()

@@ -43,3 +43,8 @@ def offload_shared(group: str) -> str:
 
 def offload_reply(client_id: str) -> str:
     return f"{PREFIX}/client/{client_id}/offload"
+
+
+def worker_status(name: str) -> str:
+    """Retained: a worker's load, batching and per-suffix latency (written by that worker only)."""
+    return f"{PREFIX}/worker/{name}/status"

@@ -1,6 +1,9 @@
 """An offload worker: takes requests from a shared subscription (one worker of the group
 gets each), installs the manifest through the same verified path as devices, runs the
-requested suffix of stages, replies.  Every request gets a reply (outputs or error)."""
+requested suffix of stages, replies.  Every valid request gets a reply (outputs or error).
+
+Dynamic batching as Triton's dynamic batcher: requests for the same suffix that arrive
+within `max_delay_ms` of the oldest waiting one run as one batch of up to `max_batch`."""
 
 from __future__ import annotations
 
@@ -9,35 +12,89 @@ import queue
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
+from typing import NamedTuple
 
+import numpy as np
+
+from edge_maas.backends import check_inputs
 from edge_maas.device.install import Installer
-from edge_maas.errors import EdgeMaasError
+from edge_maas.errors import EdgeMaasError, TransportError
 from edge_maas.pipeline import Pipeline
 from edge_maas.registry.blobs import BlobStore
 from edge_maas.transport import topics
 from edge_maas.transport.chunks import BlobFetcher
 from edge_maas.transport.client import MqttClient
-from edge_maas.transport.messages import OffloadReply, OffloadRequest, decode, encode, pack_tensors, unpack_tensors
+from edge_maas.transport.messages import (
+    OffloadReply,
+    OffloadRequest,
+    StageLatency,
+    WorkerStatus,
+    decode,
+    encode,
+    pack_tensors,
+    unpack_tensors,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 16 << 20  # boundary tensors larger than this are refused
 
 
+@dataclass(frozen=True)
+class Batching:
+    max_batch: int = 8
+    max_delay_ms: float = 2.0  # how long the oldest request may wait for others to join it
+
+    def __post_init__(self):
+        if self.max_batch < 1 or self.max_delay_ms < 0:
+            raise ValueError(f"max_batch must be >= 1 and max_delay_ms >= 0, got {self.max_batch}, {self.max_delay_ms}")
+
+
+class _Item(NamedTuple):
+    req: OffloadRequest
+    body: bytes
+    t_in: float  # monotonic arrival time
+
+
+@dataclass
+class _StageStats:
+    batches: int = 0
+    requests: int = 0
+    ms_per_batch: float = 0.0
+    ms_per_request: float = 0.0
+
+    def add(self, seconds: float, n: int, alpha: float = 0.2) -> None:
+        ms = seconds * 1e3
+        first = self.batches == 0
+        self.ms_per_batch = ms if first else (1 - alpha) * self.ms_per_batch + alpha * ms
+        self.ms_per_request = ms / n if first else (1 - alpha) * self.ms_per_request + alpha * ms / n
+        self.batches += 1
+        self.requests += n
+
+
 class Worker:
     def __init__(self, name: str, client: MqttClient, cache: BlobStore, registry_key, *, group: str = "workers",
-                 backend: str = "litert", options: dict | None = None):  # fmt: skip
+                 backend: str = "litert", options: dict | None = None, batching: Batching = Batching(),
+                 status_every_s: float = 2.0):  # fmt: skip
         self.name = name
         self.client = client
+        self.backend = backend
+        self.batching = batching
         self.installer = Installer(cache, BlobFetcher(client), registry_key, backend, options or {"xnnpack": False})
         self.served = 0
         self.rejected = 0
+        self.batch_sizes: list[int] = []  # of every batch run, for tests and the bench
+        self.stage_stats: dict[tuple[str, int], _StageStats] = {}
+        self._status_every_s = status_every_s
+        self._last_status = 0.0
         self._pipelines: dict[str, Pipeline] = {}
         self._answered: OrderedDict[str, bytes] = OrderedDict()  # idempotency: id -> reply
-        self._queue: queue.Queue = queue.Queue()
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name=f"worker-{name}", daemon=True)
         self._thread.start()
         client.subscribe(topics.offload_shared(group), self._on_request)
+        self._publish_status()
 
     def close(self) -> None:
         self._queue.put(None)
@@ -54,35 +111,96 @@ class Worker:
             self.rejected += 1
             log.warning("%s: dropped a malformed offload request: %s", self.name, exc)
             return
-        self._queue.put((req, body, time.monotonic()))
+        self._queue.put(_Item(req, body, time.monotonic()))
 
+    # -- batching ------------------------------------------------------------------------------
     def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            req, body, t_in = item
-            reply = self._answered.get(req.id)
-            if reply is None:
-                reply = self._serve(req, body, t_in)
-                self._answered[req.id] = reply
-                while len(self._answered) > 1024:
-                    self._answered.popitem(last=False)
-            self.client.publish(req.reply_to, reply, qos=0)
+        while (items := self._next_batch()) is not None:
+            groups: dict[tuple[str, int], list[_Item]] = {}
+            for it in items:
+                groups.setdefault((it.req.manifest_sha256, it.req.first_stage), []).append(it)
+            for group in groups.values():
+                try:
+                    self._serve(group)
+                except Exception as exc:  # a bug must not stop the worker: answer and go on
+                    log.exception("%s: failed serving a batch", self.name)
+                    for it in group:
+                        self._reply(it, self._error(it, f"worker failure: {type(exc).__name__}: {exc}"))
+            if time.monotonic() - self._last_status >= self._status_every_s:
+                self._publish_status()
 
-    def _serve(self, req: OffloadRequest, body: bytes, t_in: float) -> bytes:
+    def _next_batch(self) -> list[_Item] | None:
+        while True:  # idle: still report now and then
+            try:
+                first = self._queue.get(timeout=max(0.01, self._last_status + self._status_every_s - time.monotonic()))
+                break
+            except queue.Empty:
+                self._publish_status()
+        if first is None:
+            return None
+        items = [first]
+        until = first.t_in + self.batching.max_delay_ms / 1e3
+        while len(items) < self.batching.max_batch:
+            try:
+                it = self._queue.get(timeout=max(0.0, until - time.monotonic()))
+            except queue.Empty:
+                break
+            if it is None:
+                self._queue.put(None)  # stop after this batch
+                break
+            items.append(it)
+        return items
+
+    def _serve(self, group: list[_Item]) -> None:
+        todo: list[tuple[_Item, dict[str, np.ndarray]]] = []
+        seen: set[str] = set()
+        for it in group:
+            if (cached := self._answered.get(it.req.id)) is not None:
+                self._reply(it, cached, remember=False)
+            elif it.req.id not in seen:  # a duplicate inside one batch is answered once
+                seen.add(it.req.id)
+                try:
+                    todo.append((it, self._inputs(it)))
+                except EdgeMaasError as exc:
+                    self._reply(it, self._error(it, str(exc)))
+        if not todo:
+            return
+        suffix = self._suffix(todo[0][0].req)
         t0 = time.monotonic()
+        stage_s: list[float] = []
         try:
-            if (t0 - t_in) * 1e3 > req.deadline_ms:
-                raise EdgeMaasError("deadline passed while queued")
-            suffix = self._suffix(req)
-            inputs = unpack_tensors(req.inputs, body)
-            outputs = suffix.run(inputs)
-            metas, out = pack_tensors(outputs)
-            self.served += 1
-            return encode(OffloadReply(id=req.id, worker=self.name, outputs=metas, run_ms=(time.monotonic() - t0) * 1e3,
-                                       queue_depth=self._queue.qsize()), out)  # fmt: skip
+            outs = suffix.run_batch([x for _, x in todo], stage_s)
         except EdgeMaasError as exc:
-            self.rejected += 1
-            log.warning("%s: offload %s refused: %s", self.name, req.id, exc)
-            return encode(OffloadReply(id=req.id, worker=self.name, error=str(exc), queue_depth=self._queue.qsize()))
+            for it, _ in todo:
+                self._reply(it, self._error(it, str(exc)))
+            return
+        run_s, n = time.monotonic() - t0, len(todo)
+        self._record(todo[0][0].req, suffix, stage_s, n)
+        depth = self._queue.qsize()
+        for (it, _), out in zip(todo, outs):
+            metas, body = pack_tensors(out)
+            self.served += 1
+            reply = OffloadReply(id=it.req.id, worker=self.name, outputs=metas, run_ms=run_s / n * 1e3,
+                                 queue_ms=(t0 - it.t_in) * 1e3, batch=n, queue_depth=depth)  # fmt: skip
+            self._reply(it, encode(reply, body))
+
+    def _inputs(self, it: _Item) -> dict[str, np.ndarray]:
+        """Validated boundary tensors of one request (decompressed within the announced size)."""
+        req = it.req
+        if (time.monotonic() - it.t_in) * 1e3 > req.deadline_ms:
+            raise EdgeMaasError("deadline passed while queued")
+        suffix = self._suffix(req)
+        size = sum(int(np.prod(m.shape, dtype=np.int64)) * np.dtype(m.dtype).itemsize for m in req.inputs)
+        if size > MAX_BODY:
+            raise TransportError(f"announced tensors of {size} bytes exceed the limit of {MAX_BODY}")
+        body = it.body
+        if req.codec != "none":  # TEMP lazy import until compression lands
+            from edge_maas.transport.compression import decompress
+
+            body = decompress(body, req.codec, size)
+        inputs = unpack_tensors(req.inputs, body)
+        check_inputs(suffix.inputs, inputs)
+        return inputs
 
     def _suffix(self, req: OffloadRequest) -> Pipeline:
         pipe = self._pipelines.get(req.manifest_sha256)
@@ -91,3 +209,36 @@ class Worker:
             pipe = self._pipelines[req.manifest_sha256] = self.installer.pipeline(manifest)
             log.info("%s: installed %s@%s", self.name, manifest.model.name, manifest.model.version)
         return pipe.suffix(req.first_stage)
+
+    # -- replies and reports ---------------------------------------------------------------------
+    def _error(self, it: _Item, message: str) -> bytes:
+        self.rejected += 1
+        log.warning("%s: offload %s refused: %s", self.name, it.req.id, message)
+        return encode(OffloadReply(id=it.req.id, worker=self.name, error=message, queue_depth=self._queue.qsize()))
+
+    def _reply(self, it: _Item, reply: bytes, remember: bool = True) -> None:
+        if remember:
+            self._answered[it.req.id] = reply
+            while len(self._answered) > 1024:
+                self._answered.popitem(last=False)
+        self.client.publish(it.req.reply_to, reply, qos=0)
+
+    def _record(self, req: OffloadRequest, suffix: Pipeline, stage_s: list[float], n: int) -> None:
+        self.batch_sizes.append(n)
+        for st, s in zip(suffix.stages, stage_s):
+            self.stage_stats.setdefault((req.manifest_sha256, st.index), _StageStats()).add(s, n)
+
+    def status(self, state: str = "online") -> WorkerStatus:
+        stages = tuple(
+            StageLatency(manifest_sha256=m, stage=k, batches=s.batches, mean_batch=s.requests / s.batches,
+                         ms_per_batch=round(s.ms_per_batch, 3), ms_per_request=round(s.ms_per_request, 3))
+            for (m, k), s in sorted(self.stage_stats.items())
+        )  # fmt: skip
+        b = self.batching
+        return WorkerStatus(worker=self.name, status=state, backend=self.backend, max_batch=b.max_batch,
+                            max_delay_ms=b.max_delay_ms, served=self.served, rejected=self.rejected,
+                            queue_depth=self._queue.qsize(), stages=stages)  # fmt: skip
+
+    def _publish_status(self) -> None:
+        self._last_status = time.monotonic()
+        self.client.publish(topics.worker_status(self.name), self.status().model_dump_json().encode(), retain=True)
