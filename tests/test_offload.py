@@ -5,6 +5,9 @@ to local execution; two workers share the load; bad requests get error replies."
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+from pathlib import Path
+import time
 
 import numpy as np
 import pytest
@@ -21,8 +24,21 @@ from edge_maas.registry.service import Registry
 from edge_maas.tflite import load_graph
 from edge_maas.transport import topics
 from edge_maas.transport.client import MqttClient
-from edge_maas.transport.messages import OffloadReply, OffloadRequest, TensorMeta, decode, encode
-from edge_maas.worker.worker import Worker
+from edge_maas.transport.messages import OffloadReply, OffloadRequest, TensorMeta, decode, encode, pack_tensors
+from edge_maas.worker.worker import Batching, Worker
+
+
+@dataclass
+class Cloud:
+    rec: object  # the published VersionRecord
+    worker: object  # factory: name -> a started in-process Worker
+    local: Pipeline  # the device's copy (native backend)
+    registry_pub: Path
+    split_dir: Path
+
+    def pipeline(self) -> Pipeline:
+        """Another device-side copy: a pipeline (its arenas) is not shared between threads."""
+        return Pipeline.from_loaded(Manifest.load(self.split_dir / "manifest.json"), self.split_dir, "native")
 
 
 @pytest.fixture
@@ -38,14 +54,14 @@ def cloud(mosquitto, tmp_path):
     reg.serve(reg_client)
     started = []
 
-    def worker(name):
+    def worker(name, batching=Batching()):
         c = MqttClient(mosquitto.url, name).start()
-        w = Worker(name, c, BlobStore(tmp_path / name), signing.load_public(pub))
+        w = Worker(name, c, BlobStore(tmp_path / name), signing.load_public(pub), batching=batching)
         started.append(w)
         return w
 
     local = Pipeline.from_loaded(Manifest.load(tmp_path / "split" / "manifest.json"), tmp_path / "split", "native")
-    yield rec, worker, local
+    yield Cloud(rec, worker, local, pub, tmp_path / "split")
     for w in started:
         w.close()
         w.client.stop()
@@ -63,7 +79,7 @@ def _inputs(local, n, seed=0):
 
 
 def test_every_split_is_bit_exact_with_all_local(mosquitto, cloud):
-    rec, worker, local = cloud
+    rec, worker, local = cloud.rec, cloud.worker, cloud.local
     worker("w1")
     dev = _device(mosquitto, local, rec)
     for x in _inputs(local, 5):
@@ -76,7 +92,7 @@ def test_every_split_is_bit_exact_with_all_local(mosquitto, cloud):
 
 
 def test_no_worker_falls_back_locally_and_late_replies_are_dropped(mosquitto, cloud):
-    rec, worker, local = cloud
+    rec, worker, local = cloud.rec, cloud.worker, cloud.local
     dev = _device(mosquitto, local, rec, deadline=0.3)
     x = _inputs(local, 1)[0]
     got, where = dev.run(x, 1)
@@ -86,7 +102,7 @@ def test_no_worker_falls_back_locally_and_late_replies_are_dropped(mosquitto, cl
 
 
 def test_two_workers_share_the_load_and_one_can_die(mosquitto, cloud):
-    rec, worker, local = cloud
+    rec, worker, local = cloud.rec, cloud.worker, cloud.local
     w1, w2 = worker("w1"), worker("w2")
     dev = _device(mosquitto, local, rec)
     xs = _inputs(local, 40, seed=1)
@@ -100,7 +116,7 @@ def test_two_workers_share_the_load_and_one_can_die(mosquitto, cloud):
 
 
 def test_bad_offload_requests_get_error_replies(mosquitto, cloud):
-    rec, worker, local = cloud
+    rec, worker, local = cloud.rec, cloud.worker, cloud.local
     w = worker("w1")
     c = MqttClient(mosquitto.url, "prober").start()
     got, ev = [], threading.Event()
@@ -127,4 +143,51 @@ def test_bad_offload_requests_get_error_replies(mosquitto, cloud):
     dev = _device(mosquitto, local, rec)
     assert dev.run(x, 1)[1] == "remote:w1"  # still serving
     dev.client.stop()
+    c.stop()
+
+
+def test_concurrent_requests_are_batched_and_stay_exact(mosquitto, cloud):
+    rec, worker, local = cloud.rec, cloud.worker, cloud.local
+    w = worker("w1", Batching(max_batch=8, max_delay_ms=300))
+    devs = [_device(mosquitto, cloud.pipeline(), rec, name=f"dev{i}") for i in range(8)]
+    xs = _inputs(local, 8, seed=3)
+    results: list = [None] * 8
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, devs[i].run(xs[i], 1))) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for x, (out, where) in zip(xs, results):
+        assert where == "remote:w1"
+        assert all(np.array_equal(out[k], v) for k, v in local.run(x).items())
+    assert max(w.batch_sizes) > 1, w.batch_sizes  # 8 requests within 300 ms share batches
+    status = w.status()
+    assert status.served == 8 and {s.stage for s in status.stages} == {1, 2}
+    assert all(s.mean_batch > 1 and s.ms_per_request > 0 for s in status.stages)
+    for d in devs:
+        d.client.stop()
+
+
+def test_a_duplicate_request_is_answered_once_per_copy_and_run_once(mosquitto, cloud):
+    rec, worker, local = cloud.rec, cloud.worker, cloud.local
+    w = worker("w1", Batching(max_batch=8, max_delay_ms=200))
+    c = MqttClient(mosquitto.url, "prober").start()
+    got: list[OffloadReply] = []
+    c.subscribe(topics.offload_reply("prober"), lambda t, p: got.append(decode(p, OffloadReply)[0]))
+    x = _inputs(local, 1)[0]
+    boundary = {s.name: local.run_prefix(x, 1)[s.name] for s in local.suffix(1).inputs}
+    metas, body = pack_tensors(boundary)
+    req = encode(OffloadRequest(id="dup", reply_to=topics.offload_reply("prober"), manifest_sha256=rec.manifest_sha256,
+                                manifest_size=rec.manifest_size, first_stage=1, inputs=metas, deadline_ms=5000), body)
+    for _ in range(2):  # same batch: run once, answered once
+        c.publish(topics.offload("branchy"), req)
+    deadline = time.monotonic() + 10
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    c.publish(topics.offload("branchy"), req)  # a later retry: answered from the idempotency cache
+    while len(got) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    assert [r.id for r in got] == ["dup", "dup"] and got[0] == got[1]
+    assert w.served == 1
     c.stop()
