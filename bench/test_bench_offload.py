@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from edge_maas.kernels import executor as ex
 
 from edge_maas import zoo
 from edge_maas.backends.remote import RemoteSplit, Shaper
-from edge_maas.kernels import executor as ex
 from edge_maas.manifest import Manifest
 from edge_maas.partition import plan_balanced, split_model
 from edge_maas.partition.costs import graph_macs
@@ -87,7 +87,7 @@ def test_offload_planner_vs_oracle(benchmark, setup):
             dev.run(x, k)  # warm the worker's install and caches
             per_split[k] = _median_latency(lambda k=k: dev.run(x, k))
         planner = Planner.for_pipeline(local, x)
-        for k in (0, n - 1):  # probe the link once per end to seed RTT / bandwidth estimates
+        for k in (0, n - 1):  # probe the link at both ends to seed RTT / bandwidth estimates
             for _ in range(3):
                 dev.run_planned(x, _Fixed(planner, k))
         choices = []
@@ -118,10 +118,10 @@ def test_offload_planner_vs_oracle(benchmark, setup):
 
 
 class _Fixed:
-    """A planner stand-in that always picks one split (for probing), sharing the real estimates."""
+    """A planner stand-in that always picks one split (for probing), feeding the real planner."""
 
     def __init__(self, planner, split):
-        self.est, self.split, self._p = planner.est, split, planner
+        self.est, self.split, self.observed = planner.est, split, planner.observed
 
     def choose(self):
         from edge_maas.planner import Decision

@@ -163,12 +163,10 @@ def cmd_serve(args) -> int:
 def cmd_worker(args) -> int:
     from edge_maas.registry.blobs import BlobStore
     from edge_maas.registry.signing import load_public
-    from edge_maas.worker.worker import Worker
-
     from edge_maas.transport import topics
     from edge_maas.transport.client import MqttClient
     from edge_maas.transport.messages import WorkerStatus
-    from edge_maas.worker.worker import Batching
+    from edge_maas.worker.worker import Batching, Worker
 
     batching = Batching(args.max_batch, args.max_delay_ms)
     offline = WorkerStatus(worker=args.name, status="offline").model_dump_json().encode()
@@ -206,7 +204,7 @@ def cmd_device(args) -> int:
                         will=(topics.reported(profile.device_id), offline)).start()  # fmt: skip
     agent = DeviceAgent(profile.device_id, client, BlobStore(profile.cache_dir), load_public(profile.registry_key),
                         backend=profile.runtime.backend, backend_options=profile.backend_options(),
-                        cache_budget=profile.memory_budget_mb << 20)  # fmt: skip
+                        cache_budget=profile.memory_budget_mb << 20, offload=profile.offload)  # fmt: skip
     print(f"device {profile.device_id} following {topics.desired(profile.device_id)} on {m.broker}", flush=True)
     _until_interrupted()
     agent.close()

@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge_maas.errors import EdgeMaasError
 
@@ -35,6 +35,30 @@ class MqttSettings(BaseModel):
     password_file: Path | None = None  # read at start; never inline secrets in a profile
 
 
+class OffloadSettings(BaseModel):
+    """When and how the device sends later stages to cloud workers (needs "remote" in
+    runtime.backends_allowed).  policy "latency": the split predicted fastest; "bytes": the
+    fastest among splits that send at most max_bytes per request."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    policy: Literal["latency", "bytes"] = "latency"
+    max_bytes: int | None = Field(default=None, ge=1)
+    deadline_ms: int = Field(default=500, ge=1, le=600_000)  # then the stage runs here
+    codec: Literal["none", "zlib", "rle"] = "none"
+    probe_every_s: float = Field(default=30.0, gt=0)  # re-measure the link while staying local
+
+    @model_validator(mode="after")
+    def _policy_needs_cap(self):
+        if self.policy == "bytes" and self.max_bytes is None:
+            raise ValueError('policy "bytes" needs max_bytes')
+        return self
+
+    def byte_cap(self) -> int | None:
+        return self.max_bytes if self.policy == "bytes" else None
+
+
 class DeviceProfile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -45,6 +69,13 @@ class DeviceProfile(BaseModel):
     registry_key: Path | None = None  # the registry's Ed25519 public key (PEM)
     runtime: RuntimeSettings = RuntimeSettings()
     mqtt: MqttSettings = MqttSettings()
+    offload: OffloadSettings = OffloadSettings()
+
+    @model_validator(mode="after")
+    def _offload_allowed(self):
+        if self.offload.enabled and "remote" not in self.runtime.backends_allowed:
+            raise ValueError('offload.enabled needs "remote" in runtime.backends_allowed')
+        return self
 
     def backend_options(self) -> dict:
         r = self.runtime

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import ZOO_NAMES, zoo_bytes
+
 from edge_maas.manifest import Manifest
 from edge_maas.partition import plan_balanced, split_model
 from edge_maas.partition.costs import graph_macs

@@ -7,15 +7,15 @@ import getpass
 import time
 
 import pytest
+from tls import make_ca_and_server
 
-from edge_maas.transport.local_broker import Mosquitto, free_port
 from edge_maas.errors import TransportError
 from edge_maas.registry.blobs import BlobStore
 from edge_maas.registry.broker_config import write_config
 from edge_maas.transport import topics
 from edge_maas.transport.chunks import BlobFetcher, BlobServer
 from edge_maas.transport.client import MqttClient
-from tls import make_ca_and_server
+from edge_maas.transport.local_broker import Mosquitto, free_port
 
 USERS = {"registry": "reg-secret", "dev-a": "a-secret", "dev-b": "b-secret", "operator": "op-secret"}
 

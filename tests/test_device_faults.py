@@ -11,6 +11,8 @@ import threading
 import time
 
 from conftest import MODELS
+from test_cli import EXE, run
+
 from edge_maas.registry.blobs import BlobStore
 from edge_maas.registry.service import Registry
 from edge_maas.registry.signing import new_key
@@ -18,7 +20,6 @@ from edge_maas.transport import topics
 from edge_maas.transport.chunks import BlobServer
 from edge_maas.transport.client import MqttClient
 from edge_maas.transport.messages import ReportedState
-from test_cli import EXE, run
 
 
 def test_sigkill_mid_install_restarts_on_last_good_version(mosquitto, tmp_path):

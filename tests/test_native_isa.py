@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from edge_maas.kernels import executor as ex
 
 PROBE = "from edge_maas.kernels import executor as ex; print(ex.isa())"

@@ -5,15 +5,17 @@ to local execution; two workers share the load; bad requests get error replies."
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-import time
 
 import numpy as np
 import pytest
+from conftest import MODELS, zoo_bytes
 
-from conftest import zoo_bytes
 from edge_maas.backends.remote import RemoteSplit
+from edge_maas.config import DeviceProfile, OffloadSettings, load_profile
+from edge_maas.device.agent import DeviceAgent
 from edge_maas.manifest import Manifest
 from edge_maas.partition import plan_balanced, split_model
 from edge_maas.partition.costs import graph_macs
@@ -24,7 +26,16 @@ from edge_maas.registry.service import Registry
 from edge_maas.tflite import load_graph
 from edge_maas.transport import topics
 from edge_maas.transport.client import MqttClient
-from edge_maas.transport.messages import OffloadReply, OffloadRequest, TensorMeta, decode, encode, pack_tensors
+from edge_maas.transport.infer_client import InferClient
+from edge_maas.transport.messages import (
+    OffloadReply,
+    OffloadRequest,
+    ReportedState,
+    TensorMeta,
+    decode,
+    encode,
+    pack_tensors,
+)
 from edge_maas.worker.worker import Batching, Worker
 
 
@@ -35,6 +46,8 @@ class Cloud:
     local: Pipeline  # the device's copy (native backend)
     registry_pub: Path
     split_dir: Path
+    registry: Registry
+    registry_client: MqttClient
 
     def pipeline(self) -> Pipeline:
         """Another device-side copy: a pipeline (its arenas) is not shared between threads."""
@@ -61,7 +74,7 @@ def cloud(mosquitto, tmp_path):
         return w
 
     local = Pipeline.from_loaded(Manifest.load(tmp_path / "split" / "manifest.json"), tmp_path / "split", "native")
-    yield Cloud(rec, worker, local, pub, tmp_path / "split")
+    yield Cloud(rec, worker, local, pub, tmp_path / "split", reg, reg_client)
     for w in started:
         w.close()
         w.client.stop()
@@ -191,3 +204,46 @@ def test_a_duplicate_request_is_answered_once_per_copy_and_run_once(mosquitto, c
     assert [r.id for r in got] == ["dup", "dup"] and got[0] == got[1]
     assert w.served == 1
     c.stop()
+
+
+def test_device_daemon_offloads_per_its_profile_and_reports_why(mosquitto, cloud, tmp_path):
+    """A device whose profile enables offload: its first request probes the link (nothing heard
+    from a worker yet) and runs its suffix on the worker; answers over MQTT stay exact; the
+    planner's inputs and decision are in the retained reported state."""
+    cloud.worker("w1")
+    reports: list[ReportedState] = []
+    monitor = MqttClient(mosquitto.url, "monitor").start()
+    monitor.subscribe(topics.reported("dev-off"), lambda t, p: reports.append(ReportedState.model_validate_json(p)))
+    settings = OffloadSettings(enabled=True, deadline_ms=5000, probe_every_s=3600)
+    dc = MqttClient(mosquitto.url, "dev-off").start()
+    agent = DeviceAgent("dev-off", dc, BlobStore(tmp_path / "dev-cache"), signing.load_public(cloud.registry_pub),
+                        backend="native", backend_options={"threads": 1}, offload=settings)  # fmt: skip
+    cloud.registry.deploy(cloud.registry_client, "branchy", "1", ["dev-off"])
+    deadline = time.monotonic() + 30
+    while agent.active is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    asker = InferClient(MqttClient(mosquitto.url, "asker").start())
+    for x in _inputs(cloud.local, 6, seed=9):
+        version, out = asker.infer("dev-off", x)
+        assert version == "1" and all(np.array_equal(out[k], v) for k, v in cloud.local.run(x).items())
+    state = agent.active.offloader.state()
+    assert state.remote >= 1 and state.remote + state.fallback + state.local == 6, state  # the probe went remote
+    assert len(state.costs_ms) == state.stages + 1 and len(state.local_stage_ms) == state.stages
+    while time.monotonic() < deadline and not any(r.offload and r.offload.remote for r in reports):
+        time.sleep(0.05)
+    shown = next(r.offload for r in reports if r.offload and r.offload.remote)
+    assert "ms predicted" in shown.reason and shown.policy == "latency"
+    agent.close()
+    for c in (dc, asker.client, monitor):
+        c.stop()
+
+
+def test_offload_profile_validation():
+    with pytest.raises(ValueError, match="max_bytes"):
+        OffloadSettings(enabled=True, policy="bytes")
+    assert OffloadSettings(policy="bytes", max_bytes=4096).byte_cap() == 4096
+    assert OffloadSettings(max_bytes=4096).byte_cap() is None  # policy latency: no cap
+    with pytest.raises(ValueError, match="remote"):
+        DeviceProfile(device_id="d", runtime={"backends_allowed": ["litert"]}, offload={"enabled": True})
+    for name in ("rpi4", "jetson_orin_nano", "x86_gateway"):  # the shipped profiles load
+        load_profile(MODELS.parents[1] / "firmware_configs" / f"{name}.toml")

@@ -10,12 +10,13 @@ class _P:
         self.stages = [None] * n
 
 
-def _planner(rtt, bw, remote_speedup=10.0, max_bytes=None):
+def _planner(rtt, bw, remote_speedup=10.0, max_bytes=None, probe_every_s=None, clock=None):
     local = [0.002, 0.004, 0.060]  # a cheap stem with a big output, a heavy tail
     est = Estimates(local, rtt_s=rtt, bandwidth_Bps=bw)
     tail = [sum(local[k:]) for k in range(3)]
     est.remote_suffix_s = {k: tail[k] / remote_speedup for k in range(3)}
-    return Planner(_P(3), boundary_bytes=[270_000, 60_000, 4_000], output_bytes=10, estimates=est, max_bytes=max_bytes)
+    return Planner(_P(3), boundary_bytes=[270_000, 60_000, 4_000], output_bytes=10, estimates=est, max_bytes=max_bytes,
+                   probe_every_s=probe_every_s, **({"clock": clock} if clock else {}))  # fmt: skip
 
 
 def test_slow_network_stays_local_fast_network_offloads_everything():
@@ -36,3 +37,40 @@ def test_byte_cap_policy_and_estimates_follow_observations():
         p.est.observe(2, 4_000, 10, elapsed_s=0.100 + 4_010 / 12_500_000 + 0.006, run_s=0.006)
     assert p.est.rtt_s > 0.09
     assert p.choose().split == 3
+
+
+def test_least_squares_separates_rtt_from_bandwidth_once_sizes_differ():
+    est = Estimates([0.01, 0.01], rtt_s=0.050, bandwidth_Bps=1e6)  # a wrong prior
+    rtt, bw = 0.020, 1_250_000  # the truth: 20 ms, 10 Mbit/s
+    for nbytes in (4_000, 60_000, 4_000, 60_000, 270_000):
+        est.observe(1, nbytes, 0, elapsed_s=rtt + nbytes / bw + 0.003, run_s=0.003)
+    assert abs(est.rtt_s - rtt) < 1e-6 and abs(est.bandwidth_Bps - bw) / bw < 1e-6
+    same = Estimates([0.01], rtt_s=0.050, bandwidth_Bps=1e6)
+    for _ in range(10):  # one size only: cannot separate, keeps the EWMA split
+        same.observe(0, 4_000, 0, elapsed_s=rtt + 4_000 / bw, run_s=0.0)
+    assert abs(same.rtt_s + 4_000 / same.bandwidth_Bps - (rtt + 4_000 / bw)) < 2e-3
+
+
+def test_worker_reported_stage_times_stand_in_until_a_split_is_observed():
+    p = _planner(rtt=0.001, bw=12_500_000)
+    p.est.remote_suffix_s.clear()
+    assert p.choose().split == 3  # nothing known about workers: assume device speed, stay local
+    p.est.remote_stage_s = {0: 0.0002, 1: 0.0004, 2: 0.006}  # as the workers report
+    d = p.choose()
+    assert d.split == 2 and abs(d.costs[2] - (0.006 + 0.001 + 4_010 / 12_500_000 + 0.006)) < 1e-9
+    p.observed(2, 4_000, 10, elapsed_s=0.5, worker_s=0.4)  # observed beats reported
+    assert abs(p.est.worker_s(2, 3) - 0.4) < 1e-9 and p.choose().split == 1  # split 2 is slow now; 1 still reported fast
+
+
+def test_probe_when_nothing_was_heard_for_a_while_and_not_after_a_failed_probe():
+    now = [0.0]
+    p = _planner(rtt=0.050, bw=125_000, probe_every_s=30.0, clock=lambda: now[0])
+    d = p.choose()
+    assert d.probe and d.split == 2 and "probe" in d.reason  # the fewest bytes
+    assert p.choose().split == 3 and not p.choose().probe  # the probe failed: no new one for 30 s
+    now[0] = 31.0
+    assert p.choose().probe
+    p.observed(2, 4_000, 10, elapsed_s=0.2, worker_s=0.006)
+    now[0] = 40.0
+    d = p.choose()
+    assert not d.probe and d.split == 3 and "all local" in d.reason and "rtt" in d.reason

@@ -40,9 +40,15 @@ class OffloadStats:
     bytes_sent: int = 0
 
 
+def offload_requester(client: MqttClient) -> Requester:
+    """The client's offload reply topic and waiters; share one among RemoteSplits of a client."""
+    return Requester(client, topics.offload_reply(client.client_id), OffloadReply, lambda r: r.id)
+
+
 class RemoteSplit:
     def __init__(self, client: MqttClient, pipeline: Pipeline, model: str, manifest_sha256: str, manifest_size: int,
-                 deadline_s: float = 1.0, shaper: Shaper | None = None, codec: str = "none"):  # fmt: skip
+                 deadline_s: float = 1.0, shaper: Shaper | None = None, codec: str = "none",
+                 requester: Requester | None = None):  # fmt: skip
         self.client = client
         self.pipeline = pipeline
         self.model = model
@@ -53,7 +59,7 @@ class RemoteSplit:
         self.shaper = shaper
         self.codec = codec  # of boundary tensors on the wire: 'none', 'zlib' or 'rle'
         self.last: tuple[int, int, float] = (0, 0, 0.0)  # bytes out, bytes back, seconds spent in the worker
-        self._requests = Requester(client, topics.offload_reply(client.client_id), OffloadReply, lambda r: r.id)
+        self._requests = requester or offload_requester(client)
 
     def run(self, inputs: Mapping[str, np.ndarray], split: int) -> tuple[dict[str, np.ndarray], str]:
         """Outputs and where the suffix ran ('local', 'remote:<worker>' or 'fallback')."""
@@ -97,6 +103,6 @@ class RemoteSplit:
         if where.startswith("remote"):
             local_s = sum(planner.est.local_stage_s[: decision.split])
             sent, back, run_s = self.last
-            planner.est.observe(decision.split, sent, back, time.perf_counter() - t0 - local_s, run_s)
-        log.debug("planner: split %d predicted %.1f ms -> %s", decision.split, decision.predicted_s * 1e3, where)
+            planner.observed(decision.split, sent, back, time.perf_counter() - t0 - local_s, run_s)
+        log.debug("planner: %s -> %s", decision.reason, where)
         return out, where, decision

@@ -17,10 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import ValidationError
 
+from edge_maas.backends.remote import offload_requester
+from edge_maas.config import OffloadSettings
+from edge_maas.device.install import Installer
+from edge_maas.device.offloader import Offloader, WorkerBoard
 from edge_maas.errors import EdgeMaasError, IntegrityError
 from edge_maas.manifest import Manifest
 from edge_maas.pipeline import Pipeline
-from edge_maas.device.install import Installer
 from edge_maas.registry.blobs import BlobStore
 from edge_maas.transport import topics
 from edge_maas.transport.chunks import BlobFetcher
@@ -43,6 +46,7 @@ log = logging.getLogger(__name__)
 class Active:
     manifest: Manifest
     pipeline: Pipeline
+    offloader: Offloader | None = None  # when the profile enables offload
 
     @property
     def version(self) -> str:
@@ -52,7 +56,7 @@ class Active:
 class DeviceAgent:
     def __init__(self, device_id: str, client: MqttClient, cache: BlobStore, registry_key, *,
                  backend: str = "litert", backend_options: Mapping | None = None, chunk_size: int = 64 * 1024,
-                 cache_budget: int | None = None):  # fmt: skip
+                 cache_budget: int | None = None, offload: OffloadSettings | None = None):  # fmt: skip
         self.device_id = device_id
         self.client = client
         self.cache = cache
@@ -70,6 +74,15 @@ class DeviceAgent:
         self._queue: queue.Queue[DesiredState | None] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name=f"agent-{device_id}", daemon=True)
         self._worker.start()
+        # infer requests are served off the network thread: an offloaded stage waits for a reply
+        # that the network thread itself must deliver
+        self._infer_q: queue.Queue[tuple[InferRequest, bytes] | None] = queue.Queue()
+        self._server = threading.Thread(target=self._serve, name=f"infer-{device_id}", daemon=True)
+        self._server.start()
+        self.offload = offload if offload is not None and offload.enabled else None
+        if self.offload is not None:
+            self._requester = offload_requester(client)
+            self._board = WorkerBoard(client)
         self.served = 0
         self.failed = 0
         self._state_file = cache.root / "state.json"
@@ -85,7 +98,15 @@ class DeviceAgent:
         active = self.active
         if active is None:
             raise EdgeMaasError(f"device {self.device_id} has no model yet")
-        return active.pipeline.run(inputs)
+        return self._run(active, inputs)
+
+    def _run(self, active: Active, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if active.offloader is None:
+            return active.pipeline.run(inputs)
+        out, _, replanned = active.offloader.run(inputs)
+        if replanned:
+            self._report()
+        return out
 
     def _on_infer(self, topic: str, payload: bytes) -> None:
         """infer over MQTT: framed request in, framed reply out; every failure is answered."""
@@ -95,11 +116,22 @@ class DeviceAgent:
             self.failed += 1
             log.warning("%s: dropped a malformed infer request: %s", self.device_id, exc)
             return
+        self._infer_q.put((req, body))
+
+    def _serve(self) -> None:
+        while (item := self._infer_q.get()) is not None:
+            req, body = item
+            try:
+                self._answer(req, body)
+            except Exception:  # a bug must not stop serving
+                log.exception("%s: failed answering infer %s", self.device_id, req.corr)
+
+    def _answer(self, req: InferRequest, body: bytes) -> None:
         active = self.active
         try:
             if active is None:
                 raise EdgeMaasError("no model deployed yet")
-            outputs = active.pipeline.run(unpack_tensors(req.inputs, body))
+            outputs = self._run(active, unpack_tensors(req.inputs, body))
             metas, out_body = pack_tensors(outputs)
             reply = encode(InferReply(corr=req.corr, version=active.version, outputs=metas), out_body)
             self.served += 1
@@ -110,7 +142,9 @@ class DeviceAgent:
 
     def close(self) -> None:
         self._queue.put(None)
+        self._infer_q.put(None)
         self._worker.join(timeout=10)
+        self._server.join(timeout=10)
 
     # -- desired state -----------------------------------------------------------------------
     def _on_desired(self, topic: str, payload: bytes) -> None:
@@ -142,14 +176,25 @@ class DeviceAgent:
         except EdgeMaasError as exc:
             kept = self.active.version if self.active else "no version"
             raise EdgeMaasError(f"{exc}; kept {kept}") from None
+        active = self._active(manifest, desired, pipeline)
         with self._lock:
-            self.previous, self.active = self.active, Active(manifest, pipeline)
+            self.previous, self.active = self.active, active
             self.healthy, self.last_error = True, None
             self._manifest_blobs = [desired.manifest_sha256, *self._manifest_blobs[:1]]  # active, previous
         self._persist(desired)
         self._evict()
         log.info("%s: now running %s@%s", self.device_id, desired.model, desired.version)
         self._report()
+
+    def _active(self, manifest: Manifest, desired: DesiredState, pipeline: Pipeline) -> Active:
+        """The version ready to serve; with offload, its planner profiled on the golden input."""
+        if self.offload is None:
+            return Active(manifest, pipeline)
+        blob = (desired.manifest_sha256, desired.manifest_size)
+        offloader = Offloader(self.client, self._requester, self._board, manifest, blob, pipeline, self.offload)
+        log.info("%s: offload planner for %s@%s: local stages %s ms", self.device_id, desired.model, desired.version,
+                 [round(t * 1e3, 2) for t in offloader.planner.est.local_stage_s])  # fmt: skip
+        return Active(manifest, pipeline, offloader)
 
     def _evict(self) -> None:
         """Keep the cache within budget; what the active and previous versions need stays."""
@@ -180,7 +225,7 @@ class DeviceAgent:
         try:
             offline = Installer(self.cache, None, self.key, self.backend, self.options)
             manifest = offline.manifest(desired.manifest_sha256, desired.manifest_size)
-            self.active, self.healthy = Active(manifest, offline.pipeline(manifest)), True
+            self.active, self.healthy = self._active(manifest, desired, offline.pipeline(manifest)), True
             self._manifest_blobs = [desired.manifest_sha256]
             log.info("%s: restored %s@%s from the cache", self.device_id, desired.model, desired.version)
         except EdgeMaasError as exc:
@@ -202,5 +247,6 @@ class DeviceAgent:
             previous_version=p.version if p else None,
             shard_sha256=tuple(s.sha256 for s in a.manifest.shards) if a else (),
             healthy=self.healthy, last_error=self.last_error,
+            offload=a.offloader.state() if a and a.offloader else None,
         )  # fmt: skip
         self.client.publish(topics.reported(self.device_id), state.model_dump_json().encode(), retain=True)

@@ -1,6 +1,7 @@
 """Mosquitto 2 configuration for a fleet: TLS listener, per-client credentials, and an
 ACL that lets a device read only its own desired state, chunk replies and infer
-requests, and write only its own reported state, chunk requests and infer replies.
+requests, and write only its own reported state, chunk requests and infer replies
+(plus offload requests, its own offload replies and workers' status).
 The registry's topics (desired states, chunk replies) are writable by the registry only."""
 
 from __future__ import annotations
@@ -28,14 +29,27 @@ pattern write {PREFIX}/registry/blob/get
 pattern read {PREFIX}/client/%c/blob
 pattern read {PREFIX}/client/%c/infer
 pattern write {PREFIX}/client/+/infer
+pattern write {PREFIX}/offload/+
+pattern read {PREFIX}/client/%c/offload
+pattern read {PREFIX}/worker/+/status
 """
 
 
+def worker_acl(name: str) -> str:
+    """A worker reads offload requests (through its shared subscription: Mosquitto checks the
+    filter without the $share/<group>/ prefix), answers on clients' offload topics, reports
+    its own status, and fetches blobs like a device."""
+    return (f"\nuser {name}\ntopic read {PREFIX}/offload/+\ntopic write {PREFIX}/client/+/offload\n"
+            f"topic write {PREFIX}/worker/{name}/status\ntopic write {PREFIX}/registry/blob/get\n"
+            f"topic read {PREFIX}/client/{name}/blob\n")
+
+
 def write_config(out_dir: Path | str, port: int, passwords: dict[str, str], tls: tuple[Path, Path, Path] | None = None,
-                 bind: str = "127.0.0.1", run_as: str | None = None) -> Path:  # fmt: skip
+                 bind: str = "127.0.0.1", run_as: str | None = None, workers: tuple[str, ...] = ()) -> Path:  # fmt: skip
     """mosquitto.conf + acl + passwd (hashed with mosquitto_passwd) in out_dir; returns the conf path.
     tls = (ca_file, server_cert, server_key).  run_as: the user mosquitto drops to when started
-    as root (default: its own 'mosquitto' user, which must be able to read these files)."""
+    as root (default: its own 'mosquitto' user, which must be able to read these files).
+    workers: usernames that get the offload worker's rights (worker_acl) instead of a device's."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tool = shutil.which("mosquitto_passwd")
@@ -46,7 +60,7 @@ def write_config(out_dir: Path | str, port: int, passwords: dict[str, str], tls:
     for user, secret in passwords.items():
         subprocess.run([tool, "-b", str(pw), user, secret], check=True, capture_output=True)
     pw.chmod(0o600)
-    (out / "acl").write_text(ACL)
+    (out / "acl").write_text(ACL + "".join(worker_acl(w) for w in workers))
     lines = [f"listener {port} {bind}", "allow_anonymous false", f"password_file {pw}", f"acl_file {out / 'acl'}",
              "persistence false", f"log_dest file {out / 'mosquitto.log'}",
              "set_tcp_nodelay true"]  # fmt: skip  # chunk request/response: no Nagle delays

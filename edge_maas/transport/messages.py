@@ -7,7 +7,6 @@ MQTT 3.1.1 has no user properties, so a message with a binary body is framed as
 from __future__ import annotations
 
 import struct
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -71,6 +70,23 @@ class DesiredState(_Msg):
     manifest_size: int = Field(ge=1, le=64 << 20)
 
 
+class OffloadState(_Msg):
+    """The planner's inputs and last decision, so an operator can see why it offloaded."""
+
+    policy: str
+    split: int  # stages < split run on the device; == stages: all local
+    stages: int
+    reason: str
+    predicted_ms: float
+    costs_ms: tuple[float | None, ...]  # every split 0..stages; None: forbidden by the policy
+    local_stage_ms: tuple[float, ...]
+    rtt_ms: float
+    bandwidth_mbps: float
+    remote: int = 0
+    fallback: int = 0
+    local: int = 0
+
+
 class ReportedState(_Msg):
     """Retained on the device's reported topic; `status` is 'online' or 'offline' (last will)."""
 
@@ -82,6 +98,7 @@ class ReportedState(_Msg):
     shard_sha256: tuple[str, ...] = ()
     healthy: bool | None = None
     last_error: str | None = None
+    offload: OffloadState | None = None
 
 
 class TensorMeta(_Msg):

@@ -1,0 +1,92 @@
+"""The device's offload path for one active version: the planner picks a split per request,
+RemoteSplit runs it (falling back locally), and the decision is logged and kept for the
+device's reported state.  Workers' retained status reports feed the planner's estimate of
+their per-stage time before any exchange has been observed."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+
+import numpy as np
+from pydantic import ValidationError
+
+from edge_maas.backends.remote import RemoteSplit
+from edge_maas.config import OffloadSettings
+from edge_maas.manifest import Manifest
+from edge_maas.pipeline import Pipeline
+from edge_maas.planner import Decision, Planner
+from edge_maas.transport import topics
+from edge_maas.transport.client import MqttClient
+from edge_maas.transport.messages import OffloadState, WorkerStatus
+from edge_maas.transport.requests import Requester
+
+log = logging.getLogger(__name__)
+
+
+class WorkerBoard:
+    """The latest retained status of every worker (one subscription per device)."""
+
+    def __init__(self, client: MqttClient):
+        self._status: dict[str, WorkerStatus] = {}
+        self._lock = threading.Lock()
+        client.subscribe(topics.worker_status("+"), self._on_status)
+
+    def _on_status(self, topic: str, payload: bytes) -> None:
+        try:
+            st = WorkerStatus.model_validate_json(payload)
+        except ValidationError as exc:
+            log.warning("ignored a malformed worker status on %s: %s", topic, str(exc).splitlines()[0])
+            return
+        with self._lock:
+            self._status[st.worker] = st
+
+    def stage_s(self, manifest_sha256: str) -> dict[int, float]:
+        """Per stage of this manifest: mean seconds per request over online workers that ran it."""
+        with self._lock:
+            online = [s for s in self._status.values() if s.status == "online"]
+        per: dict[int, list[float]] = {}
+        for st in online:
+            for lat in st.stages:
+                if lat.manifest_sha256 == manifest_sha256:
+                    per.setdefault(lat.stage, []).append(lat.ms_per_request / 1e3)
+        return {k: sum(v) / len(v) for k, v in per.items()}
+
+
+class Offloader:
+    def __init__(self, client: MqttClient, requester: Requester, board: WorkerBoard, manifest: Manifest,
+                 manifest_blob: tuple[str, int], pipeline: Pipeline, settings: OffloadSettings):  # fmt: skip
+        self.settings = settings
+        self.board = board
+        self.manifest_sha256 = manifest_blob[0]
+        self.remote = RemoteSplit(client, pipeline, manifest.model.name, *manifest_blob,
+                                  deadline_s=settings.deadline_ms / 1e3, codec=settings.codec, requester=requester)  # fmt: skip
+        golden = {t.name: t.to_array() for t in manifest.golden.inputs}
+        self.planner = Planner.for_pipeline(pipeline, golden, max_bytes=settings.byte_cap(),
+                                            probe_every_s=settings.probe_every_s)  # fmt: skip
+        self.last: Decision | None = None
+        self.local = 0
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], str, bool]:
+        """Outputs, where the suffix ran, and whether the planner changed its mind (worth a report)."""
+        self.planner.est.remote_stage_s = self.board.stage_s(self.manifest_sha256)
+        out, where, decision = self.remote.run_planned(inputs, self.planner)
+        self.local += where == "local"
+        changed = self.last is None or decision.split != self.last.split
+        if changed:
+            log.info("offload plan: %s", decision.reason)
+        self.last = decision
+        return out, where, changed
+
+    def state(self) -> OffloadState:
+        d = self.last or self.planner.best()
+        e, s = self.planner.est, self.remote.stats
+        return OffloadState(
+            policy=self.settings.policy, split=d.split, stages=self.planner.n, reason=d.reason,
+            predicted_ms=round(d.predicted_s * 1e3, 3),
+            costs_ms=tuple(None if c == float("inf") else round(c * 1e3, 3) for c in d.costs),
+            local_stage_ms=tuple(round(t * 1e3, 3) for t in e.local_stage_s),
+            rtt_ms=round(e.rtt_s * 1e3, 3), bandwidth_mbps=round(e.bandwidth_Bps * 8 / 1e6, 3),
+            remote=s.remote, fallback=s.fallback, local=self.local,
+        )  # fmt: skip
