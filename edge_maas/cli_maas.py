@@ -51,10 +51,20 @@ def add_commands(sub) -> None:
     w.add_argument("--xnnpack", action="store_true",
                    help="use XNNPACK (faster; may differ from the built-in kernels by 1 LSB, so not bit-exact)")
     w.add_argument("--max-batch", type=int, default=8, help="dynamic batching: most requests per batch")
-    w.add_argument("--max-delay-ms", type=float, default=2.0,
+    w.add_argument("--max-delay-ms", type=float, default=0.0,
                    help="dynamic batching: how long the oldest request waits for others to join")
     w.add_argument("--status-every", type=float, default=2.0, help="seconds between retained status reports")
     w.set_defaults(func=cmd_worker)
+
+    b = sub.add_parser("bench", help="measurements that write JSON (and plots)")
+    bs = b.add_subparsers(dest="bench_cmd", required=True)
+    bo = bs.add_parser("offload", help="latency vs link speed: all-local, all-remote, every split (oracle), planner")
+    bo.add_argument("--out", type=Path, default=Path("out"), help="folder for offload.json and offload.png")
+    bo.add_argument("--model", default="mobilenetv2_035_96", help="a zoo model")
+    bo.add_argument("--shards", type=int, default=4)
+    bo.add_argument("--requests", type=int, default=8, help="requests per measurement (the median is kept)")
+    bo.add_argument("--settings", help="comma-separated subset of: 1Mbit_50ms,3Mbit_30ms,10Mbit_20ms,30Mbit_5ms,100Mbit_2ms")
+    bo.set_defaults(func=cmd_bench_offload)
 
     d = sub.add_parser("device", help="run the device daemon from a profile until interrupted")
     d.add_argument("--config", type=Path, required=True, help="firmware_configs/<profile>.toml")
@@ -180,6 +190,20 @@ def cmd_worker(args) -> int:
     _until_interrupted()
     worker.close()
     client.stop()
+    return 0
+
+
+def cmd_bench_offload(args) -> int:
+    from edge_maas import offload_bench as ob
+    from edge_maas.errors import EdgeMaasError
+
+    names = args.settings.split(",") if args.settings else list(ob.SETTINGS)
+    unknown = [n for n in names if n not in ob.SETTINGS]
+    if unknown:
+        raise EdgeMaasError(f"unknown link setting {', '.join(unknown)}; choose from {', '.join(ob.SETTINGS)}")
+    setup = ob.Setup(model=args.model, shards=args.shards, requests=args.requests)
+    js, png = ob.run(args.out, setup, {n: ob.SETTINGS[n] for n in names})
+    print(f"wrote {js} and {png}")
     return 0
 
 

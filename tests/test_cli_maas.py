@@ -3,10 +3,12 @@ and the device daemon from a profile, against a real Mosquitto."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 
 from conftest import MODELS
+from test_bad_input import assert_clean_error, cli
 from test_cli import EXE, run
 
 from edge_maas.transport import topics
@@ -51,3 +53,16 @@ def test_operator_flow(mosquitto, tmp_path):
             p.terminate()
             p.wait(timeout=10)
     assert procs[1].returncode == 0 and procs[2].returncode == 0
+
+
+def test_bench_offload_writes_json_and_png(tmp_path):
+    out = run("bench", "offload", "--settings", "100Mbit_2ms,1Mbit_50ms", "--requests", "2", "--shards", "2",
+              "--model", "ds_cnn_kws", "--out", tmp_path)  # fmt: skip
+    assert "offload.png" in out
+    report = json.loads((tmp_path / "offload.json").read_text())
+    assert set(report["settings"]) == {"100Mbit_2ms", "1Mbit_50ms"}
+    for r in report["settings"].values():  # every split measured; the oracle is the best of them
+        assert len(r["every_split_ms"]) == 3 and r["oracle_ms"] == min(r["every_split_ms"].values())
+        assert len(r["planner_splits"]) == 2
+    assert (tmp_path / "offload.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_clean_error(cli("bench", "offload", "--settings", "5G", "--out", tmp_path), "unknown link setting 5G")

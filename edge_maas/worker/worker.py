@@ -44,7 +44,7 @@ MAX_BODY = 16 << 20  # boundary tensors larger than this are refused
 @dataclass(frozen=True)
 class Batching:
     max_batch: int = 8
-    max_delay_ms: float = 2.0  # how long the oldest request may wait for others to join it
+    max_delay_ms: float = 0.0  # how long the oldest request may wait for others; 0: batch what is queued
 
     def __post_init__(self):
         if self.max_batch < 1 or self.max_delay_ms < 0:
