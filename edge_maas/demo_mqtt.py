@@ -1,6 +1,6 @@
 """The MaaS part of the demo: a registry publishes the split model (signed), serves it
-over MQTT, a device agent fetches, verifies, health-checks and runs it, and a client
-sends every request over MQTT."""
+over MQTT, a device agent fetches, verifies, health-checks and runs it, a client sends
+every request over MQTT, and a cloud worker takes the last stage (offload, then fallback)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,45 @@ from edge_maas.transport import topics
 from edge_maas.transport.client import MqttClient
 from edge_maas.transport.infer_client import InferClient
 from edge_maas.transport.messages import ReportedState
+
+
+def _offload_demo(broker_url, shared, work, rec, pub, pipeline, name, xs, want, clients) -> bool:
+    """A cloud worker joins; the device runs every stage but the last and offloads that one,
+    then the worker goes away and the same request falls back to local execution."""
+    from edge_maas.backends.remote import RemoteSplit
+    from edge_maas.planner import Planner
+    from edge_maas.worker.worker import Worker
+
+    clients.append(MqttClient(broker_url, "demo-worker").start())
+    worker = Worker("demo-worker", clients[-1], BlobStore(work / "worker-cache"), signing.load_public(pub),
+                    group="workers" if shared else None)  # fmt: skip
+    clients.append(MqttClient(broker_url, "demo-offloader").start())
+    split = len(pipeline.stages) - 1
+    remote = RemoteSplit(clients[-1], pipeline, rec.model, rec.manifest_sha256, rec.manifest_size, deadline_s=5.0)
+    same, where, t0 = 0, {}, time.perf_counter()
+    for x, y in zip(xs, want):
+        out, w = remote.run({name: x}, split)
+        where[w] = where.get(w, 0) + 1
+        same += int(all(np.array_equal(out[k], y[k]) for k in y))
+    dt = (time.perf_counter() - t0) / len(xs)
+    how = "$share subscription" if shared else "plain subscription: amqtt has no shared subscriptions"
+    print(f"[offload]  stages 0..{split - 1} here, stage {split} on the worker ({how}): {where}, "
+          f"reply == local whole model on {same}/{len(xs)}, {dt * 1e3:.2f} ms per request")  # fmt: skip
+    st = worker.status()
+    print(f"[worker]   served {st.served}, per stage: "
+          + ", ".join(f"stage {s.stage} {s.ms_per_request:.3f} ms/request, mean batch {s.mean_batch:.1f}" for s in st.stages))
+    planner = Planner.for_pipeline(pipeline, {name: xs[0]})
+    for _ in range(5):
+        remote.run_planned({name: xs[0]}, planner)
+    print(f"[planner]  {planner.best().reason}")
+    worker.close()
+    clients[-2].stop()  # the worker leaves
+    remote.deadline_s = 0.3
+    out, w = remote.run({name: xs[0]}, split)
+    fell_back = w == "fallback" and all(np.array_equal(out[k], want[0][k]) for k in want[0])
+    print(f"[fallback] worker gone: the request ran {w} after its {remote.deadline_s * 1e3:.0f} ms deadline, "
+          f"output {'==' if fell_back else '!='} local")  # fmt: skip
+    return same == len(xs) and where.get("remote:demo-worker", 0) == len(xs) and fell_back
 
 
 def run_mqtt_demo(split_dir: Path, broker_url: str | None, backend: str, options: dict, xs, want) -> bool:
@@ -77,9 +116,9 @@ def run_mqtt_demo(split_dir: Path, broker_url: str | None, backend: str, options
         dt = (time.perf_counter() - t0) / len(xs)
         print(f"[mqtt]     {len(xs)} infer requests over MQTT: reply == local whole model on {same}/{len(xs)}, "
               f"{dt * 1e3:.2f} ms round trip")  # fmt: skip
-        print("[offload]  not yet: cloud offload of a stage is the offload issue")
+        offloaded = _offload_demo(broker_url, broker is None, work, rec, pub, agent.active.pipeline, name, xs, want, clients)
         agent.close()
-        return same == len(xs)
+        return same == len(xs) and offloaded
     finally:
         for c in clients:
             c.stop()

@@ -32,7 +32,7 @@ class Estimates:
 
     def observe(self, split: int, bytes_out: int, bytes_back: int, elapsed_s: float, run_s: float) -> None:
         """One remote exchange: total time = rtt + bytes / bandwidth + time in the worker."""
-        a = self.alpha
+        a = self.alpha if self.exchanges else 1.0  # the first observation replaces the prior
         self.exchanges += 1
         self.remote_suffix_s[split] = (1 - a) * self.remote_suffix_s.get(split, run_s) + a * run_s
         nbytes, net = bytes_out + bytes_back, max(elapsed_s - run_s, 1e-6)
@@ -135,7 +135,7 @@ class Planner:
         c = self.costs()
         k = int(np.argmin(c))
         where = "all local" if k == self.n else "all remote" if k == 0 else f"stages 0..{k - 1} here, {k}.. remote"
-        reason = f"{where}: {c[k] * 1e3:.1f} ms predicted (all local {c[-1] * 1e3:.1f} ms); " + self._inputs_text()
+        reason = f"{where}: {c[k] * 1e3:.2f} ms predicted (all local {c[-1] * 1e3:.2f} ms); " + self._inputs_text()
         return Decision(k, c[k], tuple(c), reason)
 
     def choose(self) -> Decision:
@@ -166,4 +166,4 @@ class Planner:
 
     def _inputs_text(self) -> str:
         e = self.est
-        return f"rtt {e.rtt_s * 1e3:.1f} ms, bandwidth {e.bandwidth_Bps * 8 / 1e6:.2f} Mbit/s, {e.exchanges} exchanges"
+        return f"rtt {e.rtt_s * 1e3:.2f} ms, bandwidth {e.bandwidth_Bps * 8 / 1e6:.2f} Mbit/s, {e.exchanges} exchanges"

@@ -74,7 +74,7 @@ class _StageStats:
 
 
 class Worker:
-    def __init__(self, name: str, client: MqttClient, cache: BlobStore, registry_key, *, group: str = "workers",
+    def __init__(self, name: str, client: MqttClient, cache: BlobStore, registry_key, *, group: str | None = "workers",
                  backend: str = "litert", options: dict | None = None, batching: Batching = Batching(),
                  status_every_s: float = 2.0):  # fmt: skip
         self.name = name
@@ -93,7 +93,9 @@ class Worker:
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name=f"worker-{name}", daemon=True)
         self._thread.start()
-        client.subscribe(topics.offload_shared(group), self._on_request)
+        # group None: a plain subscription, for brokers without shared subscriptions (the embedded
+        # amqtt broker) where one worker serves alone
+        client.subscribe(topics.offload_shared(group) if group else topics.offload("+"), self._on_request)
         self._publish_status()
 
     def close(self) -> None:
