@@ -17,7 +17,7 @@ from edge_maas.transport.chunks import BlobFetcher, BlobServer
 from edge_maas.transport.client import MqttClient
 from edge_maas.transport.local_broker import Mosquitto, free_port
 
-USERS = {"registry": "reg-secret", "dev-a": "a-secret", "dev-b": "b-secret", "operator": "op-secret"}
+USERS = {"registry": "reg-secret", "dev-a": "a-secret", "dev-b": "b-secret", "operator": "op-secret", "wk-1": "w-secret"}
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def secure_broker(tmp_path):
     ca, cert, key = make_ca_and_server(tmp_path)
     port = free_port()
     # started as root, mosquitto drops to its own user, which cannot read pytest's private tmp dir
-    conf = write_config(tmp_path / "broker", port, USERS, tls=(ca, cert, key), run_as=getpass.getuser())
+    conf = write_config(tmp_path / "broker", port, USERS, tls=(ca, cert, key), run_as=getpass.getuser(), workers=("wk-1",))
     broker = Mosquitto(tmp_path, port=port, conf=conf, tls=True).start()
     yield broker, ca
     broker.stop()
@@ -76,3 +76,25 @@ def test_wrong_password_and_anonymous_are_refused(secure_broker):
         MqttClient(broker.url, "dev-a", username="dev-a", password="wrong", ca_file=str(ca)).start(timeout=3)
     with pytest.raises(TransportError, match="no connection"):
         MqttClient(broker.url, "anon", ca_file=str(ca)).start(timeout=3)
+
+
+def test_offload_topics_under_the_acl(secure_broker):
+    """A device sends offload requests and reads its replies and workers' status; the worker
+    takes requests through its shared subscription and answers; a device can neither read
+    other devices' offload requests nor forge a worker's status."""
+    broker, ca = secure_broker
+    a, b, w = (_client(broker, ca, u) for u in ("dev-a", "dev-b", "wk-1"))
+    to_worker = _collect(w, topics.offload_shared("workers"))
+    snoop = _collect(b, topics.offload("+"))  # denied: devices only write offload requests
+    replies = _collect(a, topics.offload_reply("dev-a"))
+    status = _collect(a, topics.worker_status("+"))
+    a.publish(topics.offload("m"), b"request")
+    w.publish(topics.offload_reply("dev-a"), b"reply")
+    w.publish(topics.worker_status("wk-1"), b"online", retain=True)
+    b.publish(topics.worker_status("wk-1"), b"forged", retain=True)
+    time.sleep(1.0)
+    assert [p for _, p in to_worker] == [b"request"] and snoop == []
+    assert [p for _, p in replies] == [b"reply"]
+    assert [p for _, p in status] == [b"online"]
+    for c in (a, b, w):
+        c.stop()

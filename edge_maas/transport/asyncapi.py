@@ -23,13 +23,21 @@ CHANNELS = [
      f"Inference request (framed: {FRAME}: the inputs, in order).", False, 0),
     (f"{PREFIX}/client/{{client_id}}/infer", "device", m.InferReply,
      f"Inference reply (framed: {FRAME}: the outputs, in order).", False, 0),
+    (f"{PREFIX}/offload/{{model}}", "device", m.OffloadRequest,
+     f"Run stages first_stage.. on a worker; workers take it through $share/<group>/ (framed: {FRAME}: "
+     "the boundary tensors, in order, compressed with `codec`).", False, 0),
+    (f"{PREFIX}/client/{{client_id}}/offload", "worker", m.OffloadReply,
+     f"Offload reply, outputs or error (framed: {FRAME}: the outputs, in order).", False, 0),
+    (f"{PREFIX}/worker/{{worker}}/status", "worker", m.WorkerStatus,
+     "Load, batching and per-stage latency (retained; last will status=offline).", True, 1),
 ]  # fmt: skip
 
 
 def document() -> dict:
     channels = {}
     for name, writer, model, desc, retained, qos in CHANNELS:
-        params = {p: {"schema": {"type": "string"}} for p in ("device_id", "client_id") if f"{{{p}}}" in name}
+        params = {p: {"schema": {"type": "string"}} for p in ("device_id", "client_id", "model", "worker")
+                  if f"{{{p}}}" in name}  # fmt: skip
         channels[name] = {
             "description": f"{desc} Written by: {writer}.",
             **({"parameters": params} if params else {}),
