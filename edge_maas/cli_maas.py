@@ -41,19 +41,21 @@ def add_commands(sub) -> None:
     sv.set_defaults(func=cmd_serve)
 
     w = sub.add_parser("worker", help="run an offload worker until interrupted")
-    w.add_argument("--name", required=True, help="worker name (also its MQTT client id)")
-    w.add_argument("--broker", default="mqtt://127.0.0.1:1883")
-    w.add_argument("--registry-key", type=Path, required=True, help="the registry's public key")
-    w.add_argument("--cache", type=Path, required=True, help="blob cache folder")
-    w.add_argument("--group", default="workers", help="shared-subscription group")
-    w.add_argument("--backend", choices=("litert", "native"), default="litert")
-    w.add_argument("--threads", type=int, default=2)
-    w.add_argument("--xnnpack", action="store_true",
+    w.add_argument("--config", type=Path, help="worker profile (TOML, e.g. firmware_configs/workers/cloud_cpu.toml); "
+                   "the flags below override it")  # fmt: skip
+    w.add_argument("--name", help="worker name (also its MQTT client id)")
+    w.add_argument("--broker", help="broker URL (default mqtt://127.0.0.1:1883)")
+    w.add_argument("--registry-key", type=Path, help="the registry's public key")
+    w.add_argument("--cache", type=Path, dest="cache_dir", help="blob cache folder")
+    w.add_argument("--group", help="shared-subscription group (default workers)")
+    w.add_argument("--backend", choices=("litert", "native"))
+    w.add_argument("--threads", type=int)
+    w.add_argument("--xnnpack", action="store_true", default=None,
                    help="use XNNPACK (faster; may differ from the built-in kernels by 1 LSB, so not bit-exact)")
-    w.add_argument("--max-batch", type=int, default=8, help="dynamic batching: most requests per batch")
-    w.add_argument("--max-delay-ms", type=float, default=0.0,
-                   help="dynamic batching: how long the oldest request waits for others to join")
-    w.add_argument("--status-every", type=float, default=2.0, help="seconds between retained status reports")
+    w.add_argument("--max-batch", type=int, help="dynamic batching: most requests per batch (default 8)")
+    w.add_argument("--max-delay-ms", type=float,
+                   help="dynamic batching: how long the oldest request waits for others (default 0: batch what is queued)")
+    w.add_argument("--status-every", type=float, dest="status_every_s", help="seconds between retained status reports")
     w.set_defaults(func=cmd_worker)
 
     b = sub.add_parser("bench", help="measurements that write JSON (and plots)")
@@ -171,26 +173,49 @@ def cmd_serve(args) -> int:
 
 
 def cmd_worker(args) -> int:
+    from edge_maas.config import load_worker_profile
     from edge_maas.registry.blobs import BlobStore
     from edge_maas.registry.signing import load_public
     from edge_maas.transport import topics
-    from edge_maas.transport.client import MqttClient
     from edge_maas.transport.messages import WorkerStatus
     from edge_maas.worker.worker import Batching, Worker
 
-    batching = Batching(args.max_batch, args.max_delay_ms)
-    offline = WorkerStatus(worker=args.name, status="offline").model_dump_json().encode()
-    client = MqttClient(args.broker, args.name, will=(topics.worker_status(args.name), offline)).start()
-    options = {"threads": args.threads, "xnnpack": args.xnnpack} if args.backend == "litert" else {"threads": args.threads}
-    worker = Worker(args.name, client, BlobStore(args.cache), load_public(args.registry_key), group=args.group,
-                    backend=args.backend, options=options, batching=batching,
-                    status_every_s=args.status_every)  # fmt: skip
-    print(f"worker {args.name} serving $share/{args.group} offload requests on {args.broker} "
-          f"(batches of up to {batching.max_batch}, {batching.max_delay_ms} ms delay)", flush=True)  # fmt: skip
+    keys = ("name", "registry_key", "cache_dir", "group", "backend", "threads", "xnnpack", "max_batch", "max_delay_ms",
+            "status_every_s")  # fmt: skip
+    overrides = {k: getattr(args, k) for k in keys}
+    overrides["mqtt"] = {"broker": args.broker} if args.broker else None
+    if args.config and args.broker:
+        overrides["mqtt"] = {**_toml_table(args.config, "mqtt"), "broker": args.broker}
+    p = load_worker_profile(args.config, overrides)
+    batching = Batching(p.max_batch, p.max_delay_ms)
+    offline = WorkerStatus(worker=p.name, status="offline").model_dump_json().encode()
+    client = _profile_client(p.mqtt, p.name, will=(topics.worker_status(p.name), offline))
+    worker = Worker(p.name, client, BlobStore(p.cache_dir), load_public(p.registry_key), group=p.group,
+                    backend=p.backend, options=p.backend_options(), batching=batching,
+                    status_every_s=p.status_every_s)  # fmt: skip
+    print(f"worker {p.name} serving {topics.offload_shared(p.group) if p.group else topics.offload('+')} on "
+          f"{p.mqtt.broker} ({p.backend}, batches of up to {batching.max_batch}, {batching.max_delay_ms} ms delay)",
+          flush=True)  # fmt: skip
     _until_interrupted()
     worker.close()
     client.stop()
     return 0
+
+
+def _toml_table(path: Path, table: str) -> dict:
+    import tomllib
+
+    return tomllib.loads(path.read_text()).get(table, {})
+
+
+def _profile_client(m, client_id: str, will: tuple[str, bytes]):
+    """A started client from [mqtt] settings (TLS files, username, password file)."""
+    from edge_maas.transport.client import MqttClient
+
+    password = m.password_file.read_text().strip() if m.password_file else None
+    return MqttClient(m.broker, client_id, username=m.username, password=password,
+                      ca_file=str(m.ca_file) if m.ca_file else None, cert_file=str(m.cert_file) if m.cert_file else None,
+                      key_file=str(m.key_file) if m.key_file else None, will=will).start()  # fmt: skip
 
 
 def cmd_bench_offload(args) -> int:
@@ -219,17 +244,13 @@ def cmd_device(args) -> int:
     profile = load_profile(args.config)
     if profile.registry_key is None:
         raise ConfigError(f"profile {profile.device_id}: registry_key (the registry's public key) is required")
-    m = profile.mqtt
-    password = m.password_file.read_text().strip() if m.password_file else None
     offline = ReportedState(device_id=profile.device_id, status="offline").model_dump_json().encode()
-    client = MqttClient(m.broker, profile.device_id, username=m.username, password=password,
-                        ca_file=str(m.ca_file) if m.ca_file else None, cert_file=str(m.cert_file) if m.cert_file else None,
-                        key_file=str(m.key_file) if m.key_file else None,
-                        will=(topics.reported(profile.device_id), offline)).start()  # fmt: skip
+    client = _profile_client(profile.mqtt, profile.device_id, will=(topics.reported(profile.device_id), offline))
     agent = DeviceAgent(profile.device_id, client, BlobStore(profile.cache_dir), load_public(profile.registry_key),
                         backend=profile.runtime.backend, backend_options=profile.backend_options(),
                         cache_budget=profile.memory_budget_mb << 20, offload=profile.offload)  # fmt: skip
-    print(f"device {profile.device_id} following {topics.desired(profile.device_id)} on {m.broker}", flush=True)
+    print(f"device {profile.device_id} following {topics.desired(profile.device_id)} on {profile.mqtt.broker}",
+          flush=True)  # fmt: skip
     _until_interrupted()
     agent.close()
     client.stop()

@@ -84,16 +84,55 @@ class DeviceProfile(BaseModel):
         return {"threads": r.threads, "xnnpack": r.xnnpack} if r.backend == "litert" else {"threads": r.threads}
 
 
+class WorkerProfile(BaseModel):
+    """An offload worker (`edge-maas worker --config`); command-line flags override it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    group: str | None = Field(default="workers", pattern=r"^[A-Za-z0-9_-]{1,64}$")  # None: no $share
+    cache_dir: Path
+    registry_key: Path
+    backend: Literal["litert", "native"] = "litert"
+    threads: int = Field(default=1, ge=1, le=256)
+    xnnpack: bool = False  # faster, but may differ from the built-in kernels by 1 LSB
+    max_batch: int = Field(default=8, ge=1, le=1024)
+    max_delay_ms: float = Field(default=0.0, ge=0, le=10_000)
+    status_every_s: float = Field(default=2.0, gt=0)
+    mqtt: MqttSettings = MqttSettings()
+
+    def backend_options(self) -> dict:
+        return {"threads": self.threads, "xnnpack": self.xnnpack} if self.backend == "litert" else {"threads": self.threads}
+
+
 def load_profile(path: str | Path) -> DeviceProfile:
+    return _load(path, DeviceProfile, "device profile")
+
+
+def load_worker_profile(path: str | Path | None, overrides: dict) -> WorkerProfile:
+    """The worker's settings from a TOML file (optional), then the given non-None overrides."""
+    raw = _read(path, "worker profile") if path else {}
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return _validate(raw, WorkerProfile, f"worker settings{f' ({path})' if path else ''}")
+
+
+def _read(path, what: str) -> dict:
     try:
-        raw = tomllib.loads(Path(path).read_text())
+        return tomllib.loads(Path(path).read_text())
     except OSError as exc:
-        raise ConfigError(f"cannot read device profile {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"device profile {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
+
+
+def _validate(raw: dict, model: type[BaseModel], what: str):
     try:
-        return DeviceProfile.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first["loc"])
-        raise ConfigError(f"device profile {path}: {where}: {first['msg']}") from None
+        raise ConfigError(f"{what}: {where}: {first['msg']}") from None
+
+
+def _load(path, model: type[BaseModel], what: str):
+    return _validate(_read(path, what), model, f"{what} {path}")

@@ -14,7 +14,7 @@ import pytest
 from conftest import MODELS, zoo_bytes
 
 from edge_maas.backends.remote import RemoteSplit
-from edge_maas.config import DeviceProfile, OffloadSettings, load_profile
+from edge_maas.config import ConfigError, DeviceProfile, OffloadSettings, load_profile, load_worker_profile
 from edge_maas.device.agent import DeviceAgent
 from edge_maas.manifest import Manifest
 from edge_maas.partition import plan_balanced, split_model
@@ -247,3 +247,15 @@ def test_offload_profile_validation():
         DeviceProfile(device_id="d", runtime={"backends_allowed": ["litert"]}, offload={"enabled": True})
     for name in ("rpi4", "jetson_orin_nano", "x86_gateway"):  # the shipped profiles load
         load_profile(MODELS.parents[1] / "firmware_configs" / f"{name}.toml")
+
+
+def test_worker_profile_from_file_and_flags():
+    shipped = MODELS.parents[1] / "firmware_configs" / "workers" / "cloud_cpu.toml"
+    p = load_worker_profile(shipped, {"name": None, "max_batch": 4})
+    assert (p.name, p.max_batch, p.group, p.backend_options()) == ("cloud-cpu-01", 4, "workers",
+                                                                  {"threads": 1, "xnnpack": False})  # fmt: skip
+    assert p.mqtt.broker.startswith("mqtts://")
+    with pytest.raises(ConfigError, match="name"):  # no file: the flags must say everything needed
+        load_worker_profile(None, {"cache_dir": "/tmp/c", "registry_key": "/tmp/k.pub"})
+    with pytest.raises(ConfigError, match="max_batch"):
+        load_worker_profile(shipped, {"max_batch": 0})
