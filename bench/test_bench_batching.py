@@ -160,3 +160,5 @@ def test_dynamic_batching_throughput(benchmark, cloud, model):
     print(f"\n{model}: {json.dumps(result)}")
     benchmark.extra_info.update(result)
     benchmark.pedantic(lambda: None, rounds=1)
+    if model == "fc_head":  # the acceptance line: weight-bound stages gain >= 2x from batching
+        assert result["batch16_0ms"]["speedup_vs_batch1"] >= 2.0, result

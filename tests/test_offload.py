@@ -26,6 +26,7 @@ from edge_maas.registry.service import Registry
 from edge_maas.tflite import load_graph
 from edge_maas.transport import topics
 from edge_maas.transport.client import MqttClient
+from edge_maas.transport.compression import compress
 from edge_maas.transport.infer_client import InferClient
 from edge_maas.transport.messages import (
     OffloadReply,
@@ -135,19 +136,24 @@ def test_bad_offload_requests_get_error_replies(mosquitto, cloud):
     got, ev = [], threading.Event()
     c.subscribe(topics.offload_reply("prober"), lambda t, p: (got.append(decode(p, OffloadReply)[0]), ev.set()))
 
-    def ask(**kw):
+    def ask(body=b"", **kw):
         ev.clear()
         base = dict(id="r1", reply_to=topics.offload_reply("prober"), manifest_sha256=rec.manifest_sha256,
                     manifest_size=rec.manifest_size, first_stage=1, inputs=(), deadline_ms=5000)  # fmt: skip
         base.update(kw)
-        c.publish(topics.offload("branchy"), encode(OffloadRequest(**base)))
+        c.publish(topics.offload("branchy"), encode(OffloadRequest(**base), body))
         assert ev.wait(10)
         return got[-1]
 
     r = ask(id="u1", manifest_sha256="ab" * 32)  # a manifest the registry does not have
     assert r.error and "unknown blob" in r.error
     r = ask(id="shape", inputs=(TensorMeta(name="nope", dtype="int8", shape=(1, 4)),))  # body lacks the bytes
-    assert r.error and "needs 4 bytes" in r.error
+    assert r.error and "0 bytes, expected 4" in r.error
+    real = local.suffix(1).inputs[0]
+    r = ask(id="wrong-shape", inputs=(TensorMeta(name=real.name, dtype="int8", shape=(1, 2)),), body=b"\x00\x00")
+    assert r.error and "expected int8" in r.error  # the bytes add up, the shape is not the stage's
+    r = ask(id="huge", inputs=(TensorMeta(name=real.name, dtype="int8", shape=(1 << 30,)),))
+    assert r.error and "exceed the limit" in r.error
     r = ask(id="stage", first_stage=99)
     assert r.error and "no stage 99" in r.error
     c.publish(topics.offload("branchy"), b"\x00\x00\x00\x05junk")  # malformed: dropped, no reply
@@ -259,3 +265,26 @@ def test_worker_profile_from_file_and_flags():
         load_worker_profile(None, {"cache_dir": "/tmp/c", "registry_key": "/tmp/k.pub"})
     with pytest.raises(ConfigError, match="max_batch"):
         load_worker_profile(shipped, {"max_batch": 0})
+
+
+@pytest.mark.parametrize("codec", ["zlib", "rle"])
+def test_compressed_boundaries_are_exact_and_corrupt_ones_refused(mosquitto, cloud, codec):
+    cloud.worker("w1")
+    dev = RemoteSplit(MqttClient(mosquitto.url, "dev-c").start(), cloud.local, "branchy", cloud.rec.manifest_sha256,
+                      cloud.rec.manifest_size, deadline_s=5.0, codec=codec)  # fmt: skip
+    for x in _inputs(cloud.local, 3, seed=11):
+        for split in (1, 2):
+            out, where = dev.run(x, split)
+            assert where == "remote:w1" and all(np.array_equal(out[k], v) for k, v in cloud.local.run(x).items())
+    c = MqttClient(mosquitto.url, "prober").start()
+    got, ev = [], threading.Event()
+    c.subscribe(topics.offload_reply("prober"), lambda t, p: (got.append(decode(p, OffloadReply)[0]), ev.set()))
+    meta = TensorMeta(name=cloud.local.suffix(2).inputs[0].name, dtype="int8", shape=cloud.local.suffix(2).inputs[0].shape)
+    bad = compress(b"\x01" * 64, codec)[:-3]  # truncated, and for the wrong size
+    c.publish(topics.offload("branchy"), encode(OffloadRequest(
+        id="bad", reply_to=topics.offload_reply("prober"), manifest_sha256=cloud.rec.manifest_sha256,
+        manifest_size=cloud.rec.manifest_size, first_stage=2, inputs=(meta,), deadline_ms=5000, codec=codec), bad))
+    assert ev.wait(10) and got[0].error and codec in got[0].error
+    assert dev.run(_inputs(cloud.local, 1)[0], 2)[1] == "remote:w1"  # still serving
+    for cl in (c, dev.client):
+        cl.stop()

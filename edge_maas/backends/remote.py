@@ -15,6 +15,7 @@ import numpy as np
 from edge_maas.pipeline import Pipeline
 from edge_maas.transport import topics
 from edge_maas.transport.client import MqttClient
+from edge_maas.transport.compression import compress
 from edge_maas.transport.messages import OffloadReply, OffloadRequest, encode, pack_tensors, unpack_tensors
 from edge_maas.transport.requests import Requester
 
@@ -74,10 +75,7 @@ class RemoteSplit:
         req = OffloadRequest(id=rid, reply_to=self._requests.reply_topic, manifest_sha256=self.manifest_sha256,
                              manifest_size=self.manifest_size, first_stage=split, inputs=metas,
                              deadline_ms=max(1, int(self.deadline_s * 1e3)), codec=self.codec)  # fmt: skip
-        if self.codec != "none":  # TEMP lazy import until compression lands
-            from edge_maas.transport.compression import compress
-
-            body = compress(body, self.codec)
+        body = compress(body, self.codec)
         payload = encode(req, body)
         self.stats.bytes_sent += len(payload)
         answer = self._requests.request(topics.offload(self.model), rid, payload, self.deadline_s)

@@ -25,6 +25,7 @@ from edge_maas.registry.blobs import BlobStore
 from edge_maas.transport import topics
 from edge_maas.transport.chunks import BlobFetcher
 from edge_maas.transport.client import MqttClient
+from edge_maas.transport.compression import decompress
 from edge_maas.transport.messages import (
     OffloadReply,
     OffloadRequest,
@@ -195,12 +196,7 @@ class Worker:
         size = sum(int(np.prod(m.shape, dtype=np.int64)) * np.dtype(m.dtype).itemsize for m in req.inputs)
         if size > MAX_BODY:
             raise TransportError(f"announced tensors of {size} bytes exceed the limit of {MAX_BODY}")
-        body = it.body
-        if req.codec != "none":  # TEMP lazy import until compression lands
-            from edge_maas.transport.compression import decompress
-
-            body = decompress(body, req.codec, size)
-        inputs = unpack_tensors(req.inputs, body)
+        inputs = unpack_tensors(req.inputs, decompress(it.body, req.codec, size))
         check_inputs(suffix.inputs, inputs)
         return inputs
 
