@@ -65,6 +65,7 @@ def add_commands(sub) -> None:
     bo.add_argument("--model", default="mobilenetv2_035_96", help="a zoo model")
     bo.add_argument("--shards", type=int, default=4)
     bo.add_argument("--requests", type=int, default=8, help="requests per measurement (the median is kept)")
+    bo.add_argument("--codec", choices=("none", "zlib", "rle"), default="none", help="boundary tensor compression")
     bo.add_argument("--settings", help="comma-separated subset of: 1Mbit_50ms,3Mbit_30ms,10Mbit_20ms,30Mbit_5ms,100Mbit_2ms")
     bo.set_defaults(func=cmd_bench_offload)
 
@@ -226,7 +227,7 @@ def cmd_bench_offload(args) -> int:
     unknown = [n for n in names if n not in ob.SETTINGS]
     if unknown:
         raise EdgeMaasError(f"unknown link setting {', '.join(unknown)}; choose from {', '.join(ob.SETTINGS)}")
-    setup = ob.Setup(model=args.model, shards=args.shards, requests=args.requests)
+    setup = ob.Setup(model=args.model, shards=args.shards, requests=args.requests, codec=args.codec)
     js, png = ob.run(args.out, setup, {n: ob.SETTINGS[n] for n in names})
     print(f"wrote {js} and {png}")
     return 0

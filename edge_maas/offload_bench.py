@@ -55,6 +55,7 @@ class Setup:
     shards: int = 4
     requests: int = 8  # per measurement (median)
     device_isa: str = "portable"
+    codec: str = "none"  # of boundary tensors on the wire
 
 
 class _Fixed:
@@ -124,7 +125,7 @@ def measure(setup: Setup = Setup(), settings: dict[str, tuple[float, float]] = S
         for name, (rtt, bw) in settings.items():
             clients.append(MqttClient(broker.url, f"dev-{name}").start())
             dev = RemoteSplit(clients[-1], local, setup.model, rec.manifest_sha256, rec.manifest_size,
-                              deadline_s=10.0, shaper=Shaper(rtt, bw))  # fmt: skip
+                              deadline_s=10.0, shaper=Shaper(rtt, bw), codec=setup.codec)  # fmt: skip
             per_split = {}
             for k in range(n + 1):
                 checked(*dev.run(x, k))  # warm: the worker installs the model once
@@ -188,7 +189,8 @@ def plot(report: dict, path: Path) -> None:
     ax.set_xlabel("emulated link (bandwidth, RTT)")
     ax.set_ylabel("median request latency (ms)")
     s = report["setup"]
-    ax.set_title(f"{s['model']} in {s['stages']} shards: device native/{s['device_isa']}, worker interpreter")
+    ax.set_title(f"{s['model']} in {s['stages']} shards: device native/{s['device_isa']}, worker interpreter, "
+                 f"codec {s['codec']}", fontsize=10)  # fmt: skip
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()

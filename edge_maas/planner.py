@@ -24,6 +24,7 @@ class Estimates:
     local_stage_s: list[float]  # per stage, on this device
     remote_suffix_s: dict[int, float] = field(default_factory=dict)  # split -> worker time observed (EWMA)
     remote_stage_s: dict[int, float] = field(default_factory=dict)  # stage -> worker time per request, as reported
+    wire_ratio: dict[int, float] = field(default_factory=dict)  # split -> request bytes on the wire / raw (codec)
     rtt_s: float = 0.05
     bandwidth_Bps: float = 1e6
     alpha: float = 0.3  # EWMA weight of a new observation
@@ -126,7 +127,8 @@ class Planner:
             remote = e.worker_s(k, self.n)
             if remote is None:  # nothing known about the workers yet: assume device speed
                 remote = float(local[-1] - local[k])
-            out.append(float(local[k] + e.rtt_s + (self.boundary_bytes[k] + self.output_bytes) / e.bandwidth_Bps + remote))
+            sent = self.boundary_bytes[k] * e.wire_ratio.get(k, 1.0)  # unobserved: as if uncompressed
+            out.append(float(local[k] + e.rtt_s + (sent + self.output_bytes) / e.bandwidth_Bps + remote))
         out.append(float(local[-1]))
         return out
 
@@ -148,8 +150,12 @@ class Planner:
                 return Decision(p, d.costs[p], d.costs, f"probe: split {p} to measure the link; " + d.reason, probe=True)
         return d
 
-    def observed(self, split: int, bytes_out: int, bytes_back: int, elapsed_s: float, worker_s: float) -> None:
+    def observed(self, split: int, bytes_out: int, bytes_back: int, elapsed_s: float, worker_s: float,
+                 wire_ratio: float = 1.0) -> None:  # fmt: skip
+        """Feed one remote exchange back (bytes as sent on the wire, after any codec)."""
         self.est.observe(split, bytes_out, bytes_back, elapsed_s, worker_s)
+        r = self.est.wire_ratio
+        r[split] = wire_ratio if split not in r else (1 - self.est.alpha) * r[split] + self.est.alpha * wire_ratio
         self.last_remote = self.clock()
 
     def _allowed(self, k: int) -> bool:

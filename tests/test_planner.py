@@ -75,3 +75,11 @@ def test_probe_when_nothing_was_heard_for_a_while_and_not_after_a_failed_probe()
     now[0] = 40.0
     d = p.choose()
     assert not d.probe and d.split == 3 and "all local" in d.reason and "rtt" in d.reason
+
+
+def test_compression_ratio_observed_per_split_lowers_its_cost():
+    p = _planner(rtt=0.005, bw=1_250_000)
+    before = p.costs()[1]
+    p.observed(1, 20_000, 10, elapsed_s=0.005 + 20_010 / 1_250_000 + 0.006, worker_s=0.006, wire_ratio=1 / 3)
+    assert p.est.wire_ratio == {1: 1 / 3}
+    assert p.costs()[1] < before - 0.02  # 40 KB fewer on a 10 Mbit/s link

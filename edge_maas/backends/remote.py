@@ -59,7 +59,8 @@ class RemoteSplit:
         self.stats = OffloadStats()  # late replies (after a fallback): self._requests.late
         self.shaper = shaper
         self.codec = codec  # of boundary tensors on the wire: 'none', 'zlib' or 'rle'
-        self.last: tuple[int, int, float] = (0, 0, 0.0)  # bytes out, bytes back, seconds spent in the worker
+        # of the last remote exchange: bytes out, bytes back, seconds in the worker, wire/raw size of the request
+        self.last: tuple[int, int, float, float] = (0, 0, 0.0, 1.0)
         self._requests = requester or offload_requester(client)
 
     def run(self, inputs: Mapping[str, np.ndarray], split: int) -> tuple[dict[str, np.ndarray], str]:
@@ -75,6 +76,7 @@ class RemoteSplit:
         req = OffloadRequest(id=rid, reply_to=self._requests.reply_topic, manifest_sha256=self.manifest_sha256,
                              manifest_size=self.manifest_size, first_stage=split, inputs=metas,
                              deadline_ms=max(1, int(self.deadline_s * 1e3)), codec=self.codec)  # fmt: skip
+        raw = len(body)
         body = compress(body, self.codec)
         payload = encode(req, body)
         self.stats.bytes_sent += len(payload)
@@ -83,7 +85,8 @@ class RemoteSplit:
             reply, out_body = answer
             if reply.error is None:
                 self.stats.remote += 1
-                self.last = (len(payload), len(out_body), (reply.run_ms + reply.queue_ms) / 1e3)
+                ratio = len(payload) / (len(payload) - len(body) + raw)
+                self.last = (len(payload), len(out_body), (reply.run_ms + reply.queue_ms) / 1e3, ratio)
                 if self.shaper is not None:
                     time.sleep(self.shaper.delay(len(payload) + len(out_body)))
                 return unpack_tensors(reply.outputs, out_body), f"remote:{reply.worker}"
@@ -100,7 +103,7 @@ class RemoteSplit:
         out, where = self.run(inputs, decision.split)
         if where.startswith("remote"):
             local_s = sum(planner.est.local_stage_s[: decision.split])
-            sent, back, run_s = self.last
-            planner.observed(decision.split, sent, back, time.perf_counter() - t0 - local_s, run_s)
+            sent, back, run_s, ratio = self.last
+            planner.observed(decision.split, sent, back, time.perf_counter() - t0 - local_s, run_s, ratio)
         log.debug("planner: %s -> %s", decision.reason, where)
         return out, where, decision
