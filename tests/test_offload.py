@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MODELS, zoo_bytes
+from conftest import MODELS, ZOO_NAMES, zoo_bytes, zoo_expected
 
-from edge_maas.backends.remote import RemoteSplit
+from edge_maas.backends.remote import RemoteSplit, offload_requester
 from edge_maas.config import ConfigError, DeviceProfile, OffloadSettings, load_profile, load_worker_profile
 from edge_maas.device.agent import DeviceAgent
 from edge_maas.manifest import Manifest
@@ -288,3 +288,34 @@ def test_compressed_boundaries_are_exact_and_corrupt_ones_refused(mosquitto, clo
     assert dev.run(_inputs(cloud.local, 1)[0], 2)[1] == "remote:w1"  # still serving
     for cl in (c, dev.client):
         cl.stop()
+
+
+def test_every_zoo_model_offloaded_at_every_split_matches_the_whole_model(mosquitto, tmp_path):
+    """Device on the native kernels, worker on the interpreter's built-in kernels with batching:
+    for every zoo model and every split, the bytes equal the whole model's expected outputs."""
+    pub = signing.new_key(tmp_path / "k")
+    reg = Registry(tmp_path / "reg", tmp_path / "k")
+    clients = [MqttClient(mosquitto.url, n).start() for n in ("registry", "wz", "devz")]
+    reg.serve(clients[0])
+    w = Worker("wz", clients[1], BlobStore(tmp_path / "wz"), signing.load_public(pub), batching=Batching(4, 50))
+    requester = offload_requester(clients[2])  # one reply topic for the device's RemoteSplits
+    try:
+        for name in ZOO_NAMES:
+            blob = zoo_bytes(name)
+            g = load_graph(blob)
+            split_model(g, plan_balanced(g, 3, graph_macs(g)), tmp_path / name, name, source_bytes=blob)
+            rec = reg.publish(tmp_path / name)
+            local = Pipeline.from_loaded(Manifest.load(tmp_path / name / "manifest.json"), tmp_path / name, "native")
+            dev = RemoteSplit(clients[2], local, name, rec.manifest_sha256, rec.manifest_size, deadline_s=10.0,
+                              requester=requester)  # fmt: skip
+            xs, expected = zoo_expected(name)
+            (in_name,), (out_name,) = [s.name for s in local.inputs], [s.name for s in local.outputs]
+            for i in range(3):
+                for split in range(len(local.stages)):
+                    out, where = dev.run({in_name: xs[i : i + 1]}, split)
+                    assert where == "remote:wz", (name, split, where)
+                    assert np.array_equal(out[out_name], expected[i : i + 1]), (name, split, i)
+    finally:
+        w.close()
+        for c in clients:
+            c.stop()
