@@ -25,12 +25,17 @@ from edge_maas import zoo
 from edge_maas.backends.litert import LiteRTBackend
 from edge_maas.backends.native import NativeBackend
 
-RUNNERS = ["litert_xnnpack", "litert_builtin", "native"]
+RUNNERS = ["litert_xnnpack", "litert_builtin", "native", "accel"]
 
 
 def _runner(kind: str, blob: bytes):
     if kind == "native":
         return NativeBackend(blob, threads=1)
+    if kind == "accel":  # torch accumulators: on this machine's CPU (no GPU), float64
+        pytest.importorskip("torch")
+        from edge_maas.backends.accel import AccelBackend
+
+        return AccelBackend(blob, threads=1)
     return LiteRTBackend(blob, threads=1, xnnpack=kind == "litert_xnnpack")
 
 
@@ -41,6 +46,8 @@ def test_call(benchmark, name, kind):
     runner = _runner(kind, blob)
     benchmark.group = f"native-vs-interpreter {name}"
     benchmark.extra_info["isa"] = ex.isa() if kind == "native" else "-"
+    if kind == "accel":
+        benchmark.extra_info["device"] = runner.device
     xs, _ = zoo.expected(name)
     feed = {runner.inputs[0].name: xs[0][None]}
     runner.run(feed)

@@ -48,7 +48,8 @@ def add_commands(sub) -> None:
     w.add_argument("--registry-key", type=Path, help="the registry's public key")
     w.add_argument("--cache", type=Path, dest="cache_dir", help="blob cache folder")
     w.add_argument("--group", help="shared-subscription group (default workers)")
-    w.add_argument("--backend", choices=("litert", "native"))
+    w.add_argument("--backend", choices=("litert", "native", "accel"),
+                   help="accel: GEMM-type ops accumulated by torch on the GPU when present (bit-exact)")
     w.add_argument("--threads", type=int)
     w.add_argument("--xnnpack", action="store_true", default=None,
                    help="use XNNPACK (faster; may differ from the built-in kernels by 1 LSB, so not bit-exact)")
@@ -239,7 +240,6 @@ def cmd_device(args) -> int:
     from edge_maas.registry.blobs import BlobStore
     from edge_maas.registry.signing import load_public
     from edge_maas.transport import topics
-    from edge_maas.transport.client import MqttClient
     from edge_maas.transport.messages import ReportedState
 
     profile = load_profile(args.config)

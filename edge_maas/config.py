@@ -18,8 +18,8 @@ class ConfigError(EdgeMaasError):
 class RuntimeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: Literal["litert", "native"] = "litert"
-    backends_allowed: tuple[Literal["litert", "native", "remote"], ...] = ("litert",)
+    backend: Literal["litert", "native", "accel"] = "litert"
+    backends_allowed: tuple[Literal["litert", "native", "accel", "remote"], ...] = ("litert",)
     threads: int = Field(default=1, ge=1, le=64)
     xnnpack: bool = True
 
@@ -93,7 +93,7 @@ class WorkerProfile(BaseModel):
     group: str | None = Field(default="workers", pattern=r"^[A-Za-z0-9_-]{1,64}$")  # None: no $share
     cache_dir: Path
     registry_key: Path
-    backend: Literal["litert", "native"] = "litert"
+    backend: Literal["litert", "native", "accel"] = "litert"  # accel: GPU accumulators when torch sees one
     threads: int = Field(default=1, ge=1, le=256)
     xnnpack: bool = False  # faster, but may differ from the built-in kernels by 1 LSB
     max_batch: int = Field(default=8, ge=1, le=1024)

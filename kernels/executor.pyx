@@ -71,6 +71,14 @@ cdef extern from "c/em_kernels.h":
         int threads
     void em_fully_connected(const void *args) noexcept nogil
 
+    ctypedef struct em_requant_rows_args:
+        const int32_t *acc
+        int8_t *out
+        long rows
+        int channels
+        em_requant rq
+    void em_requantize_rows(const void *args) noexcept nogil
+
     ctypedef struct em_binary_args:
         const int8_t *in1
         const int8_t *in2
@@ -313,6 +321,22 @@ cdef class FullyConnected(Kernel):
         a.rows, a.in_features, a.units, a.in_offset = rows, in_features, units, in_offset
         a.threads = max(1, threads)
         self.fn = <em_kernel_fn>em_fully_connected
+        self.args = a
+
+
+cdef class RequantizeRows(Kernel):
+    """acc [rows, channels] int32 (bias included) -> out int8: the output stage of a conv / FC
+    whose accumulators were computed elsewhere (round_up_below as in those kernels)."""
+    cdef em_requant_rows_args a
+
+    def __init__(self, acc, out, mult, shift, *, long rows, int channels, int out_zp, int act_min, int act_max,
+                 int round_up_below=ROUND_ALL_UP):
+        cdef em_requant_rows_args *a = &self.a
+        a.acc = <const int32_t *>_addr(acc, np.int32, rows * channels, self.keep)
+        a.out = <int8_t *>_addr(out, np.int8, rows * channels, self.keep)
+        self._requant(&a.rq, mult, shift, channels, out_zp, act_min, act_max, round_up_below)
+        a.rows, a.channels = rows, channels
+        self.fn = <em_kernel_fn>em_requantize_rows
         self.args = a
 
 

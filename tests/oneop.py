@@ -5,6 +5,7 @@ set this machine has), and demand identical bytes."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 
 import numpy as np
 from edge_maas.kernels import executor as ex
@@ -14,6 +15,8 @@ from edge_maas.backends.native import NativeBackend
 from edge_maas.tflite.builder import Op, T, build_model
 
 ISAS = ["portable"] + (["avx2"] if ex.best_isa() == "avx2" else [])
+# the accelerator backend (torch accumulators + native output stage) is checked beside the native paths
+ACCEL = importlib.util.find_spec("torch") is not None
 
 __all__ = ["ISAS", "Op", "T", "build_model", "isa", "native_matches_interpreter", "qscale"]
 
@@ -34,15 +37,21 @@ def qscale(v: float) -> float:
 
 
 def native_matches_interpreter(model: bytes, feeds: list[dict[str, np.ndarray]], threads: int = 1) -> list[dict]:
-    """Assert native == interpreter (no delegates) on every feed and ISA; return the native outputs."""
+    """Assert native (every ISA) and accel (when torch is installed) == interpreter (no delegates)
+    on every feed; return the native outputs."""
     interp = LiteRTBackend(model, xnnpack=False)
     native = NativeBackend(model, threads=threads)
+    runs = [(name, native) for name in ISAS]
+    if ACCEL:
+        from edge_maas.backends.accel import AccelBackend
+
+        runs.append(("accel", AccelBackend(model, threads=threads)))
     outs = []
     for feed in feeds:
         want = interp.run(feed)
-        for name in ISAS:
-            with isa(name):
-                got = native.run(feed)
+        for name, backend in runs:
+            with isa(name if name in ISAS else ex.isa()):
+                got = backend.run(feed)
             for k in want:
                 if not np.array_equal(got[k], want[k]):
                     diff = np.abs(got[k].astype(np.int64) - want[k].astype(np.int64))
@@ -50,7 +59,7 @@ def native_matches_interpreter(model: bytes, feeds: list[dict[str, np.ndarray]],
                         f"{name}: output {k!r} differs from the interpreter at {int((diff > 0).sum())} of "
                         f"{diff.size} positions (max |diff| {int(diff.max())})"
                     )
-        outs.append(got)
+        outs.append(native.run(feed))
     return outs
 
 

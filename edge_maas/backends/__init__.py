@@ -6,7 +6,8 @@ __all__ = ["Backend", "TensorSpec", "check_inputs", "make_backend"]
 
 
 def make_backend(kind: str, model_bytes: bytes, **options) -> Backend:
-    """Build a backend by name: 'litert' (the interpreter) or 'native' (edge_maas kernels)."""
+    """Build a backend by name: 'litert' (the interpreter), 'native' (edge_maas kernels) or
+    'accel' (native with GEMM-type ops accumulated by torch, on a GPU when present)."""
     if kind == "litert":
         from edge_maas.backends.litert import LiteRTBackend
 
@@ -18,4 +19,8 @@ def make_backend(kind: str, model_bytes: bytes, **options) -> Backend:
 
         # The interpreter's options (xnnpack) mean nothing here; a pipeline passes one set to all stages.
         return NativeBackend(model_bytes, threads=options.get("threads", 1))
-    raise BackendUnavailableError(f"unknown backend {kind!r}; choose 'litert' or 'native'")
+    if kind == "accel":
+        from edge_maas.backends.accel import AccelBackend
+
+        return AccelBackend(model_bytes, threads=options.get("threads", 1), device=options.get("device"))
+    raise BackendUnavailableError(f"unknown backend {kind!r}; choose 'litert', 'native' or 'accel'")

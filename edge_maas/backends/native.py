@@ -16,12 +16,12 @@ log = logging.getLogger(__name__)
 class NativeBackend(Backend):
     """Compiles the model once (arena, packed weights); run() copies inputs in and outputs out."""
 
-    def __init__(self, model_bytes: bytes, threads: int = 1):
+    def __init__(self, model_bytes: bytes, threads: int = 1, overrides=None):
         from edge_maas.native.program import compile_graph  # imports the compiled kernels
 
         graph = load_graph(bytes(model_bytes))
         self.threads = max(1, int(threads))
-        self._compiled = compile_graph(graph, self.threads)
+        self._compiled = compile_graph(graph, self.threads, overrides)
         self.inputs = tuple(_spec(graph.tensors[i]) for i in graph.inputs)
         self.outputs = tuple(_spec(graph.tensors[i]) for i in graph.outputs)
         self._run = self._compiled.program.run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,9 +33,23 @@ class Compiled:
         return self.plan.size + self.scratch_bytes + self.weight_bytes
 
 
-def compile_graph(graph: Graph, threads: int = 1) -> Compiled:
+class KernelSequence:
+    """Runs kernels one by one from Python: for programs with kernels that are not C
+    (the accelerator backend's torch ops)."""
+
+    def __init__(self, kernels: list):
+        self.kernels = kernels
+
+    def run(self) -> None:
+        for k in self.kernels:
+            k.run()
+
+
+def compile_graph(graph: Graph, threads: int = 1, overrides: Mapping[str, Callable] | None = None) -> Compiled:
+    """overrides: op name -> lowering used instead of the native one (the accelerator backend)."""
     # Check every op first, so an unsupported op is reported before any work.
-    lowerings = [lowering(op.op) for op in graph.ops]
+    overrides = overrides or {}
+    lowerings = [overrides.get(op.op) or lowering(op.op) for op in graph.ops]
     plan = plan_arena(*_activations(graph))
     arena = np.zeros(plan.size + ALIGN, dtype=np.uint8)
     base = (-arena.ctypes.data) % ALIGN  # align the arena itself
@@ -52,7 +67,8 @@ def compile_graph(graph: Graph, threads: int = 1) -> Compiled:
         k = lw.make(scratch)
         kernels.extend(k if isinstance(k, list) else [k])
     weight_bytes = _owned_bytes(kernels, (arena, scratch))
-    program = ex.Program(kernels)
+    native = all(isinstance(k, ex.Kernel) for k in kernels)
+    program = ex.Program(kernels) if native else KernelSequence(kernels)
     log.debug(
         "compiled %d ops: arena %d B (%d B without reuse), scratch %d B, isa %s",
         len(kernels), plan.size, plan.unshared, scratch_bytes, ex.isa(),

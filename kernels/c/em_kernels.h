@@ -89,6 +89,14 @@ typedef struct {
 } em_fc_args;
 void em_fully_connected(const void *args);
 
+/* ---- output stage alone, for accumulators computed elsewhere (requantize_rows.c) ---- */
+typedef struct {
+    const int32_t *acc; int8_t *out;
+    long rows; int channels;
+    em_requant rq;
+} em_requant_rows_args;
+void em_requantize_rows(const void *args);
+
 /* ---- element-wise binary ops with broadcasting (add.c, mul.c) ----
  * Shapes are padded to 5-D; in1/in2 strides are in elements, 0 on broadcast
  * axes; the output is contiguous. */
