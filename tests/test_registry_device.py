@@ -267,3 +267,45 @@ def test_device_cache_stays_within_budget(world, tmp_path):
     needed = {s.sha256 for a in (agent.active, agent.previous) for s in a.manifest.shards}
     names = {p.name for p in agent.cache.root.glob("??/*")}
     assert needed <= names and junk not in names and len(names - needed) <= 2  # plus the two manifests
+
+
+def test_concurrent_python_and_mqtt_requests_do_not_share_buffers(mosquitto, tmp_path):
+    """infer() from several threads and infer over MQTT at once, on the native backend (one
+    arena per stage): every answer equals the expected bytes."""
+    from edge_maas.transport.infer_client import InferClient
+
+    pub = signing.new_key(tmp_path / "registry.key")
+    reg = Registry(tmp_path / "registry", tmp_path / "registry.key")
+    reg_client = MqttClient(mosquitto.url, "registry").start()
+    reg.serve(reg_client)
+    agent = DeviceAgent("dev-n", MqttClient(mosquitto.url, "dev-n").start(), BlobStore(tmp_path / "c"),
+                        signing.load_public(pub), backend="native", backend_options={"threads": 1})  # fmt: skip
+    reg.publish(_split_v1(tmp_path))
+    reports = Reports(mosquitto.url)
+    reg.deploy(reg_client, "mlp_digits", "1", ["dev-n"])
+    reports.wait(lambda s: s.get("dev-n") and s["dev-n"].version == "1")
+    xs, ys = zoo_expected("mlp_digits")
+    name = agent.active.pipeline.inputs[0].name
+    wrong: list[int] = []
+
+    def local(offset):
+        for i in range(offset, len(xs), 3):
+            out = agent.infer({name: xs[i][None]})
+            wrong.extend([i] if next(iter(out.values()))[0].tobytes() != ys[i].tobytes() else [])
+
+    asker = InferClient(MqttClient(mosquitto.url, "asker").start())
+
+    def remote():
+        for i in range(0, len(xs), 5):
+            _, out = asker.infer("dev-n", {name: xs[i][None]})
+            wrong.extend([-i] if next(iter(out.values()))[0].tobytes() != ys[i].tobytes() else [])
+
+    threads = [threading.Thread(target=local, args=(k,)) for k in range(3)] + [threading.Thread(target=remote)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+    agent.close()
+    for c in (agent.client, asker.client, reports.client, reg_client):
+        c.stop()

@@ -71,6 +71,7 @@ class DeviceAgent:
         self.last_error: str | None = None
         self.healthy: bool | None = None
         self._lock = threading.Lock()
+        self._run_lock = threading.Lock()
         self._queue: queue.Queue[DesiredState | None] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name=f"agent-{device_id}", daemon=True)
         self._worker.start()
@@ -101,9 +102,12 @@ class DeviceAgent:
         return self._run(active, inputs)
 
     def _run(self, active: Active, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if active.offloader is None:
-            return active.pipeline.run(inputs)
-        out, _, replanned = active.offloader.run(inputs)
+        # a pipeline's backends reuse their buffers (native arenas, interpreters): one run at a
+        # time, whether the request came over MQTT or through infer()
+        with self._run_lock:
+            if active.offloader is None:
+                return active.pipeline.run(inputs)
+            out, _, replanned = active.offloader.run(inputs)
         if replanned:
             self._report()
         return out
