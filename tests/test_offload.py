@@ -4,6 +4,8 @@ to local execution; two workers share the load; bad requests get error replies."
 
 from __future__ import annotations
 
+import json
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -319,3 +321,45 @@ def test_every_zoo_model_offloaded_at_every_split_matches_the_whole_model(mosqui
         w.close()
         for c in clients:
             c.stop()
+
+
+def test_a_bad_request_fails_only_itself_and_cannot_stop_the_worker(mosquitto, cloud):
+    """In one batch: good, malformed-body, good -> two results and one error, one reply each.
+    A request whose reply_to is a wildcard (paho refuses to publish there) is dropped as
+    malformed, and the worker keeps serving."""
+    rec, local = cloud.rec, cloud.local
+    w = cloud.worker("w1", Batching(max_batch=8, max_delay_ms=300))
+    c = MqttClient(mosquitto.url, "prober").start()
+    got: list[OffloadReply] = []
+    c.subscribe(topics.offload_reply("prober"), lambda t, p: got.append(decode(p, OffloadReply)[0]))
+    x = _inputs(local, 1, seed=4)[0]
+    metas, body = pack_tensors({s.name: local.run_prefix(x, 1)[s.name] for s in local.suffix(1).inputs})
+
+    def req(rid, reply_to=topics.offload_reply("prober")):
+        return OffloadRequest(id=rid, reply_to=reply_to, manifest_sha256=rec.manifest_sha256,
+                              manifest_size=rec.manifest_size, first_stage=1, inputs=metas, deadline_ms=5000)  # fmt: skip
+
+    c.publish(topics.offload("branchy"), encode(req("g1"), body))
+    c.publish(topics.offload("branchy"), encode(req("bad"), body[:-1]))
+    c.publish(topics.offload("branchy"), encode(req("g2"), body))
+    wild = req("wild").model_dump()
+    wild["reply_to"] = "em/v1/client/#"
+    header = json.dumps(wild).encode()
+    c.publish(topics.offload("branchy"), struct.pack(">I", len(header)) + header + body)
+    c.publish(topics.offload("branchy"), encode(req("g3"), body))
+    deadline = time.monotonic() + 10
+    while len(got) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    by_id = {r.id: r for r in got}
+    assert sorted(r.id for r in got) == ["bad", "g1", "g2", "g3"]  # one reply each; "wild" dropped
+    assert by_id["bad"].error and all(by_id[g].error is None for g in ("g1", "g2", "g3"))
+    want = local.run(x)
+    for g in ("g1", "g3"):
+        assert by_id[g].outputs and by_id[g].batch >= 1
+    assert w.rejected >= 2 and w._thread.is_alive()
+    dev = _device(mosquitto, local, rec)
+    out, where = dev.run(x, 1)
+    assert where == "remote:w1" and all(np.array_equal(out[k], v) for k, v in want.items())
+    for cl in (c, dev.client):
+        cl.stop()

@@ -6,14 +6,17 @@ MQTT 3.1.1 has no user properties, so a message with a binary body is framed as
 
 from __future__ import annotations
 
+import math
 import struct
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_maas.errors import TransportError
 
 SHA256 = Field(pattern=r"^[0-9a-f]{64}$")
+# a topic to publish the answer on: MQTT forbids wildcards and NUL there (paho would raise)
+REPLY_TO = Field(min_length=1, max_length=256, pattern=r"^[^#+\x00]+$")
 
 
 class _Msg(BaseModel):
@@ -24,7 +27,7 @@ class ChunkRequest(_Msg):
     """Ask for chunks [first, first + count) of a blob; the answer goes to reply_to."""
 
     corr: str = Field(min_length=1, max_length=64)
-    reply_to: str = Field(min_length=1, max_length=256)
+    reply_to: str = REPLY_TO
     sha256: str = SHA256
     chunk_size: int = Field(ge=1024, le=1 << 20)
     first: int = Field(ge=0)
@@ -104,14 +107,14 @@ class ReportedState(_Msg):
 class TensorMeta(_Msg):
     name: str
     dtype: str = Field(pattern=r"^(int8|uint8|int16|int32|float32)$")
-    shape: tuple[int, ...]
+    shape: tuple[Annotated[int, Field(ge=0, le=1 << 31)], ...] = Field(max_length=8)
 
 
 class InferRequest(_Msg):
     """Header of an inference request; the body is the inputs' raw bytes, in order."""
 
     corr: str = Field(min_length=1, max_length=64)
-    reply_to: str = Field(min_length=1, max_length=256)
+    reply_to: str = REPLY_TO
     inputs: tuple[TensorMeta, ...]
 
 
@@ -142,7 +145,7 @@ def unpack_tensors(metas: tuple[TensorMeta, ...], body: bytes) -> dict:
     out, off = {}, 0
     for m in metas:
         dt = np.dtype(m.dtype).newbyteorder("<")
-        n = int(np.prod(m.shape, dtype=np.int64)) * dt.itemsize
+        n = math.prod(m.shape) * dt.itemsize  # Python ints: no wrap-around
         if off + n > len(body):
             raise TransportError(f"tensor {m.name!r} needs {n} bytes; the body has {len(body) - off} left")
         out[m.name] = np.frombuffer(body[off : off + n], dtype=dt).reshape(m.shape).astype(dt.newbyteorder("="))
@@ -156,7 +159,7 @@ class OffloadRequest(_Msg):
     """Run stages first_stage.. of the signed manifest on these boundary tensors (framed body)."""
 
     id: str = Field(min_length=1, max_length=64)  # idempotent: a retried id is answered once
-    reply_to: str = Field(min_length=1, max_length=256)
+    reply_to: str = REPLY_TO
     manifest_sha256: str = SHA256
     manifest_size: int = Field(ge=1, le=64 << 20)
     first_stage: int = Field(ge=0)
@@ -171,6 +174,7 @@ class OffloadReply(_Msg):
     outputs: tuple[TensorMeta, ...] = ()
     error: str | None = None
     run_ms: float = 0.0  # this request's share of the worker's run (its batch's time / batch size)
+    batch_ms: float = 0.0  # the whole batch's run: what this request waited for after queue_ms
     queue_ms: float = 0.0  # waited in the worker before its batch started
     batch: int = 1
     queue_depth: int = 0

@@ -8,10 +8,11 @@ within `max_delay_ms` of the oldest waiting one run as one batch of up to `max_b
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -40,6 +41,11 @@ from edge_maas.transport.messages import (
 log = logging.getLogger(__name__)
 
 MAX_BODY = 16 << 20  # boundary tensors larger than this are refused
+MAX_MODELS = 8  # installed manifests kept; the least recently used is dropped beyond this
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, EdgeMaasError) else f"{type(exc).__name__}: {exc}"
 
 
 @dataclass(frozen=True)
@@ -77,19 +83,20 @@ class _StageStats:
 class Worker:
     def __init__(self, name: str, client: MqttClient, cache: BlobStore, registry_key, *, group: str | None = "workers",
                  backend: str = "litert", options: dict | None = None, batching: Batching = Batching(),
-                 status_every_s: float = 2.0):  # fmt: skip
+                 status_every_s: float = 2.0, max_queue: int = 1024):  # fmt: skip
         self.name = name
         self.client = client
         self.backend = backend
         self.batching = batching
+        self.max_queue = max_queue
         self.installer = Installer(cache, BlobFetcher(client), registry_key, backend, options or {"xnnpack": False})
         self.served = 0
         self.rejected = 0
-        self.batch_sizes: list[int] = []  # of every batch run, for tests and the bench
+        self.batch_sizes: deque[int] = deque(maxlen=4096)  # of recent batches, for tests and the bench
         self.stage_stats: dict[tuple[str, int], _StageStats] = {}
         self._status_every_s = status_every_s
         self._last_status = 0.0
-        self._pipelines: dict[str, Pipeline] = {}
+        self._pipelines: OrderedDict[str, Pipeline] = OrderedDict()
         self._answered: OrderedDict[str, bytes] = OrderedDict()  # idempotency: id -> reply
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name=f"worker-{name}", daemon=True)
@@ -100,8 +107,10 @@ class Worker:
         self._publish_status()
 
     def close(self) -> None:
+        """Finish what is queued, then say offline (a clean disconnect sends no last will)."""
         self._queue.put(None)
         self._thread.join(timeout=10)
+        self._publish(topics.worker_status(self.name), self.status("offline").model_dump_json().encode(), retain=True)
 
     def _on_request(self, topic: str, payload: bytes) -> None:
         if len(payload) > MAX_BODY:
@@ -114,6 +123,10 @@ class Worker:
             self.rejected += 1
             log.warning("%s: dropped a malformed offload request: %s", self.name, exc)
             return
+        if self._queue.qsize() >= self.max_queue:  # shed load: the device falls back at once
+            it = _Item(req, body, time.monotonic())
+            self._reply(it, self._error(it, f"worker overloaded: {self.max_queue} requests queued"), set())
+            return
         self._queue.put(_Item(req, body, time.monotonic()))
 
     # -- batching ------------------------------------------------------------------------------
@@ -123,12 +136,14 @@ class Worker:
             for it in items:
                 groups.setdefault((it.req.manifest_sha256, it.req.first_stage), []).append(it)
             for group in groups.values():
+                replied: set[str] = set()
                 try:
-                    self._serve(group)
-                except Exception as exc:  # a bug must not stop the worker: answer and go on
+                    self._serve(group, replied)
+                except Exception as exc:  # a bug must not stop the worker: answer the rest, go on
                     log.exception("%s: failed serving a batch", self.name)
                     for it in group:
-                        self._reply(it, self._error(it, f"worker failure: {type(exc).__name__}: {exc}"))
+                        if it.req.id not in replied:
+                            self._reply(it, self._error(it, f"worker failure: {type(exc).__name__}: {exc}"), replied)
             if time.monotonic() - self._last_status >= self._status_every_s:
                 self._publish_status()
 
@@ -154,18 +169,20 @@ class Worker:
             items.append(it)
         return items
 
-    def _serve(self, group: list[_Item]) -> None:
+    def _serve(self, group: list[_Item], replied: set[str]) -> None:
+        """One batch of requests for the same suffix; each request is answered exactly once
+        (its id lands in `replied`), and a bad request fails only itself."""
         todo: list[tuple[_Item, dict[str, np.ndarray]]] = []
-        seen: set[str] = set()
         for it in group:
+            if it.req.id in replied or any(it.req.id == t.req.id for t, _ in todo):
+                continue  # a duplicate inside one batch is answered once
             if (cached := self._answered.get(it.req.id)) is not None:
-                self._reply(it, cached, remember=False)
-            elif it.req.id not in seen:  # a duplicate inside one batch is answered once
-                seen.add(it.req.id)
-                try:
-                    todo.append((it, self._inputs(it)))
-                except EdgeMaasError as exc:
-                    self._reply(it, self._error(it, str(exc)))
+                self._reply(it, cached, replied)
+                continue
+            try:
+                todo.append((it, self._inputs(it)))
+            except Exception as exc:  # noqa: BLE001 - whatever a request carries, it gets an answer
+                self._reply(it, self._error(it, _describe(exc)), replied)
         if not todo:
             return
         suffix = self._suffix(todo[0][0].req)
@@ -173,9 +190,9 @@ class Worker:
         stage_s: list[float] = []
         try:
             outs = suffix.run_batch([x for _, x in todo], stage_s)
-        except EdgeMaasError as exc:
+        except Exception as exc:  # noqa: BLE001
             for it, _ in todo:
-                self._reply(it, self._error(it, str(exc)))
+                self._reply(it, self._error(it, _describe(exc)), replied)
             return
         run_s, n = time.monotonic() - t0, len(todo)
         self._record(todo[0][0].req, suffix, stage_s, n)
@@ -184,8 +201,9 @@ class Worker:
             metas, body = pack_tensors(out)
             self.served += 1
             reply = OffloadReply(id=it.req.id, worker=self.name, outputs=metas, run_ms=run_s / n * 1e3,
-                                 queue_ms=(t0 - it.t_in) * 1e3, batch=n, queue_depth=depth)  # fmt: skip
-            self._reply(it, encode(reply, body))
+                                 batch_ms=run_s * 1e3, queue_ms=(t0 - it.t_in) * 1e3, batch=n,
+                                 queue_depth=depth)  # fmt: skip
+            self._reply(it, encode(reply, body), replied, remember=True)
 
     def _inputs(self, it: _Item) -> dict[str, np.ndarray]:
         """Validated boundary tensors of one request (decompressed within the announced size)."""
@@ -193,7 +211,7 @@ class Worker:
         if (time.monotonic() - it.t_in) * 1e3 > req.deadline_ms:
             raise EdgeMaasError("deadline passed while queued")
         suffix = self._suffix(req)
-        size = sum(int(np.prod(m.shape, dtype=np.int64)) * np.dtype(m.dtype).itemsize for m in req.inputs)
+        size = sum(math.prod(m.shape) * np.dtype(m.dtype).itemsize for m in req.inputs)
         if size > MAX_BODY:
             raise TransportError(f"announced tensors of {size} bytes exceed the limit of {MAX_BODY}")
         inputs = unpack_tensors(req.inputs, decompress(it.body, req.codec, size))
@@ -206,6 +224,11 @@ class Worker:
             manifest = self.installer.manifest(req.manifest_sha256, req.manifest_size)
             pipe = self._pipelines[req.manifest_sha256] = self.installer.pipeline(manifest)
             log.info("%s: installed %s@%s", self.name, manifest.model.name, manifest.model.version)
+            while len(self._pipelines) > MAX_MODELS:  # least recently used goes, with its stats
+                old, gone = self._pipelines.popitem(last=False)
+                gone.close()
+                self.stage_stats = {k: v for k, v in self.stage_stats.items() if k[0] != old}
+        self._pipelines.move_to_end(req.manifest_sha256)
         return pipe.suffix(req.first_stage)
 
     # -- replies and reports ---------------------------------------------------------------------
@@ -214,12 +237,21 @@ class Worker:
         log.warning("%s: offload %s refused: %s", self.name, it.req.id, message)
         return encode(OffloadReply(id=it.req.id, worker=self.name, error=message, queue_depth=self._queue.qsize()))
 
-    def _reply(self, it: _Item, reply: bytes, remember: bool = True) -> None:
-        if remember:
+    def _reply(self, it: _Item, reply: bytes, replied: set[str], remember: bool = False) -> None:
+        """Answer once.  Only results are remembered for retries of the same id: an error
+        (deadline passed, not installed yet) may not be final."""
+        replied.add(it.req.id)
+        if remember and it.req.id not in self._answered:
             self._answered[it.req.id] = reply
             while len(self._answered) > 1024:
                 self._answered.popitem(last=False)
-        self.client.publish(it.req.reply_to, reply, qos=0)
+        self._publish(it.req.reply_to, reply)
+
+    def _publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        try:
+            self.client.publish(topic, payload, qos=0 if not retain else 1, retain=retain)
+        except Exception as exc:  # noqa: BLE001 - a failed send must not stop the worker
+            log.warning("%s: could not publish on %s: %s", self.name, topic, exc)
 
     def _record(self, req: OffloadRequest, suffix: Pipeline, stage_s: list[float], n: int) -> None:
         self.batch_sizes.append(n)
@@ -239,4 +271,4 @@ class Worker:
 
     def _publish_status(self) -> None:
         self._last_status = time.monotonic()
-        self.client.publish(topics.worker_status(self.name), self.status().model_dump_json().encode(), retain=True)
+        self._publish(topics.worker_status(self.name), self.status().model_dump_json().encode(), retain=True)
