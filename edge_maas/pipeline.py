@@ -31,10 +31,14 @@ class Stage:
         return self._batched[n]
 
     def run_batch(self, feed: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-        """Run n samples stacked on axis 0: in one call when the backend batches, else one by one."""
-        b = self.batched(n)
+        """Run n samples stacked on axis 0: in one call when the backend batches, else one by one.
+        Batches are padded to a power of two, so a stage keeps at most log2(max batch) + 1 sizes."""
+        size = 1 << (n - 1).bit_length()
+        b = self.batched(size)
         if b is not None:
-            return b.run(feed)
+            if size != n:  # zero rows: samples are independent, the padding is dropped below
+                feed = {k: np.concatenate([v, np.zeros((size - n, *v.shape[1:]), v.dtype)]) for k, v in feed.items()}
+            return {k: v[:n] for k, v in b.run(feed).items()}
         outs = [self.backend.run({k: v[i : i + 1] for k, v in feed.items()}) for i in range(n)]
         return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 

@@ -96,6 +96,8 @@ class Planner:
         self.clock = clock
         self.last_remote: float | None = None  # clock() of the last remote exchange
         self._last_probe: float | None = None
+        self._probes = 0
+        self.remote_down = False  # a remote exchange failed: stay local until a probe succeeds
 
     @classmethod
     def for_pipeline(cls, pipeline: Pipeline, sample: dict[str, np.ndarray], repeats: int = 5, **kw) -> Planner:
@@ -121,7 +123,7 @@ class Planner:
         local = np.cumsum([0.0, *e.local_stage_s])
         out = []
         for k in range(self.n):
-            if not self._allowed(k):
+            if not self._allowed(k) or self.remote_down:
                 out.append(float("inf"))
                 continue
             remote = e.worker_s(k, self.n)
@@ -144,8 +146,11 @@ class Planner:
         """best(), or now and then a probe of the link while staying local (see _probe_due)."""
         d = self.best()
         if d.split == self.n and self._probe_due():
-            p = min((j for j in range(self.n) if self._allowed(j)), key=lambda j: self.boundary_bytes[j], default=None)
-            if p is not None:
+            allowed = sorted((j for j in range(self.n) if self._allowed(j)), key=lambda j: self.boundary_bytes[j])
+            if allowed:
+                # alternate the smallest and the largest boundary: two sizes separate rtt from bandwidth
+                p = allowed[0] if self._probes % 2 == 0 else allowed[-1]
+                self._probes += 1
                 self._last_probe = self.clock()
                 return Decision(p, d.costs[p], d.costs, f"probe: split {p} to measure the link; " + d.reason, probe=True)
         return d
@@ -157,6 +162,15 @@ class Planner:
         r = self.est.wire_ratio
         r[split] = wire_ratio if split not in r else (1 - self.est.alpha) * r[split] + self.est.alpha * wire_ratio
         self.last_remote = self.clock()
+        self.remote_down = False
+
+    def failed(self, split: int) -> None:
+        """A remote exchange timed out or was refused: forget the worker's time for this split
+        and stay local until a probe (every probe_every_s) gets through."""
+        self.est.remote_suffix_s.pop(split, None)
+        self.remote_down = True
+        self._last_probe = self.clock()
+        log.warning("planner: offload of split %d failed; all local until a probe succeeds", split)
 
     def _allowed(self, k: int) -> bool:
         return self.max_bytes is None or self.boundary_bytes[k] <= self.max_bytes
@@ -168,7 +182,7 @@ class Planner:
             return False
         now = self.clock()
         stale = lambda t: t is None or now - t >= self.probe_every_s
-        return stale(self.last_remote) and stale(self._last_probe)
+        return (self.remote_down or stale(self.last_remote)) and stale(self._last_probe)
 
     def _inputs_text(self) -> str:
         e = self.est

@@ -83,3 +83,30 @@ def test_compression_ratio_observed_per_split_lowers_its_cost():
     p.observed(1, 20_000, 10, elapsed_s=0.005 + 20_010 / 1_250_000 + 0.006, worker_s=0.006, wire_ratio=1 / 3)
     assert p.est.wire_ratio == {1: 1 / 3}
     assert p.costs()[1] < before - 0.02  # 40 KB fewer on a 10 Mbit/s link
+
+
+def test_a_failed_exchange_keeps_requests_local_until_a_probe_gets_through():
+    now = [0.0]
+    p = _planner(rtt=0.0001, bw=1e9, probe_every_s=30.0, clock=lambda: now[0])
+    p.observed(0, 270_000, 10, elapsed_s=0.01, worker_s=0.006)
+    assert p.choose().split == 0  # a fast link: all remote
+    p.failed(0)  # the worker went away: the request fell back after its deadline
+    assert 0 not in p.est.remote_suffix_s
+    assert p.choose().split == 3 and not p.choose().probe  # no deadline paid again and again
+    now[0] = 31.0
+    probe = p.choose()
+    assert probe.probe
+    p.observed(probe.split, 4_000, 10, elapsed_s=0.002, worker_s=0.001)  # it got through
+    assert not p.remote_down and p.choose().split != 3
+
+
+def test_probes_alternate_boundary_sizes():
+    now = [0.0]
+    p = _planner(rtt=0.050, bw=125_000, probe_every_s=1.0, clock=lambda: now[0])
+    splits = []
+    for t in range(4):
+        now[0] = t * 2.0
+        d = p.choose()
+        assert d.probe
+        splits.append(d.split)
+    assert splits == [2, 0, 2, 0]  # 4 KB and 270 KB boundaries

@@ -78,7 +78,7 @@ class LiteRTBackend(Backend):
         except ModelFormatError as exc:
             log.info("cannot batch this model by %d: %s", n, exc)
             return None
-        if any(s.shape[:1] != (n,) for s in b.outputs):
+        if [s.shape for s in b.outputs] != [(n, *s.shape[1:]) for s in self.outputs]:
             return None
         return b
 

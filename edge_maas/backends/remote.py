@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_maas.backends.base import check_inputs
+from edge_maas.errors import EdgeMaasError
 from edge_maas.pipeline import Pipeline
 from edge_maas.transport import topics
 from edge_maas.transport.client import MqttClient
@@ -83,18 +85,31 @@ class RemoteSplit:
         answer = self._requests.request(topics.offload(self.model), rid, payload, self.deadline_s)
         if answer is not None:
             reply, out_body = answer
-            if reply.error is None:
+            outs, problem = self._outputs(reply, out_body)
+            if outs is not None:
                 self.stats.remote += 1
                 ratio = len(payload) / (len(payload) - len(body) + raw)
-                self.last = (len(payload), len(out_body), (reply.run_ms + reply.queue_ms) / 1e3, ratio)
+                # the request waited its queue time and its whole batch's run
+                self.last = (len(payload), len(out_body), (reply.batch_ms + reply.queue_ms) / 1e3, ratio)
                 if self.shaper is not None:
                     time.sleep(self.shaper.delay(len(payload) + len(out_body)))
-                return unpack_tensors(reply.outputs, out_body), f"remote:{reply.worker}"
-            log.warning("offload %s: worker %s refused (%s); running locally", rid[:8], reply.worker, reply.error)
+                return outs, f"remote:{reply.worker}"
+            log.warning("offload %s: worker %s: %s; running locally", rid[:8], reply.worker, problem)
         else:
             log.warning("offload %s: no reply within %.0f ms; running locally", rid[:8], self.deadline_s * 1e3)
         self.stats.fallback += 1
         return suffix.run(boundary), "fallback"
+
+    def _outputs(self, reply: OffloadReply, body: bytes) -> tuple[dict[str, np.ndarray] | None, str]:
+        """The reply's outputs if they are exactly the pipeline's (names, shapes, dtypes)."""
+        if reply.error is not None:
+            return None, f"refused ({reply.error})"
+        try:
+            outs = unpack_tensors(reply.outputs, body)
+            check_inputs(self.pipeline.outputs, outs)
+        except EdgeMaasError as exc:
+            return None, f"unusable reply ({exc})"
+        return outs, ""
 
     def run_planned(self, inputs: Mapping[str, np.ndarray], planner) -> tuple[dict[str, np.ndarray], str, object]:
         """Let the planner pick the split, run it, feed the measurement back; returns the decision too."""
@@ -105,5 +120,7 @@ class RemoteSplit:
             local_s = sum(planner.est.local_stage_s[: decision.split])
             sent, back, run_s, ratio = self.last
             planner.observed(decision.split, sent, back, time.perf_counter() - t0 - local_s, run_s, ratio)
+        elif where == "fallback":
+            planner.failed(decision.split)
         log.debug("planner: %s -> %s", decision.reason, where)
         return out, where, decision

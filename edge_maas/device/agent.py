@@ -72,6 +72,7 @@ class DeviceAgent:
         self.healthy: bool | None = None
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()
+        self._report_lock = threading.Lock()
         self._queue: queue.Queue[DesiredState | None] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name=f"agent-{device_id}", daemon=True)
         self._worker.start()
@@ -244,6 +245,12 @@ class DeviceAgent:
         self._report()
 
     def _report(self) -> None:
+        # building and publishing under one lock: a report built before a swap must not be
+        # published after the swap's own report (the retained state would be stale)
+        with self._report_lock:
+            self._publish_report()
+
+    def _publish_report(self) -> None:
         a, p = self.active, self.previous
         state = ReportedState(
             device_id=self.device_id, status="online",

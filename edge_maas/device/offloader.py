@@ -39,18 +39,23 @@ class WorkerBoard:
         except ValidationError as exc:
             log.warning("ignored a malformed worker status on %s: %s", topic, str(exc).splitlines()[0])
             return
+        name = topic.split("/")[-2]  # the topic's name, which the ACL ties to the writer
+        if st.worker != name:
+            log.warning("ignored a worker status for %r published on %s", st.worker, topic)
+            return
         with self._lock:
-            self._status[st.worker] = st
+            self._status[name] = st
 
     def stage_s(self, manifest_sha256: str) -> dict[int, float]:
-        """Per stage of this manifest: mean seconds per request over online workers that ran it."""
+        """Per stage of this manifest: mean seconds per batch over online workers that ran it
+        (a request waits for its whole batch)."""
         with self._lock:
             online = [s for s in self._status.values() if s.status == "online"]
         per: dict[int, list[float]] = {}
         for st in online:
             for lat in st.stages:
                 if lat.manifest_sha256 == manifest_sha256:
-                    per.setdefault(lat.stage, []).append(lat.ms_per_request / 1e3)
+                    per.setdefault(lat.stage, []).append(lat.ms_per_batch / 1e3)
         return {k: sum(v) / len(v) for k, v in per.items()}
 
 
