@@ -13,8 +13,7 @@ import numpy as np
 
 from edge_maas.kernels import executor as ex
 from edge_maas.native.lowering import Lowered, OpContext
-from edge_maas.native.ops.conv_common import geometry, output_stage
-from edge_maas.tflite.schema import schema
+from edge_maas.native.ops.conv_common import conv_setup, depthwise_setup, fully_connected_setup
 
 
 def _torch():
@@ -63,12 +62,8 @@ def _windows(x, g, kh, kw, o, F):
 
 def lower_conv(ctx: OpContext, device) -> Lowered:
     torch, F = _torch()
-    o = ctx.options("Conv2DOptions")
-    oc, kh, kw, ic = ctx.input(1).shape
-    g = geometry(ctx, kh, kw, o)
-    if g.in_c != ic:
-        raise ctx.fail(f"grouped convolution (input has {g.in_c} channels, filter {ic}) is not supported")
-    st = output_stage(ctx, oc, o.fusedActivationFunction)
+    op = conv_setup(ctx)
+    o, g, st, oc, kh, kw = op.opts, op.geo, op.stage, op.out_c, op.k_h, op.k_w
     # unfold orders a window as (channel, kh, kw); TFLite weights are (oc, kh, kw, ic)
     w = torch.from_numpy(st.weights.astype(np.float64).transpose(0, 3, 1, 2).reshape(oc, -1)).to(device)
     bias = torch.from_numpy(st.bias[:oc].astype(np.float64)).to(device)
@@ -85,12 +80,8 @@ def lower_conv(ctx: OpContext, device) -> Lowered:
 
 def lower_depthwise(ctx: OpContext, device) -> Lowered:
     torch, F = _torch()
-    o = ctx.options("DepthwiseConv2DOptions")
-    one, kh, kw, oc = ctx.input(1).shape
-    g = geometry(ctx, kh, kw, o)
-    if one != 1 or oc % g.in_c:
-        raise ctx.fail(f"filter shape {list(ctx.input(1).shape)} does not fit {g.in_c} input channels")
-    st = output_stage(ctx, oc, o.fusedActivationFunction)
+    op = depthwise_setup(ctx)
+    o, g, st, oc, kh, kw = op.opts, op.geo, op.stage, op.out_c, op.k_h, op.k_w
     c, m = g.in_c, oc // g.in_c
     # output channel c*m + j reads input channel c: weights [kh, kw, c*m+j] -> [c, j, kh*kw]
     w = torch.from_numpy(st.weights.reshape(kh * kw, c, m).transpose(1, 2, 0).astype(np.float64)).to(device)
@@ -110,15 +101,9 @@ def lower_depthwise(ctx: OpContext, device) -> Lowered:
 
 def lower_fully_connected(ctx: OpContext, device) -> Lowered:
     torch, _ = _torch()
-    o = ctx.options("FullyConnectedOptions")
-    if o.weightsFormat != schema.FullyConnectedOptionsWeightsFormat.DEFAULT:
-        raise ctx.fail("shuffled weights formats are not supported")
+    d = fully_connected_setup(ctx)
+    rows, features, units, st = d.rows, d.features, d.units, d.stage
     x, y = ctx.input(0), ctx.output()
-    units, features = ctx.input(1).shape
-    if x.size % features or y.size != x.size // features * units:
-        raise ctx.fail(f"shapes {list(x.shape)} -> {list(y.shape)} do not fit {features} x {units} weights")
-    rows = x.size // features
-    st = output_stage(ctx, units, o.fusedActivationFunction, fully_connected=True)
     wt = torch.from_numpy(st.weights.astype(np.float64).T.copy()).to(device)
     bias = torch.from_numpy(st.bias[:units].astype(np.float64)).to(device)
 

@@ -6,18 +6,14 @@ import numpy as np
 
 from edge_maas.kernels import executor as ex
 from edge_maas.native.lowering import Lowered, OpContext
-from edge_maas.native.ops.conv_common import geometry, output_stage
+from edge_maas.native.ops.conv_common import conv_setup
 
 
 def lower(ctx: OpContext) -> Lowered:
-    o = ctx.options("Conv2DOptions")
+    op = conv_setup(ctx)
+    o, g, st, oc, kh, kw = op.opts, op.geo, op.stage, op.out_c, op.k_h, op.k_w
     x, y = ctx.input(0), ctx.output()
-    oc, kh, kw, ic = ctx.input(1).shape
-    g = geometry(ctx, kh, kw, o)
     b, h, w, c, oh, ow, pt, pl = g.batch, g.in_h, g.in_w, g.in_c, g.out_h, g.out_w, g.pad_top, g.pad_left
-    if c != ic:
-        raise ctx.fail(f"grouped convolution (input has {c} channels, filter {ic}) is not supported")
-    st = output_stage(ctx, oc, o.fusedActivationFunction)
     packed = ex.pack_weights(st.weights.reshape(oc, -1))
     rows = ex.conv_scratch_len(kh, kw, c, ctx.threads)
     inp, out = ctx.activation(x), ctx.activation(y)

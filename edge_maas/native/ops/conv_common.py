@@ -1,4 +1,5 @@
-"""What CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED share: weights, bias and the output stage."""
+"""What CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED share: the checks on their shapes and
+options, weights, bias and the output stage (used by the native and the accel lowerings)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 
 from edge_maas.native.lowering import OpContext
 from edge_maas.native.quant import activation_range, conv_output_multipliers, pad16, same_padding
+from edge_maas.tflite.schema import schema
 
 
 @dataclass
@@ -72,3 +74,57 @@ def geometry(ctx: OpContext, k_h: int, k_w: int, opts) -> Geometry:
     pt = same_padding(h, k_h, opts.strideH, opts.dilationHFactor, opts.padding, oh, ctx.where)
     pl = same_padding(w, k_w, opts.strideW, opts.dilationWFactor, opts.padding, ow, ctx.where)
     return Geometry(b, h, w, c, oh, ow, pt, pl)
+
+
+@dataclass
+class Windowed:
+    """A checked CONV_2D or DEPTHWISE_CONV_2D: options, geometry, output stage, filter size."""
+
+    opts: object
+    geo: Geometry
+    stage: OutputStage
+    out_c: int
+    k_h: int
+    k_w: int
+
+
+def conv_setup(ctx: OpContext) -> Windowed:
+    o = ctx.options("Conv2DOptions")
+    oc, kh, kw, ic = ctx.input(1).shape
+    g = geometry(ctx, kh, kw, o)
+    if g.in_c != ic:
+        raise ctx.fail(f"grouped convolution (input has {g.in_c} channels, filter {ic}) is not supported")
+    return Windowed(o, g, output_stage(ctx, oc, o.fusedActivationFunction), oc, kh, kw)
+
+
+def depthwise_setup(ctx: OpContext) -> Windowed:
+    o = ctx.options("DepthwiseConv2DOptions")
+    one, kh, kw, oc = ctx.input(1).shape
+    g = geometry(ctx, kh, kw, o)
+    if one != 1 or oc % g.in_c:
+        raise ctx.fail(f"filter shape {list(ctx.input(1).shape)} does not fit {g.in_c} input channels")
+    return Windowed(o, g, output_stage(ctx, oc, o.fusedActivationFunction), oc, kh, kw)
+
+
+@dataclass
+class Dense:
+    """A checked FULLY_CONNECTED: rows x features -> rows x units."""
+
+    rows: int
+    features: int
+    units: int
+    stage: OutputStage
+
+
+def fully_connected_setup(ctx: OpContext) -> Dense:
+    o = ctx.options("FullyConnectedOptions")
+    if o.weightsFormat != schema.FullyConnectedOptionsWeightsFormat.DEFAULT:
+        raise ctx.fail("shuffled weights formats are not supported")
+    x, y = ctx.input(0), ctx.output()
+    units, features = ctx.input(1).shape
+    if x.size % features:
+        raise ctx.fail(f"input of {x.size} values is not a multiple of {features} features")
+    rows = x.size // features
+    if y.size != rows * units:
+        raise ctx.fail(f"output shape {list(y.shape)} does not hold {rows} x {units} values")
+    return Dense(rows, features, units, output_stage(ctx, units, o.fusedActivationFunction, fully_connected=True))

@@ -10,18 +10,14 @@ import numpy as np
 
 from edge_maas.kernels import executor as ex
 from edge_maas.native.lowering import Lowered, OpContext
-from edge_maas.native.ops.conv_common import geometry, output_stage
+from edge_maas.native.ops.conv_common import depthwise_setup
 
 
 def lower(ctx: OpContext) -> Lowered:
-    o = ctx.options("DepthwiseConv2DOptions")
+    op = depthwise_setup(ctx)
+    o, g, st, oc, kh, kw = op.opts, op.geo, op.stage, op.out_c, op.k_h, op.k_w
     x, y = ctx.input(0), ctx.output()
-    one, kh, kw, oc = ctx.input(1).shape
-    g = geometry(ctx, kh, kw, o)
     b, h, w, c, oh, ow, pt, pl = g.batch, g.in_h, g.in_w, g.in_c, g.out_h, g.out_w, g.pad_top, g.pad_left
-    if one != 1 or oc % c:
-        raise ctx.fail(f"filter shape {list(ctx.input(1).shape)} does not fit {c} input channels")
-    st = output_stage(ctx, oc, o.fusedActivationFunction)
     w16 = np.ascontiguousarray(st.weights.reshape(kh, kw, oc), dtype=np.int16)
     threads = max(1, ctx.threads)
     acc = threads * ((oc + 15) // 16 * 16)

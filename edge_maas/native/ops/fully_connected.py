@@ -6,22 +6,13 @@ import numpy as np
 
 from edge_maas.kernels import executor as ex
 from edge_maas.native.lowering import Lowered, OpContext
-from edge_maas.native.ops.conv_common import output_stage
-from edge_maas.tflite.schema import schema
+from edge_maas.native.ops.conv_common import fully_connected_setup
 
 
 def lower(ctx: OpContext) -> Lowered:
-    o = ctx.options("FullyConnectedOptions")
-    if o.weightsFormat != schema.FullyConnectedOptionsWeightsFormat.DEFAULT:
-        raise ctx.fail("shuffled weights formats are not supported")
+    d = fully_connected_setup(ctx)
+    rows, features, units, st = d.rows, d.features, d.units, d.stage
     x, y = ctx.input(0), ctx.output()
-    units, features = ctx.input(1).shape
-    if x.size % features:
-        raise ctx.fail(f"input of {x.size} values is not a multiple of {features} features")
-    rows = x.size // features
-    if y.size != rows * units:
-        raise ctx.fail(f"output shape {list(y.shape)} does not hold {rows} x {units} values")
-    st = output_stage(ctx, units, o.fusedActivationFunction, fully_connected=True)
     packed = ex.pack_weights(st.weights)
     kp = (features + 1) & ~1
     inp, out = ctx.activation(x), ctx.activation(y)
