@@ -18,6 +18,7 @@ from edge_maas.partition import plan_balanced, split_model  # noqa: E402
 from edge_maas.partition.costs import graph_macs  # noqa: E402
 from edge_maas.pipeline import Pipeline  # noqa: E402
 from edge_maas.tflite import load_graph  # noqa: E402
+from test_offload import _device, _inputs, cloud  # noqa: E402, F401 - the fixture
 
 
 @pytest.mark.parametrize("name", ZOO_NAMES)
@@ -51,37 +52,15 @@ def test_device_choice():
             AccelBackend(zoo_bytes("mlp_digits"), device="cuda")
 
 
-def test_offload_worker_on_the_accel_backend(mosquitto, tmp_path):
+def test_offload_worker_on_the_accel_backend(mosquitto, cloud):
     """`edge-maas worker --backend accel`: installs through the verified path (golden health
     check on accel), serves every split of branchy_cnn byte-identical to all-local."""
-    from test_offload import _device, _inputs
-
-    from edge_maas.registry import signing
-    from edge_maas.registry.blobs import BlobStore
-    from edge_maas.registry.service import Registry
-    from edge_maas.transport.client import MqttClient
-    from edge_maas.worker.worker import Worker
-
-    pub = signing.new_key(tmp_path / "k")
-    reg = Registry(tmp_path / "reg", tmp_path / "k")
-    blob = zoo_bytes("branchy_cnn")
-    g = load_graph(blob)
-    split_model(g, plan_balanced(g, 3, graph_macs(g)), tmp_path / "split", "branchy", source_bytes=blob)
-    rec = reg.publish(tmp_path / "split")
-    clients = [MqttClient(mosquitto.url, n).start() for n in ("registry", "wa")]
-    reg.serve(clients[0])
-    w = Worker("wa", clients[1], BlobStore(tmp_path / "wa"), signing.load_public(pub), backend="accel",
-               options={"threads": 1})  # fmt: skip
-    local = Pipeline.from_loaded(Manifest.load(tmp_path / "split" / "manifest.json"), tmp_path / "split", "native")
-    dev = _device(mosquitto, local, rec)
-    try:
-        for x in _inputs(local, 3, seed=5):
-            want = local.run(x)
-            for split in range(3):
-                out, where = dev.run(x, split)
-                assert where == "remote:wa" and all(np.array_equal(out[k], v) for k, v in want.items())
-        assert w.status().backend == "accel"
-    finally:
-        w.close()
-        for c in (*clients, dev.client):
-            c.stop()
+    w = cloud.worker("wa", backend="accel", options={"threads": 1})
+    dev = _device(mosquitto, cloud.local, cloud.rec)
+    for x in _inputs(cloud.local, 3, seed=5):
+        want = cloud.local.run(x)
+        for split in range(3):
+            out, where = dev.run(x, split)
+            assert where == "remote:wa" and all(np.array_equal(out[k], v) for k, v in want.items())
+    assert w.status().backend == "accel"
+    dev.client.stop()

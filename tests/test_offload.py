@@ -70,9 +70,10 @@ def cloud(mosquitto, tmp_path):
     reg.serve(reg_client)
     started = []
 
-    def worker(name, batching=Batching()):
+    def worker(name, batching=Batching(), backend="litert", options=None):
         c = MqttClient(mosquitto.url, name).start()
-        w = Worker(name, c, BlobStore(tmp_path / name), signing.load_public(pub), batching=batching)
+        w = Worker(name, c, BlobStore(tmp_path / name), signing.load_public(pub), batching=batching, backend=backend,
+                   options=options)  # fmt: skip
         started.append(w)
         return w
 
