@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -112,7 +113,7 @@ class Pipeline:
         for x in batch:
             check_inputs(self.inputs, x)
         n = len(batch)
-        if not self._batchable():
+        if not self._batchable:
             return [self.run(x) for x in batch]
         env = {s.name: np.concatenate([x[s.name] for x in batch]) for s in self.inputs}
         for st in self.stages:
@@ -122,7 +123,9 @@ class Pipeline:
                 stage_s.append(time.perf_counter() - t0)
         return [{s.name: env[s.name][i : i + 1].copy() for s in self.outputs} for i in range(n)]
 
+    @functools.cached_property
     def _batchable(self) -> bool:
+        """Every tensor has a leading batch dimension of 1 (fixed once the stages are)."""
         specs = [*self.inputs, *(s for st in self.stages for s in (*st.backend.inputs, *st.backend.outputs))]
         return all(s.shape[:1] == (1,) for s in specs)
 
