@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -13,13 +14,43 @@ def add_commands(sub) -> None:
     ks = k.add_subparsers(dest="keys_cmd", required=True)
     kn = ks.add_parser("new", help="create an Ed25519 key pair (KEY and KEY.pub)")
     kn.add_argument("--out", type=Path, required=True, help="private key path; the public key goes beside it as .pub")
+    kn.add_argument("--force", action="store_true", help="replace an existing key pair (what it signed stops verifying)")
     kn.set_defaults(func=cmd_keys_new)
+
+    t = sub.add_parser("trust", help="the root of trust (TUF root role): which keys sign releases, and rotation",
+                       description="A root names root keys (sign root versions, threshold) and release keys "
+                       "(sign manifests and desired states, threshold).  Devices pin root v1 (profile registry_key) "
+                       "and follow later versions, each signed by a threshold of the previous and its own root keys.")
+    ts = t.add_subparsers(dest="trust_cmd", required=True)
+    ti = ts.add_parser("init", help="write root v1, signed by its root keys")
+    ti.add_argument("--root-key", type=Path, action="append", required=True,
+                    help="a root private key (repeat; each signs, so all must be at hand for init)")
+    ti.add_argument("--release-key", type=Path, action="append", required=True,
+                    help="a release public key (.pub; repeat): the registry signs with one of these")
+    ti.add_argument("--root-threshold", type=int, default=1)
+    ti.add_argument("--release-threshold", type=int, default=1)
+    ti.add_argument("--expires-days", type=float, default=365.0)
+    ti.add_argument("--out", type=Path, required=True, help="root metadata file (e.g. root.json)")
+    ti.set_defaults(func=cmd_trust_init)
+    tr = ts.add_parser("rotate", help="write root version N+1: change root or release keys, revoke a key")
+    tr.add_argument("current", type=Path, help="the current root metadata (version N)")
+    tr.add_argument("--sign-with", type=Path, action="append", required=True,
+                    help="root private keys that sign: a threshold of version N's and of N+1's root keys")
+    tr.add_argument("--root-key", type=Path, action="append", help="root public keys of N+1 (default: N's)")
+    tr.add_argument("--release-key", type=Path, action="append", help="release public keys of N+1 (default: N's)")
+    tr.add_argument("--revoke", action="append", default=[], metavar="KEYID",
+                    help="drop this key (keyid or a unique prefix) from every role")
+    tr.add_argument("--root-threshold", type=int)
+    tr.add_argument("--release-threshold", type=int)
+    tr.add_argument("--expires-days", type=float, default=365.0)
+    tr.add_argument("--out", type=Path, required=True)
+    tr.set_defaults(func=cmd_trust_rotate)
 
     r = sub.add_parser("registry", help="publish, deploy, roll back and serve model versions")
     rs = r.add_subparsers(dest="registry_cmd", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", type=Path, required=True, help="registry folder (blobs + registry.sqlite)")
-    common.add_argument("--key", type=Path, required=True, help="the registry's private key")
+    common.add_argument("--key", type=Path, help="the registry's private release key (commands that sign need it)")
     net = argparse.ArgumentParser(add_help=False)
     net.add_argument("--broker", default="mqtt://127.0.0.1:1883")
     pub = rs.add_parser("publish", parents=[common], help="store and sign a split model (edge-maas split output)")
@@ -30,14 +61,29 @@ def add_commands(sub) -> None:
     dep = rs.add_parser("deploy", parents=[common, net], help="set devices' desired version (retained)")
     dep.add_argument("target", metavar="MODEL@VERSION")
     dep.add_argument("--device", action="append", required=True)
+    dep.add_argument("--ttl", type=float, default=7 * 24 * 3600.0,
+                     help="seconds the signed desired state stays valid (registry serve refreshes it; default 7 days)")
     dep.set_defaults(func=cmd_deploy)
     rb = rs.add_parser("rollback", parents=[common, net], help="return a device to its previous version")
     rb.add_argument("--device", required=True)
+    rb.add_argument("--ttl", type=float, default=7 * 24 * 3600.0, help="seconds the signed rollback stays valid")
     rb.set_defaults(func=cmd_rollback)
+    ra = rs.add_parser("root", parents=[common, net], help="store a root version (checked to chain) and retain it "
+                       "for devices (after `edge-maas trust init|rotate`)")  # fmt: skip
+    ra.add_argument("root_file", type=Path)
+    ra.add_argument("--no-publish", action="store_true", help="only store it; `registry serve` publishes it")
+    ra.set_defaults(func=cmd_registry_root)
+    rr = rs.add_parser("resign", parents=[common], help="re-sign every manifest with --key (after a rotation "
+                       "revoked the old release key; then deploy again)")  # fmt: skip
+    rr.set_defaults(func=cmd_registry_resign)
     st = rs.add_parser("status", parents=[net], help="every device's reported state (retained)")
     st.add_argument("--wait", type=float, default=1.0, help="seconds to collect retained reports")
     st.set_defaults(func=cmd_status)
-    sv = rs.add_parser("serve", parents=[common, net], help="serve shard chunks until interrupted")
+    sv = rs.add_parser("serve", parents=[common, net], help="serve shard chunks until interrupted; keeps desired "
+                       "states fresh and root versions retained")  # fmt: skip
+    sv.add_argument("--refresh-every", type=float, default=600.0,
+                    help="seconds between re-signing desired states past half their lifetime (default 600)")
+    sv.add_argument("--ttl", type=float, default=7 * 24 * 3600.0, help="lifetime of re-signed desired states (s)")
     sv.set_defaults(func=cmd_serve)
 
     w = sub.add_parser("worker", help="run an offload worker until interrupted")
@@ -78,21 +124,91 @@ def add_commands(sub) -> None:
 def cmd_keys_new(args) -> int:
     from edge_maas.registry.signing import new_key
 
-    pub = new_key(args.out)
+    pub = new_key(args.out, force=args.force)
     print(f"private key {args.out} (mode 600), public key {pub}")
+    return 0
+
+
+def cmd_trust_init(args) -> int:
+    from edge_maas.trust import keys as kf
+    from edge_maas.trust.root import new_root, sign_root
+
+    private = [kf.load_private(p) for p in args.root_key]
+    signers = [kf.signer(k) for k in private]
+    root = new_root([k.public_key() for k in private], [kf.load_public(p) for p in args.release_key],
+                    root_threshold=args.root_threshold, release_threshold=args.release_threshold,
+                    expires_days=args.expires_days)  # fmt: skip
+    _write_new(args.out, sign_root(root, signers))
+    print(f"root v1 -> {args.out}: {len(args.root_key)} root key(s) (threshold {args.root_threshold}), "
+          f"{len(args.release_key)} release key(s) (threshold {args.release_threshold}), expires {root.expires}")
+    return 0
+
+
+def cmd_trust_rotate(args) -> int:
+    from edge_maas.trust import keys as kf
+    from edge_maas.trust.root import TrustedRoot, rotate, sign_root
+
+    current = TrustedRoot.from_trusted_bytes(kf.read_bytes(args.current, "root metadata"))
+    root = rotate(current.root, root_keys=[kf.load_public(p) for p in args.root_key] if args.root_key else None,
+                  release_keys=[kf.load_public(p) for p in args.release_key] if args.release_key else None,
+                  revoke=args.revoke, root_threshold=args.root_threshold, release_threshold=args.release_threshold,
+                  expires_days=args.expires_days)  # fmt: skip
+    data = sign_root(root, [kf.load_signer(p) for p in args.sign_with])
+    current.update(data)  # refuse to write a version that devices would refuse
+    _write_new(args.out, data)
+    print(f"root v{root.version} -> {args.out}: release keys {[k[:12] for k in root.roles['targets'].keyids]}")
+    return 0
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    from edge_maas.errors import EdgeMaasError
+
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise EdgeMaasError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def cmd_registry_resign(args) -> int:
+    n = _registry(args).resign()
+    print(f"re-signed {n} manifest(s); deploy again so devices get the new manifest hashes")
+    return 0
+
+
+def cmd_registry_root(args) -> int:
+    from edge_maas.trust import keys as kf
+
+    reg = _registry(args)
+    version = reg.add_root(kf.read_bytes(args.root_file, "root metadata"))
+    if not args.no_publish:
+        client = _client(args.broker, "registry-cli")
+        try:
+            reg.publish_roots(client)
+        finally:
+            client.stop()
+    print(f"root v{version} stored{'' if args.no_publish else ' and retained for devices'}")
     return 0
 
 
 def _registry(args):
     from edge_maas.registry.service import Registry
 
-    return Registry(args.root, args.key)
+    return Registry(args.root, args.key, desired_ttl_s=getattr(args, "ttl", 7 * 24 * 3600.0))
 
 
 def _client(url: str, name: str):
+    """A started MQTT 5 client with a unique id, name-<host>-<random>: two tools (or two registries) with
+    one fixed id would take each other's session over in a loop."""
+    import re
+    import secrets
+    import socket
+
+    import paho.mqtt.client as mqtt
+
     from edge_maas.transport.client import MqttClient
 
-    return MqttClient(url, name).start()
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:24] or "host"
+    return MqttClient(url, f"{name}-{host}-{secrets.token_hex(4)}", protocol=mqtt.MQTTv5).start()
 
 
 def cmd_publish(args) -> int:
@@ -155,21 +271,55 @@ def cmd_status(args) -> int:
     return 0
 
 
-def _until_interrupted() -> None:
+_fatal: list[str] = []  # why a daemon's client gave up (its id is in use): _until_interrupted raises it
+
+
+def _on_sigterm() -> threading.Event:
+    """An event that SIGTERM sets.  Install it before a daemon connects: a SIGTERM that comes while
+    it starts must still end in a clean stop, not in Python's default (killed on the spot)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
+
+
+def _until_interrupted(stop: threading.Event | None = None) -> None:
+    """Block until SIGTERM (``stop`` from _on_sigterm, else installed now) or SIGINT (Ctrl-C); the
+    caller then stops cleanly.  TransportError when a client from _profile_client gave up (another
+    daemon holds its id): nothing is cleaned up or published then, since the topics belong to the
+    other daemon."""
+    stop = stop or _on_sigterm()
     try:
-        stop.wait()
+        while not stop.wait(0.5) and not _fatal:  # a timed wait: the handler runs promptly on every platform
+            pass
     except KeyboardInterrupt:
         pass
+    if _fatal:
+        from edge_maas.errors import TransportError
+
+        raise TransportError(_fatal[0])
 
 
 def cmd_serve(args) -> int:
     reg = _registry(args)
     client = _client(args.broker, "registry")
     reg.serve(client)
-    print(f"registry serving {args.root} on {args.broker}; Ctrl-C to stop", flush=True)
+    roots = reg.publish_roots(client)
+    stop = threading.Event()
+
+    def refresh():
+        while not stop.wait(args.refresh_every):
+            try:
+                reg.refresh(client)
+            except Exception:  # keep serving chunks; the next round tries again
+                logging.getLogger(__name__).exception("refreshing desired states failed")
+
+    if reg.key is not None:
+        reg.refresh(client)
+        threading.Thread(target=refresh, name="refresh", daemon=True).start()
+    print(f"registry serving {args.root} on {args.broker} ({roots} root version(s) retained); Ctrl-C to stop",
+          flush=True)  # fmt: skip
     _until_interrupted()
+    stop.set()
     client.stop()
     return 0
 
@@ -177,9 +327,9 @@ def cmd_serve(args) -> int:
 def cmd_worker(args) -> int:
     from edge_maas.config import load_worker_profile
     from edge_maas.registry.blobs import BlobStore
-    from edge_maas.registry.signing import load_public
     from edge_maas.transport import topics
     from edge_maas.transport.messages import WorkerStatus
+    from edge_maas.trust.root import TrustedRoot
     from edge_maas.worker.worker import Batching, Worker
 
     keys = ("name", "registry_key", "cache_dir", "group", "backend", "threads", "xnnpack", "max_batch", "max_delay_ms",
@@ -191,8 +341,9 @@ def cmd_worker(args) -> int:
     p = load_worker_profile(args.config, overrides)
     batching = Batching(p.max_batch, p.max_delay_ms)
     offline = WorkerStatus(worker=p.name, status="offline").model_dump_json().encode()
+    trust = TrustedRoot.load(p.registry_key)  # a missing key file is refused before anything connects
     client = _profile_client(p.mqtt, p.name, will=(topics.worker_status(p.name), offline))
-    worker = Worker(p.name, client, BlobStore(p.cache_dir), load_public(p.registry_key), group=p.group,
+    worker = Worker(p.name, client, BlobStore(p.cache_dir), trust, group=p.group,
                     backend=p.backend, options=p.backend_options(), batching=batching,
                     status_every_s=p.status_every_s)  # fmt: skip
     print(f"worker {p.name} serving {topics.offload_shared(p.group) if p.group else topics.offload('+')} on "
@@ -214,10 +365,27 @@ def _profile_client(m, client_id: str, will: tuple[str, bytes]):
     """A started client from [mqtt] settings (TLS files, username, password file)."""
     from edge_maas.transport.client import MqttClient
 
-    password = m.password_file.read_text().strip() if m.password_file else None
-    return MqttClient(m.broker, client_id, username=m.username, password=password,
-                      ca_file=str(m.ca_file) if m.ca_file else None, cert_file=str(m.cert_file) if m.cert_file else None,
-                      key_file=str(m.key_file) if m.key_file else None, will=will).start()  # fmt: skip
+    import paho.mqtt.client as mqtt
+
+    from edge_maas.config import ConfigError
+
+    try:
+        password = m.password_file.read_text().strip() if m.password_file else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the MQTT password file {m.password_file}: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None  # fmt: skip
+    for what, f in (("ca_file", m.ca_file), ("cert_file", m.cert_file), ("key_file", m.key_file)):
+        if f is not None and not Path(f).is_file():
+            raise ConfigError(f"mqtt.{what} {f} does not exist (or is not a file)")
+    # refuse_twin: the id is the device's (or worker's) own; a second daemon with it gives up instead of
+    # taking the session over back and forth (its start() raises, or _until_interrupted does later)
+    client = MqttClient(m.broker, client_id, username=m.username, password=password,
+                        ca_file=str(m.ca_file) if m.ca_file else None, cert_file=str(m.cert_file) if m.cert_file else None,
+                        key_file=str(m.key_file) if m.key_file else None, will=will,
+                        protocol=mqtt.MQTTv5 if m.protocol == "5" else mqtt.MQTTv311,
+                        max_packet_size=m.max_packet_size, chunk_size=m.chunk_size, refuse_twin=True)  # fmt: skip
+    client.on_fatal = _fatal.append
+    return client.start()
 
 
 def cmd_bench_offload(args) -> int:
@@ -238,21 +406,27 @@ def cmd_device(args) -> int:
     from edge_maas.config import ConfigError, load_profile
     from edge_maas.device.agent import DeviceAgent
     from edge_maas.registry.blobs import BlobStore
-    from edge_maas.registry.signing import load_public
     from edge_maas.transport import topics
     from edge_maas.transport.messages import ReportedState
+    from edge_maas.trust.root import TrustedRoot
 
     profile = load_profile(args.config)
     if profile.registry_key is None:
         raise ConfigError(f"profile {profile.device_id}: registry_key (the registry's public key) is required")
+    stop = _on_sigterm()
     offline = ReportedState(device_id=profile.device_id, status="offline").model_dump_json().encode()
+    # the trust root first: a missing key file is refused before anything connects or creates the cache
+    trust = TrustedRoot.load(profile.registry_key, Path(profile.cache_dir) / "root.json")  # later rotations win
     client = _profile_client(profile.mqtt, profile.device_id, will=(topics.reported(profile.device_id), offline))
-    agent = DeviceAgent(profile.device_id, client, BlobStore(profile.cache_dir), load_public(profile.registry_key),
+    cache = BlobStore(profile.cache_dir)
+    agent = DeviceAgent(profile.device_id, client, cache, trust, allow_rollback=profile.security.allow_rollback,
                         backend=profile.runtime.backend, backend_options=profile.backend_options(),
-                        cache_budget=profile.memory_budget_mb << 20, offload=profile.offload)  # fmt: skip
+                        cache_budget=profile.memory_budget_mb << 20, offload=profile.offload,
+                        rollout=profile.rollout)  # fmt: skip
     print(f"device {profile.device_id} following {topics.desired(profile.device_id)} on {profile.mqtt.broker}",
           flush=True)  # fmt: skip
-    _until_interrupted()
-    agent.close()
+    _until_interrupted(stop)
+    # a clean DISCONNECT sends no last will: say "offline" ourselves, and wait until the broker has it
+    agent.shutdown(timeout=5.0)
     client.stop()
     return 0

@@ -33,6 +33,21 @@ class MqttSettings(BaseModel):
     key_file: Path | None = None
     username: str | None = None
     password_file: Path | None = None  # read at start; never inline secrets in a profile
+    # "5": the broker states its maximum packet size (CONNACK) and why it disconnects; "3.1.1" for old brokers
+    protocol: Literal["5", "3.1.1"] = "5"
+    # bytes per MQTT packet, header included, where the broker limits it (Mosquitto max_packet_size,
+    # AWS IoT Core: 131072); nothing larger is ever sent.  None: only what an MQTT 5 broker states
+    max_packet_size: int | None = Field(default=None, ge=2048, le=268_435_460)
+    # shard transfer chunk (bytes), 1 KiB..1 MiB; None: 64 KiB, or the largest that fits the packet size limit
+    chunk_size: int | None = Field(default=None, ge=1024, le=1 << 20)
+
+    @model_validator(mode="after")
+    def _chunk_fits(self):
+        # a chunk travels with ~330 bytes of framing (ChunkHeader JSON, topic); keep 512 spare
+        if self.max_packet_size and self.chunk_size and self.chunk_size + 512 > self.max_packet_size:
+            raise ValueError(f"chunk_size {self.chunk_size} does not fit max_packet_size {self.max_packet_size} "
+                             f"(a chunk needs 512 bytes of framing: at most {self.max_packet_size - 512})")
+        return self
 
 
 class OffloadSettings(BaseModel):
@@ -59,6 +74,41 @@ class OffloadSettings(BaseModel):
         return self.max_bytes if self.policy == "bytes" else None
 
 
+class RolloutSettings(BaseModel):
+    """How a device gets to and stays on its desired version.
+
+    A failed fetch (registry down, link cut) is retried after retry_initial_s, doubling up to
+    retry_max_s (seconds, each wait jittered to 50..100 %), until it succeeds or another desired
+    state arrives.  After a swap the new version is on probation for its first
+    probation_requests requests: once max_failures of them have failed (the model raised while
+    running), the device rolls back by itself to the version it ran before and refuses to
+    re-apply the failed one until a different desired state arrives.  probation_requests = 0
+    turns the automatic rollback off."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    retry_initial_s: float = Field(default=1.0, gt=0, le=3600)
+    retry_max_s: float = Field(default=60.0, gt=0, le=86_400)
+    probation_requests: int = Field(default=20, ge=0, le=1_000_000)
+    max_failures: int = Field(default=3, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.retry_max_s < self.retry_initial_s:
+            raise ValueError("retry_max_s must be at least retry_initial_s")
+        return self
+
+
+class SecuritySettings(BaseModel):
+    """Update policy.  Desired states are always verified (signature threshold, device, expiry,
+    sequence); allow_rollback decides whether an operator's signed rollback to an older release
+    is accepted (False: only ever newer releases)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow_rollback: bool = True
+
+
 class DeviceProfile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -66,10 +116,12 @@ class DeviceProfile(BaseModel):
     description: str = ""
     cache_dir: Path = Path("/var/lib/edge_maas/cache")
     memory_budget_mb: int = Field(default=256, ge=8)
-    registry_key: Path | None = None  # the registry's Ed25519 public key (PEM)
+    registry_key: Path | None = None  # the trusted root (root.json, `edge-maas trust init`), or a bare public key (PEM)
     runtime: RuntimeSettings = RuntimeSettings()
     mqtt: MqttSettings = MqttSettings()
     offload: OffloadSettings = OffloadSettings()
+    rollout: RolloutSettings = RolloutSettings()
+    security: SecuritySettings = SecuritySettings()
 
     @model_validator(mode="after")
     def _offload_allowed(self):

@@ -1,8 +1,8 @@
 """The manifest: what a split model is made of, and how to check each piece.
 
 JSON, validated on load (unknown fields and wrong types are errors).  The
-`signature` field is reserved for the registry's Ed25519 signature over the
-canonical JSON of everything else.  Schema: docs/manifest.schema.json.
+`signatures` field holds the registry's Ed25519 signatures (TUF's {keyid, sig}) over
+the canonical JSON of everything else.  Schema: docs/manifest.schema.json.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_maas.errors import ManifestError
+from edge_maas.trust.envelope import Signature
 
 SCHEMA_VERSION = 1
 Sha256 = Field(pattern=r"^[0-9a-f]{64}$")
@@ -82,14 +83,9 @@ class Golden(_Strict):
 class ModelInfo(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     version: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$")
+    release: int | None = Field(default=None, ge=1)  # set by the registry at publish: orders versions
     source_sha256: str = Sha256
     source_size: int = Field(ge=0)
-
-
-class Signature(_Strict):
-    algorithm: Literal["ed25519"]
-    key_id: str
-    value: str  # base64
 
 
 class Manifest(_Strict):
@@ -100,14 +96,14 @@ class Manifest(_Strict):
     shards: tuple[ShardDesc, ...] = Field(min_length=1)
     golden: Golden
     created_by: str
-    signature: Signature | None = None
+    signatures: tuple[Signature, ...] = Field(default=(), max_length=16)  # release role (edge_maas.trust)
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"
 
     def canonical_bytes(self) -> bytes:
-        """The bytes a signature covers: everything but the signature, sorted keys, no spaces."""
-        body = self.model_dump(mode="json", exclude={"signature"})
+        """The bytes signatures cover: everything but the signatures, sorted keys, no spaces."""
+        body = self.model_dump(mode="json", exclude={"signatures"})
         return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod

@@ -159,16 +159,18 @@ def test_tampered_manifest_is_refused(world, tmp_path):
     signing.verify(forged, signing.load_public(tmp_path / "registry.pub"))  # untouched copy verifies
     doc = json.loads(signed.to_json())
     doc["golden"]["outputs"][0]["data"] = doc["golden"]["inputs"][0]["data"][:8] + doc["golden"]["outputs"][0]["data"][8:]
-    with pytest.raises(ManifestError, match="bad signature"):
+    with pytest.raises(ManifestError, match="0 valid signature.*tampered"):
         signing.verify(Manifest.model_validate(doc), signing.load_public(tmp_path / "registry.pub"))
     # a forged manifest blob served by the registry: the device refuses it and keeps nothing
     bad = Manifest.model_validate(doc).to_json().encode()
     sha = reg.blobs.put(bad)
     from edge_maas.transport.messages import DesiredState
 
-    msg = DesiredState(model="mlp_digits", version="1", manifest_sha256=sha, manifest_size=len(bad))
-    reg_client.publish(topics.desired("dev-a"), msg.model_dump_json().encode(), retain=True)
-    reports.wait(lambda s: s.get("dev-a") and s["dev-a"].last_error and "bad signature" in s["dev-a"].last_error)
+    # the desired state itself is genuine (signed by the registry): only the manifest is forged
+    msg = DesiredState(device_id="dev-a", model="mlp_digits", version="1", release=1, manifest_sha256=sha,
+                       manifest_size=len(bad), seq=reg.catalog.next_seq("dev-a"), expires=signing.expiry(60))
+    reg_client.publish(topics.desired("dev-a"), signing.sign_desired(msg, reg.key).model_dump_json().encode(), retain=True)
+    reports.wait(lambda s: s.get("dev-a") and s["dev-a"].last_error and "tampered" in s["dev-a"].last_error)
     assert devices["dev-a"].active is None
     time.sleep(0.1)
 

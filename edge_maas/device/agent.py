@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import random
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,21 +19,26 @@ import numpy as np
 from pydantic import ValidationError
 
 from edge_maas.backends.remote import offload_requester
-from edge_maas.config import OffloadSettings
+from edge_maas.config import OffloadSettings, RolloutSettings
 from edge_maas.device.install import Installer
 from edge_maas.device.offloader import Offloader, WorkerBoard
-from edge_maas.errors import EdgeMaasError, IntegrityError
+from edge_maas.errors import EdgeMaasError, IntegrityError, TensorMismatchError, TransportError
 from edge_maas.manifest import Manifest
 from edge_maas.pipeline import Pipeline
 from edge_maas.registry.blobs import BlobStore
 from edge_maas.transport import topics
 from edge_maas.transport.chunks import BlobFetcher
 from edge_maas.transport.client import MqttClient
+from edge_maas.trust.desired import DesiredGate
+from edge_maas.trust.root import TrustedRoot, TrustError
+from edge_maas.trust.updater import RootUpdater
 from edge_maas.transport.messages import (
+    AutoRollback,
     DesiredState,
     InferReply,
     InferRequest,
     ReportedState,
+    RetryState,
     decode,
     encode,
     pack_tensors,
@@ -47,20 +53,40 @@ class Active:
     manifest: Manifest
     pipeline: Pipeline
     offloader: Offloader | None = None  # when the profile enables offload
+    desired: DesiredState | None = None  # what it was installed from: persisted, and how it is recognised
 
     @property
     def version(self) -> str:
         return self.manifest.model.version
 
 
+@dataclass
+class _Probation:
+    """A freshly swapped-in version's first requests, counted until it passes or is rolled back."""
+
+    active: Active
+    requests: int = 0
+    failures: int = 0
+    last_error: str = ""
+
+
+def _same(a: DesiredState, b: DesiredState) -> bool:
+    return (a.model, a.version, a.manifest_sha256) == (b.model, b.version, b.manifest_sha256)
+
+
 class DeviceAgent:
     def __init__(self, device_id: str, client: MqttClient, cache: BlobStore, registry_key, *,
-                 backend: str = "litert", backend_options: Mapping | None = None, chunk_size: int = 64 * 1024,
-                 cache_budget: int | None = None, offload: OffloadSettings | None = None):  # fmt: skip
+                 backend: str = "litert", backend_options: Mapping | None = None, chunk_size: int | None = None,
+                 cache_budget: int | None = None, offload: OffloadSettings | None = None,
+                 allow_rollback: bool = True, rollout: RolloutSettings | None = None):  # fmt: skip
+        """``registry_key``: the trusted root (edge_maas.trust.TrustedRoot) or a bare Ed25519 public key."""
         self.device_id = device_id
         self.client = client
         self.cache = cache
-        self.key = registry_key
+        self.key = registry_key = TrustedRoot.coerce(registry_key)
+        self.gate = DesiredGate(device_id, registry_key, cache.root / "trust_state.json", allow_rollback)
+        self.roots = RootUpdater(registry_key)
+        self._last_desired: bytes | None = None  # re-checked when a newer root arrives
         self.backend = backend
         self.options = dict(backend_options or {"xnnpack": False})  # golden pairs come from built-in kernels
         self.fetcher = BlobFetcher(client, chunk_size=chunk_size)
@@ -70,6 +96,13 @@ class DeviceAgent:
         self.previous: Active | None = None
         self.last_error: str | None = None
         self.healthy: bool | None = None
+        self.rollout = rollout or RolloutSettings()
+        self.retrying: RetryState | None = None  # a fetch that failed and is tried again
+        self.auto_rollback: AutoRollback | None = None
+        self._probation: _Probation | None = None
+        self._rejected: DesiredState | None = None  # rolled back from by itself: not re-applied
+        self._closed = False  # after shutdown() nothing reports "online" again
+        self._state_lock = threading.Lock()
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()
         self._report_lock = threading.Lock()
@@ -89,9 +122,14 @@ class DeviceAgent:
         self.failed = 0
         self._state_file = cache.root / "state.json"
         self._manifest_blobs: list[str] = []
+        self._rejected_file = cache.root / "rejected.json"
         self._restore()
+        client.subscribe(topics.trust_root("+"), self._on_root)
         client.subscribe(topics.desired(device_id), self._on_desired)
         client.subscribe(topics.infer_request(device_id), self._on_infer, qos=0)
+        # a broker restart without persistence forgets the retained state, and a cut link leaves the
+        # last will's "offline": say it again on every reconnect
+        client.add_connect_hook(self._report)
         self._report()
 
     # -- serving ---------------------------------------------------------------------------
@@ -103,15 +141,74 @@ class DeviceAgent:
         return self._run(active, inputs)
 
     def _run(self, active: Active, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """EdgeMaasError for any failure (the caller's or the model's); a version on probation has
+        its failures counted (not the caller's wrong inputs)."""
         # a pipeline's backends reuse their buffers (native arenas, interpreters): one run at a
         # time, whether the request came over MQTT or through infer()
+        error: Exception | None = None
+        replanned = False
         with self._run_lock:
-            if active.offloader is None:
-                return active.pipeline.run(inputs)
-            out, _, replanned = active.offloader.run(inputs)
+            try:
+                if active.offloader is None:
+                    out = active.pipeline.run(inputs)
+                else:
+                    out, _, replanned = active.offloader.run(inputs)
+            except TensorMismatchError:
+                raise  # wrong inputs: the caller's fault, not the version's
+            except Exception as exc:  # the interpreter raises RuntimeError (e.g. an index out of bounds)
+                error = exc
+        self._judge(active, error)
+        if error is not None:
+            if isinstance(error, EdgeMaasError):
+                raise error
+            raise EdgeMaasError(f"{active.manifest.model.name}@{active.version} failed: {type(error).__name__}: "
+                                f"{str(error).splitlines()[0] if str(error) else ''}") from error  # fmt: skip
         if replanned:
             self._report()
         return out
+
+    def _judge(self, active: Active, error: Exception | None) -> None:
+        """Count a request of a version on probation; roll back once max_failures have failed."""
+        p = self._probation
+        if p is None or p.active is not active:
+            return
+        r = self.rollout
+        with self._lock:
+            if self._probation is not p:
+                return
+            p.requests += 1
+            if error is not None:
+                p.failures += 1
+                p.last_error = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            failed = p.failures >= r.max_failures
+            if failed or p.requests >= r.probation_requests:
+                self._probation = None
+        if failed:
+            self._auto_rollback(active, f"{p.failures} of its first {p.requests} requests failed (threshold "
+                                        f"{r.max_failures} in {r.probation_requests}); last: {p.last_error}")  # fmt: skip
+        elif self._probation is None:
+            log.info("%s: %s passed probation (%d failures in %d requests)", self.device_id, active.version,
+                     p.failures, p.requests)  # fmt: skip
+
+    def _auto_rollback(self, bad: Active, reason: str) -> None:
+        """Back to the previous version (still loaded), persisted; the failed one is remembered as
+        rejected, so the retained desired state does not bring it back."""
+        with self._lock:
+            good = self.previous
+            if self.active is not bad or good is None:
+                return
+            self.previous, self.active = None, good
+            self._rejected = bad.desired
+            self.auto_rollback = AutoRollback(model=bad.manifest.model.name, version=bad.version,
+                                              to_version=good.version, reason=reason)  # fmt: skip
+            self.healthy, self.last_error = True, f"rolled back from {bad.version} by itself: {reason}"
+            if good.desired is not None:
+                self._manifest_blobs = [good.desired.manifest_sha256]
+        log.error("%s: %s", self.device_id, self.last_error)
+        self._persist()
+        if bad.desired is not None:
+            _write_atomic(self._rejected_file, bad.desired.model_dump_json().encode())
+        self._report()
 
     def _on_infer(self, topic: str, payload: bytes) -> None:
         """infer over MQTT: framed request in, framed reply out; every failure is answered."""
@@ -151,31 +248,94 @@ class DeviceAgent:
         self._worker.join(timeout=10)
         self._server.join(timeout=10)
 
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """A clean stop: close(), then publish the retained state as "offline" and wait (up to
+        timeout seconds) until the broker acknowledged it; a clean DISCONNECT sends no last will.
+        True when the broker has it."""
+        self.close()
+        with self._report_lock:
+            self._closed = True
+            if not self.client.connected:  # the broker saw the link drop and sent the last will
+                return False
+            info = self.client.publish(topics.reported(self.device_id), self._state("offline"), retain=True)
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError):  # not queued: the connection went meanwhile
+            return False
+        return info.is_published()
+
     # -- desired state -----------------------------------------------------------------------
     def _on_desired(self, topic: str, payload: bytes) -> None:
         if not payload:  # retained message cleared
             return
+        self._last_desired = payload
         try:
-            self._queue.put(DesiredState.model_validate_json(payload))
-        except ValidationError as exc:
-            self._fail(f"malformed desired state ignored: {str(exc).splitlines()[0]}")
+            self._queue.put(self.gate.check(payload))
+        except TrustError as exc:
+            self._fail(f"refused desired state: {exc}")
+
+    def _on_root(self, topic: str, payload: bytes) -> None:
+        """A root version (retained): chain to it (TUF 5.3), then re-check the desired state,
+        which may be signed by a key only the new root trusts."""
+        try:
+            applied = self.roots.offer(payload)
+        except TrustError as exc:
+            self._fail(f"refused root metadata on {topic}: {exc}")
+            return
+        if applied:
+            log.info("%s: trusted root v%d", self.device_id, self.key.version)
+            if self._last_desired is not None:
+                self._on_desired(topic, self._last_desired)
 
     def _work(self) -> None:
-        while (desired := self._queue.get()) is not None:
+        item = self._queue.get()
+        while item is not None:
+            item = self._follow(item)
+
+    def _follow(self, desired: DesiredState) -> DesiredState | None:
+        """Apply desired; a failed fetch (TransportError: registry down, link cut) is tried again
+        with capped exponential backoff and jitter until it succeeds.  Returns the next queue
+        item: a newer desired state pre-empts the wait, None stops."""
+        attempt = 0
+        while True:
             try:
                 self._apply(desired)
+            except TransportError as exc:
+                attempt += 1
+                r = self.rollout
+                delay = min(r.retry_max_s, r.retry_initial_s * 2 ** min(attempt - 1, 30)) * random.uniform(0.5, 1.0)
+                self.retrying = RetryState(model=desired.model, version=desired.version, attempt=attempt,
+                                           next_in_s=round(delay, 3), reason=str(exc))  # fmt: skip
+                self._fail(f"{desired.model}@{desired.version}: {exc}; retry {attempt} in {delay:.1f} s")
+                try:
+                    return self._queue.get(timeout=delay)
+                except queue.Empty:
+                    continue
             except EdgeMaasError as exc:
+                self.retrying = None
                 self._fail(f"{desired.model}@{desired.version}: {exc}")
             except Exception as exc:  # the daemon keeps serving the version it has
+                self.retrying = None
                 log.exception("unexpected failure applying %s@%s", desired.model, desired.version)
                 self._fail(f"{desired.model}@{desired.version}: {type(exc).__name__}: {exc}")
+            if self.retrying is not None:  # done (or it was already running): stop saying "retrying"
+                self.retrying = None
+                self._report()
+            return self._queue.get()
 
     def _apply(self, desired: DesiredState) -> None:
+        if self._rejected is not None:
+            if _same(desired, self._rejected):  # e.g. the retained desired state, redelivered on reconnect
+                log.info("%s: not re-applying %s@%s, rolled back from", self.device_id, desired.model, desired.version)
+                return
+            self._forget_rejected()
         if self.active and self.active.manifest.model.name == desired.model and self.active.version == desired.version:
             return
         manifest = self.installer.manifest(desired.manifest_sha256, desired.manifest_size)
         if (manifest.model.name, manifest.model.version) != (desired.model, desired.version):
             raise IntegrityError(f"manifest is {manifest.model.name}@{manifest.model.version}, not the desired one")
+        if manifest.model.release != desired.release:
+            raise IntegrityError(f"manifest is release {manifest.model.release}; the desired state says {desired.release}")
         try:
             pipeline = self.installer.pipeline(manifest)
         except EdgeMaasError as exc:
@@ -185,8 +345,12 @@ class DeviceAgent:
         with self._lock:
             self.previous, self.active = self.active, active
             self.healthy, self.last_error = True, None
+            self.retrying = None
             self._manifest_blobs = [desired.manifest_sha256, *self._manifest_blobs[:1]]  # active, previous
-        self._persist(desired)
+            on_probation = self.rollout.probation_requests > 0 and self.previous is not None
+            self._probation = _Probation(active) if on_probation else None
+        self._persist()
+        self.gate.accept(desired)
         self._evict()
         log.info("%s: now running %s@%s", self.device_id, desired.model, desired.version)
         self._report()
@@ -194,12 +358,12 @@ class DeviceAgent:
     def _active(self, manifest: Manifest, desired: DesiredState, pipeline: Pipeline) -> Active:
         """The version ready to serve; with offload, its planner profiled on the golden input."""
         if self.offload is None:
-            return Active(manifest, pipeline)
+            return Active(manifest, pipeline, desired=desired)
         blob = (desired.manifest_sha256, desired.manifest_size)
         offloader = Offloader(self.client, self._requester, self._board, manifest, blob, pipeline, self.offload)
         log.info("%s: offload planner for %s@%s: local stages %s ms", self.device_id, desired.model, desired.version,
                  [round(t * 1e3, 2) for t in offloader.planner.est.local_stage_s])  # fmt: skip
-        return Active(manifest, pipeline, offloader)
+        return Active(manifest, pipeline, offloader, desired)
 
     def _evict(self) -> None:
         """Keep the cache within budget; what the active and previous versions need stays."""
@@ -212,17 +376,27 @@ class DeviceAgent:
         keep.update(self._manifest_blobs)
         self.cache.evict(self.cache_budget, keep)
 
-    def _persist(self, desired: DesiredState) -> None:
-        """Record the running version (temp file, fsync, rename): a restart resumes from it."""
-        tmp = self._state_file.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(desired.model_dump_json().encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._state_file)
+    def _persist(self) -> None:
+        """Record the version running now (temp file, fsync, rename): a restart resumes from it.
+        Read under the lock, not passed in: an install and an automatic rollback may race here."""
+        with self._state_lock:
+            a = self.active
+            if a is not None and a.desired is not None:
+                _write_atomic(self._state_file, a.desired.model_dump_json().encode())
+
+    def _forget_rejected(self) -> None:
+        """A different desired state arrived: the version rolled back from may be tried again."""
+        with self._lock:
+            self._rejected, self.auto_rollback = None, None
+        self._rejected_file.unlink(missing_ok=True)
 
     def _restore(self) -> None:
-        """Load the last good version from the cache, re-verifying everything; no network."""
+        """Load the last good version from the cache, re-verifying everything; no network.  What
+        the cache lost (a corrupt blob is discarded) is fetched once the network is there."""
+        try:
+            self._rejected = DesiredState.model_validate_json(self._rejected_file.read_bytes())
+        except (OSError, ValidationError):
+            pass
         try:
             desired = DesiredState.model_validate_json(self._state_file.read_bytes())
         except (OSError, ValidationError):
@@ -235,7 +409,8 @@ class DeviceAgent:
             log.info("%s: restored %s@%s from the cache", self.device_id, desired.model, desired.version)
         except EdgeMaasError as exc:
             self.last_error = f"could not restore {desired.model}@{desired.version}: {exc}"
-            log.error("%s: %s", self.device_id, self.last_error)
+            log.error("%s: %s; fetching it again", self.device_id, self.last_error)
+            self._queue.put(desired)  # the worker heals it from the registry (retrying while it is away)
 
     def _fail(self, message: str) -> None:
         log.error("%s: %s", self.device_id, message)
@@ -248,16 +423,31 @@ class DeviceAgent:
         # building and publishing under one lock: a report built before a swap must not be
         # published after the swap's own report (the retained state would be stale)
         with self._report_lock:
-            self._publish_report()
+            if not self._closed:
+                self._publish_report()
 
     def _publish_report(self) -> None:
+        self.client.publish(topics.reported(self.device_id), self._state("online"), retain=True)
+
+    def _state(self, status: str) -> bytes:
         a, p = self.active, self.previous
         state = ReportedState(
-            device_id=self.device_id, status="online",
+            device_id=self.device_id, status=status,
             model=a.manifest.model.name if a else None, version=a.version if a else None,
             previous_version=p.version if p else None,
             shard_sha256=tuple(s.sha256 for s in a.manifest.shards) if a else (),
             healthy=self.healthy, last_error=self.last_error,
             offload=a.offloader.state() if a and a.offloader else None,
+            retrying=self.retrying, auto_rollback=self.auto_rollback,
         )  # fmt: skip
-        self.client.publish(topics.reported(self.device_id), state.model_dump_json().encode(), retain=True)
+        return state.model_dump_json().encode()
+
+
+def _write_atomic(path, data: bytes) -> None:
+    """temp file, fsync, rename: a power cut leaves the old file or the new one."""
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,9 +1,11 @@
-"""The registry: publish split models as signed versions, serve their blobs over MQTT,
-and set devices' desired state (retained)."""
+"""The registry: publish split models as signed, numbered releases, serve their blobs over MQTT,
+set devices' desired state (signed, sequenced, expiring; retained), keep those states fresh,
+and publish the root of trust's versions (retained) so devices can follow key rotations."""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from pathlib import Path
 
 from edge_maas.manifest import Manifest
@@ -14,50 +16,156 @@ from edge_maas.transport import topics
 from edge_maas.transport.chunks import BlobServer
 from edge_maas.transport.client import MqttClient
 from edge_maas.transport.messages import DesiredState
+from edge_maas.trust import keys as keyfiles
+from edge_maas.trust.root import TrustedRoot, TrustError, parse_root
 
 log = logging.getLogger(__name__)
 
+DEFAULT_DESIRED_TTL_S = 7 * 24 * 3600.0
+
 
 class Registry:
-    def __init__(self, root: Path | str, key_path: Path | str):
+    """``key_path``: the release role's private key (or None for read-only use: list, status)."""
+
+    def __init__(self, root: Path | str, key_path: Path | str | None, *, desired_ttl_s: float = DEFAULT_DESIRED_TTL_S):
         root = Path(root)
+        self.root = root
         self.blobs = BlobStore(root / "blobs")
         self.catalog = Catalog(root / "registry.sqlite")
-        self.key = signing.load_private(key_path)
+        self.key = keyfiles.load_private(key_path) if key_path is not None else None
+        self.desired_ttl_s = desired_ttl_s
         self._server: BlobServer | None = None
+        if self.key is not None:
+            self._check_key_trusted()
 
+    # -- root of trust ------------------------------------------------------------------------
+    def roots(self) -> list[Path]:
+        """Stored root versions, oldest first (REG/trust/root.<N>.json)."""
+        return sorted((self.root / "trust").glob("root.*.json"), key=lambda p: int(p.stem.split(".")[1]))
+
+    def add_root(self, data: bytes) -> int:
+        """Store a root version after checking that it chains from the newest stored one (TUF 5.3)."""
+        version = parse_root(data).signed.version
+        stored = self.roots()
+        if stored:
+            trusted = TrustedRoot.from_trusted_bytes(stored[-1].read_bytes())
+            if not trusted.update(data):
+                raise TrustError(f"root v{version} is not newer than the stored v{trusted.version}")
+        else:
+            TrustedRoot.from_trusted_bytes(data)
+        (self.root / "trust").mkdir(parents=True, exist_ok=True)
+        (self.root / "trust" / f"root.{version}.json").write_bytes(data)
+        log.info("stored root v%d", version)
+        return version
+
+    def publish_roots(self, client: MqttClient) -> int:
+        """Retain every stored root version on its own topic; devices chain through them."""
+        paths = self.roots()
+        for p in paths:
+            client.publish(topics.trust_root(int(p.stem.split(".")[1])), p.read_bytes(), retain=True)
+        return len(paths)
+
+    def _check_key_trusted(self) -> None:
+        """Refuse to sign with a key the newest root does not name for releases: everything
+        signed with it would be refused by every device (e.g. after a key was regenerated)."""
+        stored = self.roots()
+        if not stored:
+            return
+        trusted = TrustedRoot.from_trusted_bytes(stored[-1].read_bytes())
+        kid = keyfiles.tuf_key(self.key.public_key()).keyid
+        if kid not in trusted.release_keyids():
+            raise TrustError(f"the signing key (keyid {kid[:12]}) is not a release key of root v{trusted.version}: "
+                             "devices would refuse what it signs; rotate the root to add it first")  # fmt: skip
+
+    def _need_key(self):
+        if self.key is None:
+            raise RegistryError("this command signs: pass the registry's private key with --key")
+        return self.key
+
+    # -- releases -----------------------------------------------------------------------------
     def publish(self, split_dir: Path | str) -> VersionRecord:
-        """Store every shard (verified against the manifest) and the signed manifest."""
+        """Store every shard (verified against the manifest) and the signed, numbered manifest."""
+        key = self._need_key()
         split_dir = Path(split_dir)
         manifest = Manifest.load(split_dir / "manifest.json")
         for shard in manifest.shards:
             self.blobs.put(manifest.read_shard(split_dir, shard))
-        signed = signing.sign(manifest, self.key).to_json().encode()
-        rec = VersionRecord(manifest.model.name, manifest.model.version, self.blobs.put(signed), len(signed))
+        release = self.catalog.next_release(manifest.model.name, manifest.model.version)
+        numbered = manifest.model_copy(update={"model": manifest.model.model_copy(update={"release": release})})
+        signed = signing.sign(numbered, key).to_json().encode()
+        rec = VersionRecord(manifest.model.name, manifest.model.version, self.blobs.put(signed), len(signed), release)
         self.catalog.add_version(rec)
-        log.info("published %s@%s: %d shards, manifest %s", rec.model, rec.version, len(manifest.shards),
-                 rec.manifest_sha256[:12])  # fmt: skip
+        log.info("published %s@%s (release %d): %d shards, manifest %s", rec.model, rec.version, release,
+                 len(manifest.shards), rec.manifest_sha256[:12])  # fmt: skip
         return rec
+
+    def resign(self) -> int:
+        """Re-sign every published manifest with the current key (after a rotation revoked the
+        key that signed them: devices refuse a revoked key's signatures, old ones included).
+        Deploy again afterwards: desired states name the manifest by its new sha256."""
+        key = self._need_key()
+        n = 0
+        for rec in self.catalog.versions():
+            old = self.blobs.get(rec.manifest_sha256)
+            if old is None:
+                raise RegistryError(f"manifest of {rec.model}@{rec.version} is missing from the blob store")
+            data = signing.sign(Manifest.from_json(old), key).to_json().encode()
+            if data != old:
+                self.catalog.replace_manifest(rec.model, rec.version, self.blobs.put(data), len(data))
+                n += 1
+        log.info("re-signed %d manifest(s)", n)
+        return n
 
     def serve(self, client: MqttClient) -> BlobServer:
         self._server = BlobServer(client, self.blobs.get)
         return self._server
 
+    # -- desired state ------------------------------------------------------------------------
     def rollback(self, client: MqttClient, device: str) -> tuple[str, str]:
-        """Deploy the version the device had before its current one; returns it."""
+        """Deploy the version the device had before its current one, signed as a rollback."""
         history = self.catalog.deployments(device)
         current = history[0] if history else None
         previous = next((h for h in history if h != current), None)
         if previous is None:
             raise RegistryError(f"device {device} has no earlier deployment to roll back to")
-        self.deploy(client, previous[0], previous[1], [device])
+        self.deploy(client, previous[0], previous[1], [device], rollback=True)
         return previous
 
-    def deploy(self, client: MqttClient, model: str, version: str, devices: list[str]) -> None:
+    def deploy(self, client: MqttClient, model: str, version: str, devices: list[str], *, rollback: bool = False) -> None:
+        """Sign and retain each device's desired state (a fresh seq, expiring after desired_ttl_s)."""
+        key = self._need_key()
         rec = self.catalog.version(model, version)
-        msg = DesiredState(model=model, version=version, manifest_sha256=rec.manifest_sha256,
-                           manifest_size=rec.manifest_size).model_dump_json().encode()  # fmt: skip
+        if not rec.release:
+            raise RegistryError(f"{model}@{version} was published before releases were numbered: publish it again")
         for device in devices:
-            client.publish(topics.desired(device), msg, retain=True)
+            state = DesiredState(device_id=device, model=model, version=version, release=rec.release,
+                                 manifest_sha256=rec.manifest_sha256, manifest_size=rec.manifest_size,
+                                 seq=self.catalog.next_seq(device), expires=signing.expiry(self.desired_ttl_s),
+                                 rollback=rollback)  # fmt: skip
+            self._send(client, state, key)
             self.catalog.record_deployment(device, model, version)
-            log.info("deploy %s@%s -> %s", model, version, device)
+            log.info("deploy %s@%s -> %s%s", model, version, device, " (rollback)" if rollback else "")
+
+    def refresh(self, client: MqttClient, margin_s: float | None = None) -> int:
+        """Re-sign desired states that expire within ``margin_s`` (default: half their lifetime)
+        with a new seq: without this a device cannot tell a quiet registry from withheld updates."""
+        key = self._need_key()
+        margin = self.desired_ttl_s / 2 if margin_s is None else margin_s
+        horizon = datetime.now(timezone.utc).timestamp() + margin
+        n = 0
+        for device, state_json, expires in self.catalog.desired_states():
+            if expires > horizon:
+                continue
+            old = DesiredState.model_validate_json(state_json)
+            state = old.model_copy(update={"seq": self.catalog.next_seq(device),
+                                           "expires": signing.expiry(self.desired_ttl_s)})  # fmt: skip
+            self._send(client, state, key)
+            n += 1
+        if n:
+            log.info("refreshed %d desired state(s)", n)
+        return n
+
+    def _send(self, client: MqttClient, state: DesiredState, key) -> None:
+        payload = signing.sign_desired(state, key).model_dump_json().encode()
+        client.publish(topics.desired(state.device_id), payload, retain=True)
+        self.catalog.record_desired(state.device_id, state.seq, state.model_dump_json(), state.expires.timestamp())

@@ -12,8 +12,13 @@ FRAME = "4-byte big-endian header length, the JSON header below, then raw bytes"
 
 CHANNELS = [
     # channel, who publishes, message model, description, retained, qos
-    (f"{PREFIX}/device/{{device_id}}/desired", "registry", m.DesiredState,
-     "The version a device should run (retained; written by the registry only).", True, 1),
+    (f"{PREFIX}/device/{{device_id}}/desired", "registry", m.SignedDesired,
+     "The version a device should run (retained; written by the registry only): signed by a threshold of the "
+     "root's release (targets) keys, addressed to one device, with a strictly increasing seq, an expiry, and "
+     "rollback=true only for an operator's rollback.", True, 1),
+    (f"{PREFIX}/trust/root/{{version}}", "registry", m.RootMetadata,
+     "Root of trust version N (retained; TUF root metadata): devices chain v1 -> v2 -> ... checking a threshold "
+     "of the previous and of the new root keys.", True, 1),
     (f"{PREFIX}/device/{{device_id}}/reported", "device", m.ReportedState,
      "What the device runs, health, last error (retained; last will status=offline).", True, 1),
     (f"{PREFIX}/registry/blob/get", "device", m.ChunkRequest, "Chunk requests for a blob by sha256.", False, 1),
@@ -36,7 +41,7 @@ CHANNELS = [
 def document() -> dict:
     channels = {}
     for name, writer, model, desc, retained, qos in CHANNELS:
-        params = {p: {"schema": {"type": "string"}} for p in ("device_id", "client_id", "model", "worker")
+        params = {p: {"schema": {"type": "string"}} for p in ("device_id", "client_id", "model", "worker", "version")
                   if f"{{{p}}}" in name}  # fmt: skip
         channels[name] = {
             "description": f"{desc} Written by: {writer}.",

@@ -6,13 +6,15 @@ MQTT 3.1.1 has no user properties, so a message with a binary body is framed as
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from edge_maas.errors import TransportError
+from edge_maas.trust.envelope import Signature
 
 SHA256 = Field(pattern=r"^[0-9a-f]{64}$")
 # a topic to publish the answer on: MQTT forbids wildcards and NUL there (paho would raise)
@@ -43,6 +45,8 @@ class ChunkHeader(_Msg):
     total_size: int = Field(ge=0)
     chunk_sha256: str = SHA256
     error: str | None = None
+    # with error: the largest chunk_size (bytes) the server can send through its broker; ask again with it
+    max_chunk: int | None = Field(default=None, ge=1024, le=1 << 20)
 
 
 def encode(header: BaseModel, body: bytes = b"") -> bytes:
@@ -65,12 +69,43 @@ def decode(payload: bytes, model: type[BaseModel]) -> tuple[BaseModel, bytes]:
 
 
 class DesiredState(_Msg):
-    """Retained on the device's desired topic: which signed manifest to run."""
+    """Which signed manifest one device should run; carried inside a SignedDesired.
 
+    ``release`` orders a model's versions (the registry numbers them 1, 2, ... at publish),
+    ``seq`` orders the desired states sent to this device (strictly increasing), ``expires``
+    bounds how long a withheld update goes unnoticed, ``rollback`` marks an operator's signed
+    rollback (the only way a device accepts an older release)."""
+
+    device_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     model: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     version: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$")
+    release: int = Field(ge=1, le=1 << 53)
     manifest_sha256: str = SHA256
     manifest_size: int = Field(ge=1, le=64 << 20)
+    seq: int = Field(ge=1, le=1 << 62)
+    expires: AwareDatetime
+    rollback: bool = False
+
+    def canonical_bytes(self) -> bytes:
+        """What the signatures cover: sorted keys, no spaces (as TUF's canonical JSON for these types)."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+
+
+class RootMetadata(BaseModel):
+    """TUF root metadata (specification 1.0, section 4.3): the schema here is only its envelope;
+    edge_maas.trust.root parses and checks it with python-tuf."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    signed: dict
+    signatures: list[dict]
+
+
+class SignedDesired(_Msg):
+    """Retained on the device's desired topic: a DesiredState and the release role's signatures."""
+
+    signed: DesiredState
+    signatures: tuple[Signature, ...] = Field(min_length=1, max_length=16)
 
 
 class OffloadState(_Msg):
@@ -90,8 +125,28 @@ class OffloadState(_Msg):
     local: int = 0
 
 
+class RetryState(_Msg):
+    """A desired version the device failed to get (registry down, link cut) and will try again."""
+
+    model: str
+    version: str
+    attempt: int = Field(ge=1)  # failed attempts so far
+    next_in_s: float = Field(ge=0)  # seconds from the report to the next attempt
+    reason: str  # the last attempt's error
+
+
+class AutoRollback(_Msg):
+    """A version the device rolled back from by itself; it is not re-applied until the desired state changes."""
+
+    model: str
+    version: str  # the failed version
+    to_version: str  # what runs again
+    reason: str  # e.g. "3 of its first 5 requests failed: ..."
+
+
 class ReportedState(_Msg):
-    """Retained on the device's reported topic; `status` is 'online' or 'offline' (last will)."""
+    """Retained on the device's reported topic; `status` is 'online' or 'offline' (last will, and
+    a clean stop)."""
 
     device_id: str
     status: str
@@ -102,6 +157,8 @@ class ReportedState(_Msg):
     healthy: bool | None = None
     last_error: str | None = None
     offload: OffloadState | None = None
+    retrying: RetryState | None = None
+    auto_rollback: AutoRollback | None = None
 
 
 class TensorMeta(_Msg):

@@ -48,3 +48,8 @@ def offload_reply(client_id: str) -> str:
 def worker_status(name: str) -> str:
     """Retained: a worker's load, batching and per-suffix latency (written by that worker only)."""
     return f"{PREFIX}/worker/{name}/status"
+
+
+def trust_root(version: int | str) -> str:
+    """Retained: root-of-trust metadata version N (written by the registry only); '+' to follow all."""
+    return f"{PREFIX}/trust/root/{version}"

@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from edge_maas.trust.root import TrustedRoot, TrustError
+from edge_maas.trust.updater import RootUpdater
 from edge_maas.backends import check_inputs
 from edge_maas.device.install import Installer
 from edge_maas.errors import EdgeMaasError, TransportError
@@ -89,7 +91,9 @@ class Worker:
         self.backend = backend
         self.batching = batching
         self.max_queue = max_queue
-        self.installer = Installer(cache, BlobFetcher(client), registry_key, backend, options or {"xnnpack": False})
+        trust = TrustedRoot.coerce(registry_key)
+        self.roots = RootUpdater(trust)  # follows key rotations, as devices do
+        self.installer = Installer(cache, BlobFetcher(client), trust, backend, options or {"xnnpack": False})
         self.served = 0
         self.rejected = 0
         self.batch_sizes: deque[int] = deque(maxlen=4096)  # of recent batches, for tests and the bench
@@ -103,8 +107,15 @@ class Worker:
         self._thread.start()
         # group None: a plain subscription, for brokers without shared subscriptions (the embedded
         # amqtt broker) where one worker serves alone
+        client.subscribe(topics.trust_root("+"), self._on_root)
         client.subscribe(topics.offload_shared(group) if group else topics.offload("+"), self._on_request)
         self._publish_status()
+
+    def _on_root(self, topic: str, payload: bytes) -> None:
+        try:
+            self.roots.offer(payload)
+        except TrustError as exc:
+            log.error("worker %s: refused root metadata on %s: %s", self.name, topic, exc)
 
     def close(self) -> None:
         """Finish what is queued, then say offline (a clean disconnect sends no last will)."""
