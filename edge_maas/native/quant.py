@@ -33,11 +33,22 @@ def tflite_round(x: float) -> int:
     return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1)
 
 
+INT16_MAX = 2**15 - 1
+_INT32_LIMIT = float(np.float32(2**31))  # float(INT32_MAX) and -float(INT32_MIN) as the interpreter compares them
+
+
 def activation_range(fused: int, scale: float, zero_point: int, where: str) -> tuple[int, int]:
-    """CalculateActivationRangeQuantized for int8 outputs."""
+    """CalculateActivationRangeQuantized for int8 outputs.  Like the interpreter, refuses a bound
+    (0, 6, -1, 1) whose round(bound / scale) (in float32) does not fit int32: a tiny output scale."""
 
     def q(f: float) -> int:
-        return zero_point + tflite_round(float(np.float32(f) / np.float32(scale)))
+        tmp = tflite_round(float(np.float32(f) / np.float32(scale)))
+        if not -_INT32_LIMIT <= tmp <= _INT32_LIMIT:
+            raise UnsupportedOpError(
+                f"{where}: fused activation bound {f} / output scale {scale:.6g} overflows int32 "
+                "(the interpreter refuses this at prepare)"
+            )
+        return zero_point + tmp
 
     lo, hi = -128, 127
     if fused == _ACT.NONE:
@@ -71,6 +82,29 @@ def conv_output_multipliers(where: str, in_scale: float, w_scales, out_scale: fl
     if float_product:
         return multipliers([float(np.float32(in_scale) * np.float32(ws)) / out_scale for ws in w_scales], n)
     return multipliers([in_scale * ws / out_scale for ws in w_scales], n)
+
+
+def check_window_params(where: str, stride_h: int, stride_w: int, dil_h: int = 1, dil_w: int = 1,
+                        max_stride: int | None = INT16_MAX) -> None:
+    """Strides in 1..max_stride and dilations >= 1, as conv.cc, depthwise_conv.cc and pooling.cc Prepare."""
+    for name, v in (("stride_h", stride_h), ("stride_w", stride_w)):
+        if v <= 0 or (max_stride is not None and v > max_stride):
+            bound = f"1..{max_stride}" if max_stride is not None else ">= 1"
+            raise UnsupportedOpError(f"{where}: {name} {v} out of range ({bound})")
+    for name, v in (("dilation_h", dil_h), ("dilation_w", dil_w)):
+        if v <= 0:
+            raise UnsupportedOpError(f"{where}: {name} {v} out of range (>= 1)")
+
+
+def multiplier_below_one(real: float, where: str, what: str) -> tuple[int, int]:
+    """QuantizeMultiplierSmallerThanOneExp: the interpreter aborts (TFLITE_CHECK) unless 0 < real < 1
+    and the rounded multiplier keeps a shift <= 0; we refuse the same models with an error."""
+    if not 0.0 < real < 1.0:
+        raise UnsupportedOpError(f"{where}: {what} multiplier {real:.6g} is not in (0, 1); the interpreter refuses it")
+    mult, shift = quantize_multiplier(real)
+    if shift > 0:
+        raise UnsupportedOpError(f"{where}: {what} multiplier {real:.6g} rounds up to 1; the interpreter refuses it")
+    return mult, shift
 
 
 def same_padding(in_size: int, k: int, stride: int, dilation: int, padding: int, out_size: int, where: str) -> int:

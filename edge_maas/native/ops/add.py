@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from edge_maas.kernels import executor as ex
-from edge_maas.kernels.quantize_ref import quantize_multiplier
 from edge_maas.native.lowering import Lowered, OpContext
 from edge_maas.native.ops.binary import binary_layout, fused_range
+from edge_maas.native.quant import multiplier_below_one
 
 LEFT_SHIFT = 20
 
@@ -13,9 +13,10 @@ LEFT_SHIFT = 20
 def lower(ctx: OpContext) -> Lowered:
     (s1, z1), (s2, z2), (so, zo) = (ctx.qparams(t) for t in (ctx.input(0), ctx.input(1), ctx.output()))
     twice_max = 2 * max(s1, s2)
-    m1, sh1 = quantize_multiplier(s1 / twice_max)
-    m2, sh2 = quantize_multiplier(s2 / twice_max)
-    mo, sho = quantize_multiplier(twice_max / ((1 << LEFT_SHIFT) * so))
+    # QuantizeMultiplierSmallerThanOneExp: the interpreter aborts unless each multiplier is in (0, 1)
+    m1, sh1 = multiplier_below_one(s1 / twice_max, ctx.where, "input 1")
+    m2, sh2 = multiplier_below_one(s2 / twice_max, ctx.where, "input 2")
+    mo, sho = multiplier_below_one(twice_max / ((1 << LEFT_SHIFT) * so), ctx.where, "output")
     lo, hi = fused_range(ctx, "AddOptions")
     in1, in2, out, dims, st1, st2 = binary_layout(ctx)
 

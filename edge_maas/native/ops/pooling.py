@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edge_maas.kernels import executor as ex
 from edge_maas.native.lowering import Lowered, OpContext
-from edge_maas.native.quant import activation_range, same_padding
+from edge_maas.native.quant import activation_range, check_window_params, same_padding
 
 
 def _lower(ctx: OpContext, kind: str) -> Lowered:
@@ -14,6 +14,7 @@ def _lower(ctx: OpContext, kind: str) -> Lowered:
         raise ctx.fail("input and output quantization differ; the interpreter does not rescale in pooling")
     if len(x.shape) != 4:
         raise ctx.fail(f"input must be 4-D NHWC, got {list(x.shape)}")
+    check_window_params(ctx.where, o.strideH, o.strideW, max_stride=None)  # pooling.cc: strides > 0 only
     b, h, w, c = x.shape
     _, oh, ow, oc = y.shape
     if oc != c:

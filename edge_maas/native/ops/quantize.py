@@ -6,10 +6,12 @@ from edge_maas.kernels import executor as ex
 from edge_maas.kernels.quantize_ref import quantize_multiplier
 from edge_maas.kernels.ref.requantize import BLOCK, tables
 from edge_maas.native.lowering import Lowered, OpContext
+from edge_maas.native.ops.activations import same_shape
 
 
 def lower_quantize(ctx: OpContext) -> Lowered:
     x, y = ctx.input(0), ctx.output()
+    same_shape(ctx)
     if x.dtype == "int8":
         return _requantize(ctx)
     if x.dtype != "float32":
@@ -18,6 +20,7 @@ def lower_quantize(ctx: OpContext) -> Lowered:
 
 
 def lower_dequantize(ctx: OpContext) -> Lowered:
+    same_shape(ctx)
     if ctx.output().dtype != "float32":
         raise ctx.fail(f"DEQUANTIZE to {ctx.output().dtype} is not supported")
     return _float_boundary(ctx, quantized=ctx.input(0))
