@@ -303,7 +303,8 @@ def cmd_serve(args) -> int:
     reg = _registry(args)
     client = _client(args.broker, "registry")
     reg.serve(client)
-    roots = reg.publish_roots(client)
+    reg.republish(client)  # a broker restarted without persistence lost the retained roots and states
+    roots = len(reg.roots())
     stop = threading.Event()
 
     def refresh():
@@ -363,11 +364,10 @@ def _toml_table(path: Path, table: str) -> dict:
 
 def _profile_client(m, client_id: str, will: tuple[str, bytes]):
     """A started client from [mqtt] settings (TLS files, username, password file)."""
-    from edge_maas.transport.client import MqttClient
-
     import paho.mqtt.client as mqtt
 
     from edge_maas.config import ConfigError
+    from edge_maas.transport.client import MqttClient
 
     try:
         password = m.password_file.read_text().strip() if m.password_file else None
@@ -380,7 +380,8 @@ def _profile_client(m, client_id: str, will: tuple[str, bytes]):
     # refuse_twin: the id is the device's (or worker's) own; a second daemon with it gives up instead of
     # taking the session over back and forth (its start() raises, or _until_interrupted does later)
     client = MqttClient(m.broker, client_id, username=m.username, password=password,
-                        ca_file=str(m.ca_file) if m.ca_file else None, cert_file=str(m.cert_file) if m.cert_file else None,
+                        ca_file=str(m.ca_file) if m.ca_file else None,
+                        cert_file=str(m.cert_file) if m.cert_file else None,
                         key_file=str(m.key_file) if m.key_file else None, will=will,
                         protocol=mqtt.MQTTv5 if m.protocol == "5" else mqtt.MQTTv311,
                         max_packet_size=m.max_packet_size, chunk_size=m.chunk_size, refuse_twin=True)  # fmt: skip

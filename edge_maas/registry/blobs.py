@@ -1,5 +1,5 @@
 """Content-addressed blob store on disk: blobs/<sha[:2]>/<sha>, written atomically,
-verified on read (a corrupted file is reported, never served)."""
+verified on read (a corrupted file is reported and discarded, never served)."""
 
 from __future__ import annotations
 
@@ -44,14 +44,18 @@ class BlobStore:
         return sha
 
     def get(self, sha256: str) -> bytes | None:
-        """The blob, or None if absent; IntegrityError if the file no longer matches its name.
-        A read marks the blob as recently used (its mtime) for LRU eviction."""
+        """The blob, or None if absent.  A file that no longer matches its name (bit flip, torn
+        write) is deleted, so that the next put() or fetch can replace it, and IntegrityError is
+        raised for this call.  A read marks the blob as recently used (its mtime) for LRU eviction."""
         p = self.path(sha256)
         if not p.is_file():
             return None
         data = p.read_bytes()
         if hashlib.sha256(data).hexdigest() != sha256:
-            raise IntegrityError(f"blob {sha256[:12]} on disk is corrupt ({p})")
+            # put() skips names that exist: a corrupt file left in place could never be repaired
+            p.unlink(missing_ok=True)
+            log.error("cache: blob %s on disk was corrupt (%d bytes); discarded", sha256[:12], len(data))
+            raise IntegrityError(f"blob {sha256[:12]} on disk was corrupt ({p}); discarded")
         os.utime(p)
         return data
 

@@ -32,6 +32,7 @@ pattern write {PREFIX}/client/+/infer
 pattern write {PREFIX}/offload/+
 pattern read {PREFIX}/client/%c/offload
 pattern read {PREFIX}/worker/+/status
+pattern read {PREFIX}/trust/root/+
 """
 
 
@@ -41,7 +42,7 @@ def worker_acl(name: str) -> str:
     its own status, and fetches blobs like a device."""
     return (f"\nuser {name}\ntopic read {PREFIX}/offload/+\ntopic write {PREFIX}/client/+/offload\n"
             f"topic write {PREFIX}/worker/{name}/status\ntopic write {PREFIX}/registry/blob/get\n"
-            f"topic read {PREFIX}/client/{name}/blob\n")
+            f"topic read {PREFIX}/client/{name}/blob\ntopic read {PREFIX}/trust/root/+\n")
 
 
 def write_config(out_dir: Path | str, port: int, passwords: dict[str, str], tls: tuple[Path, Path, Path] | None = None,

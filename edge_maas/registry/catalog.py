@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS versions (
 CREATE TABLE IF NOT EXISTS deployments (
     target TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS desired (
-    device TEXT PRIMARY KEY, seq INTEGER NOT NULL, state TEXT NOT NULL, expires REAL NOT NULL);
+    device TEXT PRIMARY KEY, seq INTEGER NOT NULL, signed TEXT NOT NULL, expires REAL NOT NULL);
 """
 
 
@@ -92,12 +92,12 @@ class Catalog:
         row = self.db.execute("SELECT seq FROM desired WHERE device = ?", (device,)).fetchone()
         return max(int(time.time() * 1000), (row[0] + 1) if row else 0)
 
-    def record_desired(self, device: str, seq: int, state_json: str, expires: float) -> None:
-        self.db.execute("INSERT OR REPLACE INTO desired VALUES (?, ?, ?, ?)", (device, seq, state_json, expires))
+    def record_desired(self, device: str, seq: int, signed_json: str, expires: float) -> None:
+        self.db.execute("INSERT OR REPLACE INTO desired VALUES (?, ?, ?, ?)", (device, seq, signed_json, expires))
 
     def desired_states(self) -> list[tuple[str, str, float]]:
-        """(device, DesiredState JSON, expires as epoch seconds) of every device's latest desired state."""
-        return [tuple(r) for r in self.db.execute("SELECT device, state, expires FROM desired ORDER BY device")]
+        """(device, SignedDesired JSON, expires as epoch seconds) of every device's latest desired state."""
+        return [tuple(r) for r in self.db.execute("SELECT device, signed, expires FROM desired ORDER BY device")]
 
     def replace_manifest(self, model: str, version: str, manifest_sha256: str, manifest_size: int) -> None:
         """Point a version at its re-signed manifest (same content, new signatures)."""

@@ -15,7 +15,7 @@ from edge_maas.registry.catalog import Catalog, RegistryError, VersionRecord
 from edge_maas.transport import topics
 from edge_maas.transport.chunks import BlobServer
 from edge_maas.transport.client import MqttClient
-from edge_maas.transport.messages import DesiredState
+from edge_maas.transport.messages import DesiredState, SignedDesired
 from edge_maas.trust import keys as keyfiles
 from edge_maas.trust.root import TrustedRoot, TrustError, parse_root
 
@@ -117,7 +117,9 @@ class Registry:
         return n
 
     def serve(self, client: MqttClient) -> BlobServer:
+        """Answer chunk requests; after every reconnect retain roots and desired states again."""
         self._server = BlobServer(client, self.blobs.get)
+        client.add_connect_hook(lambda: self.republish(client))
         return self._server
 
     # -- desired state ------------------------------------------------------------------------
@@ -153,10 +155,10 @@ class Registry:
         margin = self.desired_ttl_s / 2 if margin_s is None else margin_s
         horizon = datetime.now(timezone.utc).timestamp() + margin
         n = 0
-        for device, state_json, expires in self.catalog.desired_states():
+        for device, signed_json, expires in self.catalog.desired_states():
             if expires > horizon:
                 continue
-            old = DesiredState.model_validate_json(state_json)
+            old = SignedDesired.model_validate_json(signed_json).signed
             state = old.model_copy(update={"seq": self.catalog.next_seq(device),
                                            "expires": signing.expiry(self.desired_ttl_s)})  # fmt: skip
             self._send(client, state, key)
@@ -165,7 +167,17 @@ class Registry:
             log.info("refreshed %d desired state(s)", n)
         return n
 
+    def republish(self, client: MqttClient) -> int:
+        """Retain again every root version and every device's latest signed desired state, as
+        signed (a broker restarted without persistence has lost them); devices take an equal seq
+        for the version they run as a no-op."""
+        self.publish_roots(client)
+        states = self.catalog.desired_states()
+        for device, signed_json, _ in states:
+            client.publish(topics.desired(device), signed_json.encode(), retain=True)
+        return len(states)
+
     def _send(self, client: MqttClient, state: DesiredState, key) -> None:
-        payload = signing.sign_desired(state, key).model_dump_json().encode()
-        client.publish(topics.desired(state.device_id), payload, retain=True)
-        self.catalog.record_desired(state.device_id, state.seq, state.model_dump_json(), state.expires.timestamp())
+        payload = signing.sign_desired(state, key).model_dump_json()
+        client.publish(topics.desired(state.device_id), payload.encode(), retain=True)
+        self.catalog.record_desired(state.device_id, state.seq, payload, state.expires.timestamp())
