@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from edge_maas.backends.remote import offload_requester
 from edge_maas.config import OffloadSettings, RolloutSettings
@@ -68,6 +68,13 @@ class _Probation:
     requests: int = 0
     failures: int = 0
     last_error: str = ""
+
+
+class _Rejected(BaseModel):
+    """rejected.json: the version rolled back from by itself, kept across restarts."""
+
+    desired: DesiredState
+    report: AutoRollback
 
 
 def _same(a: DesiredState, b: DesiredState) -> bool:
@@ -184,8 +191,8 @@ class DeviceAgent:
             if failed or p.requests >= r.probation_requests:
                 self._probation = None
         if failed:
-            self._auto_rollback(active, f"{p.failures} of its first {p.requests} requests failed (threshold "
-                                        f"{r.max_failures} in {r.probation_requests}); last: {p.last_error}")  # fmt: skip
+            why = f"{p.failures} of its first {p.requests} requests failed (threshold {r.max_failures} in "
+            self._auto_rollback(active, why + f"{r.probation_requests}); last: {p.last_error}")
         elif self._probation is None:
             log.info("%s: %s passed probation (%d failures in %d requests)", self.device_id, active.version,
                      p.failures, p.requests)  # fmt: skip
@@ -207,7 +214,8 @@ class DeviceAgent:
         log.error("%s: %s", self.device_id, self.last_error)
         self._persist()
         if bad.desired is not None:
-            _write_atomic(self._rejected_file, bad.desired.model_dump_json().encode())
+            record = _Rejected(desired=bad.desired, report=self.auto_rollback)
+            _write_atomic(self._rejected_file, record.model_dump_json().encode())
         self._report()
 
     def _on_infer(self, topic: str, payload: bytes) -> None:
@@ -389,12 +397,14 @@ class DeviceAgent:
         with self._lock:
             self._rejected, self.auto_rollback = None, None
         self._rejected_file.unlink(missing_ok=True)
+        self._report()
 
     def _restore(self) -> None:
         """Load the last good version from the cache, re-verifying everything; no network.  What
         the cache lost (a corrupt blob is discarded) is fetched once the network is there."""
         try:
-            self._rejected = DesiredState.model_validate_json(self._rejected_file.read_bytes())
+            record = _Rejected.model_validate_json(self._rejected_file.read_bytes())
+            self._rejected, self.auto_rollback = record.desired, record.report
         except (OSError, ValidationError):
             pass
         try:
