@@ -41,6 +41,7 @@ class OffloadStats:
     remote: int = 0
     fallback: int = 0
     bytes_sent: int = 0
+    too_large: int = 0  # requests not sent: larger than the broker's maximum packet size (ran locally)
 
 
 def offload_requester(client: MqttClient) -> Requester:
@@ -81,6 +82,14 @@ class RemoteSplit:
         raw = len(body)
         body = compress(body, self.codec)
         payload = encode(req, body)
+        room = self.client.max_payload(topics.offload(self.model), qos=0)
+        if room is not None and len(payload) > room:
+            # never queue what the broker would disconnect us for: the suffix runs here instead
+            self.stats.too_large += 1
+            self.stats.fallback += 1
+            log.warning("offload %s: the request (%d bytes) exceeds %s; running locally", rid[:8], len(payload),
+                        self.client.limit_text())  # fmt: skip
+            return suffix.run(boundary), "fallback"
         self.stats.bytes_sent += len(payload)
         answer = self._requests.request(topics.offload(self.model), rid, payload, self.deadline_s)
         if answer is not None:

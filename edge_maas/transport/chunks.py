@@ -1,6 +1,11 @@
 """Chunked blob transfer over MQTT: a server that answers chunk requests from a blob
 getter, and a fetcher with a bounded in-flight window, per-chunk sha256, duplicate
-and out-of-order tolerance, retries, and resume from the chunks already held."""
+and out-of-order tolerance, retries, and resume from the chunks already held.
+
+Chunk size versus the broker's maximum packet size: the fetcher asks for chunks that fit its own
+connection's limit; the server answers a request whose chunks would not fit its connection's
+limit with an error that carries the largest chunk size that does (max_chunk), and the fetcher
+asks again with it.  Nothing oversized is ever queued (it would make the server's client flap)."""
 
 from __future__ import annotations
 
@@ -15,12 +20,21 @@ from pydantic import ValidationError
 
 from edge_maas.errors import IntegrityError, TransportError
 from edge_maas.transport import topics
-from edge_maas.transport.client import MqttClient
+from edge_maas.transport.client import MqttClient, PacketTooLargeError
 from edge_maas.transport.messages import ChunkHeader, ChunkRequest, decode, encode
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK = 64 * 1024
+MIN_CHUNK = 1024  # ChunkRequest's lower bound
+HEADER_ROOM = 512  # bytes of a chunk's frame besides its body (length prefix + ChunkHeader JSON, ~330 at most)
+
+
+def chunk_that_fits(room: int | None) -> int | None:
+    """The largest chunk size (a multiple of 1 KiB) whose frame fits `room` payload bytes; None: no limit known."""
+    if room is None:
+        return None
+    return (room - HEADER_ROOM) // 1024 * 1024
 
 
 class BlobServer:
@@ -31,6 +45,7 @@ class BlobServer:
         self.get_blob = get_blob
         self.rejected = 0
         self.served_chunks = 0
+        self.too_large = 0  # requests answered "chunks too large for the broker"
         # a transfer asks for a blob many times (one request per window): keep recent blobs in
         # memory, already verified, instead of re-reading and re-hashing them per request
         self._recent: dict[str, bytes] = {}
@@ -53,18 +68,37 @@ class BlobServer:
             log.error("refusing to serve: %s", exc)
             blob, problem = None, str(exc)
         if blob is None:
-            err = ChunkHeader(corr=req.corr, sha256=req.sha256, index=req.first, total_size=0, chunk_sha256="0" * 64,
-                              error=problem)  # fmt: skip
-            self.client.publish(req.reply_to, encode(err))
+            self._refuse(req, problem)
+            return
+        fit = chunk_that_fits(self.client.max_payload(req.reply_to))
+        if fit is not None and min(req.chunk_size, len(blob)) > fit:
+            self._too_large(req, fit)
             return
         n = -(-len(blob) // req.chunk_size)
         for i in range(req.first, min(req.first + req.count, n)):
             body = blob[i * req.chunk_size : (i + 1) * req.chunk_size]
             head = ChunkHeader(corr=req.corr, sha256=req.sha256, index=i, total_size=len(blob),
                                chunk_sha256=hashlib.sha256(body).hexdigest())  # fmt: skip
-            self.client.publish(req.reply_to, encode(head, body))
+            try:
+                self.client.publish(req.reply_to, encode(head, body))
+            except PacketTooLargeError:  # the limit became known (or lower) since the check above
+                self._too_large(req, chunk_that_fits(self.client.max_payload(req.reply_to)) or MIN_CHUNK)
+                return
             self.served_chunks += 1
 
+    def _too_large(self, req: ChunkRequest, fit: int) -> None:
+        self.too_large += 1
+        problem = f"chunks of {req.chunk_size} bytes do not fit {self.client.limit_text()}"
+        log.warning("chunk request for %s: %s; answering max_chunk %d", req.sha256[:12], problem, fit)
+        self._refuse(req, problem, fit if fit >= MIN_CHUNK else None)
+
+    def _refuse(self, req: ChunkRequest, problem: str | None, max_chunk: int | None = None) -> None:
+        err = ChunkHeader(corr=req.corr, sha256=req.sha256, index=req.first, total_size=0, chunk_sha256="0" * 64,
+                          error=problem, max_chunk=max_chunk)  # fmt: skip
+        try:
+            self.client.publish(req.reply_to, encode(err))
+        except PacketTooLargeError:  # only a reply_to of ~the whole limit gets here: nothing to tell
+            pass
 
     def _remember(self, sha: str, blob: bytes) -> None:
         self._recent.pop(sha, None)
@@ -75,29 +109,69 @@ class BlobServer:
 
 class BlobFetcher:
     """fetch(sha256, size) -> verified bytes.  `held` chunks survive a failed fetch so the
-    next call resumes from the first missing chunk instead of starting over."""
+    next call resumes from the first missing chunk instead of starting over.
 
-    def __init__(self, client: MqttClient, chunk_size: int = DEFAULT_CHUNK, window: int = 16,
+    chunk_size (bytes): the preferred size; default the client's chunk_size (from the profile)
+    or 64 KiB.  Each fetch uses at most what fits the client's known maximum packet size, and
+    a smaller size when the server answers that its broker cannot carry the asked one."""
+
+    def __init__(self, client: MqttClient, chunk_size: int | None = None, window: int = 16,
                  chunk_timeout: float = 5.0, max_retries: int = 5):  # fmt: skip
         self.client = client
-        self.chunk_size = chunk_size
+        self.chunk_size = chunk_size or getattr(client, "chunk_size", None) or DEFAULT_CHUNK
         self.window = window
         self.chunk_timeout = chunk_timeout
         self.max_retries = max_retries
         self.held: dict[str, dict[int, bytes]] = {}
+        self.held_chunk: dict[str, int] = {}  # the chunk size that `held`'s indices of a blob refer to
         self.discarded = 0
+        self.last_chunk_size: int | None = None  # of the last fetch (after any reduction)
         self._cv = threading.Condition()
         self._corr = ""
         self._sha = ""
+        self._chunk = self.chunk_size
         self._error: str | None = None
+        self._max_chunk: int | None = None
+        self._corrs: set[str] = set()  # requests of the current blob and chunk size
         self._reply = topics.blob_reply(client.client_id)
         client.subscribe(self._reply, self._on_chunk)
 
-    def fetch(self, sha256: str, size: int, progress: Callable[[int, int], None] | None = None) -> bytes:
-        n = max(1, -(-size // self.chunk_size))
-        got = self.held.setdefault(sha256, {})
+    def chunk_for(self, wanted: int) -> int:
+        """wanted, or the largest chunk size that fits this client's known maximum packet size."""
+        fit = chunk_that_fits(self.client.max_payload(self._reply))
+        if fit is None or fit >= wanted:
+            return wanted
+        if fit < MIN_CHUNK:
+            raise TransportError(f"{self.client.limit_text()} cannot carry even {MIN_CHUNK}-byte chunks")
+        return fit
+
+    def fetch(self, sha256: str, size: int, progress: Callable[[int, int], None] | None = None,
+              chunk_size: int | None = None) -> bytes:  # fmt: skip
+        """The verified blob; chunk_size overrides the fetcher's for this fetch.  TransportError when
+        the registry refuses or stops answering, IntegrityError when the bytes do not match."""
+        chunk = self.chunk_for(max(MIN_CHUNK, chunk_size or self.chunk_size))
+        while True:
+            try:
+                return self._fetch(sha256, size, chunk, progress)
+            except _SmallerChunks as exc:
+                if exc.max_chunk >= chunk:
+                    raise TransportError(f"registry refused blob {sha256[:12]}: {exc.problem}") from None
+                log.info("blob %s: %s; fetching with %d-byte chunks", sha256[:12], exc.problem, exc.max_chunk)
+                chunk = exc.max_chunk
+
+    def _fetch(self, sha256: str, size: int, chunk: int, progress) -> bytes:
+        n = max(1, -(-size // chunk))
         with self._cv:
-            self._corr, self._sha, self._error = uuid.uuid4().hex, sha256, None
+            if self.held_chunk.get(sha256) != chunk or self._sha != sha256:
+                self._corrs = set()  # late chunks of earlier requests count only if they have this size
+            if self.held_chunk.get(sha256) != chunk:  # indices of another chunk size: useless now
+                self.held.pop(sha256, None)
+            self.held_chunk[sha256] = chunk
+            got = self.held.setdefault(sha256, {})
+            self._corr, self._sha, self._chunk = uuid.uuid4().hex, sha256, chunk
+            self._error, self._max_chunk = None, None
+            self._corrs.add(self._corr)
+        self.last_chunk_size = chunk
         retries = 0
         t0 = time.monotonic()
         while len(got) < n:
@@ -106,7 +180,7 @@ class BlobFetcher:
             while count < self.window and first + count < n and first + count not in got:
                 count += 1
             before = len(got)
-            self._request(sha256, first, count)
+            self._request(sha256, first, count, chunk)
             deadline = time.monotonic() + self.chunk_timeout
             with self._cv:
                 while self._error is None and any(i not in got for i in range(first, first + count)):
@@ -115,6 +189,8 @@ class BlobFetcher:
                         break
                     self._cv.wait(left)
                 if self._error is not None:
+                    if self._max_chunk is not None:
+                        raise _SmallerChunks(self._error, self._max_chunk)
                     raise TransportError(f"registry refused blob {sha256[:12]}: {self._error}")
             if len(got) == before:
                 retries += 1
@@ -132,15 +208,15 @@ class BlobFetcher:
             if progress:
                 progress(len(got), n)
         data = b"".join(got[i] for i in range(n))
-        if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
-            del self.held[sha256]
-            raise IntegrityError(f"blob {sha256[:12]}: reassembled {len(data)} bytes do not match the announced sha256")
         del self.held[sha256]
+        self.held_chunk.pop(sha256, None)
+        if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+            raise IntegrityError(f"blob {sha256[:12]}: reassembled {len(data)} bytes do not match the announced sha256")
         log.info("blob %s: %d bytes in %d chunks, %.1f ms", sha256[:12], size, n, (time.monotonic() - t0) * 1e3)
         return data
 
-    def _request(self, sha256: str, first: int, count: int) -> None:
-        req = ChunkRequest(corr=self._corr, reply_to=self._reply, sha256=sha256, chunk_size=self.chunk_size,
+    def _request(self, sha256: str, first: int, count: int, chunk: int) -> None:
+        req = ChunkRequest(corr=self._corr, reply_to=self._reply, sha256=sha256, chunk_size=chunk,
                            first=first, count=count)  # fmt: skip
         self.client.publish(topics.blob_request(), req.model_dump_json().encode())
 
@@ -152,13 +228,23 @@ class BlobFetcher:
             log.warning("discarded a malformed chunk: %s", exc)
             return
         with self._cv:
-            if head.sha256 != self._sha:  # a stale answer for an earlier fetch
+            if head.sha256 != self._sha or head.corr not in self._corrs:  # a stale answer for an earlier fetch
                 return
             if head.error is not None:
-                self._error = head.error
-            elif hashlib.sha256(body).hexdigest() != head.chunk_sha256 or len(body) > self.chunk_size:
+                if head.corr == self._corr:  # not an error meant for an earlier chunk size
+                    self._error, self._max_chunk = head.error, head.max_chunk
+            elif hashlib.sha256(body).hexdigest() != head.chunk_sha256 or len(body) > self._chunk:
                 self.discarded += 1
                 log.warning("blob %s chunk %d failed its checksum; discarded", head.sha256[:12], head.index)
             else:
                 self.held.setdefault(head.sha256, {}).setdefault(head.index, body)  # duplicates: first wins
             self._cv.notify_all()
+
+
+class _SmallerChunks(Exception):
+    """The server's broker cannot carry the asked chunk size; max_chunk does fit."""
+
+    def __init__(self, problem: str, max_chunk: int):
+        super().__init__(problem)
+        self.problem = problem
+        self.max_chunk = max_chunk

@@ -21,7 +21,9 @@ def free_port() -> int:
 class Mosquitto:
     """mosquitto -c <generated conf>; restart() keeps the port (for broker-restart tests)."""
 
-    def __init__(self, workdir: Path, port: int | None = None, conf: Path | None = None, tls: bool = False):
+    def __init__(self, workdir: Path, port: int | None = None, conf: Path | None = None, tls: bool = False,
+                 extra: tuple[str, ...] = ()):  # fmt: skip
+        """extra: more lines for the generated config, e.g. ("max_packet_size 16384",)."""
         self.port = port or free_port()
         self.tls = tls
         self.conf = conf or workdir / "mosquitto.conf"
@@ -29,7 +31,8 @@ class Mosquitto:
         if conf is None:
             self.conf.write_text(
                 f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                f"log_dest file {self.log}\nmax_inflight_messages 100\nmax_queued_messages 10000\nset_tcp_nodelay true\n"
+                f"log_dest stdout\nmax_inflight_messages 100\nmax_queued_messages 10000\nset_tcp_nodelay true\n"
+                + "".join(f"{line}\n" for line in extra)
             )
         self.proc: subprocess.Popen | None = None
 
@@ -38,7 +41,10 @@ class Mosquitto:
         return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self) -> Mosquitto:
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # the log goes through our own file handle: mosquitto started as root drops to its own user,
+        # which could not open a file in a private test folder
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
