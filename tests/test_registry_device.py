@@ -38,8 +38,9 @@ def _split_v1(tmp_path):
     return tmp_path / "v1"
 
 
-def _variant(src, dst, version, patch_last_shard=True, break_golden=False):
-    """A new version of a split: last shard's bias changed (only that shard differs)."""
+def _variant(src, dst, version, patch_last_shard=True, break_golden=False, winner=0):
+    """A new version of a split: last shard's bias changed (only that shard differs): class
+    `winner` wins everywhere."""
     shutil.copytree(src, dst)
     m = Manifest.load(dst / "manifest.json")
     shards = list(m.shards)
@@ -52,7 +53,7 @@ def _variant(src, dst, version, patch_last_shard=True, break_golden=False):
         old = bias.astype("<i4").tobytes()
         assert data.count(old) == 1
         new = bias.astype(np.int64)
-        new[0] += 1 << 20  # class 0 wins everywhere: v2's outputs visibly differ from v1's
+        new[winner] += 1 << 20  # one class wins everywhere: v2's outputs visibly differ from v1's
         data = data.replace(old, new.astype("<i4").tobytes())
         (dst / last.file).write_bytes(data)
         shards[-1] = last.model_copy(update={"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
