@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -23,12 +24,39 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return args.func(args) or 0
+        _require_registry(args)
+        code = args.func(args) or 0
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+        return code
+    except BrokenPipeError:
+        # `edge-maas inspect M | head`: the reader left.  As the Python docs advise: point stdout at devnull so
+        # the interpreter's final flush does not fail again, and exit quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except EdgeMaasError as exc:
         print(f"edge-maas: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a user path we could not read or write (permissions, missing folder, full disk)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"edge-maas: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except MemoryError:  # numpy or the interpreter could not get memory for what a model asked
+        print("edge-maas: error: out of memory (the model or its inputs need more than this process may use)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _require_registry(args) -> None:
+    """Registry commands other than publish (and root, which stores trust metadata before the first publish)
+    need an existing registry: a mistyped --root must not silently become a new, empty one."""
+    if getattr(args, "command", None) == "registry" and getattr(args, "registry_cmd", None) not in ("publish", "root"):
+        if getattr(args, "root", None) is not None:
+            from edge_maas.registry.catalog import require_registry
+
+            require_registry(args.root)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     how.add_argument("--every-op", action="store_true", help="one shard per operator")
     s.add_argument("--balance", choices=("macs", "latency"), default="macs",
                    help="cost to balance with --shards: MACs from shapes, or per-op latency measured here")
-    s.add_argument("--out", type=Path, required=True, help="output folder (manifest.json + shard_NN.tflite)")
+    s.add_argument("--out", type=Path, required=True,
+                   help="output folder (manifest.json + shard_NN.tflite), written all or nothing: built beside it, "
+                   "then moved in; an existing folder keeps its other files, and its manifest.json and shard "
+                   "files are replaced")  # fmt: skip
     s.add_argument("--name", help="model name in the manifest (default: file stem)")
     s.add_argument("--model-version", default="1", help="version string in the manifest (default: 1)")
     s.set_defaults(func=cmd_split)
@@ -95,11 +126,13 @@ def _backend_options(args) -> dict:
 
 def cmd_split(args) -> int:
     from edge_maas.partition import plan_at_tensors, plan_balanced, plan_every_op, split_model
+    from edge_maas.partition.split import require_int8
     from edge_maas.partition.costs import graph_macs, measure_op_latency
     from edge_maas.tflite import load_graph
 
     source = _read_model(args.model)
     graph = load_graph(source)
+    require_int8(graph)  # before planning: a float model gets this message, not a planning error
     if args.at:
         plan = plan_at_tensors(graph, [t.strip() for t in args.at.split(",") if t.strip()])
     elif args.every_op:

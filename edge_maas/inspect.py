@@ -47,7 +47,7 @@ def describe_manifest(path: Path) -> str:
     lines = [
         f"{m.model.name}@{m.model.version}: {len(m.shards)} shards, {total} bytes "
         f"(source {m.model.source_size} bytes, sha256 {m.model.source_sha256[:12]}), "
-        f"{sum(s.macs for s in m.shards)} MACs, signed: {'yes' if m.signature else 'no'}",
+        f"{sum(s.macs for s in m.shards)} MACs, signed: {'yes' if m.signatures else 'no'}",
         "inputs:  " + ", ".join(_desc(t) for t in m.inputs),
         "outputs: " + ", ".join(_desc(t) for t in m.outputs),
     ]

@@ -9,6 +9,8 @@ import numpy as np
 
 from edge_maas.backends.base import Backend, TensorSpec, check_inputs
 from edge_maas.errors import BackendUnavailableError, ModelFormatError
+from edge_maas.tflite.graph import load_graph
+from edge_maas.tflite.verify import MAX_TOTAL_TENSOR_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,13 @@ class LiteRTBackend(Backend):
 
     def __init__(self, model_bytes: bytes, threads: int = 1, xnnpack: bool = True, batch: int = 1):
         mod, self.runtime = _interpreter_module()
+        # Our own checks first (indices, buffer sizes, shape and size limits): the interpreter would allocate
+        # whatever a hostile model's shapes ask for, or fail with a bare message.
+        graph = load_graph(model_bytes)
+        need = batch * sum(t.activation_bytes for t in graph.tensors if not t.is_constant)
+        if need > MAX_TOTAL_TENSOR_BYTES:
+            raise ModelFormatError(f"a batch of {batch} would need {need} bytes of tensors; at most "
+                                   f"{MAX_TOTAL_TENSOR_BYTES} are allowed")  # fmt: skip
         resolver = mod.OpResolverType.AUTO if xnnpack else mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         self._model = bytes(model_bytes)  # the interpreter reads from this buffer for its lifetime
         try:
@@ -49,12 +58,14 @@ class LiteRTBackend(Backend):
             )
             if batch != 1:
                 for d in self._interp.get_input_details():
-                    if d["shape"][0] != 1:
+                    if len(d["shape"]) == 0 or d["shape"][0] != 1:
                         raise ModelFormatError(f"input {d['name']!r} has no batch dimension of 1 to resize")
                     self._interp.resize_tensor_input(d["index"], [batch, *d["shape"][1:]])
             self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelFormatError(f"the interpreter refused the model: {str(exc).strip()}") from None
+        except (ValueError, RuntimeError, TypeError, OverflowError) as exc:
+            raise ModelFormatError(f"the interpreter refused the model: {_reason(exc)}") from None
+        except MemoryError:
+            raise ModelFormatError("the interpreter ran out of memory loading the model") from None
         self.xnnpack = xnnpack
         self.threads = threads
         self.batch = batch
@@ -67,7 +78,10 @@ class LiteRTBackend(Backend):
         check_inputs(self.inputs, inputs)
         for name, idx in self._in.items():
             self._interp.set_tensor(idx, inputs[name])
-        self._interp.invoke()
+        try:
+            self._interp.invoke()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelFormatError(f"the interpreter failed to run the model: {_reason(exc)}") from None
         return {name: self._interp.get_tensor(idx) for name, idx in self._out.items()}
 
     def batched(self, n: int) -> LiteRTBackend | None:
@@ -84,6 +98,12 @@ class LiteRTBackend(Backend):
 
     def close(self) -> None:
         self._interp = None
+
+
+def _reason(exc: Exception) -> str:
+    """The interpreter's message on one line (it prints its details to stderr itself)."""
+    text = " ".join(str(exc).split())
+    return text or f"{type(exc).__name__} (see the interpreter's messages above)"
 
 
 def _spec(detail) -> TensorSpec:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -10,23 +11,28 @@ from edge_maas.tflite.graph import Graph, OpInfo
 
 
 def op_macs(graph: Graph, op: OpInfo) -> int:
-    """Multiply-accumulates of one op (element count for element-wise ops)."""
+    """Multiply-accumulates of one op (element count for element-wise ops).
+
+    Never negative; an op whose weights or options are missing or of another kind counts its output elements
+    (load_graph has validated indices and shapes, but not that each op has the inputs its kind needs)."""
     out = graph.tensors[op.outputs[0]] if op.outputs else None
     out_elems = out.size if out is not None else 0
-    if op.op in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "CONV_3D"):
-        w = graph.tensors[op.inputs[1]]  # weights are input 1 for all four
-        kernel = int(np.prod(w.shape[1:], dtype=np.int64))
-        if op.op == "DEPTHWISE_CONV_2D":
-            kernel = int(np.prod(w.shape[1:3], dtype=np.int64))
+    w = _input(graph, op, 1)
+    if op.op in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "CONV_3D") and w is not None:
+        kernel = math.prod(w.shape[1:3] if op.op == "DEPTHWISE_CONV_2D" else w.shape[1:])  # weights: input 1
         return out_elems * kernel
-    if op.op in ("FULLY_CONNECTED", "BATCH_MATMUL"):
-        w = graph.tensors[op.inputs[1]]
+    if op.op in ("FULLY_CONNECTED", "BATCH_MATMUL") and w is not None and len(w.shape) >= 2:
         return out_elems * int(w.shape[-1] if op.op == "FULLY_CONNECTED" else w.shape[-2])
-    if op.op in ("AVERAGE_POOL_2D", "MAX_POOL_2D") and op.options is not None:
-        return out_elems * int(op.options.filterHeight) * int(op.options.filterWidth)
-    if op.op in ("MEAN", "SUM", "REDUCE_MAX"):
-        return graph.tensors[op.inputs[0]].size
+    if op.op in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+        fh, fw = getattr(op.options, "filterHeight", 1), getattr(op.options, "filterWidth", 1)
+        return out_elems * max(int(fh), 1) * max(int(fw), 1)
+    if op.op in ("MEAN", "SUM", "REDUCE_MAX") and _input(graph, op, 0) is not None:
+        return _input(graph, op, 0).size
     return out_elems
+
+
+def _input(graph: Graph, op: OpInfo, k: int):
+    return graph.tensors[op.inputs[k]] if k < len(op.inputs) and op.inputs[k] >= 0 else None
 
 
 def graph_macs(graph: Graph) -> list[int]:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import errno
 import os
+import secrets
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from edge_maas import __version__
-from edge_maas.errors import ModelFormatError
+from edge_maas.errors import EdgeMaasError, ModelFormatError
 from edge_maas.manifest import Golden, Manifest, ModelInfo, ShardDesc, TensorData, TensorDesc
 from edge_maas.partition.costs import op_macs
 from edge_maas.partition.plan import CutPlan
@@ -57,10 +60,34 @@ def split_model(
     source_bytes: bytes | None = None,
     golden_seed: int = 0,
 ) -> Manifest:
-    """Write ``out_dir/shard_NN.tflite`` and ``out_dir/manifest.json``; return the manifest."""
+    """Write ``out_dir/shard_NN.tflite`` and ``out_dir/manifest.json``; return the manifest.
+
+    All or nothing: everything is built in a temporary folder beside ``out_dir`` and only then moved in (a new
+    ``out_dir`` by one rename; into an existing one file by file, its old manifest.json removed first and the new
+    one moved last), so a failure leaves no shards without a manifest.  Errors: ModelFormatError (not an int8
+    model), EdgeMaasError (the folder cannot be written)."""
     require_int8(graph)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        if out.parent.exists() and not out.parent.is_dir():
+            raise EdgeMaasError(f"cannot write the split to {out}: {out.parent} is not a folder")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.tmp-{secrets.token_hex(6)}"
+        tmp.mkdir()  # not mkdtemp: its mode 0700 would become out's
+    except OSError as exc:
+        raise EdgeMaasError(f"cannot write the split to {out}: {exc.strerror or exc}") from None
+    try:
+        manifest = _write_split(graph, plan, tmp, name, version, source_bytes, golden_seed)
+        _move_into(tmp, out, [s.file for s in manifest.shards])
+    except OSError as exc:
+        raise EdgeMaasError(f"cannot write the split to {out}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def _write_split(graph: Graph, plan: CutPlan, out: Path, name: str, version: str, source_bytes: bytes | None,
+                 golden_seed: int) -> Manifest:  # fmt: skip
     shards = []
     width = max(2, len(str(len(plan.shards) - 1)))
     for spec in plan.shards:
@@ -116,6 +143,31 @@ def make_golden(graph: Graph, model_bytes: bytes, seed: int) -> Golden:
         inputs=tuple(TensorData.from_array(k, v) for k, v in feed.items()),
         outputs=tuple(TensorData.from_array(k, v) for k, v in outs.items()),
     )
+
+
+def _move_into(tmp: Path, out: Path, files: list[str]) -> None:
+    """Move a finished split from tmp to out: one rename when out is new (or an empty folder)."""
+    try:
+        os.rename(tmp, out)  # replaces an empty folder too
+        _fsync_dir(out.parent)
+        return
+    except OSError as exc:
+        if not out.is_dir() or exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+    # out holds other files (an earlier split, the user's own): no moment shows a manifest with other shards
+    (out / "manifest.json").unlink(missing_ok=True)
+    for f in files:
+        os.replace(tmp / f, out / f)
+    os.replace(tmp / "manifest.json", out / "manifest.json")
+    _fsync_dir(out)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
