@@ -211,3 +211,46 @@ def test_publish_checks_size_without_a_limit_known(mosquitto):
         c.stop()
 
 
+
+
+def test_oversized_infer_reply_is_an_error_naming_the_limit(limited, tmp_path):
+    """A model whose output (17 KB) does not fit the broker's 16 KiB limit: the caller gets an
+    error reply naming the limit at once, not a timeout, and the device keeps serving."""
+    from edge_maas.device.agent import DeviceAgent
+    from edge_maas.partition import plan_balanced, split_model
+    from edge_maas.partition.costs import graph_macs
+    from edge_maas.registry import signing
+    from edge_maas.registry.blobs import BlobStore
+    from edge_maas.registry.service import Registry
+    from edge_maas.tflite import load_graph
+    from edge_maas.tflite.builder import T, Op, build_model
+
+    q = ((0.05,), (3,))
+    pads = np.array([[0, 0], [64, 64], [64, 64], [0, 0]], np.int32)
+    model = build_model([T("x", (1, 4, 4, 1), "int8", *q), T("p", (4, 2), "int32", data=pads),
+                         T("y", (1, 132, 132, 1), "int8", *q)], [Op("PAD", ["x", "p"], ["y"])], ["x"], ["y"])  # fmt: skip
+    g = load_graph(model)
+    split_model(g, plan_balanced(g, 1, graph_macs(g)), tmp_path / "pad", "pad", version="1", source_bytes=model)
+    signing.new_key(tmp_path / "k")
+    reg = Registry(tmp_path / "reg", tmp_path / "k")
+    reg.publish(tmp_path / "pad")
+    rc = MqttClient(limited.url, "reg", protocol=V5).start()
+    dc = MqttClient(limited.url, "pad-dev", protocol=V5).start()  # learns 16384 from CONNACK
+    caller = MqttClient(limited.url, "caller", protocol=V5).start()
+    agent = DeviceAgent("pad-dev", dc, BlobStore(tmp_path / "cache"), signing.load_public(tmp_path / "k.pub"))
+    try:
+        reg.serve(rc)
+        reg.deploy(rc, "pad", "1", ["pad-dev"])
+        deadline = time.monotonic() + 30
+        while agent.active is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert agent.active is not None, agent.last_error
+        t0 = time.monotonic()
+        with pytest.raises(Exception, match=f"reply of 17[0-9]{{3}} bytes exceeds the broker's maximum packet size of {LIMIT}"):
+            InferClient(caller).infer("pad-dev", {"x": np.zeros((1, 4, 4, 1), np.int8)}, timeout=5.0)
+        assert time.monotonic() - t0 < 2.0
+        assert dc.connected and dc.reconnects == 0
+    finally:
+        agent.close()
+        for c in (caller, dc, rc):
+            c.stop()

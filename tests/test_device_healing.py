@@ -286,3 +286,26 @@ def test_xnnpack_profile_installs_a_conv_model_checked_on_the_built_in_kernels(w
     assert state.version == "1" and state.healthy and state.last_error is None, state
     served = agent.infer(feed)
     assert all(np.array_equal(served[k], xnn[k]) for k in want)  # it serves on XNNPACK, as configured
+
+
+def test_reported_state_comes_back_online_after_a_cut_link(world, tmp_path, mosquitto):
+    """The link dies (a TCP proxy drops it): the broker publishes the device's last will
+    (offline); the device reconnects and its retained state says online again."""
+    from chaos import CuttableProxy
+
+    w = world
+    w.reg.serve(w.client)
+    w.reg.publish(_split_v1(tmp_path))
+    proxy = CuttableProxy(mosquitto.port)
+    offline = ReportedState(device_id="heal-l", status="offline").model_dump_json().encode()
+    client = MqttClient(proxy.url, "heal-l", will=(topics.reported("heal-l"), offline)).start()
+    a = DeviceAgent("heal-l", client, BlobStore(tmp_path / "cache"), signing.load_public(w.pub), chunk_size=2048)
+    w.agents.append(a)
+    try:
+        w.reg.deploy(w.client, "mlp_digits", "1", ["heal-l"])
+        w.reports.wait(lambda s: s.get("heal-l") and s["heal-l"].version == "1")
+        proxy.cut()
+        w.reports.wait(lambda s: s["heal-l"].status == "offline", timeout=30)  # the will, from the broker
+        w.reports.wait(lambda s: s["heal-l"].status == "online" and s["heal-l"].version == "1", timeout=30)
+    finally:
+        proxy.close()

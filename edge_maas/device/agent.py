@@ -248,6 +248,11 @@ class DeviceAgent:
         except EdgeMaasError as exc:
             self.failed += 1
             reply = encode(InferReply(corr=req.corr, version=active.version if active else None, error=str(exc)))
+        limit = self.client.max_payload(req.reply_to, qos=0)
+        if limit is not None and len(reply) > limit:  # the caller gets an error naming the limit, not a timeout
+            self.served, self.failed = self.served - 1, self.failed + 1  # only outputs can be this large
+            reply = encode(InferReply(corr=req.corr, version=active.version if active else None,
+                                      error=f"reply of {len(reply)} bytes exceeds {self.client.limit_text()}"))
         self.client.publish(req.reply_to, reply, qos=0)
 
     def close(self) -> None:

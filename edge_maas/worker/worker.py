@@ -252,6 +252,9 @@ class Worker:
         """Answer once.  Only results are remembered for retries of the same id: an error
         (deadline passed, not installed yet) may not be final."""
         replied.add(it.req.id)
+        limit = self.client.max_payload(it.req.reply_to, qos=0)
+        if limit is not None and len(reply) > limit:  # the device gets an error now, not a timeout
+            reply, remember = self._error(it, f"reply of {len(reply)} bytes exceeds {self.client.limit_text()}"), False
         if remember and it.req.id not in self._answered:
             self._answered[it.req.id] = reply
             while len(self._answered) > 1024:
