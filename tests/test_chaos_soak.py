@@ -126,6 +126,7 @@ def test_chaos_soak(mosquitto, tmp_path):
     for name in (*DEVICES, "worker"):
         daemons.start(name)
     desired = {}
+    top = dict.fromkeys(DEVICES, 1)
     for d in DEVICES:
         reg.deploy(reg_client, "mlp_digits", "1", [d])
         desired[d] = "1"
@@ -144,7 +145,7 @@ def test_chaos_soak(mosquitto, tmp_path):
             except EdgeMaasError as exc:
                 msg = str(exc)
                 assert msg.strip(), "an error without a message"
-                errors[msg.split(":")[0] if "no reply" not in msg else "no reply within the timeout"] += 1
+                errors["no reply within the timeout" if "no reply" in msg else msg[:120]] += 1
                 counts["failed"] += 1
                 time.sleep(0.05)
             else:
@@ -174,8 +175,13 @@ def test_chaos_soak(mosquitto, tmp_path):
                     pass
             else:
                 desired[d] = rng.choice(sorted(dirs))
-                reg.deploy(reg_client, "mlp_digits", desired[d], [d])
-                events["deploy"] += 1
+                # going back to an older release is an operator's signed rollback: a plain deploy is
+                # refused as a downgrade (the device may not have applied the newest one yet: compare
+                # with the newest ever sent)
+                back = int(desired[d]) < top[d]
+                top[d] = max(top[d], int(desired[d]))
+                reg.deploy(reg_client, "mlp_digits", desired[d], [d], rollback=back)
+                events["rollback (deploy)" if back else "deploy"] += 1
             next_deploy = time.monotonic() + rng.uniform(3, 6)
         what = rng.choice(["broker", "cut", "kill-device", "kill-worker", "corrupt", "none"])
         events[what] += 1

@@ -6,6 +6,7 @@ their per-stage time before any exchange has been observed."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Mapping
 
@@ -89,9 +90,17 @@ class Offloader:
         e, s = self.planner.est, self.remote.stats
         return OffloadState(
             policy=self.settings.policy, split=d.split, stages=self.planner.n, reason=d.reason,
-            predicted_ms=round(d.predicted_s * 1e3, 3),
-            costs_ms=tuple(None if c == float("inf") else round(c * 1e3, 3) for c in d.costs),
-            local_stage_ms=tuple(round(t * 1e3, 3) for t in e.local_stage_s),
-            rtt_ms=round(e.rtt_s * 1e3, 3), bandwidth_mbps=round(e.bandwidth_Bps * 8 / 1e6, 3),
+            predicted_ms=_ms(d.predicted_s), costs_ms=tuple(_ms(c) for c in d.costs),
+            local_stage_ms=tuple(_ms(t) for t in e.local_stage_s),
+            rtt_ms=_ms(e.rtt_s), bandwidth_mbps=_finite(round(e.bandwidth_Bps * 8 / 1e6, 3)),
             remote=s.remote, fallback=s.fallback, local=self.local,
         )  # fmt: skip
+
+
+def _finite(x: float) -> float | None:
+    """JSON has no infinity: pydantic would write null where the schema wants a number."""
+    return x if math.isfinite(x) else None
+
+
+def _ms(seconds: float) -> float | None:
+    return _finite(round(seconds * 1e3, 3)) if math.isfinite(seconds) else None

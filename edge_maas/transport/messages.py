@@ -115,11 +115,11 @@ class OffloadState(_Msg):
     split: int  # stages < split run on the device; == stages: all local
     stages: int
     reason: str
-    predicted_ms: float
+    predicted_ms: float | None  # None: no split is possible (every cost infinite)
     costs_ms: tuple[float | None, ...]  # every split 0..stages; None: forbidden by the policy
-    local_stage_ms: tuple[float, ...]
-    rtt_ms: float
-    bandwidth_mbps: float
+    local_stage_ms: tuple[float | None, ...]
+    rtt_ms: float | None  # None: not measured yet
+    bandwidth_mbps: float | None
     remote: int = 0
     fallback: int = 0
     local: int = 0
