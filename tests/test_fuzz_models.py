@@ -15,9 +15,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import flatbuffers
 import pytest
 from conftest import MODELS
+from test_hostile_models import _mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -89,12 +89,6 @@ def _patch(blob: bytes, pos: int, value: int) -> bytes:
     return bytes(out)
 
 
-def _repack(blob: bytes, fn: Callable) -> bytes:
-    model = schema.ModelT.InitFromPackedBuf(bytearray(blob), 0)
-    fn(model)
-    b = flatbuffers.Builder(1024)
-    b.Finish(model.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
 
 
 def _first_dim(blob: bytes, value: int) -> bytes:
@@ -121,7 +115,7 @@ TARGETED: dict[str, Callable[[bytes], bytes]] = {
     "operators_vector_huge": lambda b: _patch(b, _vector_pos(_lazy(b)[1], 10), 0x7FFFFFFF),  # SubGraph.operators
     "buffers_vector_huge": lambda b: _patch(b, _vector_pos(_lazy(b)[0], 12), 0xFFFFFFFF),  # Model.buffers
     "op_input_index_huge": lambda b: _patch(b, _vector_pos(_lazy(b)[1].Operators(0), 6) + 4, 0x7FFFFFFF),
-    "buffer_offset_outside": lambda b: _repack(b, _buffer_offset),
+    "buffer_offset_outside": lambda b: _mutate(b, _buffer_offset),
     "shape_rank_huge": lambda b: _patch(b, _vector_pos(_lazy(b)[1].Tensors(0), 4), 1 << 20),
 }
 
