@@ -81,10 +81,21 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--model-version", default="1", help="version string in the manifest (default: 1)")
     s.set_defaults(func=cmd_split)
 
-    r = sub.add_parser("run", help="run a split model (or a whole .tflite) on an input array")
+    c = sub.add_parser("compose", help="models sharing a backbone -> one service: shared submodel + one head each")
+    c.add_argument("models", type=Path, nargs="*", help="int8 .tflite models (task named after the file stem)")
+    c.add_argument("--task", action="append", default=[], metavar="NAME=PATH", help="a model and its task name")
+    c.add_argument("--out", type=Path, required=True,
+                   help="output folder (manifest.json + backbone.tflite + head_TASK.tflite), written all or nothing")
+    c.add_argument("--name", help="service name in the manifest (default: the --out folder's name)")
+    c.add_argument("--service-version", default="1", help="version string in the manifest (default: 1)")
+    c.set_defaults(func=cmd_compose)
+
+    r = sub.add_parser("run", help="run a split model, a service's tasks, or a whole .tflite on an input array")
     r.add_argument("manifest", type=Path, help="DIR/manifest.json, or a .tflite to run whole")
     r.add_argument("--input", type=Path, required=True, help=".npy (one input) or .npz keyed by tensor name")
-    r.add_argument("--output", type=Path, required=True, help=".npy (one output) or .npz keyed by tensor name")
+    r.add_argument("--output", type=Path, required=True,
+                   help=".npy (one output) or .npz keyed by tensor name (services: keyed TASK/TENSOR)")
+    r.add_argument("--task", help="service task(s) to run, comma-separated (default: the only task)")
     _backend_args(r)
     r.set_defaults(func=cmd_run)
 
@@ -150,10 +161,79 @@ def cmd_split(args) -> int:
     return 0
 
 
+def cmd_compose(args) -> int:
+    from edge_maas.errors import PartitionError
+    from edge_maas.partition.compose import Source, compose_service
+
+    named: list[tuple[str, Path]] = []
+    for spec in args.task:
+        task, sep, path = spec.partition("=")
+        if not sep or not task or not path:
+            raise PartitionError(f"--task {spec!r}: write it NAME=PATH")
+        named.append((task, Path(path)))
+    paths = {p.resolve() for _, p in named}
+    items = named + [(_safe_name(p.stem), p) for p in args.models if p.resolve() not in paths]
+    if not items:
+        raise PartitionError("no models given: compose A.tflite B.tflite ... --out DIR")
+    sources = [Source(task, _read_model(p), str(p)) for task, p in items]
+    name = args.name or _safe_name(args.out.resolve().name)
+    m = compose_service(sources, args.out, name, args.service_version)
+    total = sum(s.size for s in m.submodels)
+    whole = sum(len(s.data) for s in sources)
+    print(f"{len(sources)} models ({whole} bytes) -> {args.out}/manifest.json: {len(m.submodels)} submodels, "
+          f"{total} bytes, {len(m.tasks)} tasks")
+    for s in m.submodels:
+        print(f"  {s.file}: {len(s.ops)} ops, {s.size} bytes, {s.macs} MACs, sha256 {s.sha256[:12]}, "
+              f"tasks {','.join(m.tasks_using(s.name))}")
+    return 0
+
+
 def cmd_run(args) -> int:
+    if args.manifest.suffix != ".tflite" and (args.task is not None or _is_service(args.manifest)):
+        return _run_service(args)
     runner = _load_runner(args.manifest, args.backend, _backend_options(args))
     feed = _read_inputs(args.input, runner.inputs)
     outputs = runner.run(feed)
+    _write_outputs(args.output, outputs)
+    print(f"wrote {', '.join(f'{k} {v.dtype}{list(v.shape)}' for k, v in outputs.items())} to {args.output}")
+    return 0
+
+
+def _is_service(path: Path) -> bool:
+    from edge_maas.service import SCHEMA_VERSION, schema_version_of
+
+    try:
+        return schema_version_of(path.read_bytes()) == SCHEMA_VERSION
+    except OSError:
+        return False  # the v1 loader reports it
+
+
+def _run_service(args) -> int:
+    from edge_maas.service import UnknownTaskError, load_any, parse_tasks
+    from edge_maas.service_pipeline import ServicePipeline
+
+    manifest = load_any(args.manifest)
+    tasks = parse_tasks(args.task)
+    if not tasks:
+        if len(manifest.tasks) != 1:
+            raise UnknownTaskError(f"the service has {len(manifest.tasks)} tasks "
+                                   f"({', '.join(t.name for t in manifest.tasks)}); name them with --task A[,B]")
+        tasks = [manifest.tasks[0].name]
+    manifest.task_plan(tasks)  # unknown tasks: before any file is read or written
+    if len(tasks) > 1 and args.output.suffix != ".npz":
+        raise TensorMismatchError(f"{len(tasks)} tasks give several outputs; write them to an .npz file")
+    options = _backend_options(args)
+    pipe = ServicePipeline.from_reader(manifest, lambda s: manifest.read_submodel(args.manifest.parent, s),
+                                       args.backend, **options)
+    try:
+        feed = _read_inputs(args.input, pipe.inputs)
+        result = pipe.run(feed, tasks)
+    finally:
+        pipe.close()
+    if args.output.suffix == ".npz":
+        outputs = {f"{t}/{k}": v for t, outs in result.items() for k, v in outs.items()}
+    else:
+        outputs = result[tasks[0]]
     _write_outputs(args.output, outputs)
     print(f"wrote {', '.join(f'{k} {v.dtype}{list(v.shape)}' for k, v in outputs.items())} to {args.output}")
     return 0

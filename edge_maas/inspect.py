@@ -42,6 +42,13 @@ def _desc(t: TensorDesc) -> str:
 
 
 def describe_manifest(path: Path) -> str:
+    from edge_maas.service import SCHEMA_VERSION, schema_version_of
+
+    try:
+        if schema_version_of(Path(path).read_bytes()) == SCHEMA_VERSION:
+            return describe_service(path)
+    except OSError:
+        pass  # Manifest.load reports it
     m = Manifest.load(path)
     total = sum(s.size for s in m.shards)
     lines = [
@@ -57,4 +64,27 @@ def describe_manifest(path: Path) -> str:
         lines.append(f"    ops: {' '.join(s.ops)}")
         lines.append(f"    in:  {'; '.join(_desc(t) for t in s.inputs)}")
         lines.append(f"    out: {'; '.join(_desc(t) for t in s.outputs)}")
+    return "\n".join(lines)
+
+
+def describe_service(path: Path) -> str:
+    """A v2 service: its submodels (hash, size, ops, MACs, boundary tensors), tasks and the submodels each uses."""
+    from edge_maas.service import ServiceManifest
+
+    m = ServiceManifest.load(path)
+    total = sum(s.size for s in m.submodels)
+    lines = [
+        (f"{m.service.name}@{m.service.version} (service): {len(m.submodels)} submodels, {total} bytes, "
+         f"{len(m.tasks)} tasks, signed: {'yes' if m.signatures else 'no'}"),
+        "inputs:  " + ", ".join(_desc(t) for t in m.inputs),
+    ]
+    for s in m.submodels:
+        lines.append(f"submodel {s.name} {s.file}: sha256 {s.sha256[:12]}, {s.size} B, {len(s.ops)} ops, "
+                     f"{s.macs} MACs, {s.constant_bytes} B constants; tasks: {', '.join(m.tasks_using(s.name))}")
+        lines.append(f"    in:  {'; '.join(_desc(t) for t in s.inputs)}")
+        lines.append(f"    out: {'; '.join(_desc(t) for t in s.outputs)}")
+    for t in m.tasks:
+        plan = m.task_plan([t.name])
+        lines.append(f"task {t.name}: {' -> '.join(s.name for s in plan)}; {sum(s.macs for s in plan)} MACs; "
+                     f"outputs {', '.join(_desc(m.tensor(o)) for o in t.outputs)}")
     return "\n".join(lines)
