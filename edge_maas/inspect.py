@@ -62,9 +62,13 @@ def describe_manifest(path: Path) -> str:
         lines.append(f"shard {s.index} {s.file}: {s.size} B, {s.constant_bytes} B constants, {s.macs} MACs, "
                      f"sha256 {s.sha256[:12]}")
         lines.append(f"    ops: {' '.join(s.ops)}")
-        lines.append(f"    in:  {'; '.join(_desc(t) for t in s.inputs)}")
-        lines.append(f"    out: {'; '.join(_desc(t) for t in s.outputs)}")
+        lines += _boundary(s)
     return "\n".join(lines)
+
+
+def _boundary(part) -> list[str]:
+    """The tensors a shard or submodel reads and writes."""
+    return [f"    in:  {'; '.join(_desc(t) for t in part.inputs)}", f"    out: {'; '.join(_desc(t) for t in part.outputs)}"]
 
 
 def describe_service(path: Path) -> str:
@@ -81,8 +85,7 @@ def describe_service(path: Path) -> str:
     for s in m.submodels:
         lines.append(f"submodel {s.name} {s.file}: sha256 {s.sha256[:12]}, {s.size} B, {len(s.ops)} ops, "
                      f"{s.macs} MACs, {s.constant_bytes} B constants; tasks: {', '.join(m.tasks_using(s.name))}")
-        lines.append(f"    in:  {'; '.join(_desc(t) for t in s.inputs)}")
-        lines.append(f"    out: {'; '.join(_desc(t) for t in s.outputs)}")
+        lines += _boundary(s)
     for t in m.tasks:
         plan = m.task_plan([t.name])
         lines.append(f"task {t.name}: {' -> '.join(s.name for s in plan)}; {sum(s.macs for s in plan)} MACs; "

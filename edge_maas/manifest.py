@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_maas.errors import ManifestError
-from edge_maas.trust.envelope import Signature
+from edge_maas.trust.envelope import Signature, canonical_json
 
 SCHEMA_VERSION = 1
 Sha256 = Field(pattern=r"^[0-9a-f]{64}$")
@@ -88,7 +87,64 @@ class ModelInfo(_Strict):
     source_size: int = Field(ge=0)
 
 
-class Manifest(_Strict):
+class SignedDocument(_Strict):
+    """What manifests of every schema version share: JSON on disk, validated on load, and
+    ``signatures`` (declared by each subclass) over the canonical JSON of everything else."""
+
+    KIND: ClassVar[str] = "manifest"  # for error messages
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"
+
+    def canonical_bytes(self) -> bytes:
+        """The bytes signatures cover: everything but the signatures, sorted keys, no spaces."""
+        return canonical_json(self.model_dump(mode="json", exclude={"signatures"}))
+
+    @classmethod
+    def from_json(cls, text: str | bytes):
+        """Parse and check; ManifestError on anything malformed or inconsistent."""
+        try:
+            m = cls.model_validate_json(text)
+        except ValidationError as exc:
+            raise ManifestError(f"invalid {cls.KIND}: {_summarize(exc)}") from None
+        m._check_consistency()
+        return m
+
+    @classmethod
+    def load(cls, path: str | Path):
+        return cls.from_json(read_manifest_bytes(path))
+
+    def _check_consistency(self) -> None:
+        raise NotImplementedError
+
+
+def read_manifest_bytes(path: str | Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"cannot read manifest {path}: {exc.strerror}") from None
+
+
+def verify_blob(what: str, data: bytes, size: int, sha256: str) -> None:
+    """ManifestError unless ``data`` has the size and sha256 the manifest gives for ``what``."""
+    if len(data) != size:
+        raise ManifestError(f"{what} is {len(data)} bytes; the manifest says {size}")
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise ManifestError(f"{what} has sha256 {digest}; the manifest says {sha256}")
+
+
+def read_blob(path: Path, what: str, size: int, sha256: str) -> bytes:
+    """Read a file the manifest names and verify it; unverified bytes never leave this function."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"cannot read {what} at {path}: {exc.strerror}") from None
+    verify_blob(what, data, size, sha256)
+    return data
+
+
+class Manifest(SignedDocument):
     schema_version: Literal[1] = SCHEMA_VERSION
     model: ModelInfo
     inputs: tuple[TensorDesc, ...] = Field(min_length=1)
@@ -97,31 +153,6 @@ class Manifest(_Strict):
     golden: Golden
     created_by: str
     signatures: tuple[Signature, ...] = Field(default=(), max_length=16)  # release role (edge_maas.trust)
-
-    def to_json(self) -> str:
-        return self.model_dump_json(indent=2) + "\n"
-
-    def canonical_bytes(self) -> bytes:
-        """The bytes signatures cover: everything but the signatures, sorted keys, no spaces."""
-        body = self.model_dump(mode="json", exclude={"signatures"})
-        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> Manifest:
-        try:
-            m = cls.model_validate_json(text)
-        except ValidationError as exc:
-            raise ManifestError(f"invalid manifest: {_summarize(exc)}") from None
-        m._check_consistency()
-        return m
-
-    @classmethod
-    def load(cls, path: str | Path) -> Manifest:
-        try:
-            text = Path(path).read_bytes()
-        except OSError as exc:
-            raise ManifestError(f"cannot read manifest {path}: {exc.strerror}") from None
-        return cls.from_json(text)
 
     def _check_consistency(self) -> None:
         if [s.index for s in self.shards] != list(range(len(self.shards))):
@@ -138,21 +169,11 @@ class Manifest(_Strict):
 
     def verify_shard(self, shard: ShardDesc, data: bytes) -> None:
         """Raise ManifestError unless ``data`` is exactly the shard the manifest names."""
-        if len(data) != shard.size:
-            raise ManifestError(f"shard {shard.index} ({shard.file}) is {len(data)} bytes; the manifest says {shard.size}")
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != shard.sha256:
-            raise ManifestError(f"shard {shard.index} ({shard.file}) has sha256 {digest}; the manifest says {shard.sha256}")
+        verify_blob(f"shard {shard.index} ({shard.file})", data, shard.size, shard.sha256)
 
     def read_shard(self, directory: str | Path, shard: ShardDesc) -> bytes:
         """Read a shard file and verify it; unverified bytes never leave this function."""
-        path = Path(directory) / shard.file
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ManifestError(f"cannot read shard {shard.index} at {path}: {exc.strerror}") from None
-        self.verify_shard(shard, data)
-        return data
+        return read_blob(Path(directory) / shard.file, f"shard {shard.index} ({shard.file})", shard.size, shard.sha256)
 
 
 def _summarize(exc: ValidationError, limit: int = 3) -> str:

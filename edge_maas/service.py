@@ -9,16 +9,25 @@ wrong types are errors); `signatures` cover the canonical JSON of everything els
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from edge_maas.errors import EdgeMaasError, ManifestError
-from edge_maas.manifest import Golden, Manifest, Sha256, TensorDesc, _Strict, _summarize
+from edge_maas.manifest import (
+    Golden,
+    Manifest,
+    Sha256,
+    SignedDocument,
+    TensorDesc,
+    _Strict,
+    read_blob,
+    read_manifest_bytes,
+    verify_blob,
+)
 from edge_maas.trust.envelope import Signature
 
 SCHEMA_VERSION = 2
@@ -57,7 +66,9 @@ class Task(_Strict):
     golden: Golden
 
 
-class ServiceManifest(_Strict):
+class ServiceManifest(SignedDocument):
+    KIND: ClassVar[str] = "service manifest"
+
     schema_version: Literal[2] = SCHEMA_VERSION
     service: ServiceInfo
     inputs: tuple[TensorDesc, ...] = Field(min_length=1)
@@ -65,28 +76,6 @@ class ServiceManifest(_Strict):
     tasks: tuple[Task, ...] = Field(min_length=1)
     created_by: str
     signatures: tuple[Signature, ...] = Field(default=(), max_length=16)  # release role (edge_maas.trust)
-
-    def to_json(self) -> str:
-        return self.model_dump_json(indent=2) + "\n"
-
-    def canonical_bytes(self) -> bytes:
-        """The bytes signatures cover: everything but the signatures, sorted keys, no spaces."""
-        body = self.model_dump(mode="json", exclude={"signatures"})
-        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> ServiceManifest:
-        """Parse and check; ManifestError on a malformed or inconsistent service."""
-        try:
-            m = cls.model_validate_json(text)
-        except ValidationError as exc:
-            raise ManifestError(f"invalid service manifest: {_summarize(exc)}") from None
-        m._check_consistency()
-        return m
-
-    @classmethod
-    def load(cls, path: str | Path) -> ServiceManifest:
-        return cls.from_json(_read(path))
 
     # -- graph -------------------------------------------------------------------------------------------------
 
@@ -185,22 +174,11 @@ class ServiceManifest(_Strict):
 
     def verify_submodel(self, sub: Submodel, data: bytes) -> None:
         """Raise ManifestError unless ``data`` is exactly the submodel the manifest names."""
-        if len(data) != sub.size:
-            raise ManifestError(f"submodel {sub.name} ({sub.file}) is {len(data)} bytes; the manifest says {sub.size}")
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != sub.sha256:
-            raise ManifestError(f"submodel {sub.name} ({sub.file}) has sha256 {digest}; the manifest says "
-                                f"{sub.sha256}")  # fmt: skip
+        verify_blob(f"submodel {sub.name} ({sub.file})", data, sub.size, sub.sha256)
 
     def read_submodel(self, directory: str | Path, sub: Submodel) -> bytes:
         """Read a submodel file and verify it; unverified bytes never leave this function."""
-        path = Path(directory) / sub.file
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ManifestError(f"cannot read submodel {sub.name} at {path}: {exc.strerror}") from None
-        self.verify_submodel(sub, data)
-        return data
+        return read_blob(Path(directory) / sub.file, f"submodel {sub.name} ({sub.file})", sub.size, sub.sha256)
 
 
 def from_v1(m: Manifest) -> ServiceManifest:
@@ -230,7 +208,7 @@ def schema_version_of(text: bytes) -> int | None:
 
 def load_any(path: str | Path) -> ServiceManifest:
     """A v2 service manifest, or a v1 manifest as a one-task service.  ManifestError when neither."""
-    text = _read(path)
+    text = read_manifest_bytes(path)
     if schema_version_of(text) == SCHEMA_VERSION:
         return ServiceManifest.from_json(text)
     return from_v1(Manifest.from_json(text))  # v1's messages for anything else
@@ -240,13 +218,6 @@ def parse_tasks(spec: str | Sequence[str] | None) -> list[str]:
     """'a,b' or ['a', 'b'] -> ['a', 'b'] (blanks dropped, order kept, repeats once)."""
     items = spec.split(",") if isinstance(spec, str) else list(spec or [])
     return list(dict.fromkeys(x.strip() for x in items if x.strip()))
-
-
-def _read(path: str | Path) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise ManifestError(f"cannot read manifest {path}: {exc.strerror}") from None
 
 
 def json_schema() -> dict:

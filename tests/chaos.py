@@ -48,25 +48,25 @@ class CuttableProxy:
                 dst.sendall(data)
         except OSError:
             pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
+        _drop(src, dst)
 
     def cut(self):
         with self._lock:
             conns, self._conns = self._conns, []
             self.cuts += 1
-        for s in conns:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
+        _drop(*conns)
 
     def close(self):
         self._closed = True
         self._srv.close()
         self.cut()
+
+
+def _drop(*socks: socket.socket) -> None:
+    """Close now, both directions (the peer sees the link die, not a polite FIN after a drain)."""
+    for s in socks:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        s.close()

@@ -13,6 +13,7 @@ import flatbuffers
 import numpy as np
 import pytest
 from conftest import MODELS
+from test_bad_input import assert_clean_error
 
 from edge_maas.backends.litert import LiteRTBackend
 from edge_maas.errors import ManifestError, PartitionError
@@ -32,12 +33,6 @@ def cli(*args):
                           check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
 
 
-def assert_clean_error(res, *needles):
-    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr
-    assert res.stderr.strip().splitlines()[-1].startswith("edge-maas: error: "), res.stderr
-    for n in needles:
-        assert n in res.stderr, res.stderr
 
 
 def new_head(data: bytes, seed: int) -> bytes:

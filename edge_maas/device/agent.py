@@ -8,7 +8,6 @@ needs the network thread to deliver chunks)."""
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import random
 import threading
@@ -23,15 +22,13 @@ from edge_maas.config import OffloadSettings, RolloutSettings
 from edge_maas.device.install import Installer
 from edge_maas.device.offloader import Offloader, WorkerBoard
 from edge_maas.errors import EdgeMaasError, IntegrityError, TensorMismatchError, TransportError
+from edge_maas.files import atomic_write
 from edge_maas.manifest import Manifest
 from edge_maas.pipeline import Pipeline
 from edge_maas.registry.blobs import BlobStore
 from edge_maas.transport import topics
 from edge_maas.transport.chunks import BlobFetcher
 from edge_maas.transport.client import MqttClient
-from edge_maas.trust.desired import DesiredGate
-from edge_maas.trust.root import TrustedRoot, TrustError
-from edge_maas.trust.updater import RootUpdater
 from edge_maas.transport.messages import (
     AutoRollback,
     DesiredState,
@@ -44,6 +41,9 @@ from edge_maas.transport.messages import (
     pack_tensors,
     unpack_tensors,
 )
+from edge_maas.trust.desired import DesiredGate
+from edge_maas.trust.root import TrustedRoot, TrustError
+from edge_maas.trust.updater import RootUpdater
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ class DeviceAgent:
         self._persist()
         if bad.desired is not None:
             record = _Rejected(desired=bad.desired, report=self.auto_rollback)
-            _write_atomic(self._rejected_file, record.model_dump_json().encode())
+            atomic_write(self._rejected_file, record.model_dump_json().encode())
         self._report()
 
     def _on_infer(self, topic: str, payload: bytes) -> None:
@@ -248,11 +248,10 @@ class DeviceAgent:
         except EdgeMaasError as exc:
             self.failed += 1
             reply = encode(InferReply(corr=req.corr, version=active.version if active else None, error=str(exc)))
-        limit = self.client.max_payload(req.reply_to, qos=0)
-        if limit is not None and len(reply) > limit:  # the caller gets an error naming the limit, not a timeout
+        if too_large := self.client.oversize(req.reply_to, reply, qos=0):  # an error naming the limit, not a timeout
             self.served, self.failed = self.served - 1, self.failed + 1  # only outputs can be this large
             reply = encode(InferReply(corr=req.corr, version=active.version if active else None,
-                                      error=f"reply of {len(reply)} bytes exceeds {self.client.limit_text()}"))
+                                      error=f"reply of {too_large}"))
         self.client.publish(req.reply_to, reply, qos=0)
 
     def close(self) -> None:
@@ -395,7 +394,7 @@ class DeviceAgent:
         with self._state_lock:
             a = self.active
             if a is not None and a.desired is not None:
-                _write_atomic(self._state_file, a.desired.model_dump_json().encode())
+                atomic_write(self._state_file, a.desired.model_dump_json().encode())
 
     def _forget_rejected(self) -> None:
         """A different desired state arrived: the version rolled back from may be tried again."""
@@ -456,13 +455,3 @@ class DeviceAgent:
             retrying=self.retrying, auto_rollback=self.auto_rollback,
         )  # fmt: skip
         return state.model_dump_json().encode()
-
-
-def _write_atomic(path, data: bytes) -> None:
-    """temp file, fsync, rename: a power cut leaves the old file or the new one."""
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -24,9 +24,10 @@ import numpy as np
 
 from edge_maas import __version__
 from edge_maas.errors import EdgeMaasError, PartitionError
+from edge_maas.files import atomic_write
 from edge_maas.manifest import Golden, TensorData, TensorDesc
 from edge_maas.partition.costs import op_macs
-from edge_maas.partition.split import _atomic_write, _move_into, require_int8, tensor_desc
+from edge_maas.partition.split import _move_into, require_int8, tensor_desc
 from edge_maas.service import ServiceInfo, ServiceManifest, Submodel, Task
 from edge_maas.tflite.graph import Graph, load_graph
 from edge_maas.tflite.schema import schema
@@ -308,8 +309,8 @@ def _write(manifest: ServiceManifest, blobs: dict[str, bytes], out: Path) -> Non
         raise EdgeMaasError(f"cannot write the service to {out}: {exc.strerror or exc}") from None
     try:
         for fname, blob in blobs.items():
-            _atomic_write(tmp / fname, blob)
-        _atomic_write(tmp / "manifest.json", manifest.to_json().encode())
+            atomic_write(tmp / fname, blob)
+        atomic_write(tmp / "manifest.json", manifest.to_json().encode())
         _move_into(tmp, out, list(blobs))
     except OSError as exc:
         raise EdgeMaasError(f"cannot write the service to {out}: {exc.strerror or exc}") from None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
-import errno
 import os
 import secrets
 import shutil
@@ -14,6 +14,7 @@ import numpy as np
 
 from edge_maas import __version__
 from edge_maas.errors import EdgeMaasError, ModelFormatError
+from edge_maas.files import atomic_write
 from edge_maas.manifest import Golden, Manifest, ModelInfo, ShardDesc, TensorData, TensorDesc
 from edge_maas.partition.costs import op_macs
 from edge_maas.partition.plan import CutPlan
@@ -95,7 +96,7 @@ def _write_split(graph: Graph, plan: CutPlan, out: Path, name: str, version: str
             graph, spec.ops, spec.inputs, spec.outputs, description=f"edge_maas shard {spec.index} of {name}@{version}"
         )
         fname = f"shard_{spec.index:0{width}d}.tflite"
-        _atomic_write(out / fname, blob)
+        atomic_write(out / fname, blob)
         shards.append(
             ShardDesc(
                 index=spec.index,
@@ -124,7 +125,7 @@ def _write_split(graph: Graph, plan: CutPlan, out: Path, name: str, version: str
         golden=make_golden(graph, source_bytes, golden_seed),
         created_by=f"edge_maas {__version__}",
     )
-    _atomic_write(out / "manifest.json", manifest.to_json().encode())
+    atomic_write(out / "manifest.json", manifest.to_json().encode())
     return manifest
 
 
@@ -168,12 +169,3 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 from edge_maas.errors import IntegrityError
+from edge_maas.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +31,7 @@ class BlobStore:
         if dest.is_file():
             return sha
         dest.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(dest, data)
         return sha
 
     def get(self, sha256: str) -> bytes | None:
@@ -71,7 +62,7 @@ class BlobStore:
         for p in blobs:
             if total <= budget:
                 break
-            if p.name in keep or p.name.startswith(".tmp-"):
+            if p.name in keep or p.name.startswith("."):  # "." : a write in progress (edge_maas.files)
                 continue
             total -= p.stat().st_size
             p.unlink()

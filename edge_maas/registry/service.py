@@ -8,6 +8,7 @@ import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
+from edge_maas.files import atomic_write
 from edge_maas.manifest import Manifest
 from edge_maas.registry import signing
 from edge_maas.registry.blobs import BlobStore
@@ -41,37 +42,38 @@ class Registry:
     # -- root of trust ------------------------------------------------------------------------
     def roots(self) -> list[Path]:
         """Stored root versions, oldest first (REG/trust/root.<N>.json)."""
-        return sorted((self.root / "trust").glob("root.*.json"), key=lambda p: int(p.stem.split(".")[1]))
+        return sorted((self.root / "trust").glob("root.*.json"), key=_root_version)
 
     def add_root(self, data: bytes) -> int:
         """Store a root version after checking that it chains from the newest stored one (TUF 5.3)."""
         version = parse_root(data).signed.version
-        stored = self.roots()
-        if stored:
-            trusted = TrustedRoot.from_trusted_bytes(stored[-1].read_bytes())
-            if not trusted.update(data):
-                raise TrustError(f"root v{version} is not newer than the stored v{trusted.version}")
-        else:
-            TrustedRoot.from_trusted_bytes(data)
+        trusted = self._newest_root()
+        if trusted is None:
+            TrustedRoot.from_trusted_bytes(data)  # the first: signed by its own threshold
+        elif not trusted.update(data):
+            raise TrustError(f"root v{version} is not newer than the stored v{trusted.version}")
         (self.root / "trust").mkdir(parents=True, exist_ok=True)
-        (self.root / "trust" / f"root.{version}.json").write_bytes(data)
+        atomic_write(self.root / "trust" / f"root.{version}.json", data)
         log.info("stored root v%d", version)
         return version
+
+    def _newest_root(self) -> TrustedRoot | None:
+        stored = self.roots()
+        return TrustedRoot.from_trusted_bytes(stored[-1].read_bytes()) if stored else None
 
     def publish_roots(self, client: MqttClient) -> int:
         """Retain every stored root version on its own topic; devices chain through them."""
         paths = self.roots()
         for p in paths:
-            client.publish(topics.trust_root(int(p.stem.split(".")[1])), p.read_bytes(), retain=True)
+            client.publish(topics.trust_root(_root_version(p)), p.read_bytes(), retain=True)
         return len(paths)
 
     def _check_key_trusted(self) -> None:
         """Refuse to sign with a key the newest root does not name for releases: everything
         signed with it would be refused by every device (e.g. after a key was regenerated)."""
-        stored = self.roots()
-        if not stored:
+        trusted = self._newest_root()
+        if trusted is None:
             return
-        trusted = TrustedRoot.from_trusted_bytes(stored[-1].read_bytes())
         kid = keyfiles.tuf_key(self.key.public_key()).keyid
         if kid not in trusted.release_keyids():
             raise TrustError(f"the signing key (keyid {kid[:12]}) is not a release key of root v{trusted.version}: "
@@ -181,3 +183,8 @@ class Registry:
         payload = signing.sign_desired(state, key).model_dump_json()
         client.publish(topics.desired(state.device_id), payload.encode(), retain=True)
         self.catalog.record_desired(state.device_id, state.seq, payload, state.expires.timestamp())
+
+
+def _root_version(path: Path) -> int:
+    """N of REG/trust/root.<N>.json."""
+    return int(path.stem.split(".")[1])

@@ -195,6 +195,11 @@ class MqttClient:
             n -= 1
         return max(0, n)
 
+    def oversize(self, topic: str, payload: bytes, qos: int = 1) -> str | None:
+        """Why ``payload`` cannot be published to ``topic`` ("N bytes exceeds <limit>"), or None if it fits."""
+        room = self.max_payload(topic, qos)
+        return None if room is None or len(payload) <= room else f"{len(payload)} bytes exceeds {self.limit_text()}"
+
     def limit_text(self) -> str:
         """Where the effective limit comes from, for error messages."""
         limit = self.max_packet

@@ -6,7 +6,6 @@ MQTT 3.1.1 has no user properties, so a message with a binary body is framed as
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from typing import Annotated, Literal
@@ -14,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from edge_maas.errors import TransportError
-from edge_maas.trust.envelope import Signature
+from edge_maas.trust.envelope import Signature, canonical_json
 
 SHA256 = Field(pattern=r"^[0-9a-f]{64}$")
 # a topic to publish the answer on: MQTT forbids wildcards and NUL there (paho would raise)
@@ -88,7 +87,7 @@ class DesiredState(_Msg):
 
     def canonical_bytes(self) -> bytes:
         """What the signatures cover: sorted keys, no spaces (as TUF's canonical JSON for these types)."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+        return canonical_json(self.model_dump(mode="json"))
 
 
 class RootMetadata(BaseModel):

@@ -10,12 +10,12 @@ before the device acts, so a restart does not reopen a replay window."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edge_maas.files import atomic_write
 from edge_maas.transport.messages import DesiredState, SignedDesired
 from edge_maas.trust.root import TrustedRoot, TrustError, check_expiry
 
@@ -88,9 +88,4 @@ class DesiredGate:
             raise TrustError(f"trust state {self.state_file} is unreadable ({exc}); remove it to reset") from None
 
     def _save(self) -> None:
-        tmp = self.state_file.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(self.state.model_dump_json().encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.state_file)
+        atomic_write(self.state_file, self.state.model_dump_json().encode())

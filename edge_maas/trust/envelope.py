@@ -3,6 +3,7 @@ role may need a threshold of keys."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +16,12 @@ class Signature(BaseModel):
 
     keyid: str = Field(pattern=r"^[0-9a-f]{64}$")
     sig: str = Field(pattern=r"^[0-9a-f]{2,1024}$")
+
+
+def canonical_json(body) -> bytes:
+    """The bytes a signature covers: JSON with sorted keys and no spaces (as TUF's canonical
+    JSON for the types used here: strings, integers, lists, objects)."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
 def sign(payload: bytes, signers: Iterable[Signer]) -> tuple[Signature, ...]:

@@ -11,7 +11,6 @@ that can never rotate."""
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,6 +22,7 @@ from tuf.api.serialization import DeserializationError
 from tuf.api.serialization.json import JSONSerializer
 
 from edge_maas.errors import EdgeMaasError
+from edge_maas.files import atomic_write
 from edge_maas.trust import keys as keyfiles
 from edge_maas.trust.envelope import Signature, as_tuf
 
@@ -162,12 +162,7 @@ class TrustedRoot:
                              f"{res.second.threshold} root keys")  # fmt: skip
         self._md = md
         if self.path is not None:
-            tmp = self.path.with_suffix(".tmp")
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            atomic_write(self.path, data)
         return True
 
     def verify(self, payload: bytes, signatures: Iterable[Signature], what: str) -> None:

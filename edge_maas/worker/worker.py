@@ -18,8 +18,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from edge_maas.trust.root import TrustedRoot, TrustError
-from edge_maas.trust.updater import RootUpdater
 from edge_maas.backends import check_inputs
 from edge_maas.device.install import Installer
 from edge_maas.errors import EdgeMaasError, TransportError
@@ -39,6 +37,8 @@ from edge_maas.transport.messages import (
     pack_tensors,
     unpack_tensors,
 )
+from edge_maas.trust.root import TrustedRoot, TrustError
+from edge_maas.trust.updater import RootUpdater
 
 log = logging.getLogger(__name__)
 
@@ -252,9 +252,8 @@ class Worker:
         """Answer once.  Only results are remembered for retries of the same id: an error
         (deadline passed, not installed yet) may not be final."""
         replied.add(it.req.id)
-        limit = self.client.max_payload(it.req.reply_to, qos=0)
-        if limit is not None and len(reply) > limit:  # the device gets an error now, not a timeout
-            reply, remember = self._error(it, f"reply of {len(reply)} bytes exceeds {self.client.limit_text()}"), False
+        if too_large := self.client.oversize(it.req.reply_to, reply, qos=0):  # the device gets an error now, not a timeout
+            reply, remember = self._error(it, f"reply of {too_large}"), False
         if remember and it.req.id not in self._answered:
             self._answered[it.req.id] = reply
             while len(self._answered) > 1024:
