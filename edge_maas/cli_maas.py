@@ -53,7 +53,8 @@ def add_commands(sub) -> None:
     common.add_argument("--key", type=Path, help="the registry's private release key (commands that sign need it)")
     net = argparse.ArgumentParser(add_help=False)
     net.add_argument("--broker", default="mqtt://127.0.0.1:1883")
-    pub = rs.add_parser("publish", parents=[common], help="store and sign a split model (edge-maas split output)")
+    pub = rs.add_parser("publish", parents=[common], help="store and sign a split model or a service "
+                         "(edge-maas split/compose output); blobs already stored are not stored again")
     pub.add_argument("split_dir", type=Path)
     pub.set_defaults(func=cmd_publish)
     ls = rs.add_parser("list", parents=[common], help="published versions")
@@ -115,6 +116,21 @@ def add_commands(sub) -> None:
     bo.add_argument("--codec", choices=("none", "zlib", "rle"), default="none", help="boundary tensor compression")
     bo.add_argument("--settings", help="comma-separated subset of: 1Mbit_50ms,3Mbit_30ms,10Mbit_20ms,30Mbit_5ms,100Mbit_2ms")
     bo.set_defaults(func=cmd_bench_offload)
+
+    inf = sub.add_parser("infer", help="ask a device (over MQTT) to run one or several tasks on an input",
+                         description="Send one inference request to a device and print (or save) the reply. "
+                         "Example: edge-maas infer cam-1 --input x.npy --task cls_a,cls_b --output y.npz",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    inf.add_argument("device_id")
+    inf.add_argument("--input", type=Path, required=True, help=".npy (one input) or .npz keyed by input name")
+    inf.add_argument("--input-name", default="input_0",
+                     help="the name of a .npy input (default input_0, what `compose` calls a service's input)")
+    inf.add_argument("--task", help="comma-separated tasks of the device's service, run in one request "
+                     "(outputs keyed TASK/TENSOR); omit for a one-task service or a split model")  # fmt: skip
+    inf.add_argument("--output", type=Path, help=".npz (outputs keyed by name) or .npy (one output)")
+    inf.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    inf.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the reply")
+    inf.set_defaults(func=cmd_infer)
 
     d = sub.add_parser("device", help="run the device daemon from a profile until interrupted")
     d.add_argument("--config", type=Path, required=True, help="firmware_configs/<profile>.toml")
@@ -212,8 +228,12 @@ def _client(url: str, name: str):
 
 
 def cmd_publish(args) -> int:
-    rec = _registry(args).publish(args.split_dir)
-    print(f"published {rec.model}@{rec.version} (manifest {rec.manifest_sha256[:12]}, {rec.manifest_size} bytes)")
+    reg = _registry(args)
+    rec = reg.publish(args.split_dir)
+    st = reg.last_publish
+    print(f"published {rec.model}@{rec.version} release {rec.release} (manifest {rec.manifest_sha256[:12]}, "
+          f"{rec.manifest_size} bytes); {st.new_blobs} of {st.blobs} blobs new ({st.new_bytes} bytes), "
+          f"the rest already stored")
     return 0
 
 
@@ -267,7 +287,11 @@ def cmd_status(args) -> int:
         health = {True: "healthy", False: "UNHEALTHY", None: "-"}[s.healthy]
         prev = f" previous {s.previous_version}" if s.previous_version else ""
         err = f" last error: {s.last_error}" if s.last_error else ""
-        print(f"{d:20s} {s.status:8s} {running:28s} {health}{prev}{err}")
+        svc = ""
+        if s.service is not None:
+            svc = f" tasks {','.join(s.service.tasks)}" + (f" ({len(s.service.remote)} submodel(s) on workers)"
+                                                           if s.service.remote else "")  # fmt: skip
+        print(f"{d:20s} {s.status:8s} {running:28s} {health}{svc}{prev}{err}")
     return 0
 
 
@@ -403,6 +427,34 @@ def cmd_bench_offload(args) -> int:
     return 0
 
 
+def cmd_infer(args) -> int:
+    import numpy as np
+
+    from edge_maas.cli import _write_outputs
+    from edge_maas.errors import TensorMismatchError
+    from edge_maas.service import parse_tasks
+    from edge_maas.transport.infer_client import InferClient
+
+    try:
+        loaded = np.load(args.input, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise TensorMismatchError(f"cannot read input file {args.input}: {exc}") from None
+    inputs = {args.input_name: loaded} if isinstance(loaded, np.ndarray) else {k: loaded[k] for k in loaded.files}
+    client = _client(args.broker, "infer-cli")
+    try:
+        version, outputs = InferClient(client).infer(args.device_id, inputs, args.timeout, parse_tasks(args.task))
+    finally:
+        client.stop()
+    for k, v in outputs.items():
+        top = f", top-1 index {int(np.argmax(v))}" if v.size <= 1000 else ""
+        print(f"{k}: {v.dtype}{list(v.shape)}{top}")
+    if args.output is not None:
+        _write_outputs(args.output, outputs)
+        print(f"wrote {len(outputs)} output(s) to {args.output}")
+    print(f"answered by {args.device_id} running version {version}")
+    return 0
+
+
 def cmd_device(args) -> int:
     from edge_maas.config import ConfigError, load_profile
     from edge_maas.device.agent import DeviceAgent
@@ -423,7 +475,8 @@ def cmd_device(args) -> int:
     agent = DeviceAgent(profile.device_id, client, cache, trust, allow_rollback=profile.security.allow_rollback,
                         backend=profile.runtime.backend, backend_options=profile.backend_options(),
                         cache_budget=profile.memory_budget_mb << 20, offload=profile.offload,
-                        rollout=profile.rollout)  # fmt: skip
+                        rollout=profile.rollout,
+                        hold_budget=None if profile.hold_budget_kb is None else profile.hold_budget_kb << 10)  # fmt: skip
     print(f"device {profile.device_id} following {topics.desired(profile.device_id)} on {profile.mqtt.broker}",
           flush=True)  # fmt: skip
     _until_interrupted(stop)

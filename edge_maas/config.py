@@ -116,6 +116,9 @@ class DeviceProfile(BaseModel):
     description: str = ""
     cache_dir: Path = Path("/var/lib/edge_maas/cache")
     memory_budget_mb: int = Field(default=256, ge=8)
+    # bytes of a service's submodels this device holds (KiB), smallest first; the others run on a worker
+    # (see [offload] deadline_ms).  None: hold every submodel
+    hold_budget_kb: int | None = Field(default=None, ge=0)
     registry_key: Path | None = None  # the trusted root (root.json, `edge-maas trust init`), or a bare public key (PEM)
     runtime: RuntimeSettings = RuntimeSettings()
     mqtt: MqttSettings = MqttSettings()

@@ -35,3 +35,7 @@ class TransportError(EdgeMaasError):
 
 class IntegrityError(EdgeMaasError):
     """Received bytes do not match their announced sha256 (nothing is kept)."""
+
+
+class StageUnavailableError(EdgeMaasError):
+    """A stage of a request can run nowhere: this device does not hold its submodel and no worker answered."""

@@ -117,6 +117,27 @@ class SignedDocument(_Strict):
     def _check_consistency(self) -> None:
         raise NotImplementedError
 
+    # what the registry and devices need of any manifest, whatever its schema version
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def version(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def release(self) -> int | None:
+        raise NotImplementedError
+
+    def with_release(self, release: int):
+        """A copy numbered ``release`` (the registry's job at publish)."""
+        raise NotImplementedError
+
+    def blobs(self) -> list[tuple[str, str, int, str]]:
+        """(what, file, size, sha256) of every blob the manifest names, in order."""
+        raise NotImplementedError
+
 
 def read_manifest_bytes(path: str | Path) -> bytes:
     try:
@@ -166,6 +187,24 @@ class Manifest(SignedDocument):
         missing = [t.name for t in self.outputs if t.name not in available]
         if missing:
             raise ManifestError(f"invalid manifest: model outputs {missing} are produced by no shard")
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def version(self) -> str:
+        return self.model.version
+
+    @property
+    def release(self) -> int | None:
+        return self.model.release
+
+    def with_release(self, release: int) -> Manifest:
+        return self.model_copy(update={"model": self.model.model_copy(update={"release": release})})
+
+    def blobs(self) -> list[tuple[str, str, int, str]]:
+        return [(f"shard {s.index} ({s.file})", s.file, s.size, s.sha256) for s in self.shards]
 
     def verify_shard(self, shard: ShardDesc, data: bytes) -> None:
         """Raise ManifestError unless ``data`` is exactly the shard the manifest names."""

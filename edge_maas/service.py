@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
 
+import numpy as np
 from pydantic import Field
 
 from edge_maas.errors import EdgeMaasError, ManifestError
@@ -113,9 +114,17 @@ class ServiceManifest(SignedDocument):
         names = list(tasks)
         if not names:
             raise UnknownTaskError("no task named; the service's tasks: " + ", ".join(t.name for t in self.tasks))
+        return self.tensor_plan([out for n in names for out in self.task(n).outputs])
+
+    def tensor_plan(self, tensors: Iterable[str]) -> list[Submodel]:
+        """The submodels that compute the given tensors (submodel outputs), each once, in dependency order.
+        ManifestError for a name no submodel writes (a service input needs no submodel; ask for what it feeds)."""
         producers = self.producers()
+        stack = list(tensors)
+        unknown = [t for t in stack if t not in producers]
+        if unknown:
+            raise ManifestError(f"no submodel of the service writes {unknown}")
         needed: set[str] = set()
-        stack = [out for n in names for out in self.task(n).outputs]
         while stack:
             s = producers[stack.pop()]
             if s.name not in needed:
@@ -170,6 +179,31 @@ class ServiceManifest(SignedDocument):
                                     "produces")  # fmt: skip
         self._order()  # cycles
 
+    # -- what every manifest has (edge_maas.manifest.SignedDocument) ------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+    @property
+    def version(self) -> str:
+        return self.service.version
+
+    @property
+    def release(self) -> int | None:
+        return self.service.release
+
+    def with_release(self, release: int) -> ServiceManifest:
+        return self.model_copy(update={"service": self.service.model_copy(update={"release": release})})
+
+    def blobs(self) -> list[tuple[str, str, int, str]]:
+        return [(f"submodel {s.name} ({s.file})", s.file, s.size, s.sha256) for s in self.submodels]
+
+    def by_sha256(self, sha256: str) -> Submodel:
+        for s in self.submodels:
+            if s.sha256 == sha256:
+                return s
+        raise ManifestError(f"service {self.service.name}@{self.service.version} has no submodel {sha256[:12]}")
+
     # -- bytes -------------------------------------------------------------------------------------------------
 
     def verify_submodel(self, sub: Submodel, data: bytes) -> None:
@@ -206,18 +240,34 @@ def schema_version_of(text: bytes) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
-def load_any(path: str | Path) -> ServiceManifest:
-    """A v2 service manifest, or a v1 manifest as a one-task service.  ManifestError when neither."""
-    text = read_manifest_bytes(path)
+def parse_document(text: bytes) -> Manifest | ServiceManifest:
+    """A manifest of either schema version, as it is (v1 stays a Manifest: its signatures cover v1 bytes).
+    ManifestError when it is neither."""
     if schema_version_of(text) == SCHEMA_VERSION:
         return ServiceManifest.from_json(text)
-    return from_v1(Manifest.from_json(text))  # v1's messages for anything else
+    return Manifest.from_json(text)
+
+
+def load_document(path: str | Path) -> Manifest | ServiceManifest:
+    return parse_document(read_manifest_bytes(path))
+
+
+def load_any(path: str | Path) -> ServiceManifest:
+    """A v2 service manifest, or a v1 manifest as a one-task service.  ManifestError when neither."""
+    doc = load_document(path)
+    return doc if isinstance(doc, ServiceManifest) else from_v1(doc)
 
 
 def parse_tasks(spec: str | Sequence[str] | None) -> list[str]:
     """'a,b' or ['a', 'b'] -> ['a', 'b'] (blanks dropped, order kept, repeats once)."""
     items = spec.split(",") if isinstance(spec, str) else list(spec or [])
     return list(dict.fromkeys(x.strip() for x in items if x.strip()))
+
+
+def flatten_outputs(result: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Outputs by task then tensor -> one mapping keyed ``TASK/TENSOR``; a tensor whose name already starts
+    with ``TASK/`` (compose names a head's outputs so) keeps its name."""
+    return {k if k.startswith(f"{t}/") else f"{t}/{k}": v for t, outs in result.items() for k, v in outs.items()}
 
 
 def json_schema() -> dict:

@@ -118,9 +118,9 @@ def test_cli_run_tasks_and_inspect(mnv2_service, tmp_path):
     res = cli("run", path, "--task", "cls_a,cls_c", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npz")
     assert res.returncode == 0, res.stderr
     y = np.load(tmp_path / "y.npz")
-    assert sorted(y.files) == ["cls_a/cls_a/out_0", "cls_c/cls_c/out_0"]
-    np.testing.assert_array_equal(y["cls_a/cls_a/out_0"], whole(models["cls_a"], x))
-    np.testing.assert_array_equal(y["cls_c/cls_c/out_0"], whole(models["cls_c"], x))
+    assert sorted(y.files) == ["cls_a/out_0", "cls_c/out_0"]
+    np.testing.assert_array_equal(y["cls_a/out_0"], whole(models["cls_a"], x))
+    np.testing.assert_array_equal(y["cls_c/out_0"], whole(models["cls_c"], x))
     res = cli("run", path, "--task", "cls_b", "--input", tmp_path / "x.npy", "--output", tmp_path / "b.npy",
               "--backend", "native")  # fmt: skip
     assert res.returncode == 0, res.stderr

@@ -1,7 +1,11 @@
-"""Run a pipeline with its stages from `split` on a remote worker: the local prefix runs
-here, the boundary tensors go out with a deadline, and on timeout or a worker error the
-suffix runs locally (the device holds every shard).  Request ids are unique; a late
-reply after a fallback is dropped."""
+"""Offload over MQTT, in one place.
+
+RemoteSplit runs a pipeline with its stages from `split` on a remote worker: the local prefix
+runs here, the boundary tensors go out with a deadline, and on timeout or a worker error the
+suffix runs locally (the device holds every shard).  RemoteSubmodel is a backend for one
+submodel of a service that this device does not hold: it runs on a worker, or the request
+fails fast with StageUnavailableError (there is nothing to fall back to).  Request ids are
+unique; a late reply after a fallback is dropped."""
 
 from __future__ import annotations
 
@@ -12,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_maas.backends.base import check_inputs
-from edge_maas.errors import EdgeMaasError
+from edge_maas.backends.base import Backend, TensorSpec, check_inputs
+from edge_maas.errors import EdgeMaasError, StageUnavailableError
 from edge_maas.pipeline import Pipeline
+from edge_maas.service import Submodel
 from edge_maas.transport import topics
 from edge_maas.transport.client import MqttClient
 from edge_maas.transport.compression import compress
@@ -133,3 +138,61 @@ class RemoteSplit:
             planner.failed(decision.split)
         log.debug("planner: %s -> %s", decision.reason, where)
         return out, where, decision
+
+
+class RemoteSubmodel(Backend):
+    """One submodel of a signed service, run by a worker of the pool that serves ``topics.offload(service)``;
+    the worker fetches the service manifest and the submodel by sha256 and verifies both, as devices do.
+
+    ``run`` raises StageUnavailableError when no worker is online (``workers_online``), none answers within
+    ``deadline_s`` seconds, a worker refuses, or the request exceeds the broker's packet limit."""
+
+    def __init__(self, client: MqttClient, requester: Requester, service: str, manifest_blob: tuple[str, int],
+                 submodel: Submodel, deadline_s: float = 1.0, codec: str = "none",
+                 workers_online=None):  # fmt: skip
+        self.client = client
+        self.service = service
+        self.manifest_sha256, self.manifest_size = manifest_blob
+        self.submodel = submodel
+        self.deadline_s = deadline_s
+        self.codec = codec
+        self.workers_online = workers_online  # () -> bool, from the workers' retained status; None: unknown
+        self.inputs = tuple(TensorSpec(t.name, tuple(t.shape), t.dtype) for t in submodel.inputs)
+        self.outputs = tuple(TensorSpec(t.name, tuple(t.shape), t.dtype) for t in submodel.outputs)
+        self.stats = OffloadStats()
+        self._requests = requester
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.workers_online is not None and not self.workers_online():
+            raise StageUnavailableError("it is not held here and no worker is online")
+        check_inputs(self.inputs, inputs)
+        metas, body = pack_tensors({s.name: inputs[s.name] for s in self.inputs})
+        rid = self._requests.new_id()
+        req = OffloadRequest(id=rid, reply_to=self._requests.reply_topic, manifest_sha256=self.manifest_sha256,
+                             manifest_size=self.manifest_size, first_stage=0, inputs=metas,
+                             deadline_ms=max(1, int(self.deadline_s * 1e3)), codec=self.codec,
+                             submodel_sha256=self.submodel.sha256)  # fmt: skip
+        payload = encode(req, compress(body, self.codec))
+        topic = topics.offload(self.service)
+        room = self.client.max_payload(topic, qos=0)
+        if room is not None and len(payload) > room:
+            self.stats.too_large += 1
+            raise StageUnavailableError(f"it is not held here and its inputs ({len(payload)} bytes) exceed "
+                                        f"{self.client.limit_text()}")  # fmt: skip
+        self.stats.bytes_sent += len(payload)
+        answer = self._requests.request(topic, rid, payload, self.deadline_s)
+        if answer is None:
+            self.stats.fallback += 1
+            raise StageUnavailableError(f"it is not held here and no worker answered within "
+                                        f"{self.deadline_s * 1e3:.0f} ms")  # fmt: skip
+        reply, out_body = answer
+        try:
+            if reply.error is not None:
+                raise EdgeMaasError(f"worker {reply.worker} refused it: {reply.error}")
+            outs = unpack_tensors(reply.outputs, out_body)
+            check_inputs(self.outputs, outs)
+        except EdgeMaasError as exc:
+            self.stats.fallback += 1
+            raise StageUnavailableError(f"it is not held here and {exc}") from None
+        self.stats.remote += 1
+        return outs

@@ -17,15 +17,24 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from edge_maas.backends.remote import offload_requester
+from edge_maas.backends.remote import RemoteSubmodel, offload_requester
 from edge_maas.config import OffloadSettings, RolloutSettings
+from edge_maas.device.holding import hold_plan
 from edge_maas.device.install import Installer
 from edge_maas.device.offloader import Offloader, WorkerBoard
-from edge_maas.errors import EdgeMaasError, IntegrityError, TensorMismatchError, TransportError
+from edge_maas.errors import (
+    EdgeMaasError,
+    IntegrityError,
+    StageUnavailableError,
+    TensorMismatchError,
+    TransportError,
+)
 from edge_maas.files import atomic_write
 from edge_maas.manifest import Manifest
 from edge_maas.pipeline import Pipeline
 from edge_maas.registry.blobs import BlobStore
+from edge_maas.service import ServiceManifest, Submodel, UnknownTaskError, flatten_outputs
+from edge_maas.service_pipeline import ServicePipeline
 from edge_maas.transport import topics
 from edge_maas.transport.chunks import BlobFetcher
 from edge_maas.transport.client import MqttClient
@@ -36,6 +45,7 @@ from edge_maas.transport.messages import (
     InferRequest,
     ReportedState,
     RetryState,
+    ServiceState,
     decode,
     encode,
     pack_tensors,
@@ -50,14 +60,31 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Active:
-    manifest: Manifest
-    pipeline: Pipeline
-    offloader: Offloader | None = None  # when the profile enables offload
+    """A version ready to serve: a split model (Pipeline, maybe with an Offloader) or a service
+    (ServicePipeline, with RemoteSubmodel backends for the submodels this device does not hold)."""
+
+    manifest: Manifest | ServiceManifest
+    pipeline: Pipeline | ServicePipeline
+    offloader: Offloader | None = None  # when the profile enables offload (split models)
     desired: DesiredState | None = None  # what it was installed from: persisted, and how it is recognised
 
     @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
     def version(self) -> str:
-        return self.manifest.model.version
+        return self.manifest.version
+
+    @property
+    def service(self) -> ServicePipeline | None:
+        return self.pipeline if isinstance(self.pipeline, ServicePipeline) else None
+
+    def held(self) -> tuple[str, ...]:
+        """sha256 of every blob this version runs from here (shards, or the submodels it holds)."""
+        if self.service is not None:
+            return tuple(self.service.by_sha256())
+        return tuple(s.sha256 for s in self.manifest.shards)
 
 
 @dataclass
@@ -85,8 +112,10 @@ class DeviceAgent:
     def __init__(self, device_id: str, client: MqttClient, cache: BlobStore, registry_key, *,
                  backend: str = "litert", backend_options: Mapping | None = None, chunk_size: int | None = None,
                  cache_budget: int | None = None, offload: OffloadSettings | None = None,
-                 allow_rollback: bool = True, rollout: RolloutSettings | None = None):  # fmt: skip
-        """``registry_key``: the trusted root (edge_maas.trust.TrustedRoot) or a bare Ed25519 public key."""
+                 allow_rollback: bool = True, rollout: RolloutSettings | None = None,
+                 hold_budget: int | None = None):  # fmt: skip
+        """``registry_key``: the trusted root (edge_maas.trust.TrustedRoot) or a bare Ed25519 public key.
+        ``hold_budget``: bytes of a service's submodels to hold (edge_maas.device.holding); None: all."""
         self.device_id = device_id
         self.client = client
         self.cache = cache
@@ -122,9 +151,10 @@ class DeviceAgent:
         self._server = threading.Thread(target=self._serve, name=f"infer-{device_id}", daemon=True)
         self._server.start()
         self.offload = offload if offload is not None and offload.enabled else None
-        if self.offload is not None:
-            self._requester = offload_requester(client)
-            self._board = WorkerBoard(client)
+        self._offload_settings = offload or OffloadSettings()  # deadline and codec of remote submodels too
+        self.hold_budget = hold_budget
+        self._requester = offload_requester(client) if self.offload is not None else None
+        self._board = WorkerBoard(client) if self.offload is not None else None
         self.served = 0
         self.failed = 0
         self._state_file = cache.root / "state.json"
@@ -140,35 +170,47 @@ class DeviceAgent:
         self._report()
 
     # -- serving ---------------------------------------------------------------------------
-    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the active version.  The reference is read once: a swap never mixes versions."""
+    def infer(self, inputs: Mapping[str, np.ndarray], tasks: tuple[str, ...] | list[str] = ()) -> dict[str, np.ndarray]:
+        """Run the active version.  The reference is read once: a swap never mixes versions.
+
+        ``tasks``: the service's tasks to answer, each submodel they need run once; outputs are then keyed
+        ``TASK/TENSOR``.  None named: the only task of a one-task service (or a split model), outputs under
+        their own names.  UnknownTaskError for a task the service lacks (or none named where it has several),
+        StageUnavailableError (naming task and stage) when a submodel is neither held nor run by a worker."""
         active = self.active
         if active is None:
             raise EdgeMaasError(f"device {self.device_id} has no model yet")
-        return self._run(active, inputs)
+        return self._run(active, inputs, tuple(tasks))
 
-    def _run(self, active: Active, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _run(self, active: Active, inputs: Mapping[str, np.ndarray], tasks: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
         """EdgeMaasError for any failure (the caller's or the model's); a version on probation has
-        its failures counted (not the caller's wrong inputs)."""
+        its failures counted (not the caller's wrong inputs, nor a worker being away)."""
         # a pipeline's backends reuse their buffers (native arenas, interpreters): one run at a
         # time, whether the request came over MQTT or through infer()
         error: Exception | None = None
         replanned = False
         with self._run_lock:
             try:
-                if active.offloader is None:
+                if active.service is not None:
+                    out = _run_service(active, inputs, tasks)
+                elif tasks and tasks != (active.name,):
+                    raise UnknownTaskError(f"{active.name}@{active.version} is a split model: its only task is "
+                                           f"{active.name!r}, not {', '.join(tasks)}")  # fmt: skip
+                elif active.offloader is None:
                     out = active.pipeline.run(inputs)
                 else:
                     out, _, replanned = active.offloader.run(inputs)
-            except TensorMismatchError:
-                raise  # wrong inputs: the caller's fault, not the version's
+                if tasks and active.service is None:
+                    out = flatten_outputs({active.name: out})
+            except (TensorMismatchError, UnknownTaskError, StageUnavailableError):
+                raise  # the caller's inputs, or a worker away: not the version's fault
             except Exception as exc:  # the interpreter raises RuntimeError (e.g. an index out of bounds)
                 error = exc
         self._judge(active, error)
         if error is not None:
             if isinstance(error, EdgeMaasError):
                 raise error
-            raise EdgeMaasError(f"{active.manifest.model.name}@{active.version} failed: {type(error).__name__}: "
+            raise EdgeMaasError(f"{active.name}@{active.version} failed: {type(error).__name__}: "
                                 f"{str(error).splitlines()[0] if str(error) else ''}") from error  # fmt: skip
         if replanned:
             self._report()
@@ -206,7 +248,7 @@ class DeviceAgent:
                 return
             self.previous, self.active = None, good
             self._rejected = bad.desired
-            self.auto_rollback = AutoRollback(model=bad.manifest.model.name, version=bad.version,
+            self.auto_rollback = AutoRollback(model=bad.name, version=bad.version,
                                               to_version=good.version, reason=reason)  # fmt: skip
             self.healthy, self.last_error = True, f"rolled back from {bad.version} by itself: {reason}"
             if good.desired is not None:
@@ -241,7 +283,7 @@ class DeviceAgent:
         try:
             if active is None:
                 raise EdgeMaasError("no model deployed yet")
-            outputs = self._run(active, unpack_tensors(req.inputs, body))
+            outputs = self._run(active, unpack_tensors(req.inputs, body), req.tasks)
             metas, out_body = pack_tensors(outputs)
             reply = encode(InferReply(corr=req.corr, version=active.version, outputs=metas), out_body)
             self.served += 1
@@ -341,15 +383,15 @@ class DeviceAgent:
                 log.info("%s: not re-applying %s@%s, rolled back from", self.device_id, desired.model, desired.version)
                 return
             self._forget_rejected()
-        if self.active and self.active.manifest.model.name == desired.model and self.active.version == desired.version:
+        if self.active and self.active.name == desired.model and self.active.version == desired.version:
             return
         manifest = self.installer.manifest(desired.manifest_sha256, desired.manifest_size)
-        if (manifest.model.name, manifest.model.version) != (desired.model, desired.version):
-            raise IntegrityError(f"manifest is {manifest.model.name}@{manifest.model.version}, not the desired one")
-        if manifest.model.release != desired.release:
-            raise IntegrityError(f"manifest is release {manifest.model.release}; the desired state says {desired.release}")
+        if (manifest.name, manifest.version) != (desired.model, desired.version):
+            raise IntegrityError(f"manifest is {manifest.name}@{manifest.version}, not the desired one")
+        if manifest.release != desired.release:
+            raise IntegrityError(f"manifest is release {manifest.release}; the desired state says {desired.release}")
         try:
-            pipeline = self.installer.pipeline(manifest)
+            pipeline = self._install(self.installer, manifest, desired)
         except EdgeMaasError as exc:
             kept = self.active.version if self.active else "no version"
             raise EdgeMaasError(f"{exc}; kept {kept}") from None
@@ -367,9 +409,41 @@ class DeviceAgent:
         log.info("%s: now running %s@%s", self.device_id, desired.model, desired.version)
         self._report()
 
-    def _active(self, manifest: Manifest, desired: DesiredState, pipeline: Pipeline) -> Active:
+    def _install(self, installer: Installer, manifest: Manifest | ServiceManifest,
+                 desired: DesiredState) -> Pipeline | ServicePipeline:  # fmt: skip
+        """A split model's pipeline, or a service's: the submodels within the hold budget (those the running
+        and previous versions already have loaded are reused as they are: only new submodels are fetched and
+        loaded), the others run by workers."""
+        if not isinstance(manifest, ServiceManifest):
+            return installer.pipeline(manifest)
+        local = hold_plan(manifest, self.hold_budget)
+        reuse: dict = {}
+        for a in (self.previous, self.active):
+            if a is not None and a.service is not None:
+                reuse.update(a.service.by_sha256())
+        remote = None
+        if len(local) < len(manifest.submodels):
+            remote = self._remote_submodel(manifest, (desired.manifest_sha256, desired.manifest_size))
+            log.info("%s: %s@%s: holding %s; on workers: %s", self.device_id, manifest.name, manifest.version,
+                     sorted(local), sorted(s.name for s in manifest.submodels if s.name not in local))  # fmt: skip
+        return installer.service(manifest, local, remote, reuse)
+
+    def _remote_submodel(self, manifest: ServiceManifest, blob: tuple[str, int]):
+        """A factory of backends that run a submodel this device does not hold on a worker."""
+        if self._requester is None:
+            self._requester, self._board = offload_requester(self.client), WorkerBoard(self.client)
+        s = self._offload_settings
+
+        def make(sub: Submodel) -> RemoteSubmodel:
+            return RemoteSubmodel(self.client, self._requester, manifest.name, blob, sub, s.deadline_ms / 1e3,
+                                  s.codec, workers_online=self._board.any_online)  # fmt: skip
+
+        return make
+
+    def _active(self, manifest: Manifest | ServiceManifest, desired: DesiredState,
+                pipeline: Pipeline | ServicePipeline) -> Active:  # fmt: skip
         """The version ready to serve; with offload, its planner profiled on the golden input."""
-        if self.offload is None:
+        if self.offload is None or isinstance(manifest, ServiceManifest):
             return Active(manifest, pipeline, desired=desired)
         blob = (desired.manifest_sha256, desired.manifest_size)
         offloader = Offloader(self.client, self._requester, self._board, manifest, blob, pipeline, self.offload)
@@ -384,7 +458,7 @@ class DeviceAgent:
         keep = set()
         for a in (self.active, self.previous):
             if a is not None:
-                keep.update(s.sha256 for s in a.manifest.shards)
+                keep.update(a.held())
         keep.update(self._manifest_blobs)
         self.cache.evict(self.cache_budget, keep)
 
@@ -418,7 +492,8 @@ class DeviceAgent:
         try:
             offline = Installer(self.cache, None, self.key, self.backend, self.options)
             manifest = offline.manifest(desired.manifest_sha256, desired.manifest_size)
-            self.active, self.healthy = self._active(manifest, desired, offline.pipeline(manifest)), True
+            pipeline = self._install(offline, manifest, desired)
+            self.active, self.healthy = self._active(manifest, desired, pipeline), True
             self._manifest_blobs = [desired.manifest_sha256]
             log.info("%s: restored %s@%s from the cache", self.device_id, desired.model, desired.version)
         except EdgeMaasError as exc:
@@ -447,11 +522,29 @@ class DeviceAgent:
         a, p = self.active, self.previous
         state = ReportedState(
             device_id=self.device_id, status=status,
-            model=a.manifest.model.name if a else None, version=a.version if a else None,
+            model=a.name if a else None, version=a.version if a else None,
             previous_version=p.version if p else None,
-            shard_sha256=tuple(s.sha256 for s in a.manifest.shards) if a else (),
+            shard_sha256=a.held() if a else (),
             healthy=self.healthy, last_error=self.last_error,
             offload=a.offloader.state() if a and a.offloader else None,
             retrying=self.retrying, auto_rollback=self.auto_rollback,
+            service=_service_state(a) if a and a.service else None,
         )  # fmt: skip
         return state.model_dump_json().encode()
+
+
+def _run_service(active: Active, inputs: Mapping[str, np.ndarray], tasks: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Outputs of the named tasks keyed TASK/TENSOR; none named: the only task's, under their own names."""
+    m = active.manifest
+    if tasks:
+        return flatten_outputs(active.service.run(inputs, tasks))
+    if len(m.tasks) != 1:
+        raise UnknownTaskError(f"{m.name}@{m.version} has {len(m.tasks)} tasks: name one or several "
+                               f"({', '.join(t.name for t in m.tasks)})")  # fmt: skip
+    return active.service.run_task(inputs, m.tasks[0].name)
+
+
+def _service_state(a: Active) -> ServiceState:
+    m, svc = a.manifest, a.service
+    remote = tuple(s.sha256 for s in m.submodels if svc.kinds.get(s.name) == "remote")
+    return ServiceState(tasks=tuple(t.name for t in m.tasks), held=a.held(), remote=remote)

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import logging
 import platform
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
+from edge_maas.backends import Backend, TensorSpec, make_backend
 from edge_maas.errors import BackendUnavailableError, EdgeMaasError, IntegrityError, ModelFormatError
 from edge_maas.manifest import Manifest
-from edge_maas.pipeline import Pipeline
+from edge_maas.pipeline import Pipeline, Stage
 from edge_maas.registry import signing
 from edge_maas.registry.blobs import BlobStore
+from edge_maas.service import ServiceManifest, Submodel, parse_document
+from edge_maas.service_pipeline import ServicePipeline
 from edge_maas.transport.chunks import BlobFetcher
 
 log = logging.getLogger(__name__)
@@ -41,10 +44,72 @@ class Installer:
         self.backend = backend
         self.options = dict(options or {"xnnpack": False})  # golden pairs come from built-in kernels
 
-    def manifest(self, sha256: str, size: int) -> Manifest:
-        manifest = Manifest.from_json(self.blob(sha256, size))
+    def manifest(self, sha256: str, size: int) -> Manifest | ServiceManifest:
+        """The manifest blob (a v1 split or a v2 service), parsed and its signatures verified."""
+        manifest = parse_document(self.blob(sha256, size))
         signing.verify(manifest, self.key)
         return manifest
+
+    def service(self, manifest: ServiceManifest, local: Iterable[str] | None = None,
+                remote: Callable[[Submodel], Backend] | None = None,
+                reuse: Mapping[str, Backend] | None = None) -> ServicePipeline:  # fmt: skip
+        """A service's pipeline: the ``local`` submodels (names; default all) fetched unless cached or in
+        ``reuse`` (loaded backends by sha256, kept as they are), the others from ``remote``.  Every task that
+        runs entirely here is health-checked on its golden pair first (on the reference kernels, as for
+        splits); tasks with a remote stage are checked by the worker's hash and signature checks only.
+        EdgeMaasError when a blob cannot be had or a task fails its check; nothing stays loaded then."""
+        held = {s.name for s in manifest.submodels} if local is None else set(local)
+        reuse = dict(reuse or {})
+        wanted = [s for s in manifest.submodels if s.name in held and s.sha256 not in reuse]
+        blobs = {s.sha256: self.blob(s.sha256, s.size) for s in wanted}
+
+        def read(sub: Submodel) -> bytes:
+            data = blobs[sub.sha256] if sub.sha256 in blobs else self.blob(sub.sha256, sub.size)
+            manifest.verify_submodel(sub, data)
+            return data
+
+        pipe = ServicePipeline.from_reader(manifest, read, self.backend, local=held, remote=remote, reuse=reuse,
+                                           **self.options)  # fmt: skip
+        try:
+            self._check_service(manifest, pipe, read)
+        except BaseException:
+            pipe.close(keep=reuse.values())
+            raise
+        return pipe
+
+    def _check_service(self, manifest: ServiceManifest, pipe: ServicePipeline, read) -> None:
+        tasks = pipe.local_tasks()
+        if self._serves_reference():
+            bad = pipe.check_golden(tasks)
+        else:
+            needed = {s.name for s in manifest.task_plan(tasks)} if tasks else set()
+            ref = self._reference(manifest.name, lambda kind, **o: ServicePipeline.from_reader(
+                manifest, read, kind, local=needed, **o))  # fmt: skip
+            try:
+                bad = ref.check_golden(tasks)
+            finally:
+                ref.close()
+            for t in tasks:  # the serving backend must run and give the declared outputs, within a few LSB
+                task = manifest.task(t)
+                got = pipe.run_task({x.name: x.to_array() for x in task.golden.inputs}, t)
+                for o in task.golden.outputs:
+                    want = o.to_array()
+                    if got[o.name].shape != want.shape or got[o.name].dtype != want.dtype:
+                        bad.append(t)
+        if bad:
+            raise EdgeMaasError(f"health check failed: task(s) {', '.join(sorted(set(bad)))} of "
+                                f"{manifest.name}@{manifest.version} differ from their golden output")  # fmt: skip
+        log.info("%s@%s: tasks %s pass their golden check on %s", manifest.name, manifest.version, tasks, self.backend)
+
+    def submodel(self, manifest: ServiceManifest, sub: Submodel) -> Pipeline:
+        """One submodel of a signed service as a one-stage pipeline (what a worker runs for a device that does
+        not hold it): fetched unless cached, checked against the manifest's size and sha256, loaded.  No golden
+        pair covers a submodel alone; its tasks' golden pairs are checked where the whole task runs."""
+        data = self.blob(sub.sha256, sub.size)
+        manifest.verify_submodel(sub, data)
+        backend = make_backend(self.backend, data, **self.options)
+        specs = lambda ts: tuple(TensorSpec(t.name, tuple(t.shape), t.dtype) for t in ts)
+        return Pipeline([Stage(0, backend, self.backend)], specs(sub.inputs), specs(sub.outputs))
 
     def pipeline(self, manifest: Manifest) -> Pipeline:
         """Fetch what is missing, health-check on the reference kernels, build on the configured
@@ -60,7 +125,7 @@ class Installer:
                 pipeline.close()
                 raise
             return pipeline
-        reference = self._reference(manifest, read)
+        reference = self._reference(manifest.name, lambda kind, **o: Pipeline.from_reader(manifest, read, kind, **o))
         try:
             self._check(reference.run(golden_in), manifest)
         finally:
@@ -85,17 +150,18 @@ class Installer:
             return True
         return self.backend == "litert" and not self.options.get("xnnpack", True) and _X86
 
-    def _reference(self, manifest: Manifest, read) -> Pipeline:
-        """The pipeline the golden pair is checked on: native, or the built-in kernels where
-        native cannot load a shard (an op it lacks) and they are the reference (x86-64)."""
+    @staticmethod
+    def _reference(name: str, build):
+        """What the golden pair is checked on: ``build(kind, **options)`` on native, or on the built-in
+        kernels where native cannot load a shard (an op it lacks) and they are the reference (x86-64)."""
         try:
-            return Pipeline.from_reader(manifest, read, "native", threads=1)
+            return build("native", threads=1)
         except (ModelFormatError, BackendUnavailableError) as exc:  # an op or option native lacks
             if not _X86:
                 raise EdgeMaasError(f"health check impossible here: native cannot run it ({exc}) and this "
                                     f"interpreter build is not the golden reference") from None  # fmt: skip
-            log.info("%s: checking on the built-in kernels (native: %s)", manifest.model.name, exc)
-            return Pipeline.from_reader(manifest, read, "litert", xnnpack=False, threads=1)
+            log.info("%s: checking on the built-in kernels (native: %s)", name, exc)
+            return build("litert", xnnpack=False, threads=1)
 
     @staticmethod
     def _check(out: Mapping[str, np.ndarray], manifest: Manifest) -> None:

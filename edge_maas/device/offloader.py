@@ -47,6 +47,11 @@ class WorkerBoard:
         with self._lock:
             self._status[name] = st
 
+    def any_online(self) -> bool:
+        """Whether some worker's retained status says online (a killed one says offline once its last will fires)."""
+        with self._lock:
+            return any(s.status == "online" for s in self._status.values())
+
     def stage_s(self, manifest_sha256: str) -> dict[int, float]:
         """Per stage of this manifest: mean seconds per batch over online workers that ran it
         (a request waits for its whole batch)."""

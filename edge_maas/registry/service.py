@@ -5,14 +5,16 @@ and publish the root of trust's versions (retained) so devices can follow key ro
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from edge_maas.files import atomic_write
-from edge_maas.manifest import Manifest
+from edge_maas.manifest import read_blob
 from edge_maas.registry import signing
 from edge_maas.registry.blobs import BlobStore
 from edge_maas.registry.catalog import Catalog, RegistryError, VersionRecord
+from edge_maas.service import load_document, parse_document
 from edge_maas.transport import topics
 from edge_maas.transport.chunks import BlobServer
 from edge_maas.transport.client import MqttClient
@@ -23,6 +25,16 @@ from edge_maas.trust.root import TrustedRoot, TrustError, parse_root
 log = logging.getLogger(__name__)
 
 DEFAULT_DESIRED_TTL_S = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class PublishStats:
+    """What one publish stored: blobs the manifest names, how many (and bytes) were new, the signed manifest's size."""
+
+    blobs: int
+    new_blobs: int
+    new_bytes: int
+    manifest_bytes: int
 
 
 class Registry:
@@ -36,6 +48,7 @@ class Registry:
         self.key = keyfiles.load_private(key_path) if key_path is not None else None
         self.desired_ttl_s = desired_ttl_s
         self._server: BlobServer | None = None
+        self.last_publish: PublishStats | None = None
         if self.key is not None:
             self._check_key_trusted()
 
@@ -86,19 +99,24 @@ class Registry:
 
     # -- releases -----------------------------------------------------------------------------
     def publish(self, split_dir: Path | str) -> VersionRecord:
-        """Store every shard (verified against the manifest) and the signed, numbered manifest."""
+        """Store every blob the manifest names (a split's shards, a service's submodels), each verified against
+        the manifest and stored once whatever the number of versions and services naming it, then the signed,
+        numbered manifest.  ``last_publish`` says how many bytes were new."""
         key = self._need_key()
         split_dir = Path(split_dir)
-        manifest = Manifest.load(split_dir / "manifest.json")
-        for shard in manifest.shards:
-            self.blobs.put(manifest.read_shard(split_dir, shard))
-        release = self.catalog.next_release(manifest.model.name, manifest.model.version)
-        numbered = manifest.model_copy(update={"model": manifest.model.model_copy(update={"release": release})})
-        signed = signing.sign(numbered, key).to_json().encode()
-        rec = VersionRecord(manifest.model.name, manifest.model.version, self.blobs.put(signed), len(signed), release)
+        manifest = load_document(split_dir / "manifest.json")
+        new_bytes = new_blobs = 0
+        for what, file, size, sha in manifest.blobs():
+            if not self.blobs.has(sha):
+                self.blobs.put(read_blob(split_dir / file, what, size, sha))
+                new_bytes, new_blobs = new_bytes + size, new_blobs + 1
+        release = self.catalog.next_release(manifest.name, manifest.version)
+        signed = signing.sign(manifest.with_release(release), key).to_json().encode()
+        rec = VersionRecord(manifest.name, manifest.version, self.blobs.put(signed), len(signed), release)
         self.catalog.add_version(rec)
-        log.info("published %s@%s (release %d): %d shards, manifest %s", rec.model, rec.version, release,
-                 len(manifest.shards), rec.manifest_sha256[:12])  # fmt: skip
+        self.last_publish = PublishStats(len(manifest.blobs()), new_blobs, new_bytes, len(signed))
+        log.info("published %s@%s (release %d): %d blobs (%d new, %d bytes), manifest %s", rec.model, rec.version,
+                 release, len(manifest.blobs()), new_blobs, new_bytes, rec.manifest_sha256[:12])  # fmt: skip
         return rec
 
     def resign(self) -> int:
@@ -111,7 +129,7 @@ class Registry:
             old = self.blobs.get(rec.manifest_sha256)
             if old is None:
                 raise RegistryError(f"manifest of {rec.model}@{rec.version} is missing from the blob store")
-            data = signing.sign(Manifest.from_json(old), key).to_json().encode()
+            data = signing.sign(parse_document(old), key).to_json().encode()
             if data != old:
                 self.catalog.replace_manifest(rec.model, rec.version, self.blobs.put(data), len(data))
                 n += 1

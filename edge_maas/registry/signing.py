@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from securesystemslib.signer import Signer
 
 from edge_maas.errors import ManifestError
-from edge_maas.manifest import Manifest
+from edge_maas.manifest import SignedDocument
 from edge_maas.transport.messages import DesiredState, SignedDesired
 from edge_maas.trust import envelope
 from edge_maas.trust.keys import load_private, load_public, load_signer, new_key, public_pem, signer  # noqa: F401
@@ -22,17 +22,18 @@ def _signers(keys) -> list[Signer]:
     return [k if isinstance(k, Signer) else signer(k) for k in items]
 
 
-def sign(manifest: Manifest, keys) -> Manifest:
-    """The manifest with one signature per key over its canonical bytes (replacing any)."""
+def sign(manifest: SignedDocument, keys) -> SignedDocument:
+    """The manifest (v1 or a v2 service: the signature covers the whole service) with one signature
+    per key over its canonical bytes (replacing any)."""
     sigs = envelope.sign(manifest.model_copy(update={"signatures": ()}).canonical_bytes(), _signers(keys))
     return manifest.model_copy(update={"signatures": sigs})
 
 
-def verify(manifest: Manifest, trust) -> None:
+def verify(manifest: SignedDocument, trust) -> None:
     """ManifestError unless a threshold of the trusted release keys signed the manifest.
 
     ``trust``: a TrustedRoot, or an Ed25519 public key (a one-key root)."""
-    what = f"manifest {manifest.model.name}@{manifest.model.version}"
+    what = f"{manifest.KIND} {manifest.name}@{manifest.version}"
     if not manifest.signatures:
         raise ManifestError(f"{what} is not signed")
     try:

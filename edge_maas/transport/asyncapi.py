@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from edge_maas.manifest import Manifest
+from edge_maas.service import ServiceManifest
 from edge_maas.transport import messages as m
 from edge_maas.transport.topics import PREFIX
 
@@ -25,11 +27,13 @@ CHANNELS = [
     (f"{PREFIX}/client/{{client_id}}/blob", "registry", m.ChunkHeader,
      f"One chunk (framed: {FRAME}: the chunk).", False, 1),
     (f"{PREFIX}/device/{{device_id}}/infer", "client", m.InferRequest,
-     f"Inference request (framed: {FRAME}: the inputs, in order).", False, 0),
+     f"Inference request (framed: {FRAME}: the inputs, in order); `tasks` names the service's tasks to answer "
+     "in this one request (outputs keyed TASK/TENSOR).", False, 0),
     (f"{PREFIX}/client/{{client_id}}/infer", "device", m.InferReply,
      f"Inference reply (framed: {FRAME}: the outputs, in order).", False, 0),
     (f"{PREFIX}/offload/{{model}}", "device", m.OffloadRequest,
-     f"Run stages first_stage.. on a worker; workers take it through $share/<group>/ (framed: {FRAME}: "
+     f"Run stages first_stage.. of a split model, or with `submodel_sha256` one submodel of a service (model: "
+     f"the service's name), on a worker; workers take it through $share/<group>/ (framed: {FRAME}: "
      "the boundary tensors, in order, compressed with `codec`).", False, 0),
     (f"{PREFIX}/client/{{client_id}}/offload", "worker", m.OffloadReply,
      f"Offload reply, outputs or error (framed: {FRAME}: the outputs, in order).", False, 0),
@@ -53,9 +57,14 @@ def document() -> dict:
         }
     return {
         "asyncapi": "2.6.0",
-        "info": {"title": "edge_maas MQTT protocol", "version": "1"},
+        "info": {"title": "edge_maas MQTT protocol", "version": "1",
+                 "description": "Blobs travel as chunks by sha256; the manifest blob a desired state names is a "
+                                "Manifest (schema_version 1, a split model) or a ServiceManifest (schema_version 2: "
+                                "submodels and tasks), both in components.schemas (also docs/*.schema.json)."},
         "defaultContentType": "application/json",
         "channels": channels,
+        "components": {"schemas": {"Manifest": Manifest.model_json_schema(),
+                                   "ServiceManifest": ServiceManifest.model_json_schema()}},
     }
 
 

@@ -125,6 +125,8 @@ class BlobFetcher:
         self.held: dict[str, dict[int, bytes]] = {}
         self.held_chunk: dict[str, int] = {}  # the chunk size that `held`'s indices of a blob refer to
         self.discarded = 0
+        self.fetched_blobs = 0  # completed, verified fetches: what crossed the network, for reports and tests
+        self.fetched_bytes = 0
         self.last_chunk_size: int | None = None  # of the last fetch (after any reduction)
         self._cv = threading.Condition()
         self._corr = ""
@@ -212,6 +214,7 @@ class BlobFetcher:
         self.held_chunk.pop(sha256, None)
         if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
             raise IntegrityError(f"blob {sha256[:12]}: reassembled {len(data)} bytes do not match the announced sha256")
+        self.fetched_blobs, self.fetched_bytes = self.fetched_blobs + 1, self.fetched_bytes + size
         log.info("blob %s: %d bytes in %d chunks, %.1f ms", sha256[:12], size, n, (time.monotonic() - t0) * 1e3)
         return data
 

@@ -17,6 +17,7 @@ from edge_maas.trust.envelope import Signature, canonical_json
 
 SHA256 = Field(pattern=r"^[0-9a-f]{64}$")
 # a topic to publish the answer on: MQTT forbids wildcards and NUL there (paho would raise)
+SHA256_OR_NONE = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 REPLY_TO = Field(min_length=1, max_length=256, pattern=r"^[^#+\x00]+$")
 
 
@@ -143,6 +144,15 @@ class AutoRollback(_Msg):
     reason: str  # e.g. "3 of its first 5 requests failed: ..."
 
 
+class ServiceState(_Msg):
+    """What a device holds of the service it runs: its tasks, the submodels it holds (by sha256) and those it
+    does not hold and sends to a worker."""
+
+    tasks: tuple[str, ...]
+    held: tuple[str, ...] = ()
+    remote: tuple[str, ...] = ()
+
+
 class ReportedState(_Msg):
     """Retained on the device's reported topic; `status` is 'online' or 'offline' (last will, and
     a clean stop)."""
@@ -158,6 +168,7 @@ class ReportedState(_Msg):
     offload: OffloadState | None = None
     retrying: RetryState | None = None
     auto_rollback: AutoRollback | None = None
+    service: ServiceState | None = None  # when it runs a v2 service
 
 
 class TensorMeta(_Msg):
@@ -166,12 +177,18 @@ class TensorMeta(_Msg):
     shape: tuple[Annotated[int, Field(ge=0, le=1 << 31)], ...] = Field(max_length=8)
 
 
+TASK = Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")
+
+
 class InferRequest(_Msg):
-    """Header of an inference request; the body is the inputs' raw bytes, in order."""
+    """Header of an inference request; the body is the inputs' raw bytes, in order.  ``tasks``: which of the
+    service's tasks to answer (each submodel they need runs once); the reply's outputs are then named
+    ``TASK/TENSOR``.  Empty: the only task of a one-task service, outputs under their own names."""
 
     corr: str = Field(min_length=1, max_length=64)
     reply_to: str = REPLY_TO
     inputs: tuple[TensorMeta, ...]
+    tasks: tuple[Annotated[str, TASK], ...] = Field(default=(), max_length=64)
 
 
 class InferReply(_Msg):
@@ -212,7 +229,8 @@ def unpack_tensors(metas: tuple[TensorMeta, ...], body: bytes) -> dict:
 
 
 class OffloadRequest(_Msg):
-    """Run stages first_stage.. of the signed manifest on these boundary tensors (framed body)."""
+    """Run stages first_stage.. of the signed manifest on these boundary tensors (framed body); with
+    ``submodel_sha256``, run that one submodel of the signed service manifest instead (first_stage 0)."""
 
     id: str = Field(min_length=1, max_length=64)  # idempotent: a retried id is answered once
     reply_to: str = REPLY_TO
@@ -222,6 +240,7 @@ class OffloadRequest(_Msg):
     inputs: tuple[TensorMeta, ...]
     deadline_ms: int = Field(ge=1, le=600_000)
     codec: Literal["none", "zlib", "rle"] = "none"  # of the body; the tensors' sizes bound what it may expand to
+    submodel_sha256: str | None = SHA256_OR_NONE
 
 
 class OffloadReply(_Msg):
@@ -237,10 +256,11 @@ class OffloadReply(_Msg):
 
 
 class StageLatency(_Msg):
-    """How long one stage takes on a worker, per batch and per request (EWMA)."""
+    """How long one stage (or one submodel of a service) takes on a worker, per batch and per request (EWMA)."""
 
     manifest_sha256: str = SHA256
     stage: int
+    submodel_sha256: str | None = SHA256_OR_NONE
     batches: int
     mean_batch: float
     ms_per_batch: float  # EWMA

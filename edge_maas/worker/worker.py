@@ -23,6 +23,7 @@ from edge_maas.device.install import Installer
 from edge_maas.errors import EdgeMaasError, TransportError
 from edge_maas.pipeline import Pipeline
 from edge_maas.registry.blobs import BlobStore
+from edge_maas.service import ServiceManifest
 from edge_maas.transport import topics
 from edge_maas.transport.chunks import BlobFetcher
 from edge_maas.transport.client import MqttClient
@@ -100,7 +101,8 @@ class Worker:
         self.stage_stats: dict[tuple[str, int], _StageStats] = {}
         self._status_every_s = status_every_s
         self._last_status = 0.0
-        self._pipelines: OrderedDict[str, Pipeline] = OrderedDict()
+        self._pipelines: OrderedDict[str, Pipeline] = OrderedDict()  # by manifest, or by submodel for services
+        self._submodel_keys: set[str] = set()
         self._answered: OrderedDict[str, bytes] = OrderedDict()  # idempotency: id -> reply
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name=f"worker-{name}", daemon=True)
@@ -143,9 +145,9 @@ class Worker:
     # -- batching ------------------------------------------------------------------------------
     def _work(self) -> None:
         while (items := self._next_batch()) is not None:
-            groups: dict[tuple[str, int], list[_Item]] = {}
+            groups: dict[tuple[str, int, str | None], list[_Item]] = {}
             for it in items:
-                groups.setdefault((it.req.manifest_sha256, it.req.first_stage), []).append(it)
+                groups.setdefault((it.req.manifest_sha256, it.req.first_stage, it.req.submodel_sha256), []).append(it)
             for group in groups.values():
                 replied: set[str] = set()
                 try:
@@ -230,16 +232,30 @@ class Worker:
         return inputs
 
     def _suffix(self, req: OffloadRequest) -> Pipeline:
-        pipe = self._pipelines.get(req.manifest_sha256)
+        """The stages a request runs: a split's suffix, or one submodel of a service (one stage)."""
+        key = req.submodel_sha256 or req.manifest_sha256  # a submodel is the same whichever service names it
+        pipe = self._pipelines.get(key)
         if pipe is None:
             manifest = self.installer.manifest(req.manifest_sha256, req.manifest_size)
-            pipe = self._pipelines[req.manifest_sha256] = self.installer.pipeline(manifest)
-            log.info("%s: installed %s@%s", self.name, manifest.model.name, manifest.model.version)
+            if req.submodel_sha256 is not None:
+                if not isinstance(manifest, ServiceManifest):
+                    raise EdgeMaasError(f"{manifest.name}@{manifest.version} is a split model, not a service: "
+                                        "it has no submodels to run by hash")  # fmt: skip
+                pipe = self.installer.submodel(manifest, manifest.by_sha256(req.submodel_sha256))
+                self._submodel_keys.add(key)
+                what = f"submodel {req.submodel_sha256[:12]} of {manifest.name}@{manifest.version}"
+            elif isinstance(manifest, ServiceManifest):
+                raise EdgeMaasError(f"{manifest.name}@{manifest.version} is a service: name the submodel to run")
+            else:
+                pipe = self.installer.pipeline(manifest)
+                what = f"{manifest.name}@{manifest.version}"
+            self._pipelines[key] = pipe
+            log.info("%s: installed %s", self.name, what)
             while len(self._pipelines) > MAX_MODELS:  # least recently used goes, with its stats
                 old, gone = self._pipelines.popitem(last=False)
                 gone.close()
                 self.stage_stats = {k: v for k, v in self.stage_stats.items() if k[0] != old}
-        self._pipelines.move_to_end(req.manifest_sha256)
+        self._pipelines.move_to_end(key)
         return pipe.suffix(req.first_stage)
 
     # -- replies and reports ---------------------------------------------------------------------
@@ -268,13 +284,16 @@ class Worker:
 
     def _record(self, req: OffloadRequest, suffix: Pipeline, stage_s: list[float], n: int) -> None:
         self.batch_sizes.append(n)
+        key = req.submodel_sha256 or req.manifest_sha256
         for st, s in zip(suffix.stages, stage_s):
-            self.stage_stats.setdefault((req.manifest_sha256, st.index), _StageStats()).add(s, n)
+            self.stage_stats.setdefault((key, st.index), _StageStats()).add(s, n)
 
     def status(self, state: str = "online") -> WorkerStatus:
+        subs = self._submodel_keys
         stages = tuple(
             StageLatency(manifest_sha256=m, stage=k, batches=s.batches, mean_batch=s.requests / s.batches,
-                         ms_per_batch=round(s.ms_per_batch, 3), ms_per_request=round(s.ms_per_request, 3))
+                         ms_per_batch=round(s.ms_per_batch, 3), ms_per_request=round(s.ms_per_request, 3),
+                         submodel_sha256=m if m in subs else None)
             for (m, k), s in sorted(self.stage_stats.items())
         )  # fmt: skip
         b = self.batching
