@@ -90,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--service-version", default="1", help="version string in the manifest (default: 1)")
     c.set_defaults(func=cmd_compose)
 
+    _head_parser(sub)
+
     r = sub.add_parser("run", help="run a split model, a service's tasks, or a whole .tflite on an input array")
     r.add_argument("manifest", type=Path, help="DIR/manifest.json, or a .tflite to run whole")
     r.add_argument("--input", type=Path, required=True, help=".npy (one input) or .npz keyed by tensor name")
@@ -116,6 +118,69 @@ def _parser() -> argparse.ArgumentParser:
 
     add_commands(sub)
     return p
+
+
+_HEAD_EXAMPLE = """example (a backbone's features -> a new task, trained on few samples, added to the service):
+  edge-maas compose a.tflite b.tflite --out svc
+  edge-maas head train svc/manifest.json --at backbone/out_0 --data train.npz --task ge5 --hidden 16
+  edge-maas run svc/manifest.json --task ge5 --input x.npy --output y.npy"""
+
+
+_HEAD_TRAIN = """Run the submodels that compute TENSOR on the samples in --data, train a classifier on those
+features (logistic regression, or one ReLU layer of --hidden units) and quantize it to full-integer int8
+(TFLite's rules); report float vs int8 accuracy on a held-out part; check that the interpreter and the native
+kernels give the same bytes.  Then add it to the service: DIR/head_TASK.tflite, and a task TASK (output
+TASK/out_0, with a golden pair) in DIR/manifest.json, at a new version, unsigned and unreleased (the registry
+signs and numbers it at publish).  A version-1 split folder becomes a version-2 service."""
+
+
+def _head_parser(sub) -> None:
+    h = sub.add_parser("head", help="transfer learning: train a new task's head on a service's features",
+                       description="Train small classifier heads on the features a service already computes.",
+                       epilog=_HEAD_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    hs = h.add_subparsers(dest="head_cmd", required=True, metavar="{train}")
+    t = hs.add_parser(
+        "train", help="train a head at a tensor of a service and add it as a new task",
+        description=_HEAD_TRAIN,
+        epilog=_HEAD_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    t.add_argument("manifest", type=Path, help="DIR/manifest.json of a service (edge-maas compose) or a split model")
+    t.add_argument("--at", required=True, metavar="TENSOR",
+                   help="the tensor the head reads: a submodel output, e.g. backbone/out_0 (not a service input)")
+    t.add_argument("--data", type=Path, required=True, metavar="TRAIN.npz",
+                   help="x: the service input's samples, (n, ...) of its dtype (or one array per input name); "
+                   "y: one integer label per sample")  # fmt: skip
+    t.add_argument("--task", required=True, metavar="NAME", help="the new task's name (letters, digits, _ . -)")
+    t.add_argument("--hidden", type=int, metavar="N", help="one hidden ReLU layer of N units (default: none)")
+    t.add_argument("--version", dest="service_version", metavar="V",
+                   help="the edited service's version (default: the next one: 1 -> 2, 1.0 -> 1.1)")
+    t.add_argument("--backend", choices=("litert", "native"), default="litert",
+                   help="what runs the submodels for the features (both give the same bytes)")
+    t.add_argument("--holdout", type=float, default=0.25, metavar="FRACTION",
+                   help="part of the samples kept out of training to score the head (default 0.25; 0: none)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the held-out split and the classifier")
+    t.set_defaults(func=cmd_head_train)
+
+
+def cmd_head_train(args) -> int:
+    from edge_maas.heads.service_head import train_service_task
+
+    r = train_service_task(args.manifest, args.at, args.data, args.task, args.hidden, args.service_version,
+                           args.backend, args.holdout, args.seed)  # fmt: skip
+    h = r.head
+    if r.converted_from_v1:
+        print(f"{args.manifest} was a version-1 split: it is now a version-2 service (its shards are submodels)")
+    print(f"features at {args.at} {h.boundary.dtype}{list(h.boundary.shape)} of {r.n_samples} samples "
+          f"({args.backend}); head: {h.n_train} training samples, {len(h.classes)} classes, "
+          + (f"hidden {h.hidden}" if h.hidden else "logistic regression"))  # fmt: skip
+    if r.accuracy:
+        a = r.accuracy
+        print(f"held out {a.n} samples: float accuracy {a.float:.4f}, int8 accuracy {a.int8:.4f} "
+              f"({(a.int8 - a.float) * 100:+.2f} points)")  # fmt: skip
+    print(f"interpreter vs native head: identical bytes on {r.checked} samples")
+    print(f"wrote {r.path.parent / r.submodel.file} ({r.submodel.size} bytes, sha256 {r.submodel.sha256[:12]}) and "
+          f"{r.path}: task {args.task} (backbone reused), version {r.previous_version} -> "
+          f"{r.manifest.service.version}, unsigned (publish with the registry)")  # fmt: skip
+    return 0
 
 
 def _backend_args(p: argparse.ArgumentParser) -> None:
@@ -209,7 +274,7 @@ def _is_service(path: Path) -> bool:
 
 
 def _run_service(args) -> int:
-    from edge_maas.service import UnknownTaskError, load_any, parse_tasks
+    from edge_maas.service import UnknownTaskError, flatten_outputs, load_any, parse_tasks
     from edge_maas.service_pipeline import ServicePipeline
 
     manifest = load_any(args.manifest)
@@ -231,7 +296,7 @@ def _run_service(args) -> int:
     finally:
         pipe.close()
     if args.output.suffix == ".npz":
-        outputs = {f"{t}/{k}": v for t, outs in result.items() for k, v in outs.items()}
+        outputs = flatten_outputs(result)
     else:
         outputs = result[tasks[0]]
     _write_outputs(args.output, outputs)

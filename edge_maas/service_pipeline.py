@@ -23,6 +23,7 @@ class ServicePipeline:
         self.kinds = dict(kinds)
         self.inputs = tuple(TensorSpec(t.name, t.shape, t.dtype) for t in manifest.inputs)
         self.runs: Counter[str] = Counter()
+        self._plans: dict[tuple[str, ...], tuple[list[Submodel], set[str]]] = {}
 
     @classmethod
     def from_manifest(cls, path: str | Path, backend: str = "litert", **options) -> ServicePipeline:
@@ -89,8 +90,14 @@ class ServicePipeline:
         """Outputs by task, then by tensor name.  UnknownTaskError before anything runs; TensorMismatchError
         for missing or ill-shaped inputs."""
         names = list(dict.fromkeys(tasks))
-        plan = self.manifest.task_plan(names)
-        needed = {t.name for s in plan for t in s.inputs} & {t.name for t in self.inputs}
+        key = tuple(names)
+        cached = self._plans.get(key)
+        if cached is None:  # the manifest is immutable: plan each set of tasks once (a bounded number of sets)
+            plan = self.manifest.task_plan(names)
+            cached = (plan, {t.name for s in plan for t in s.inputs} & {t.name for t in self.inputs})
+            if len(self._plans) < 256:
+                self._plans[key] = cached
+        plan, needed = cached
         check_inputs(tuple(s for s in self.inputs if s.name in needed), inputs)
         env: dict[str, np.ndarray] = {k: v for k, v in inputs.items() if k in needed}
         for s in plan:

@@ -1,9 +1,10 @@
 """Run a backbone on a batch of inputs and keep the int8 tensor at one named boundary (the features a head reads).
 
 The backbone is a whole ``.tflite`` (cut right after the op that writes the boundary, with the split machinery:
-the same prefix ``edge-maas split --at TENSOR`` would ship) or a split model's ``manifest.json`` (the boundary must
-then be a tensor that crosses a cut: a shard output).  Either way the features are what the device will feed the
-head: the int8 bytes of the chosen backend, with the boundary's own scale and zero point.
+the same prefix ``edge-maas split --at TENSOR`` would ship) or a ``manifest.json``: a service's (schema 2; the
+boundary is a submodel output, e.g. ``backbone/out_0``, and only the submodels that compute it run) or a split
+model's (the boundary is a tensor that crosses a cut: a shard output).  Either way the features are what the
+device will feed the head: the int8 bytes of the chosen backend, with the boundary's own scale and zero point.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import numpy as np
 
 from edge_maas.backends import TensorSpec, make_backend
 from edge_maas.errors import EdgeMaasError, PartitionError
-from edge_maas.manifest import Manifest, TensorDesc
+from edge_maas.manifest import TensorDesc
 from edge_maas.partition.plan import plan_at_tensors
 from edge_maas.partition.split import tensor_desc
 from edge_maas.pipeline import Stage
+from edge_maas.service import ServiceManifest, load_any
 from edge_maas.tflite.graph import load_graph
 from edge_maas.tflite.writer import build_submodel
 
@@ -58,7 +60,8 @@ def extract_features(
     backend: str = "litert",
     **backend_options,
 ) -> Features:
-    """Run ``backbone`` (a .tflite or a manifest.json) on n samples and return the features at tensor ``at``.
+    """Run ``backbone`` (a .tflite, or a service's or split's manifest.json) on n samples and return the features
+    at tensor ``at``.
 
     ``inputs``: one array (single-input backbones) or arrays by input name, each (n, *shape[1:]) of the input's
     dtype (a per-sample leading 1 is accepted too).  The interpreter runs without XNNPACK unless told otherwise, so
@@ -71,14 +74,18 @@ def extract_features(
         stages, specs, boundary = _manifest_prefix(path, at, backend, backend_options)
     else:
         stages, specs, boundary = _tflite_prefix(path, at, backend, backend_options)
-    feed, n = _batch(specs, inputs)
-    out = []
-    for lo in range(0, n, CHUNK):
-        env = {k: v[lo : lo + CHUNK] for k, v in feed.items()}
-        m = min(CHUNK, n - lo)
+    try:
+        feed, n = check_batch(specs, inputs)
+        out = []
+        for lo in range(0, n, CHUNK):
+            env = {k: v[lo : lo + CHUNK] for k, v in feed.items()}
+            m = min(CHUNK, n - lo)
+            for st in stages:
+                env.update(st.run_batch({s.name: env[s.name] for s in st.backend.inputs}, m))
+            out.append(env[boundary.name])
+    finally:
         for st in stages:
-            env.update(st.run_batch({s.name: env[s.name] for s in st.backend.inputs}, m))
-        out.append(env[boundary.name])
+            st.backend.close()
     values = np.concatenate(out)
     return Features(boundary, values)
 
@@ -98,19 +105,36 @@ def _tflite_prefix(path: Path, at: str, backend: str, options: dict):
     return [stage], tuple(stage.backend.inputs), boundary
 
 
+def service_boundary(service: ServiceManifest, at: str, where: str | Path = "the service") -> TensorDesc:
+    """The submodel output named ``at``, checked for a head to read.  FeatureError for a service input (a head
+    reads features a submodel computes) or an unknown name, listing the tensors a head can read."""
+    outputs = [t.name for s in service.submodels for t in s.outputs]
+    if at in {t.name for t in service.inputs}:
+        raise FeatureError(f"{at!r} is an input of {where}, not features; a head reads a submodel's output: "
+                           f"{', '.join(map(repr, outputs))}")  # fmt: skip
+    if at not in outputs:
+        raise FeatureError(f"no boundary tensor named {at!r} in {where}; its submodels output: "
+                           f"{', '.join(map(repr, outputs))}")  # fmt: skip
+    return _check_boundary(service.tensor(at))
+
+
 def _manifest_prefix(path: Path, at: str, backend: str, options: dict):
-    manifest = Manifest.load(path)
-    for k, shard in enumerate(manifest.shards):
-        for t in shard.outputs:
-            if t.name == at:
-                boundary = _check_boundary(t)
-                stages = []
-                for s in manifest.shards[: k + 1]:
-                    b = make_backend(backend, manifest.read_shard(path.parent, s), **options)
-                    stages.append(Stage(s.index, b, backend))
-                return stages, tuple(TensorSpec(i.name, i.shape, i.dtype) for i in manifest.inputs), boundary
-    names = [t.name for s in manifest.shards for t in s.outputs]
-    raise FeatureError(f"no boundary tensor named {at!r} in {path}; its shards output: {', '.join(map(repr, names))}")
+    """The submodels that compute ``at``, in order: a v2 service's, or a v1 split's shards (as a one-task
+    service: same tensor names)."""
+    service = load_any(path)
+    boundary = service_boundary(service, at, path)
+    plan = service.tensor_plan([at])
+    stages = []
+    try:
+        for k, s in enumerate(plan):
+            stages.append(Stage(k, make_backend(backend, service.read_submodel(path.parent, s), **options), backend))
+    except BaseException:
+        for st in stages:
+            st.backend.close()
+        raise
+    read = {t.name for s in plan for t in s.inputs}
+    specs = tuple(TensorSpec(i.name, i.shape, i.dtype) for i in service.inputs if i.name in read)
+    return stages, specs, boundary
 
 
 def _check_boundary(t: TensorDesc) -> TensorDesc:
@@ -124,8 +148,9 @@ def _check_boundary(t: TensorDesc) -> TensorDesc:
     return t
 
 
-def _batch(specs: tuple[TensorSpec, ...], inputs) -> tuple[dict[str, np.ndarray], int]:
-    """Arrays by input name, each (n, *shape[1:]); n is the same for all and at least 1."""
+def check_batch(specs: tuple[TensorSpec, ...], inputs) -> tuple[dict[str, np.ndarray], int]:
+    """Arrays by input name, each (n, *shape[1:]); n is the same for all and at least 1.  FeatureError
+    (missing input, wrong shape, dtype or count)."""
     if isinstance(inputs, np.ndarray):
         if len(specs) != 1:
             raise FeatureError(f"the backbone has {len(specs)} inputs ({', '.join(s.name for s in specs)}); "

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from edge_maas.backends import TensorSpec
 from edge_maas.errors import EdgeMaasError
-from edge_maas.heads.features import FeatureError, Features, extract_features
+from edge_maas.heads.features import FeatureError, Features, check_batch, extract_features
 from edge_maas.manifest import Golden, TensorData, TensorDesc
 from edge_maas.tflite.builder import Op, T, build_model
 
@@ -99,10 +100,12 @@ def train_head(
     hidden: int | None = None,
     seed: int = 0,
     golden_seed: int = 0,
+    output_name: str | None = None,
 ) -> Head:
     """Fit a classifier on ``features`` (LogisticRegression, or an MLP with one ReLU layer of ``hidden`` units),
-    quantize it and build the head.  Errors: TrainingDataError (features of the wrong shape or dtype, no samples,
-    labels not one per sample, fewer than two classes, a bad task name or hidden size)."""
+    quantize it and build the head; its output tensor is ``output_name`` (default ``TASK/probs``; a service names
+    it ``TASK/out_0``).  Errors: TrainingDataError (features of the wrong shape or dtype, no samples, labels not
+    one per sample, fewer than two classes, a bad task name or hidden size)."""
     if not isinstance(task, str) or not _TASK.match(task):
         raise TrainingDataError(f"task name {task!r} must be letters, digits, '_', '.' or '-'")
     if hidden is not None and (isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1):
@@ -115,8 +118,9 @@ def train_head(
     x = features.dequantize()
     clf = _fit(x, y, hidden, seed)
     layers = _float_layers(clf)
-    model = _quantized_model(layers, x, features.boundary, task)
-    output = TensorDesc(name=f"{task}/probs", shape=(1, len(classes)), dtype="int8", scale=(SOFTMAX_SCALE,),
+    out_name = output_name or f"{task}/probs"
+    model = _quantized_model(layers, x, features.boundary, task, out_name)
+    output = TensorDesc(name=out_name, shape=(1, len(classes)), dtype="int8", scale=(SOFTMAX_SCALE,),
                         zero_point=(SOFTMAX_ZERO_POINT,))  # fmt: skip
     golden = _golden(model, features, golden_seed)
     return Head(task, model, features.boundary, output, tuple(clf.classes_.tolist()), golden, hidden, len(y), clf)
@@ -135,29 +139,79 @@ def train_from_backbone(
     """What ``edge-maas head train`` does: ``data`` is an .npz with ``x`` (backbone inputs, (n, *shape[1:]), the
     input's dtype) and ``y`` (one label per sample).  A stratified ``holdout`` part is kept out of training and
     scores the float and int8 heads (None when ``holdout`` is 0).  Errors: TrainingDataError, FeatureError."""
+    _check_holdout(holdout)
+    x, y = read_training_data(data)
+    feats = extract_features(backbone, at, x, backend=backend)
+    head, acc, _ = train_with_holdout(feats, y, task, hidden, holdout, seed, backend)
+    return head, acc
+
+
+def read_training_data(data: str | Path, specs: Sequence[TensorSpec] | None = None):
+    """(x, y) from an .npz: ``y`` one label per sample; ``x`` the backbone inputs, (n, *shape[1:]) of the input's
+    dtype: the array ``x`` (one-input backbones; ``specs`` None reads just that), or one array per input name.
+    With ``specs`` (the inputs the features need) x is a dict by name, checked for shape, dtype and count here,
+    before any model runs.  Errors: TrainingDataError (unreadable file, missing arrays, wrong shape or dtype)."""
     try:
         with np.load(data, allow_pickle=False) as npz:
-            missing = {"x", "y"} - set(npz.files)
+            files = set(npz.files)
+            names = ["x"] if specs is None else [s.name for s in specs]
+            if specs is not None and len(specs) == 1 and names[0] not in files:
+                names = ["x"]  # a one-input backbone's samples may be stored as x
+            missing = [n for n in [*names, "y"] if n not in files]
             if missing:
-                raise TrainingDataError(f"{data} lacks array(s) {', '.join(sorted(missing))}; it needs x (backbone "
-                                        "inputs) and y (labels)")  # fmt: skip
-            x, y = npz["x"], npz["y"]
-    except (OSError, ValueError) as exc:
+                want = "x (backbone inputs)" if names == ["x"] else f"one array per input ({', '.join(names)})"
+                raise TrainingDataError(f"{data} lacks array(s) {', '.join(missing)}; it needs {want} and y "
+                                        "(labels)")  # fmt: skip
+            arrays = {n: npz[n] for n in names}
+            y = npz["y"]
+    except (OSError, ValueError, EOFError) as exc:
         raise TrainingDataError(f"cannot read training data {data}: {exc}") from None
-    if not 0 <= holdout < 1:
-        raise TrainingDataError(f"holdout must be in [0, 1), got {holdout}")
-    y = _check_labels(y, len(x))
-    feats = extract_features(backbone, at, x, backend=backend)
+    first = next(iter(arrays.values()))
+    try:
+        y = _check_labels(y, len(first) if first.ndim else 0)
+    except TrainingDataError as exc:
+        raise TrainingDataError(f"{data}: {exc}") from None
+    if specs is None:
+        return arrays["x"], y
+    x = arrays.get("x", arrays)
+    try:
+        feed, _ = check_batch(tuple(specs), x)
+    except FeatureError as exc:
+        raise TrainingDataError(f"{data}: {exc}") from None
+    return feed, y
+
+
+def train_with_holdout(
+    features: Features,
+    labels,
+    task: str,
+    hidden: int | None = None,
+    holdout: float = 0.25,
+    seed: int = 0,
+    backend: str = "litert",
+    output_name: str | None = None,
+) -> tuple[Head, Accuracy | None, Features]:
+    """Train on all but a stratified ``holdout`` part of the samples and score the float and int8 heads on that
+    part.  Returns the head, its accuracy (None when ``holdout`` is 0) and the held-out features (all of them when
+    ``holdout`` is 0).  Errors: TrainingDataError (too few samples per class to hold some out, and train_head's)."""
+    _check_holdout(holdout)
+    y = _check_labels(labels, len(_check_features(features, features.boundary).values))
     if holdout == 0:
-        return train_head(feats, y, task, hidden, seed), None
+        return train_head(features, y, task, hidden, seed, output_name=output_name), None, features
     from sklearn.model_selection import train_test_split
 
     try:
         i_train, i_test = train_test_split(np.arange(len(y)), test_size=holdout, random_state=seed, stratify=y)
     except ValueError as exc:
         raise TrainingDataError(f"cannot hold out {holdout:.0%} of {len(y)} samples per class: {exc}") from None
-    head = train_head(subset(feats, i_train), y[i_train], task, hidden, seed)
-    return head, head.evaluate(subset(feats, i_test), y[i_test], backend)
+    head = train_head(subset(features, i_train), y[i_train], task, hidden, seed, output_name=output_name)
+    test = subset(features, i_test)
+    return head, head.evaluate(test, y[i_test], backend), test
+
+
+def _check_holdout(holdout: float) -> None:
+    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0 <= holdout < 1:
+        raise TrainingDataError(f"holdout must be a fraction in [0, 1), got {holdout!r}")
 
 
 def subset(features: Features, index) -> Features:
@@ -279,7 +333,7 @@ def quantize_bias(b: np.ndarray, input_scale: float, weight_scales: Sequence[flo
     return q, [_f32(s) for s in scales]
 
 
-def _quantized_model(layers, x: np.ndarray, boundary: TensorDesc, task: str) -> bytes:
+def _quantized_model(layers, x: np.ndarray, boundary: TensorDesc, task: str, out_name: str) -> bytes:
     in_s, in_zp = float(boundary.scale[0]), int(boundary.zero_point[0])
     d = int(np.prod(boundary.shape[1:]))
     tensors = [T(boundary.name, tuple(boundary.shape), "int8", [in_s], [in_zp])]
@@ -307,9 +361,9 @@ def _quantized_model(layers, x: np.ndarray, boundary: TensorDesc, task: str) -> 
                       {"fusedActivationFunction": 1 if relu else 0}))  # fmt: skip
         cur, cur_s = name, o_s
     n_classes = layers[-1][0].shape[0]
-    tensors.append(T(f"{task}/probs", (1, n_classes), "int8", [SOFTMAX_SCALE], [SOFTMAX_ZERO_POINT]))
-    ops.append(Op("SOFTMAX", [cur], [f"{task}/probs"], "SoftmaxOptions", {"beta": 1.0}))
-    return build_model(tensors, ops, [boundary.name], [f"{task}/probs"])
+    tensors.append(T(out_name, (1, n_classes), "int8", [SOFTMAX_SCALE], [SOFTMAX_ZERO_POINT]))
+    ops.append(Op("SOFTMAX", [cur], [out_name], "SoftmaxOptions", {"beta": 1.0}))
+    return build_model(tensors, ops, [boundary.name], [out_name])
 
 
 def _golden(model: bytes, features: Features, seed: int) -> Golden:
