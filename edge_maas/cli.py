@@ -138,7 +138,7 @@ def _head_parser(sub) -> None:
     h = sub.add_parser("head", help="transfer learning: train a new task's head on a service's features",
                        description="Train small classifier heads on the features a service already computes.",
                        epilog=_HEAD_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    hs = h.add_subparsers(dest="head_cmd", required=True, metavar="{train}")
+    hs = h.add_subparsers(dest="head_cmd", required=True, metavar="{train,remove}")
     t = hs.add_parser(
         "train", help="train a head at a tensor of a service and add it as a new task",
         description=_HEAD_TRAIN,
@@ -158,14 +158,23 @@ def _head_parser(sub) -> None:
     t.add_argument("--holdout", type=float, default=0.25, metavar="FRACTION",
                    help="part of the samples kept out of training to score the head (default 0.25; 0: none)")
     t.add_argument("--seed", type=int, default=0, help="seed of the held-out split and the classifier")
+    t.add_argument("--replace", action="store_true",
+                   help="retrain an existing task: its head is replaced, the other tasks stay as they are")
     t.set_defaults(func=cmd_head_train)
+    r = hs.add_parser("remove", help="drop a task (and the submodels only it needs) from a service",
+                      description="Write the service without one task, at a new version; devices that get it "
+                      "drop that task and keep serving the others without reloading them.")  # fmt: skip
+    r.add_argument("manifest", type=Path, help="DIR/manifest.json of a service")
+    r.add_argument("--task", required=True, metavar="NAME")
+    r.add_argument("--version", dest="service_version", metavar="V", help="the edited service's version (default: next)")
+    r.set_defaults(func=cmd_head_remove)
 
 
 def cmd_head_train(args) -> int:
     from edge_maas.heads.service_head import train_service_task
 
     r = train_service_task(args.manifest, args.at, args.data, args.task, args.hidden, args.service_version,
-                           args.backend, args.holdout, args.seed)  # fmt: skip
+                           args.backend, args.holdout, args.seed, replace=args.replace)  # fmt: skip
     h = r.head
     if r.converted_from_v1:
         print(f"{args.manifest} was a version-1 split: it is now a version-2 service (its shards are submodels)")
@@ -180,6 +189,20 @@ def cmd_head_train(args) -> int:
     print(f"wrote {r.path.parent / r.submodel.file} ({r.submodel.size} bytes, sha256 {r.submodel.sha256[:12]}) and "
           f"{r.path}: task {args.task} (backbone reused), version {r.previous_version} -> "
           f"{r.manifest.service.version}, unsigned (publish with the registry)")  # fmt: skip
+    return 0
+
+
+def cmd_head_remove(args) -> int:
+    from edge_maas.service import ServiceManifest
+    from edge_maas.service_edit import remove_task, write_service
+
+    m = ServiceManifest.load(args.manifest)
+    edited = remove_task(m, args.task, args.service_version)
+    write_service(args.manifest.parent, edited, {})
+    gone = sorted({s.name for s in m.submodels} - {s.name for s in edited.submodels})
+    print(f"{args.manifest}: task {args.task} removed" + (f" with {', '.join(gone)}" if gone else "")
+          + f", version {m.service.version} -> {edited.service.version}; tasks now "
+          f"{', '.join(t.name for t in edited.tasks)}, unsigned (publish with the registry)")  # fmt: skip
     return 0
 
 

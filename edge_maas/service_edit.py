@@ -129,6 +129,27 @@ def add_task(manifest: ServiceManifest, submodel: Submodel, task: Task, version:
     return ServiceManifest.from_json(edited.to_json())
 
 
+def remove_task(manifest: ServiceManifest, task: str, version: str | None = None, bump: bool = True) -> ServiceManifest:
+    """A copy of ``manifest`` without ``task`` and the submodels no other task needs, at ``version`` (default:
+    next_version; with ``bump`` False the version stays, for an edit that adds a task next), unreleased and
+    unsigned.  A device that gets it drops that task and keeps the others loaded
+    as they are.  Errors: UnknownTaskError (no such task), ServiceEditError (the service's only task, a bad or
+    unchanged version)."""
+    manifest.task(task)
+    if len(manifest.tasks) == 1:
+        raise ServiceEditError(f"{task!r} is the only task of {manifest.service.name}: a service needs one")
+    keep = [t for t in manifest.tasks if t.name != task]
+    used = {s.name for s in manifest.task_plan([t.name for t in keep])}
+    edited = manifest.model_copy(update={
+        "service": manifest.service.model_copy(update={
+            "version": edited_version(manifest, version) if bump else manifest.service.version, "release": None}),
+        "submodels": tuple(s for s in manifest.submodels if s.name in used),
+        "tasks": tuple(keep),
+        "signatures": (),
+    })  # fmt: skip
+    return ServiceManifest.from_json(edited.to_json())
+
+
 def with_golden(manifest: ServiceManifest, task: str, golden: Golden) -> ServiceManifest:
     """A copy of ``manifest`` with task ``task``'s golden pair replaced (validated as from disk)."""
     manifest.task(task)

@@ -221,3 +221,35 @@ def test_clash_with_an_added_head_and_library_errors(svc, data):
     with pytest.raises(ServiceEditError, match="task name clash"):
         train_service_task(svc / "manifest.json", AT, npz, "ge5", holdout=HOLDOUT)
     assert hashes(svc) == before
+
+
+def test_replace_retrains_one_task_and_remove_drops_one(svc, data):
+    """--replace swaps one task's head (the other submodels' bytes and tasks unchanged); `head remove` drops a task
+    and the submodels only it needs; each at a new version."""
+    npz, x, _ = data
+    before = ServiceManifest.load(svc / "manifest.json")
+    res = cli("head", "train", svc / "manifest.json", "--at", AT, "--data", npz, "--task", "digits_b", "--replace",
+              "--holdout", HOLDOUT)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    m = ServiceManifest.load(svc / "manifest.json")
+    assert m.service.version == "2" and [t.name for t in m.tasks] == ["class10", "digits_c", "digits_b"]
+    assert m.submodel("head_digits_b").sha256 != before.submodel("head_digits_b").sha256  # retrained
+    for name in ("backbone", "head_class10", "head_digits_c"):
+        assert m.submodel(name) == before.submodel(name)
+    assert m.task("class10") == before.task("class10")
+    pipe = ServicePipeline.from_manifest(svc / "manifest.json", "native")
+    try:
+        assert pipe.check_golden() == []
+    finally:
+        pipe.close()
+    res = cli("head", "train", svc / "manifest.json", "--at", AT, "--data", npz, "--task", "nope", "--replace")
+    assert_clean_error(res, "no task 'nope'")
+
+    res = cli("head", "remove", svc / "manifest.json", "--task", "digits_c")
+    assert res.returncode == 0, res.stderr
+    m3 = ServiceManifest.load(svc / "manifest.json")
+    assert m3.service.version == "3" and [t.name for t in m3.tasks] == ["class10", "digits_b"]
+    assert "head_digits_c" not in {s.name for s in m3.submodels} and m3.submodel("backbone") == m.submodel("backbone")
+    res = cli("head", "remove", svc / "manifest.json", "--task", "class10")
+    assert res.returncode == 0
+    assert_clean_error(cli("head", "remove", svc / "manifest.json", "--task", "digits_b"), "only task")

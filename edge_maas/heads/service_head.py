@@ -30,6 +30,7 @@ from edge_maas.service_edit import (
     head_name,
     make_submodel,
     output_name,
+    remove_task,
     with_golden,
     write_service,
 )
@@ -64,6 +65,7 @@ def train_service_task(
     backend: str = "litert",
     holdout: float = 0.25,
     seed: int = 0,
+    replace: bool = False,
 ) -> ServiceTask:
     """Train a head for ``task`` on the features at tensor ``at`` of the service ``manifest_path`` (v2, or a v1
     split, converted) from ``data`` (.npz: x or one array per service input, y labels), and add it to the service
@@ -73,13 +75,19 @@ def train_service_task(
     Errors: ServiceEditError (task name clash, bad version), FeatureError (``at`` unknown or a service input; the
     message lists the tensors a head can read), TrainingDataError (data of the wrong shape or dtype, missing x or y,
     labels not one per sample), HeadMismatchError (interpreter and native heads differ), ManifestError (a service
-    that does not load or whose files do not match it)."""
+    that does not load or whose files do not match it).
+
+    ``replace``: retrain an existing task instead (UnknownTaskError when there is none): its old head is dropped
+    and the new one written in its place; the other tasks and their submodels stay as they are."""
     manifest_path = Path(manifest_path)
     service = load_any(manifest_path)
     v1 = schema_version_of(manifest_path.read_bytes()) != SCHEMA_VERSION
     sub_name = head_name(task)
-    check_new_task(service, task, sub_name)  # before any work: the cheapest mistakes to report
     version = edited_version(service, version)
+    previous = service.service.version
+    if replace:
+        service = remove_task(service, task, bump=False)
+    check_new_task(service, task, sub_name)  # before any work: the cheapest mistakes to report
     boundary = service_boundary(service, at, manifest_path)
     plan = service.tensor_plan([at])
     read = {t.name for s in plan for t in s.inputs}
@@ -99,7 +107,7 @@ def train_service_task(
     golden = Golden(inputs=golden_in, outputs=tuple(TensorData.from_array(k, v) for k, v in outs.items()))
     edited = with_golden(draft, task, golden)
     path = write_service(manifest_path.parent, edited, {sub.file: blob})
-    return ServiceTask(edited, path, head, sub, acc, checked, len(y), service.service.version, v1)
+    return ServiceTask(edited, path, head, sub, acc, checked, len(y), previous, v1)
 
 
 def _check_native(head: Head, features: Features) -> int:
