@@ -29,7 +29,7 @@ def _digits_inputs(spec, quant):
 
 
 def run_demo(model: Path | None, shards: int, out: Path | None, backend: str, options: dict,
-             broker: str | None = None, mqtt: bool = True) -> int:
+             broker: str | None = None, mqtt: bool = True, services: bool = True) -> int:
     model = model or zoo.model_path("mlp_digits")
     source = model.read_bytes()
     graph = load_graph(source)
@@ -84,4 +84,8 @@ def run_demo(model: Path | None, shards: int, out: Path | None, backend: str, op
         ref = make_backend("litert", source, xnnpack=False)
         want = [ref.run({in_spec.name: x}) for x in xs]
         ok = run_mqtt_demo(out_dir, broker, backend, options, xs, want) and ok
+        if services:
+            from edge_maas.demo_service import run_service_demo
+
+            ok = run_service_demo(broker, backend) and ok
     return 0 if ok else 1

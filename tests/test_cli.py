@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,14 @@ def test_demo_reports_bit_exact_and_accuracy(tmp_path):
     # the MaaS part: embedded broker, signed publish, device fetch + health check, infer over MQTT
     assert "embedded amqtt broker" in out and "golden health check ok" in out
     assert "450 infer requests over MQTT: reply == local whole model on 450/450" in out
+    # the services story (issue 10): two tasks, a third by transfer learning shipping only its head, one request
+    # for three tasks, a head hot-swapped under load, rollback, a device that offloads the submodel it cannot hold
+    assert re.search(r"task parity trained on \d+ held-out digits .*float (0\.\d+), int8 (0\.\d+)", out)
+    assert "1 of 4 submodels new" in out and "backbone kept loaded, not refetched" in out
+    assert "backbone ran once" in out and "450 requests for 3 tasks: 450/450 byte-equal" in out
+    assert re.search(r"under load: \d+ requests .* 0 failed, 0 wrong bytes", out)
+    assert "back on digits@3" in out and "50/50" in out
+    assert "on cam-2: 450/450 byte-equal" in out and "cannot run: it is not held here and no worker answered" in out
 
 
 def test_profiles_validate(tmp_path):
