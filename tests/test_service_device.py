@@ -259,3 +259,22 @@ def test_bad_requests_one_clear_error_and_nothing_half_installed(fleet, services
     assert "cls_c" in reports.latest["cam-5"].last_error and dev.active.version == "1"
     assert dev.active.service.backends["backbone"] is backbone
     _check(dev.infer({"input_0": xs[2]}, ["cls_a", "cls_b"]), want, 2, ["cls_a", "cls_b"])
+
+
+def test_publish_of_a_tampered_service_stores_nothing(fleet, services, tmp_path):
+    """A service folder whose last head does not match its manifest: refused, naming it; no blob of it stored."""
+    import shutil
+
+    from edge_maas.errors import ManifestError
+
+    reg = fleet[0]
+    d, _, _ = services
+    bad = tmp_path / "tampered"
+    shutil.copytree(d / "2", bad)
+    head = bad / "head_cls_c.tflite"
+    data = bytearray(head.read_bytes())
+    data[-1] ^= 0xFF
+    head.write_bytes(bytes(data))
+    with pytest.raises(ManifestError, match=r"submodel head_cls_c \(head_cls_c.tflite\) has sha256"):
+        reg.publish(bad)
+    assert reg.blobs.total_bytes() == 0 and reg.catalog.versions() == []

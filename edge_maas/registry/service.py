@@ -105,11 +105,12 @@ class Registry:
         key = self._need_key()
         split_dir = Path(split_dir)
         manifest = load_document(split_dir / "manifest.json")
-        new_bytes = new_blobs = 0
-        for what, file, size, sha in manifest.blobs():
-            if not self.blobs.has(sha):
-                self.blobs.put(read_blob(split_dir / file, what, size, sha))
-                new_bytes, new_blobs = new_bytes + size, new_blobs + 1
+        # every new blob read and verified before any is stored: a bad folder leaves the store as it was
+        new = [read_blob(split_dir / file, what, size, sha) for what, file, size, sha in manifest.blobs()
+               if not self.blobs.has(sha)]  # fmt: skip
+        for data in new:
+            self.blobs.put(data)
+        new_bytes, new_blobs = sum(map(len, new)), len(new)
         release = self.catalog.next_release(manifest.name, manifest.version)
         signed = signing.sign(manifest.with_release(release), key).to_json().encode()
         rec = VersionRecord(manifest.name, manifest.version, self.blobs.put(signed), len(signed), release)
