@@ -278,3 +278,34 @@ def test_publish_of_a_tampered_service_stores_nothing(fleet, services, tmp_path)
     with pytest.raises(ManifestError, match=r"submodel head_cls_c \(head_cls_c.tflite\) has sha256"):
         reg.publish(bad)
     assert reg.blobs.total_bytes() == 0 and reg.catalog.versions() == []
+
+
+def test_removing_a_task_keeps_the_others_loaded(fleet, services, tmp_path):
+    """A version without one task (edge-maas head remove): the device drops that task only; nothing is fetched
+    but the manifest, the remaining submodels stay loaded as they were."""
+    import shutil
+
+    from edge_maas.service_edit import remove_task, write_service
+
+    reg, reg_client, reports, device, _ = fleet
+    d, xs, want = services
+    folder = tmp_path / "svc"
+    shutil.copytree(d / "2", folder)
+    reg.publish(folder)
+    m = ServiceManifest.load(folder / "manifest.json")
+    write_service(folder, remove_task(m, "cls_b", "2.1"), {})
+    rec = reg.publish(folder)
+    assert reg.last_publish.new_blobs == 0
+    dev = device("cam-6")
+    reg.deploy(reg_client, "vision", "2", ["cam-6"])
+    reports.wait(lambda s: s.get("cam-6") and s["cam-6"].version == "2")
+    loaded = dict(dev.active.service.backends)
+    fetched = dev.fetcher.fetched_bytes
+    reg.deploy(reg_client, "vision", "2.1", ["cam-6"])
+    reports.wait(lambda s: s["cam-6"].version == "2.1")
+    assert reports.latest["cam-6"].service.tasks == ("cls_a", "cls_c")
+    assert dev.fetcher.fetched_bytes - fetched == rec.manifest_size
+    assert all(dev.active.service.backends[n] is loaded[n] for n in ("backbone", "head_cls_a", "head_cls_c"))
+    with pytest.raises(UnknownTaskError, match="no task 'cls_b'"):
+        dev.infer({"input_0": xs[0]}, ["cls_b"])
+    _check(dev.infer({"input_0": xs[0]}, ["cls_a", "cls_c"]), want, 0, ["cls_a", "cls_c"])
