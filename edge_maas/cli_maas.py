@@ -306,17 +306,28 @@ def _on_sigterm() -> threading.Event:
     return stop
 
 
+def _ready() -> None:
+    """Tell systemd (Type=notify) the daemon is up; nothing outside systemd."""
+    from edge_maas import systemd_notify as sd
+
+    sd.notify(sd.READY)
+
+
 def _until_interrupted(stop: threading.Event | None = None) -> None:
     """Block until SIGTERM (``stop`` from _on_sigterm, else installed now) or SIGINT (Ctrl-C); the
     caller then stops cleanly.  TransportError when a client from _profile_client gave up (another
     daemon holds its id): nothing is cleaned up or published then, since the topics belong to the
     other daemon."""
+    from edge_maas import systemd_notify as sd
+
     stop = stop or _on_sigterm()
+    tick = min(0.5, sd.watchdog_interval() or 0.5)  # under systemd's WatchdogSec: ping at half its period
     try:
-        while not stop.wait(0.5) and not _fatal:  # a timed wait: the handler runs promptly on every platform
-            pass
+        while not stop.wait(tick) and not _fatal:  # a timed wait: the handler runs promptly on every platform
+            sd.notify(sd.WATCHDOG)
     except KeyboardInterrupt:
         pass
+    sd.notify(sd.STOPPING)
     if _fatal:
         from edge_maas.errors import TransportError
 
@@ -374,6 +385,7 @@ def cmd_worker(args) -> int:
     print(f"worker {p.name} serving {topics.offload_shared(p.group) if p.group else topics.offload('+')} on "
           f"{p.mqtt.broker} ({p.backend}, batches of up to {batching.max_batch}, {batching.max_delay_ms} ms delay)",
           flush=True)  # fmt: skip
+    _ready()  # Worker() subscribed
     _until_interrupted()
     worker.close()
     client.stop()
@@ -479,6 +491,7 @@ def cmd_device(args) -> int:
                         hold_budget=None if profile.hold_budget_kb is None else profile.hold_budget_kb << 10)  # fmt: skip
     print(f"device {profile.device_id} following {topics.desired(profile.device_id)} on {profile.mqtt.broker}",
           flush=True)  # fmt: skip
+    _ready()  # DeviceAgent() restored its running version and subscribed
     _until_interrupted(stop)
     # a clean DISCONNECT sends no last will: say "offline" ourselves, and wait until the broker has it
     agent.shutdown(timeout=5.0)
