@@ -25,6 +25,12 @@ C_SOURCES = {
 # OpenMP gives the kernels their optional intra-op threads (default 1).
 omp = [] if os.environ.get("EDGE_MAAS_OPENMP", "1") == "0" else ["-fopenmp"]
 
+# The zoo models the main job needs (`edge-maas demo` runs the digits MLP) ship in the wheel as the data-only package
+# edge_maas.zoo_models, read straight from tests/models at build time: no second copy in git.  edge_maas/zoo.py
+# reads edge_maas/zoo_models when present (a wheel) and tests/models otherwise (a checkout, `pip install -e .`).
+ZOO_PACKAGED = ["mlp_digits"]
+ZOO_FILES = ["zoo.json", *(f"{n}{ext}" for n in ZOO_PACKAGED for ext in (".tflite", ".expected.npz"))]
+
 extensions = [
     Extension(
         f"edge_maas.kernels.{name}",
@@ -37,9 +43,13 @@ extensions = [
 ]
 
 setup(
-    packages=find_packages(include=["edge_maas", "edge_maas.*"]) + ["edge_maas.kernels", "edge_maas.kernels.ref"],
-    package_dir={"edge_maas.kernels": "kernels", "edge_maas.kernels.ref": "kernels/ref"},
-    package_data={"edge_maas.kernels": ["*.h", "*.pyx", "c/*.h", "c/*.c"]},
+    packages=find_packages(include=["edge_maas", "edge_maas.*"])
+    + ["edge_maas.kernels", "edge_maas.kernels.ref", "edge_maas.zoo_models"],
+    package_dir={"edge_maas.kernels": "kernels", "edge_maas.kernels.ref": "kernels/ref",
+                 "edge_maas.zoo_models": "tests/models"},
+    package_data={"edge_maas.kernels": ["*.h", "*.pyx", "c/*.h", "c/*.c"], "edge_maas.zoo_models": ZOO_FILES},
+    # Cython's generated C is in the sdist (built from it without Cython); the wheel has the compiled modules
+    exclude_package_data={"edge_maas.kernels": [f"{name}.c" for name in KERNELS]},
     ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}, include_path=["kernels"]),
     zip_safe=False,
 )
