@@ -106,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_inspect)
 
     d = sub.add_parser("demo", help="split a zoo model, run it as a pipeline, print a report")
-    d.add_argument("--model", type=Path, default=None, help="default: the digits MLP from tests/models")
+    d.add_argument("--model", type=Path, default=None, help="default: the zoo's digits MLP (shipped in the package)")
     d.add_argument("--shards", type=int, default=3)
     d.add_argument("--out", type=Path, default=None, help="where to write the shards (default: a temp folder)")
     d.add_argument("--broker", default=None, help="MQTT broker URL (default: an embedded amqtt broker)")
