@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -9,8 +10,38 @@ from pathlib import Path
 import numpy as np
 
 from edge_maas.backends import Backend, TensorSpec, check_inputs, make_backend
-from edge_maas.errors import ManifestError, StageUnavailableError
+from edge_maas.errors import EdgeMaasError, ManifestError, StageUnavailableError
 from edge_maas.service import ServiceManifest, Submodel, load_any
+
+
+class Exclusive(Backend):
+    """A loaded submodel that several versions of a service may share (edge_maas.device reuses the backends of
+    unchanged submodels): one run at a time, whichever version's request or health check runs it.  Native
+    arenas and interpreters keep their tensors in the backend, and the native kernels release the GIL, so two
+    overlapping runs would read each other's activations (a new version's golden check on the device's install
+    thread while the running version serves on another).  ``backend``: the wrapped one."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.inputs, self.outputs = backend.inputs, backend.outputs
+        self._lock = threading.Lock()
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        with self._lock:
+            return self.backend.run(inputs)
+
+    def batched(self, n: int) -> Backend | None:
+        return self.backend.batched(n)  # a new backend of its own: nothing shared
+
+    def close(self) -> None:
+        with self._lock:  # not under a running request
+            self.backend.close()
+
+    def __getattr__(self, name: str):  # what a backend offers beyond the interface (memory, stats)
+        backend = self.__dict__.get("backend")
+        if backend is None:  # not built yet (copy, pickle)
+            raise AttributeError(name)
+        return getattr(backend, name)
 
 
 class ServicePipeline:
@@ -58,7 +89,7 @@ class ServicePipeline:
                 if s.sha256 in reuse:
                     backends[s.name] = reuse[s.sha256]
                     continue
-                b = backends[s.name] = make_backend(kinds[s.name], read(s), **options)
+                b = backends[s.name] = Exclusive(make_backend(kinds[s.name], read(s), **options))
                 built.append(b)
                 for what, declared, actual in (("inputs", s.inputs, b.inputs), ("outputs", s.outputs, b.outputs)):
                     d = sorted((t.name, tuple(t.shape), t.dtype) for t in declared)
@@ -105,13 +136,24 @@ class ServicePipeline:
             try:
                 if b is None:
                     raise StageUnavailableError("it is not held here and no worker is configured")
-                env.update(b.run({t.name: env[t.name] for t in b.inputs}))
+                out = b.run({t.name: env[t.name] for t in b.inputs})
+                # only what the manifest says this submodel writes: a backend (a worker's reply) naming another
+                # tensor must not overwrite an input or another submodel's output
+                env.update({t.name: out[t.name] for t in s.outputs})
             except StageUnavailableError as exc:
-                using = [n for n in names if any(x.name == s.name for x in self.manifest.task_plan([n]))]
-                raise StageUnavailableError(f"task {', '.join(using)}: stage {s.name} (submodel "
+                raise StageUnavailableError(f"task {self._using(names, s)}: stage {s.name} (submodel "
                                             f"{s.sha256[:12]}) cannot run: {exc}") from None  # fmt: skip
+            except Exception as exc:  # the model's fault (not the caller's inputs, checked above): say where
+                why = str(exc) if isinstance(exc, EdgeMaasError) else f"{type(exc).__name__}: {exc}"
+                raise EdgeMaasError(f"{self.manifest.name}@{self.manifest.version}: task {self._using(names, s)}: "
+                                    f"stage {s.name} (submodel {s.sha256[:12]}) failed: "
+                                    f"{why.splitlines()[0] if why else type(exc).__name__}") from exc  # fmt: skip
             self.runs[s.name] += 1
         return {n: {o: env[o] for o in self.manifest.task(n).outputs} for n in names}
+
+    def _using(self, names: list[str], sub: Submodel) -> str:
+        """The requested tasks that need ``sub``, for error messages."""
+        return ", ".join(n for n in names if any(x.name == sub.name for x in self.manifest.task_plan([n])))
 
     def run_task(self, inputs: Mapping[str, np.ndarray], task: str) -> dict[str, np.ndarray]:
         return self.run(inputs, [task])[task]

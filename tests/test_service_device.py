@@ -61,10 +61,11 @@ def fleet(mosquitto, tmp_path):
     reports = Reports(mosquitto.url)
     started: list = []
 
-    def device(name, **kw):
+    def device(name, backend="native", **kw):
         c = MqttClient(mosquitto.url, name).start()
-        a = DeviceAgent(name, c, BlobStore(tmp_path / name), signing.load_public(pub), backend="native",
-                        backend_options={"threads": 1}, **kw)  # fmt: skip
+        options = {"threads": 1} if backend == "native" else {"threads": 1, "xnnpack": False}
+        a = DeviceAgent(name, c, BlobStore(tmp_path / name), signing.load_public(pub), backend=backend,
+                        backend_options=options, **kw)  # fmt: skip
         started.append(a)
         return a
 
@@ -124,12 +125,15 @@ def test_stored_once_add_a_task_ships_only_its_head(fleet, services):
         _check(dev.infer({"input_0": x}, ["cls_a", "cls_b", "cls_c"]), want, i, ["cls_a", "cls_b", "cls_c"])
 
 
-def test_head_hot_swap_under_load_then_rollback(fleet, services, mosquitto):
+@pytest.mark.parametrize("backend", ["native", "litert"])
+def test_head_hot_swap_under_load_then_rollback(fleet, services, mosquitto, backend):
+    """The new version's golden check runs on backends the serving version shares: never at the same time as a
+    request (an interpreter runs one request at a time)."""
     reg, reg_client, reports, device, _ = fleet
     d, xs, want = services
     for v in ("2", "3"):
         reg.publish(d / v)
-    dev = device("cam-2")
+    dev = device("cam-2", backend)
     reg.deploy(reg_client, "vision", "2", ["cam-2"])
     reports.wait(lambda s: s.get("cam-2") and s["cam-2"].version == "2")
     caller = InferClient(MqttClient(mosquitto.url, "caller").start())

@@ -123,7 +123,7 @@ class RemoteSplit:
             check_inputs(self.pipeline.outputs, outs)
         except EdgeMaasError as exc:
             return None, f"unusable reply ({exc})"
-        return outs, ""
+        return {s.name: outs[s.name] for s in self.pipeline.outputs}, ""  # nothing the model does not output
 
     def run_planned(self, inputs: Mapping[str, np.ndarray], planner) -> tuple[dict[str, np.ndarray], str, object]:
         """Let the planner pick the split, run it, feed the measurement back; returns the decision too."""
@@ -189,10 +189,13 @@ class RemoteSubmodel(Backend):
         try:
             if reply.error is not None:
                 raise EdgeMaasError(f"worker {reply.worker} refused it: {reply.error}")
-            outs = unpack_tensors(reply.outputs, out_body)
-            check_inputs(self.outputs, outs)
+            try:
+                outs = unpack_tensors(reply.outputs, out_body)
+                check_inputs(self.outputs, outs)
+            except EdgeMaasError as exc:
+                raise EdgeMaasError(f"worker {reply.worker}'s reply is unusable: {exc}") from None
         except EdgeMaasError as exc:
             self.stats.fallback += 1
             raise StageUnavailableError(f"it is not held here and {exc}") from None
         self.stats.remote += 1
-        return outs
+        return {s.name: outs[s.name] for s in self.outputs}  # what the submodel writes, nothing else

@@ -394,7 +394,9 @@ class DeviceAgent:
             pipeline = self._install(self.installer, manifest, desired)
         except EdgeMaasError as exc:
             kept = self.active.version if self.active else "no version"
-            raise EdgeMaasError(f"{exc}; kept {kept}") from None
+            # a blob that could not be had yet (registry away, link cut) is retried by _follow: keep its class
+            kind = TransportError if isinstance(exc, TransportError) else EdgeMaasError
+            raise kind(f"{exc}; kept {kept}") from None
         active = self._active(manifest, desired, pipeline)
         with self._lock:
             self.previous, self.active = self.active, active

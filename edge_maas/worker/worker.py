@@ -20,7 +20,8 @@ import numpy as np
 
 from edge_maas.backends import check_inputs
 from edge_maas.device.install import Installer
-from edge_maas.errors import EdgeMaasError, TransportError
+from edge_maas.errors import EdgeMaasError, ManifestError, TransportError
+from edge_maas.manifest import Manifest
 from edge_maas.pipeline import Pipeline
 from edge_maas.registry.blobs import BlobStore
 from edge_maas.service import ServiceManifest
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 16 << 20  # boundary tensors larger than this are refused
 MAX_MODELS = 8  # installed manifests kept; the least recently used is dropped beyond this
+MAX_MANIFESTS = 64  # verified manifests kept (small): each request's is checked against one of them
 
 
 def _describe(exc: Exception) -> str:
@@ -65,6 +67,13 @@ class _Item(NamedTuple):
     req: OffloadRequest
     body: bytes
     t_in: float  # monotonic arrival time
+
+    @property
+    def ident(self) -> tuple:
+        """What a request is, for answering it once and for retries: its id alone would let a request (another
+        device's, another submodel's) that reuses an id get an answer computed for something else."""
+        r = self.req
+        return r.id, r.reply_to, r.manifest_sha256, r.first_stage, r.submodel_sha256
 
 
 @dataclass
@@ -103,7 +112,10 @@ class Worker:
         self._last_status = 0.0
         self._pipelines: OrderedDict[str, Pipeline] = OrderedDict()  # by manifest, or by submodel for services
         self._submodel_keys: set[str] = set()
-        self._answered: OrderedDict[str, bytes] = OrderedDict()  # idempotency: id -> reply
+        # verified manifests by sha256, while the trusted root stays at _manifests_root (a rotation re-checks them)
+        self._manifests: OrderedDict[str, Manifest | ServiceManifest] = OrderedDict()
+        self._manifests_root: int | None = None
+        self._answered: OrderedDict[tuple, bytes] = OrderedDict()  # idempotency: _Item.ident -> reply
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name=f"worker-{name}", daemon=True)
         self._thread.start()
@@ -145,17 +157,19 @@ class Worker:
     # -- batching ------------------------------------------------------------------------------
     def _work(self) -> None:
         while (items := self._next_batch()) is not None:
-            groups: dict[tuple[str, int, str | None], list[_Item]] = {}
-            for it in items:
-                groups.setdefault((it.req.manifest_sha256, it.req.first_stage, it.req.submodel_sha256), []).append(it)
+            groups: dict[tuple, list[_Item]] = {}
+            for it in items:  # a submodel batches across the services and devices naming it (each request is
+                r = it.req  # checked against its own manifest in _inputs)
+                groups.setdefault(("submodel", r.submodel_sha256) if r.submodel_sha256 else
+                                  (r.manifest_sha256, r.first_stage), []).append(it)  # fmt: skip
             for group in groups.values():
-                replied: set[str] = set()
+                replied: set[tuple] = set()
                 try:
                     self._serve(group, replied)
                 except Exception as exc:  # a bug must not stop the worker: answer the rest, go on
                     log.exception("%s: failed serving a batch", self.name)
                     for it in group:
-                        if it.req.id not in replied:
+                        if it.ident not in replied:
                             self._reply(it, self._error(it, f"worker failure: {type(exc).__name__}: {exc}"), replied)
             if time.monotonic() - self._last_status >= self._status_every_s:
                 self._publish_status()
@@ -182,14 +196,14 @@ class Worker:
             items.append(it)
         return items
 
-    def _serve(self, group: list[_Item], replied: set[str]) -> None:
+    def _serve(self, group: list[_Item], replied: set[tuple]) -> None:
         """One batch of requests for the same suffix; each request is answered exactly once
-        (its id lands in `replied`), and a bad request fails only itself."""
+        (its ident lands in `replied`), and a bad request fails only itself."""
         todo: list[tuple[_Item, dict[str, np.ndarray]]] = []
         for it in group:
-            if it.req.id in replied or any(it.req.id == t.req.id for t, _ in todo):
+            if it.ident in replied or any(it.ident == t.ident for t, _ in todo):
                 continue  # a duplicate inside one batch is answered once
-            if (cached := self._answered.get(it.req.id)) is not None:
+            if (cached := self._answered.get(it.ident)) is not None:
                 self._reply(it, cached, replied)
                 continue
             try:
@@ -232,31 +246,58 @@ class Worker:
         return inputs
 
     def _suffix(self, req: OffloadRequest) -> Pipeline:
-        """The stages a request runs: a split's suffix, or one submodel of a service (one stage)."""
-        key = req.submodel_sha256 or req.manifest_sha256  # a submodel is the same whichever service names it
+        """The stages a request runs: a split's suffix, or one submodel of a service (one stage).  Every request
+        is checked against its own signed manifest (verified once, cached), also when the submodel it names is
+        already loaded for another service: a worker runs only what a manifest signed for the registry lists."""
+        manifest = self._manifest(req)
+        what = f"{manifest.name}@{manifest.version}"
+        sub = None
+        if req.submodel_sha256 is not None:
+            if not isinstance(manifest, ServiceManifest):
+                raise EdgeMaasError(f"{what} is a split model, not a service: it has no submodel "
+                                    f"{req.submodel_sha256[:12]} to run by hash")  # fmt: skip
+            sub = manifest.by_sha256(req.submodel_sha256)  # ManifestError when the service does not list it
+            if req.first_stage != 0:
+                raise ManifestError(f"submodel {sub.name} of {what} is one stage: first_stage must be 0, "
+                                    f"not {req.first_stage}")  # fmt: skip
+            key = sub.sha256  # a submodel is the same whichever service names it: loaded once
+            what = f"submodel {sub.name} ({key[:12]}) of {what}"
+        elif isinstance(manifest, ServiceManifest):
+            raise EdgeMaasError(f"{what} is a service: name the submodel to run (submodel_sha256)")
+        else:
+            key = req.manifest_sha256
         pipe = self._pipelines.get(key)
         if pipe is None:
-            manifest = self.installer.manifest(req.manifest_sha256, req.manifest_size)
-            if req.submodel_sha256 is not None:
-                if not isinstance(manifest, ServiceManifest):
-                    raise EdgeMaasError(f"{manifest.name}@{manifest.version} is a split model, not a service: "
-                                        "it has no submodels to run by hash")  # fmt: skip
-                pipe = self.installer.submodel(manifest, manifest.by_sha256(req.submodel_sha256))
+            if sub is not None:
+                pipe = self.installer.submodel(manifest, sub)
                 self._submodel_keys.add(key)
-                what = f"submodel {req.submodel_sha256[:12]} of {manifest.name}@{manifest.version}"
-            elif isinstance(manifest, ServiceManifest):
-                raise EdgeMaasError(f"{manifest.name}@{manifest.version} is a service: name the submodel to run")
             else:
                 pipe = self.installer.pipeline(manifest)
-                what = f"{manifest.name}@{manifest.version}"
             self._pipelines[key] = pipe
             log.info("%s: installed %s", self.name, what)
             while len(self._pipelines) > MAX_MODELS:  # least recently used goes, with its stats
                 old, gone = self._pipelines.popitem(last=False)
                 gone.close()
+                self._submodel_keys.discard(old)
                 self.stage_stats = {k: v for k, v in self.stage_stats.items() if k[0] != old}
         self._pipelines.move_to_end(key)
         return pipe.suffix(req.first_stage)
+
+    def _manifest(self, req: OffloadRequest) -> Manifest | ServiceManifest:
+        """The request's manifest (a v1 split or a v2 service), its signatures verified against the trusted root;
+        kept while that root stays the same.  ManifestError when tampered or signed by an untrusted key."""
+        root = getattr(self.installer.key, "version", None)
+        if root != self._manifests_root:  # a rotation may have revoked a key: verify again under the new root
+            self._manifests.clear()
+            self._manifests_root = root
+        manifest = self._manifests.get(req.manifest_sha256)
+        if manifest is None:
+            manifest = self.installer.manifest(req.manifest_sha256, req.manifest_size)
+            self._manifests[req.manifest_sha256] = manifest
+            while len(self._manifests) > MAX_MANIFESTS:
+                self._manifests.popitem(last=False)
+        self._manifests.move_to_end(req.manifest_sha256)
+        return manifest
 
     # -- replies and reports ---------------------------------------------------------------------
     def _error(self, it: _Item, message: str) -> bytes:
@@ -264,14 +305,14 @@ class Worker:
         log.warning("%s: offload %s refused: %s", self.name, it.req.id, message)
         return encode(OffloadReply(id=it.req.id, worker=self.name, error=message, queue_depth=self._queue.qsize()))
 
-    def _reply(self, it: _Item, reply: bytes, replied: set[str], remember: bool = False) -> None:
-        """Answer once.  Only results are remembered for retries of the same id: an error
+    def _reply(self, it: _Item, reply: bytes, replied: set[tuple], remember: bool = False) -> None:
+        """Answer once.  Only results are remembered for retries of the same request: an error
         (deadline passed, not installed yet) may not be final."""
-        replied.add(it.req.id)
+        replied.add(it.ident)
         if too_large := self.client.oversize(it.req.reply_to, reply, qos=0):  # the device gets an error now, not a timeout
             reply, remember = self._error(it, f"reply of {too_large}"), False
-        if remember and it.req.id not in self._answered:
-            self._answered[it.req.id] = reply
+        if remember and it.ident not in self._answered:
+            self._answered[it.ident] = reply
             while len(self._answered) > 1024:
                 self._answered.popitem(last=False)
         self._publish(it.req.reply_to, reply)
