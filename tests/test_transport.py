@@ -63,6 +63,10 @@ def test_unknown_and_corrupt_blobs_are_refused(registry, device):
     fetcher = BlobFetcher(device, chunk_size=1024, chunk_timeout=2)
     with pytest.raises(TransportError, match="unknown blob"):
         fetcher.fetch("ab" * 32, 10)
+    for i in range(20):  # hashes a worker is asked for by requests: nothing kept per refused hash
+        with pytest.raises(TransportError, match="unknown blob"):
+            fetcher.fetch(f"{i:02x}" * 32, 10)
+    assert fetcher.held == {} and fetcher.held_chunk == {}
     sha = store.put(b"y" * 3000)
     store.path(sha).write_bytes(b"z" * 3000)  # bit rot on the registry's disk
     with pytest.raises(TransportError, match="corrupt"):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from edge_maas.errors import IntegrityError, TransportError
+from edge_maas.errors import EdgeMaasError, IntegrityError, TransportError
 from edge_maas.transport import topics
 from edge_maas.transport.client import MqttClient, PacketTooLargeError
 from edge_maas.transport.messages import ChunkHeader, ChunkRequest, decode, encode
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK = 64 * 1024
 MIN_CHUNK = 1024  # ChunkRequest's lower bound
+MAX_HELD = 8  # partial blobs kept across failed fetches (to resume); a worker is asked for hashes by requests
 HEADER_ROOM = 512  # bytes of a chunk's frame besides its body (length prefix + ChunkHeader JSON, ~330 at most)
 
 
@@ -152,14 +153,25 @@ class BlobFetcher:
         """The verified blob; chunk_size overrides the fetcher's for this fetch.  TransportError when
         the registry refuses or stops answering, IntegrityError when the bytes do not match."""
         chunk = self.chunk_for(max(MIN_CHUNK, chunk_size or self.chunk_size))
-        while True:
-            try:
-                return self._fetch(sha256, size, chunk, progress)
-            except _SmallerChunks as exc:
-                if exc.max_chunk >= chunk:
-                    raise TransportError(f"registry refused blob {sha256[:12]}: {exc.problem}") from None
-                log.info("blob %s: %s; fetching with %d-byte chunks", sha256[:12], exc.problem, exc.max_chunk)
-                chunk = exc.max_chunk
+        try:
+            while True:
+                try:
+                    return self._fetch(sha256, size, chunk, progress)
+                except _SmallerChunks as exc:
+                    if exc.max_chunk >= chunk:
+                        raise TransportError(f"registry refused blob {sha256[:12]}: {exc.problem}") from None
+                    log.info("blob %s: %s; fetching with %d-byte chunks", sha256[:12], exc.problem, exc.max_chunk)
+                    chunk = exc.max_chunk
+        except EdgeMaasError:
+            with self._cv:  # keep partial blobs to resume, but no empty entry per hash that was asked for
+                if not self.held.get(sha256):
+                    self.held.pop(sha256, None)
+                    self.held_chunk.pop(sha256, None)
+                while len(self.held) > MAX_HELD:  # bounded: the oldest partial blobs go first
+                    old = next(iter(self.held))
+                    self.held.pop(old)
+                    self.held_chunk.pop(old, None)
+            raise
 
     def _fetch(self, sha256: str, size: int, chunk: int, progress) -> bytes:
         n = max(1, -(-size // chunk))
