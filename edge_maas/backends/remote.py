@@ -54,6 +54,20 @@ def offload_requester(client: MqttClient) -> Requester:
     return Requester(client, topics.offload_reply(client.client_id), OffloadReply, lambda r: r.id)
 
 
+def reply_outputs(reply: OffloadReply, body: bytes,
+                  specs: tuple[TensorSpec, ...]) -> tuple[dict[str, np.ndarray] | None, str]:  # fmt: skip
+    """A worker's outputs if they are exactly ``specs`` (names, shapes, dtypes), only those (a reply cannot add
+    tensors that would overwrite what the device computed); else None and why."""
+    if reply.error is not None:
+        return None, f"refused ({reply.error})"
+    try:
+        outs = unpack_tensors(reply.outputs, body)
+        check_inputs(specs, outs)
+    except EdgeMaasError as exc:
+        return None, f"unusable reply ({exc})"
+    return {s.name: outs[s.name] for s in specs}, ""
+
+
 class RemoteSplit:
     def __init__(self, client: MqttClient, pipeline: Pipeline, model: str, manifest_sha256: str, manifest_size: int,
                  deadline_s: float = 1.0, shaper: Shaper | None = None, codec: str = "none",
@@ -99,7 +113,7 @@ class RemoteSplit:
         answer = self._requests.request(topics.offload(self.model), rid, payload, self.deadline_s)
         if answer is not None:
             reply, out_body = answer
-            outs, problem = self._outputs(reply, out_body)
+            outs, problem = reply_outputs(reply, out_body, self.pipeline.outputs)
             if outs is not None:
                 self.stats.remote += 1
                 ratio = len(payload) / (len(payload) - len(body) + raw)
@@ -113,17 +127,6 @@ class RemoteSplit:
             log.warning("offload %s: no reply within %.0f ms; running locally", rid[:8], self.deadline_s * 1e3)
         self.stats.fallback += 1
         return suffix.run(boundary), "fallback"
-
-    def _outputs(self, reply: OffloadReply, body: bytes) -> tuple[dict[str, np.ndarray] | None, str]:
-        """The reply's outputs if they are exactly the pipeline's (names, shapes, dtypes)."""
-        if reply.error is not None:
-            return None, f"refused ({reply.error})"
-        try:
-            outs = unpack_tensors(reply.outputs, body)
-            check_inputs(self.pipeline.outputs, outs)
-        except EdgeMaasError as exc:
-            return None, f"unusable reply ({exc})"
-        return {s.name: outs[s.name] for s in self.pipeline.outputs}, ""  # nothing the model does not output
 
     def run_planned(self, inputs: Mapping[str, np.ndarray], planner) -> tuple[dict[str, np.ndarray], str, object]:
         """Let the planner pick the split, run it, feed the measurement back; returns the decision too."""
@@ -186,16 +189,9 @@ class RemoteSubmodel(Backend):
             raise StageUnavailableError(f"it is not held here and no worker answered within "
                                         f"{self.deadline_s * 1e3:.0f} ms")  # fmt: skip
         reply, out_body = answer
-        try:
-            if reply.error is not None:
-                raise EdgeMaasError(f"worker {reply.worker} refused it: {reply.error}")
-            try:
-                outs = unpack_tensors(reply.outputs, out_body)
-                check_inputs(self.outputs, outs)
-            except EdgeMaasError as exc:
-                raise EdgeMaasError(f"worker {reply.worker}'s reply is unusable: {exc}") from None
-        except EdgeMaasError as exc:
+        outs, problem = reply_outputs(reply, out_body, self.outputs)
+        if outs is None:
             self.stats.fallback += 1
-            raise StageUnavailableError(f"it is not held here and {exc}") from None
+            raise StageUnavailableError(f"it is not held here and worker {reply.worker} gave no outputs: {problem}")
         self.stats.remote += 1
-        return {s.name: outs[s.name] for s in self.outputs}  # what the submodel writes, nothing else
+        return outs
