@@ -297,16 +297,11 @@ def _is_service(path: Path) -> bool:
 
 
 def _run_service(args) -> int:
-    from edge_maas.service import UnknownTaskError, flatten_outputs, load_any, parse_tasks
+    from edge_maas.service import flatten_outputs, load_any, parse_tasks
     from edge_maas.service_pipeline import ServicePipeline
 
     manifest = load_any(args.manifest)
-    tasks = parse_tasks(args.task)
-    if not tasks:
-        if len(manifest.tasks) != 1:
-            raise UnknownTaskError(f"the service has {len(manifest.tasks)} tasks "
-                                   f"({', '.join(t.name for t in manifest.tasks)}); name them with --task A[,B]")
-        tasks = [manifest.tasks[0].name]
+    tasks = manifest.tasks_or_only(parse_tasks(args.task), "name them with --task A[,B]")
     manifest.task_plan(tasks)  # unknown tasks: before any file is read or written
     if len(tasks) > 1 and args.output.suffix != ".npz":
         raise TensorMismatchError(f"{len(tasks)} tasks give several outputs; write them to an .npz file")

@@ -132,6 +132,17 @@ class ServiceManifest(SignedDocument):
                 stack.extend(t.name for t in s.inputs if t.name in producers)
         return [s for s in self._order() if s.name in needed]
 
+    def tasks_or_only(self, tasks: Sequence[str], how: str = "name one or several") -> list[str]:
+        """``tasks`` as given, or, when none is named, the only task of a one-task service (what a request that
+        names no task gets).  UnknownTaskError when none is named and the service has several; ``how`` says how
+        to name them."""
+        if tasks:
+            return list(tasks)
+        if len(self.tasks) != 1:
+            raise UnknownTaskError(f"{self.name}@{self.version} has {len(self.tasks)} tasks: {how} "
+                                   f"({', '.join(t.name for t in self.tasks)})")  # fmt: skip
+        return [self.tasks[0].name]
+
     def tasks_using(self, submodel: str) -> list[str]:
         return [t.name for t in self.tasks if any(s.name == submodel for s in self.task_plan([t.name]))]
 

@@ -537,13 +537,9 @@ class DeviceAgent:
 
 def _run_service(active: Active, inputs: Mapping[str, np.ndarray], tasks: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Outputs of the named tasks keyed TASK/TENSOR; none named: the only task's, under their own names."""
-    m = active.manifest
     if tasks:
         return flatten_outputs(active.service.run(inputs, tasks))
-    if len(m.tasks) != 1:
-        raise UnknownTaskError(f"{m.name}@{m.version} has {len(m.tasks)} tasks: name one or several "
-                               f"({', '.join(t.name for t in m.tasks)})")  # fmt: skip
-    return active.service.run_task(inputs, m.tasks[0].name)
+    return active.service.run_task(inputs, active.manifest.tasks_or_only(tasks)[0])
 
 
 def _service_state(a: Active) -> ServiceState:
