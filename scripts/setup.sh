@@ -21,6 +21,6 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-echo "[setup] installing edge_maas (compiles kernels/) with test extras"
-.venv/bin/python -m pip install -q -e '.[test]'
+echo "[setup] installing edge_maas (compiles kernels/) with ai-edge-litert, torch and the test extras"
+.venv/bin/python -m pip install -q -e '.[litert,accel,test]'
 .venv/bin/python -c "import edge_maas.kernels.executor as e, edge_maas.kernels.quantize; print('[setup] kernels built:', e.__file__, 'isa:', e.isa())"

@@ -64,7 +64,7 @@ WHEEL_OUT="$DIST/$(basename "$REPAIRED")"
 t=$(now)
 "$PY" -m venv "$T/venv"
 "$T/venv/bin/python" -m pip install -q --upgrade pip
-"$T/venv/bin/python" -m pip install -q "$WHEEL_OUT"
+"$T/venv/bin/python" -m pip install -q "$WHEEL_OUT[litert]"
 TIMES[install]=$(secs "$t" "$(now)")
 
 # 5. smoke test, from a folder outside the checkout so nothing is imported from the sources

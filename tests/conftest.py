@@ -8,7 +8,24 @@ import numpy as np
 import pytest
 
 from edge_maas import zoo
+from edge_maas.backends.litert import interpreter_module
 from edge_maas.zoo import MODELS  # noqa: F401 - re-exported for tests
+
+#: the interpreter the suite compares with: "ai-edge-litert", or "tflite-runtime" in scripts/test_legacy.sh
+INTERPRETER = interpreter_module()[1]
+
+
+def litert_semantics(why: str) -> pytest.MarkDecorator:
+    """Skip on tflite-runtime (the legacy run): the test compares with ai-edge-litert's kernels, the semantics
+    edge_maas implements, and tflite-runtime 2.14's differ as ``why`` says (observed in scripts/test_legacy.sh)."""
+    return pytest.mark.skipif(INTERPRETER != "ai-edge-litert", reason=f"tflite-runtime 2.14 differs: {why}")
+
+
+def skip_unless_litert_semantics(why: str) -> None:
+    """The same, from inside a test (for one parameter of it)."""
+    if INTERPRETER != "ai-edge-litert":
+        pytest.skip(f"tflite-runtime 2.14 differs: {why}")
+
 
 ZOO = zoo.index()
 ZOO_NAMES = zoo.names()
@@ -18,11 +35,10 @@ zoo_expected = zoo.expected
 
 def all_tensors(model_bytes: bytes, feed: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
     """Every tensor of the whole model after one run on built-in kernels, by index."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    it = Interpreter(
+    mod, _ = interpreter_module()
+    it = mod.Interpreter(
         model_content=model_bytes,
-        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        experimental_op_resolver_type=mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
         experimental_preserve_all_tensors=True,
     )
     it.allocate_tensors()

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import MODELS, zoo_bytes, zoo_expected
+from conftest import MODELS, litert_semantics, zoo_bytes, zoo_expected
 from test_cli import EXE
 from test_registry_device import Reports, _split_v1
 
@@ -255,6 +255,7 @@ def test_version_failing_its_first_requests_is_rolled_back_by_the_device(world, 
     assert not (tmp_path / "cache" / "rejected.json").exists()
 
 
+@litert_semantics("its XNNPACK gives this backbone's golden bytes, so the premise (XNNPACK 1-2 LSB off) is absent")
 def test_xnnpack_profile_installs_a_conv_model_checked_on_the_built_in_kernels(world, tmp_path):
     """The shipped x86 gateway profile serves on XNNPACK, which differs from the built-in kernels
     by 1-2 LSB on a conv feature extractor (MobileNetV2's first blocks): the device checks the

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+from conftest import litert_semantics
 from edge_maas.kernels.ref.mean import mean, mean_params
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from oneop import Op, T, build_model, int8_input, native_matches_interpreter, qscale
 
 
+@litert_semantics("its int8 MEAN over axes (1, 2) is 1 LSB off ai-edge-litert's")
 @settings(max_examples=60, deadline=None)
 @given(
     shape=st.tuples(st.integers(1, 2), st.integers(1, 9), st.integers(1, 9), st.integers(1, 40)),

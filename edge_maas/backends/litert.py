@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from types import ModuleType
 
 import numpy as np
 
@@ -15,7 +16,12 @@ from edge_maas.tflite.verify import MAX_TOTAL_TENSOR_BYTES
 log = logging.getLogger(__name__)
 
 
-def _interpreter_module():
+def interpreter_module() -> tuple[ModuleType, str]:
+    """The interpreter's Python module (``Interpreter``, ``OpResolverType``) and the package's name.
+
+    ai-edge-litert when installed, else tflite-runtime (boards on numpy<2).  Raises BackendUnavailableError
+    naming both when neither is.
+    """
     try:
         from ai_edge_litert import interpreter as mod
 
@@ -28,8 +34,8 @@ def _interpreter_module():
         return mod, "tflite-runtime"
     except ImportError:
         raise BackendUnavailableError(
-            "no TFLite interpreter found: install 'ai-edge-litert' (default) or 'tflite-runtime' "
-            "(needs numpy<2) with pip"
+            "no TFLite interpreter found: pip install 'edge-maas[litert]' (ai-edge-litert), or "
+            "'edge-maas[tflite-runtime]' on boards with numpy<2; the native backend needs neither"
         ) from None
 
 
@@ -42,7 +48,7 @@ class LiteRTBackend(Backend):
     """
 
     def __init__(self, model_bytes: bytes, threads: int = 1, xnnpack: bool = True, batch: int = 1):
-        mod, self.runtime = _interpreter_module()
+        mod, self.runtime = interpreter_module()
         # Our own checks first (indices, buffer sizes, shape and size limits): the interpreter would allocate
         # whatever a hostile model's shapes ask for, or fail with a bare message.
         graph = load_graph(model_bytes)

@@ -1,7 +1,9 @@
-"""The TFLite flatbuffer schema bindings, taken from whichever package ships them.
+"""The TFLite flatbuffer schema bindings (flatc's Python output of TFLite's schema.fbs, with the object API).
 
-``ai_edge_litert`` ships ``schema_py_generated`` with the object API; TensorFlow
-ships the same module.  We never hand-write flatbuffer offsets.
+An installed edge_maas carries them as ``edge_maas.tflite._schema_generated`` (setup.py takes them at build time),
+so reading and writing models needs no interpreter package: boards on numpy<2 with tflite-runtime split and run
+natively too.  The packages that ship the same module are fallbacks for a tree that was never built.  We never
+hand-write flatbuffer offsets.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from types import ModuleType
 from edge_maas.errors import BackendUnavailableError
 
 _CANDIDATES = (
+    "edge_maas.tflite._schema_generated",
     "ai_edge_litert.schema_py_generated",
     "tensorflow.lite.python.schema_py_generated",
 )
@@ -24,8 +27,8 @@ def _load() -> ModuleType:
         except ImportError:
             continue
     raise BackendUnavailableError(
-        "no TFLite schema bindings found: install 'ai-edge-litert' (pip install ai-edge-litert), "
-        "which ships tflite's schema_py_generated module"
+        "no TFLite schema bindings found: this edge_maas was not built (pip install -e . builds them in), "
+        "and neither ai-edge-litert nor tensorflow is installed"
     )
 
 
