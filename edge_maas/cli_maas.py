@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -51,6 +52,10 @@ def add_commands(sub) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", type=Path, required=True, help="registry folder (blobs + registry.sqlite)")
     common.add_argument("--key", type=Path, help="the registry's private release key (commands that sign need it)")
+    common.add_argument("--blob-store", default=os.environ.get("EDGE_MAAS_BLOB_STORE"), metavar="s3://BUCKET[/PREFIX]",
+                        help="keep blobs in an S3-compatible bucket (pip install 'edge-maas[s3]'; endpoint and "
+                        "credentials from AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, ...) instead of ROOT/blobs; "
+                        "recorded at first use (default $EDGE_MAAS_BLOB_STORE)")  # fmt: skip
     net = argparse.ArgumentParser(add_help=False)
     net.add_argument("--broker", default="mqtt://127.0.0.1:1883")
     pub = rs.add_parser("publish", parents=[common], help="store and sign a split model or a service "
@@ -104,6 +109,8 @@ def add_commands(sub) -> None:
     w.add_argument("--max-delay-ms", type=float,
                    help="dynamic batching: how long the oldest request waits for others (default 0: batch what is queued)")
     w.add_argument("--status-every", type=float, dest="status_every_s", help="seconds between retained status reports")
+    w.add_argument("--metrics-port", type=int, help="serve Prometheus metrics (queue depth, requests, latency) on "
+                   "http://0.0.0.0:PORT/metrics for an autoscaler (deploy/k8s); default off")  # fmt: skip
     w.set_defaults(func=cmd_worker)
 
     b = sub.add_parser("bench", help="measurements that write JSON (and plots)")
@@ -209,7 +216,8 @@ def cmd_registry_root(args) -> int:
 def _registry(args):
     from edge_maas.registry.service import Registry
 
-    return Registry(args.root, args.key, desired_ttl_s=getattr(args, "ttl", 7 * 24 * 3600.0))
+    return Registry(args.root, args.key, desired_ttl_s=getattr(args, "ttl", 7 * 24 * 3600.0),
+                    blob_store=getattr(args, "blob_store", None))  # fmt: skip
 
 
 def _client(url: str, name: str):
@@ -369,7 +377,7 @@ def cmd_worker(args) -> int:
     from edge_maas.worker.worker import Batching, Worker
 
     keys = ("name", "registry_key", "cache_dir", "group", "backend", "threads", "xnnpack", "max_batch", "max_delay_ms",
-            "status_every_s")  # fmt: skip
+            "status_every_s", "metrics_port")  # fmt: skip
     overrides = {k: getattr(args, k) for k in keys}
     overrides["mqtt"] = {"broker": args.broker} if args.broker else None
     if args.config and args.broker:
@@ -381,10 +389,11 @@ def cmd_worker(args) -> int:
     client = _profile_client(p.mqtt, p.name, will=(topics.worker_status(p.name), offline))
     worker = Worker(p.name, client, BlobStore(p.cache_dir), trust, group=p.group,
                     backend=p.backend, options=p.backend_options(), batching=batching,
-                    status_every_s=p.status_every_s)  # fmt: skip
+                    status_every_s=p.status_every_s, metrics_port=p.metrics_port)  # fmt: skip
+    metrics = f", metrics on :{worker.metrics_port}/metrics" if worker.metrics_port is not None else ""
     print(f"worker {p.name} serving {topics.offload_shared(p.group) if p.group else topics.offload('+')} on "
-          f"{p.mqtt.broker} ({p.backend}, batches of up to {batching.max_batch}, {batching.max_delay_ms} ms delay)",
-          flush=True)  # fmt: skip
+          f"{p.mqtt.broker} ({p.backend}, batches of up to {batching.max_batch}, {batching.max_delay_ms} ms delay"
+          f"{metrics})", flush=True)  # fmt: skip
     _ready()  # Worker() subscribed
     _until_interrupted()
     worker.close()

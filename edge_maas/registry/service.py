@@ -12,6 +12,7 @@ from pathlib import Path
 from edge_maas.files import atomic_write
 from edge_maas.manifest import read_blob
 from edge_maas.registry import signing
+from edge_maas.registry.blob_s3 import S3BlobStore
 from edge_maas.registry.blobs import BlobStore
 from edge_maas.registry.catalog import Catalog, RegistryError, VersionRecord
 from edge_maas.service import load_document, parse_document
@@ -38,12 +39,15 @@ class PublishStats:
 
 
 class Registry:
-    """``key_path``: the release role's private key (or None for read-only use: list, status)."""
+    """``key_path``: the release role's private key (or None for read-only use: list, status).  ``blob_store``: where
+    blobs live, s3://BUCKET[/PREFIX] (registry/blob_s3.py) or None: ROOT/blobs on disk, or the store recorded at
+    first use (RegistryError when it differs)."""
 
-    def __init__(self, root: Path | str, key_path: Path | str | None, *, desired_ttl_s: float = DEFAULT_DESIRED_TTL_S):
+    def __init__(self, root: Path | str, key_path: Path | str | None, *, desired_ttl_s: float = DEFAULT_DESIRED_TTL_S,
+                 blob_store: str | None = None):  # fmt: skip
         root = Path(root)
         self.root = root
-        self.blobs = BlobStore(root / "blobs")
+        self.blobs = _blob_store(root, blob_store)
         self.catalog = Catalog(root / "registry.sqlite")
         self.key = keyfiles.load_private(key_path) if key_path is not None else None
         self.desired_ttl_s = desired_ttl_s
@@ -202,6 +206,27 @@ class Registry:
         payload = signing.sign_desired(state, key).model_dump_json()
         client.publish(topics.desired(state.device_id), payload.encode(), retain=True)
         self.catalog.record_desired(state.device_id, state.seq, payload, state.expires.timestamp())
+
+
+def _blob_store(root: Path, url: str | None) -> BlobStore | S3BlobStore:
+    """ROOT/blobs, or the S3 store named now or recorded in ROOT/blob_store at first use: every later command (serve,
+    resign, list) then reads the store that publish wrote without repeating the flag, and never silently an empty
+    one.  RegistryError when the named store differs from the recorded one, or when ROOT/blobs already holds blobs."""
+    marker = root / "blob_store"
+    recorded = marker.read_text().strip() if marker.is_file() else None
+    if recorded and url and url != recorded:
+        raise RegistryError(f"registry {root} keeps its blobs in {recorded}, not {url}")
+    url = url or recorded
+    if url is None:
+        return BlobStore(root / "blobs")
+    if not recorded and any((root / "blobs").glob("??/*")):
+        raise RegistryError(f"registry {root} already keeps blobs in {root / 'blobs'}: copy them to {url} "
+                            f"(same layout) and write {url} into {marker} to switch")  # fmt: skip
+    store = S3BlobStore(url)
+    if not recorded:
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_write(marker, url.encode())
+    return store
 
 
 def _root_version(path: Path) -> int:

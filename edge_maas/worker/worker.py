@@ -41,6 +41,7 @@ from edge_maas.transport.messages import (
 )
 from edge_maas.trust.root import TrustedRoot, TrustError
 from edge_maas.trust.updater import RootUpdater
+from edge_maas.worker.metrics import Outcome, WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,9 @@ class _StageStats:
 class Worker:
     def __init__(self, name: str, client: MqttClient, cache: BlobStore, registry_key, *, group: str | None = "workers",
                  backend: str = "litert", options: dict | None = None, batching: Batching = Batching(),
-                 status_every_s: float = 2.0, max_queue: int = 1024):  # fmt: skip
+                 status_every_s: float = 2.0, max_queue: int = 1024, metrics_port: int | None = None):  # fmt: skip
+        """metrics_port: serve Prometheus metrics (worker/metrics.py) on this port (0: any free one; the one bound
+        is `metrics_port` then); None: not served.  TransportError when the port cannot be bound."""
         self.name = name
         self.client = client
         self.backend = backend
@@ -117,6 +120,8 @@ class Worker:
         self._manifests_root: int | None = None
         self._answered: OrderedDict[tuple, bytes] = OrderedDict()  # idempotency: _Item.ident -> reply
         self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self.metrics = WorkerMetrics(name, self._queue.qsize)
+        self.metrics_port = self.metrics.serve(metrics_port) if metrics_port is not None else None
         self._thread = threading.Thread(target=self._work, name=f"worker-{name}", daemon=True)
         self._thread.start()
         # group None: a plain subscription, for brokers without shared subscriptions (the embedded
@@ -136,6 +141,7 @@ class Worker:
         self._queue.put(None)
         self._thread.join(timeout=10)
         self._publish(topics.worker_status(self.name), self.status("offline").model_dump_json().encode(), retain=True)
+        self.metrics.close()
 
     def _on_request(self, topic: str, payload: bytes) -> None:
         if len(payload) > MAX_BODY:
@@ -150,7 +156,7 @@ class Worker:
             return
         if self._queue.qsize() >= self.max_queue:  # shed load: the device falls back at once
             it = _Item(req, body, time.monotonic())
-            self._reply(it, self._error(it, f"worker overloaded: {self.max_queue} requests queued"), set())
+            self._reply(it, self._error(it, f"worker overloaded: {self.max_queue} requests queued", "shed"), set())
             return
         self._queue.put(_Item(req, body, time.monotonic()))
 
@@ -227,6 +233,7 @@ class Worker:
         for (it, _), out in zip(todo, outs):
             metas, body = pack_tensors(out)
             self.served += 1
+            self.metrics.count("served")
             reply = OffloadReply(id=it.req.id, worker=self.name, outputs=metas, run_ms=run_s / n * 1e3,
                                  batch_ms=run_s * 1e3, queue_ms=(t0 - it.t_in) * 1e3, batch=n,
                                  queue_depth=depth)  # fmt: skip
@@ -300,8 +307,9 @@ class Worker:
         return manifest
 
     # -- replies and reports ---------------------------------------------------------------------
-    def _error(self, it: _Item, message: str) -> bytes:
+    def _error(self, it: _Item, message: str, outcome: Outcome = "failed") -> bytes:
         self.rejected += 1
+        self.metrics.count(outcome)
         log.warning("%s: offload %s refused: %s", self.name, it.req.id, message)
         return encode(OffloadReply(id=it.req.id, worker=self.name, error=message, queue_depth=self._queue.qsize()))
 
@@ -309,6 +317,7 @@ class Worker:
         """Answer once.  Only results are remembered for retries of the same request: an error
         (deadline passed, not installed yet) may not be final."""
         replied.add(it.ident)
+        self.metrics.answered(time.monotonic() - it.t_in)
         if too_large := self.client.oversize(it.req.reply_to, reply, qos=0):  # the device gets an error now, not a timeout
             reply, remember = self._error(it, f"reply of {too_large}"), False
         if remember and it.ident not in self._answered:
