@@ -61,3 +61,20 @@ def test_a_graph_that_hard_codes_batch_one_runs_one_by_one(tmp_path):
     for x, out in zip(xs, whole.run_batch(xs)):
         assert all(np.array_equal(out[k], v) for k, v in whole.run(x).items())
 
+
+
+def test_a_broadcast_across_ranks_is_never_batched(tmp_path):
+    """branchy_cnn's squeeze-excite gate (1, C) scales features (1, H, W, C).  Resized to batch 8 the interpreter
+    still runs it (W is 8), but the gate's batch dimension then lines up with W and samples mix: seeds 19 and 24
+    came out 1 LSB off.  Such a stage runs sample by sample, and every sample keeps its bytes."""
+    pipe = _split("branchy_cnn", tmp_path)
+    suffix = pipe.suffix(1)
+    assert [st.batched(8) is None for st in suffix.stages] == [False, True]
+    feeds = []
+    for seed in range(16, 32):
+        x = {s.name: np.random.default_rng(seed).integers(-128, 128, s.shape, dtype=np.int8) for s in pipe.inputs}
+        env = pipe.run_prefix(x, 1)
+        feeds.append({s.name: env[s.name] for s in suffix.inputs})
+    for start in (0, 8):
+        for feed, out in zip(feeds[start : start + 8], suffix.run_batch(feeds[start : start + 8])):
+            assert all(np.array_equal(out[n], v) for n, v in suffix.run(feed).items())

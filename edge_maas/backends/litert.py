@@ -10,7 +10,7 @@ import numpy as np
 
 from edge_maas.backends.base import Backend, TensorSpec, check_inputs
 from edge_maas.errors import BackendUnavailableError, ModelFormatError
-from edge_maas.tflite.graph import load_graph
+from edge_maas.tflite.graph import Graph, load_graph
 from edge_maas.tflite.verify import MAX_TOTAL_TENSOR_BYTES
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class LiteRTBackend(Backend):
         mod, self.runtime = interpreter_module()
         # Our own checks first (indices, buffer sizes, shape and size limits): the interpreter would allocate
         # whatever a hostile model's shapes ask for, or fail with a bare message.
-        graph = load_graph(model_bytes)
+        self._graph = graph = load_graph(model_bytes)
         need = batch * sum(t.activation_bytes for t in graph.tensors if not t.is_constant)
         if need > MAX_TOTAL_TENSOR_BYTES:
             raise ModelFormatError(f"a batch of {batch} would need {need} bytes of tensors; at most "
@@ -91,8 +91,11 @@ class LiteRTBackend(Backend):
         return {name: self._interp.get_tensor(idx) for name, idx in self._out.items()}
 
     def batched(self, n: int) -> LiteRTBackend | None:
-        """The same model with its leading (batch) dimension resized to n, when the graph allows it:
-        some graphs hard-code batch 1 (a RESHAPE to a constant shape) and refuse."""
+        """The same model with its leading (batch) dimension resized to n, when that keeps each sample's bytes:
+        None when the graph hard-codes batch 1 (a RESHAPE to a constant shape) or broadcasts across ranks."""
+        if why := _batch_breaks_broadcast(self._graph):
+            log.info("cannot batch this model: %s", why)
+            return None
         try:
             b = LiteRTBackend(self._model, self.threads, self.xnnpack, batch=n)
         except ModelFormatError as exc:
@@ -114,3 +117,18 @@ def _reason(exc: Exception) -> str:
 
 def _spec(detail) -> TensorSpec:
     return TensorSpec(detail["name"], tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]).name)
+
+
+def _batch_breaks_broadcast(graph: Graph) -> str | None:
+    """Why resizing the leading dimension would mix samples, or None.
+
+    An op whose activation inputs differ in rank broadcasts them aligned on their last dimensions (TFLite's
+    broadcasting, as numpy's): at batch 1 a squeeze-excite gate (1, C) times features (1, H, W, C) scales each
+    sample by its own gate, but resized to (n, C) and (n, H, W, C) the gate's batch dimension lines up with W, and
+    samples mix (seen as 1 LSB differences on branchy_cnn's MUL at batch 8).
+    """
+    for op in graph.ops:
+        ranks = {len(graph.tensors[t].shape) for t in op.inputs if t >= 0 and not graph.tensors[t].is_constant}
+        if len(ranks) > 1:
+            return f"op {op.index} ({op.op}) takes activations of ranks {sorted(ranks)}"
+    return None
