@@ -27,7 +27,7 @@ from edge_maas.transport import topics
 from edge_maas.transport.client import MqttClient
 from edge_maas.transport.messages import OffloadReply, decode, unpack_tensors
 from edge_maas.worker.metrics import WorkerMetrics
-from edge_maas.worker.worker import Batching, Worker
+from edge_maas.worker.worker import Worker
 
 K8S = Path(__file__).resolve().parents[1] / "deploy" / "k8s"
 KEDA_SCHEMA = json.loads((K8S / "schemas" / "keda-scaledobject-v1alpha1.json").read_text())
@@ -41,9 +41,8 @@ def test_a_worker_pool_on_one_shared_subscription_answers_each_request_once(mosq
     pool = []
     for name in ("pool-a", "pool-b", "pool-c"):
         c = MqttClient(mosquitto.url, name).start()
-        # one request per batch: the spread over the pool is under test here, batching in test_offload.py
-        pool.append(Worker(name, c, BlobStore(reg.root.parent / name), signing.load_public(pub), group="pool",
-                           batching=Batching(max_batch=1)))  # fmt: skip
+        # default batching: a burst batches on each worker, and every reply must still equal the local run
+        pool.append(Worker(name, c, BlobStore(reg.root.parent / name), signing.load_public(pub), group="pool"))
     prober = MqttClient(mosquitto.url, "prober").start()
     replies: list[tuple[OffloadReply, bytes]] = []
     lock = threading.Lock()
