@@ -1,9 +1,12 @@
 """The AsyncAPI 2.6 document of the MQTT protocol, generated from the message models
-(docs/asyncapi.json; a test keeps it in sync).  Prose: docs/protocol.md."""
+(docs/asyncapi.json; a test keeps it in sync, and tests/test_asyncapi_parser.py checks it with the official
+AsyncAPI parser, tools/asyncapi-check).  Prose: docs/protocol.md."""
 
 from __future__ import annotations
 
 import json
+
+from pydantic.json_schema import models_json_schema
 
 from edge_maas.manifest import Manifest
 from edge_maas.service import ServiceManifest
@@ -42,29 +45,73 @@ CHANNELS = [
 ]  # fmt: skip
 
 
+SERVERS = {
+    "local": {
+        "url": "127.0.0.1:{port}", "protocol": "mqtt", "protocolVersion": "3.1.1",
+        "description": "The default --broker (mqtt://127.0.0.1:1883): a Mosquitto beside the registry or the device. "
+                       "Any MQTT 3.1.1/5 broker with retained messages, last wills and $share/ subscriptions "
+                       "(workers) serves; point every part at the same one with --broker URL.",
+        "variables": {"port": {"default": "1883", "description": "TCP port of the broker"}},
+    },
+    "tls": {
+        "url": "{host}:{port}", "protocol": "secure-mqtt", "protocolVersion": "3.1.1",
+        "description": "A broker over TLS (--broker mqtts://HOST[:PORT]; client certificates optional).",
+        "variables": {"host": {"default": "127.0.0.1", "description": "broker host name"},
+                      "port": {"default": "8883", "description": "TLS port of the broker"}},
+    },
+}
+TAGS = {
+    "registry": "Written by the registry (signed desired states, root metadata, blob chunks).",
+    "device": "Written by a device daemon (reported state, chunk requests, inference replies, offload requests).",
+    "client": "Written by an application asking a device for an inference (edge-maas infer, the SDK).",
+    "worker": "Written by an offload worker (offload replies, worker status).",
+}
+MQTT_BINDING_VERSION = "0.1.0"  # the MQTT bindings' version for AsyncAPI 2.x (qos, retain on an operation)
+_REF = "#/components/schemas/{model}"
+
+
+def _schemas() -> dict[str, dict]:
+    """Every model's JSON schema in one flat namespace (components.schemas): pydantic puts nested models in a
+    per-schema `$defs` with `#/$defs/X` refs, which resolve nowhere once the schema sits inside the document,
+    so all models are generated together with refs into components.schemas (pydantic renames clashing names)."""
+    models = [c[2] for c in CHANNELS] + [Manifest, ServiceManifest]
+    _, top = models_json_schema([(model, "validation") for model in models], ref_template=_REF)
+    return top["$defs"]
+
+
 def document() -> dict:
-    channels = {}
+    channels, messages = {}, {}
     for name, writer, model, desc, retained, qos in CHANNELS:
         params = {p: {"schema": {"type": "string"}} for p in ("device_id", "client_id", "model", "worker", "version")
                   if f"{{{p}}}" in name}  # fmt: skip
+        msg = model.__name__
+        messages[msg] = {"messageId": msg, "name": msg, "title": msg,
+                         "payload": {"$ref": _REF.format(model=msg)}}
         channels[name] = {
             "description": f"{desc} Written by: {writer}.",
             **({"parameters": params} if params else {}),
             "subscribe": {
-                "message": {"name": model.__name__, "payload": model.model_json_schema()},
-                "bindings": {"mqtt": {"qos": qos, "retain": retained}},
+                # one operation per channel and one model per channel: both ids are the model's name
+                "operationId": f"on{msg}",
+                "summary": f"{msg}, written by the {writer}.",
+                "tags": [{"name": writer}],
+                "message": {"$ref": f"#/components/messages/{msg}"},
+                "bindings": {"mqtt": {"qos": qos, "retain": retained, "bindingVersion": MQTT_BINDING_VERSION}},
             },
         }
     return {
         "asyncapi": "2.6.0",
+        "id": "urn:edge-maas:mqtt:v1",
         "info": {"title": "edge_maas MQTT protocol", "version": "1",
+                 "license": {"name": "Apache-2.0", "url": "https://www.apache.org/licenses/LICENSE-2.0"},
                  "description": "Blobs travel as chunks by sha256; the manifest blob a desired state names is a "
                                 "Manifest (schema_version 1, a split model) or a ServiceManifest (schema_version 2: "
                                 "submodels and tasks), both in components.schemas (also docs/*.schema.json)."},
+        "servers": SERVERS,
+        "tags": [{"name": k, "description": v} for k, v in TAGS.items()],
         "defaultContentType": "application/json",
         "channels": channels,
-        "components": {"schemas": {"Manifest": Manifest.model_json_schema(),
-                                   "ServiceManifest": ServiceManifest.model_json_schema()}},
+        "components": {"schemas": _schemas(), "messages": messages},
     }
 
 
