@@ -16,13 +16,7 @@ if [ "${KEEP:-0}" = 1 ]; then echo "[legacy] keeping $T"; else trap 'rm -rf "$T"
 start=$(date +%s)
 
 mkdir "$T/src"
-if git -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-  (cd "$REPO" && git ls-files -co --exclude-standard -z | tar --null -T - --ignore-failed-read -cf -) \
-    | tar -xf - -C "$T/src"
-else
-  tar -C "$REPO" --exclude=.venv --exclude=build --exclude=dist --exclude='*.egg-info' --exclude='*.so' \
-    --exclude=_schema_generated.py -cf - . | tar -xf - -C "$T/src"
-fi
+bash "$REPO/scripts/copy_tree.sh" "$T/src"
 
 "$PY" -m venv "$T/venv"
 V="$T/venv/bin/python"

