@@ -141,6 +141,10 @@ def add_commands(sub) -> None:
 
     d = sub.add_parser("device", help="run the device daemon from a profile until interrupted")
     d.add_argument("--config", type=Path, required=True, help="firmware_configs/<profile>.toml")
+    d.add_argument("--http", metavar="[HOST:]PORT",
+                   help="serve the Open Inference Protocol (KServe v2 REST, docs/http_api.md) on this address "
+                   "(host default 127.0.0.1; port 0: any free one); overrides the profile's [http] "
+                   "(pip install 'edge-maas[http]')")  # fmt: skip
     d.set_defaults(func=cmd_device)
 
 
@@ -487,6 +491,7 @@ def cmd_device(args) -> int:
     profile = load_profile(args.config)
     if profile.registry_key is None:
         raise ConfigError(f"profile {profile.device_id}: registry_key (the registry's public key) is required")
+    http = _http_server(profile.http, args.http)  # bound before anything connects: a port in use fails first
     stop = _on_sigterm()
     offline = ReportedState(device_id=profile.device_id, status="offline").model_dump_json().encode()
     # the trust root first: a missing key file is refused before anything connects or creates the cache
@@ -500,9 +505,39 @@ def cmd_device(args) -> int:
                         hold_budget=None if profile.hold_budget_kb is None else profile.hold_budget_kb << 10)  # fmt: skip
     print(f"device {profile.device_id} following {topics.desired(profile.device_id)} on {profile.mqtt.broker}",
           flush=True)  # fmt: skip
-    _ready()  # DeviceAgent() restored its running version and subscribed
-    _until_interrupted(stop)
+    try:
+        if http is not None:
+            http.start(agent)
+            print(f"serving the Open Inference Protocol on {http.url}/v2", flush=True)
+        _ready()  # DeviceAgent() restored its running version and subscribed
+        _until_interrupted(stop)
+    finally:
+        if http is not None:  # first: no request starts on an agent that is shutting down
+            http.stop()
     # a clean DISCONNECT sends no last will: say "offline" ourselves, and wait until the broker has it
     agent.shutdown(timeout=5.0)
     client.stop()
     return 0
+
+
+def _http_server(settings, flag: str | None):
+    """The HTTP API's server, bound (edge_maas.device.http_api.HttpServer), or None when it is off.  ``flag``:
+    --http's [HOST:]PORT, which turns it on and overrides the profile's host and port."""
+    from edge_maas.config import ConfigError, HttpSettings
+    from edge_maas.device.oip import HttpApiError
+
+    if flag is not None:
+        host, _, port = flag.rpartition(":")
+        try:
+            settings = HttpSettings(**{**settings.model_dump(), "enabled": True, "port": int(port),
+                                       "host": host.strip("[]") or settings.host})  # fmt: skip
+        except ValueError:  # int() or the model's validation (pydantic's ValidationError is a ValueError)
+            raise ConfigError(f"--http {flag}: expected [HOST:]PORT with PORT in 0..65535") from None
+    if not settings.enabled:
+        return None
+    try:
+        from edge_maas.device.http_api import HttpServer
+    except ModuleNotFoundError as exc:
+        why = f"the HTTP API needs {exc.name}, which is not installed: pip install 'edge-maas[http]'"
+        raise HttpApiError(why) from None
+    return HttpServer(settings.host, settings.port, settings.max_body_mb << 20)

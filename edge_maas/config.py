@@ -109,6 +109,19 @@ class SecuritySettings(BaseModel):
     allow_rollback: bool = True
 
 
+class HttpSettings(BaseModel):
+    """The device's local Open Inference Protocol endpoint (KServe v2 REST; docs/http_api.md), for applications
+    on the device; needs pip install 'edge-maas[http]'.  Off unless enabled (or `edge-maas device --http`).  It has
+    no authentication: keep it on localhost, or behind a proxy that authenticates."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port (the daemon prints the one it got)
+    max_body_mb: int = Field(default=64, ge=1, le=4096)  # larger request bodies are refused (413)
+
+
 class DeviceProfile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -125,6 +138,7 @@ class DeviceProfile(BaseModel):
     offload: OffloadSettings = OffloadSettings()
     rollout: RolloutSettings = RolloutSettings()
     security: SecuritySettings = SecuritySettings()
+    http: HttpSettings = HttpSettings()
 
     @model_validator(mode="after")
     def _offload_allowed(self):

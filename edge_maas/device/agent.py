@@ -170,14 +170,16 @@ class DeviceAgent:
         self._report()
 
     # -- serving ---------------------------------------------------------------------------
-    def infer(self, inputs: Mapping[str, np.ndarray], tasks: tuple[str, ...] | list[str] = ()) -> dict[str, np.ndarray]:
-        """Run the active version.  The reference is read once: a swap never mixes versions.
+    def infer(self, inputs: Mapping[str, np.ndarray], tasks: tuple[str, ...] | list[str] = (),
+              active: Active | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+        """Run the active version.  The reference is read once: a swap never mixes versions.  ``active``: a snapshot
+        of ``self.active`` to run instead (the HTTP API reads it once, to say which version answered).
 
         ``tasks``: the service's tasks to answer, each submodel they need run once; outputs are then keyed
         ``TASK/TENSOR``.  None named: the only task of a one-task service (or a split model), outputs under
         their own names.  UnknownTaskError for a task the service lacks (or none named where it has several),
         StageUnavailableError (naming task and stage) when a submodel is neither held nor run by a worker."""
-        active = self.active
+        active = active or self.active
         if active is None:
             raise EdgeMaasError(f"device {self.device_id} has no model yet")
         return self._run(active, inputs, tuple(tasks))
