@@ -43,11 +43,13 @@ extensions = [
 ]
 
 setup(
+    # kernels/c is a data-only package (the C sources ship for builds from the installed tree)
     packages=find_packages(include=["edge_maas", "edge_maas.*"])
-    + ["edge_maas.kernels", "edge_maas.kernels.ref", "edge_maas.zoo_models"],
+    + ["edge_maas.kernels", "edge_maas.kernels.ref", "edge_maas.kernels.c", "edge_maas.zoo_models"],
     package_dir={"edge_maas.kernels": "kernels", "edge_maas.kernels.ref": "kernels/ref",
-                 "edge_maas.zoo_models": "tests/models"},
-    package_data={"edge_maas.kernels": ["*.h", "*.pyx", "c/*.h", "c/*.c"], "edge_maas.zoo_models": ZOO_FILES},
+                 "edge_maas.kernels.c": "kernels/c", "edge_maas.zoo_models": "tests/models"},
+    package_data={"edge_maas.kernels": ["*.h", "*.pyx"], "edge_maas.kernels.c": ["*.h", "*.c"],
+                  "edge_maas.zoo_models": ZOO_FILES},
     # Cython's generated C is in the sdist (built from it without Cython); the wheel has the compiled modules
     exclude_package_data={"edge_maas.kernels": [f"{name}.c" for name in KERNELS]},
     ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}, include_path=["kernels"]),
