@@ -64,12 +64,30 @@ def add_commands(sub) -> None:
     pub.set_defaults(func=cmd_publish)
     ls = rs.add_parser("list", parents=[common], help="published versions")
     ls.set_defaults(func=cmd_list)
-    dep = rs.add_parser("deploy", parents=[common, net], help="set devices' desired version (retained)")
+    dep = rs.add_parser("deploy", parents=[common, net], help="set devices' desired version (retained), or roll it "
+                        "out to a group stage by stage (docs/rollouts.md)")  # fmt: skip
     dep.add_argument("target", metavar="MODEL@VERSION")
-    dep.add_argument("--device", action="append", required=True)
+    who = dep.add_mutually_exclusive_group(required=True)
+    who.add_argument("--device", action="append", help="a device id (repeat); set at once, nothing waited for")
+    who.add_argument("--group", help="a staged rollout to the devices whose profile joins this group")
+    dep.add_argument("--stages", default="10%,50%,100%",
+                     help="with --group: cumulative shares of the group per stage (sorted device ids; default "
+                     "10%%,50%%,100%%)")  # fmt: skip
+    dep.add_argument("--max-failures", default="0", help="with --group: failures allowed before the rollout halts "
+                     "and rolls the group back: a count, or a percentage of the devices targeted so far (default 0)")
+    dep.add_argument("--stage-timeout", type=float, default=300.0,
+                     help="with --group: seconds a device has to report the version healthy (default 300)")
+    dep.add_argument("--wait", type=float, default=1.0, help="seconds to collect the devices' retained reports (to "
+                     "find the group, or to warn about a device never seen; 0 with --device: do not look)")
     dep.add_argument("--ttl", type=float, default=7 * 24 * 3600.0,
                      help="seconds the signed desired state stays valid (registry serve refreshes it; default 7 days)")
     dep.set_defaults(func=cmd_deploy)
+    ro = rs.add_parser("rollout", help="staged rollouts (registry deploy --group)")
+    ros = ro.add_subparsers(dest="rollout_cmd", required=True)
+    rost = ros.add_parser("status", parents=[common], help="every rollout: stage, per-device result, halted or "
+                          "complete and why")  # fmt: skip
+    rost.add_argument("--json", action="store_true", help="the records as a JSON list")
+    rost.set_defaults(func=cmd_rollout_status)
     rb = rs.add_parser("rollback", parents=[common, net], help="return a device to its previous version")
     rb.add_argument("--device", required=True)
     rb.add_argument("--ttl", type=float, default=7 * 24 * 3600.0, help="seconds the signed rollback stays valid")
@@ -82,8 +100,10 @@ def add_commands(sub) -> None:
     rr = rs.add_parser("resign", parents=[common], help="re-sign every manifest with --key (after a rotation "
                        "revoked the old release key; then deploy again)")  # fmt: skip
     rr.set_defaults(func=cmd_registry_resign)
-    st = rs.add_parser("status", parents=[net], help="every device's reported state (retained)")
+    st = rs.add_parser("status", parents=[net], help="every device's reported state (retained): version, health, "
+                       "update in progress, last error, offload decision, counters")  # fmt: skip
     st.add_argument("--wait", type=float, default=1.0, help="seconds to collect retained reports")
+    st.add_argument("--json", action="store_true", help="the reported states as a JSON list (ReportedState models)")
     st.set_defaults(func=cmd_status)
     sv = rs.add_parser("serve", parents=[common, net], help="serve shard chunks until interrupted; keeps desired "
                        "states fresh and root versions retained")  # fmt: skip
@@ -227,16 +247,12 @@ def _registry(args):
 def _client(url: str, name: str):
     """A started MQTT 5 client with a unique id, name-<host>-<random>: two tools (or two registries) with
     one fixed id would take each other's session over in a loop."""
-    import re
-    import secrets
-    import socket
-
     import paho.mqtt.client as mqtt
 
+    from edge_maas.client import unique_client_id
     from edge_maas.transport.client import MqttClient
 
-    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:24] or "host"
-    return MqttClient(url, f"{name}-{host}-{secrets.token_hex(4)}", protocol=mqtt.MQTTv5).start()
+    return MqttClient(url, unique_client_id(name), protocol=mqtt.MQTTv5).start()
 
 
 def cmd_publish(args) -> int:
@@ -250,23 +266,71 @@ def cmd_publish(args) -> int:
 
 
 def cmd_list(args) -> int:
-    for rec in _registry(args).catalog.versions():
-        print(f"{rec.model}@{rec.version}  manifest {rec.manifest_sha256[:12]}")
+    from edge_maas.registry.service import Registry
+
+    # listing signs nothing: no key is loaded (a --key given is ignored, so is its trust check)
+    for rec in Registry(args.root, None, blob_store=args.blob_store).catalog.versions():
+        print(f"{rec.model}@{rec.version}  release {rec.release}  manifest {rec.manifest_sha256[:12]}")
     return 0
 
 
 def cmd_deploy(args) -> int:
+    import sys
+
     from edge_maas.errors import EdgeMaasError
+    from edge_maas.registry.fleet import FleetWatch
+    from edge_maas.registry.rollout import RolloutError, RolloutRunner
 
     model, sep, version = args.target.partition("@")
     if not sep or not model or not version:
         raise EdgeMaasError(f"deploy target {args.target!r} must be MODEL@VERSION")
+    reg = _registry(args)
+    reg.catalog.version(model, version)  # unpublished: refused before connecting
+    reg._need_key()
     client = _client(args.broker, "registry-cli")
     try:
-        _registry(args).deploy(client, model, version, args.device)
+        watch = FleetWatch(client)
+        seen = watch.settle(args.wait)
+        if args.device:
+            for d in args.device if args.wait > 0 else ():  # --wait 0: no look at the fleet, no warning
+                if d not in seen:
+                    print(f"edge-maas: warning: device {d} has never reported on {args.broker} (no retained "
+                          "reported state): its desired state waits for it; check the id", file=sys.stderr)
+            reg.deploy(client, model, version, args.device)
+            print(f"desired state of {', '.join(args.device)} set to {model}@{version}")
+            return 0
+        runner = RolloutRunner(reg, client, watch, say=lambda line: print(line, flush=True))
+        r = runner.plan(model, version, args.group, args.stages, args.max_failures, args.stage_timeout)
+        print(f"rollout {r.id}: {model}@{version} to {len(r.devices)} device(s) of group {args.group} in stages "
+              f"{','.join(r.stages)} ({', '.join(map(str, r.sizes))} devices)", flush=True)  # fmt: skip
+        r = runner.run(r)
     finally:
         client.stop()
-    print(f"desired state of {', '.join(args.device)} set to {model}@{version}")
+    print(r.summary())
+    if r.status != "complete":
+        raise RolloutError(f"rollout {r.id} halted at stage {r.stage}: {r.reason}")
+    return 0
+
+
+def cmd_rollout_status(args) -> int:
+    import json
+
+    from edge_maas.registry.rollout import RolloutStore
+
+    rollouts = RolloutStore(args.root).all()
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in rollouts], indent=1))
+        return 0
+    if not rollouts:
+        print("no rollout yet")
+    for r in rollouts:
+        print(r.summary())
+        for d in r.devices:
+            why = f" ({d.reason})" if d.reason else ""
+            rb = ""
+            if d.rollback:
+                rb = f"; rollback {d.rollback}" + (f" ({d.rollback_reason})" if d.rollback_reason else "")
+            print(f"  stage {d.stage} {d.device_id:20s} {d.state}{why}{rb}")
     return 0
 
 
@@ -281,29 +345,22 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_status(args) -> int:
-    import time
+    import json
 
-    from edge_maas.transport import topics
-    from edge_maas.transport.messages import ReportedState
+    from edge_maas.registry.fleet import FleetWatch, status_line
 
-    states: dict[str, ReportedState] = {}
     client = _client(args.broker, "registry-status")
-    client.subscribe(f"{topics.PREFIX}/device/+/reported", lambda t, p: states.update(
-        {(s := ReportedState.model_validate_json(p)).device_id: s}))  # fmt: skip
-    time.sleep(args.wait)
-    client.stop()
+    try:
+        states = FleetWatch(client).settle(args.wait)
+    finally:
+        client.stop()
+    if args.json:
+        print(json.dumps([s.model_dump(mode="json") for _, s in sorted(states.items())], indent=1))
+        return 0
     if not states:
         print("no device has reported yet")
-    for d, s in sorted(states.items()):
-        running = f"{s.model}@{s.version}" if s.model else "(nothing)"
-        health = {True: "healthy", False: "UNHEALTHY", None: "-"}[s.healthy]
-        prev = f" previous {s.previous_version}" if s.previous_version else ""
-        err = f" last error: {s.last_error}" if s.last_error else ""
-        svc = ""
-        if s.service is not None:
-            svc = f" tasks {','.join(s.service.tasks)}" + (f" ({len(s.service.remote)} submodel(s) on workers)"
-                                                           if s.service.remote else "")  # fmt: skip
-        print(f"{d:20s} {s.status:8s} {running:28s} {health}{svc}{prev}{err}")
+    for _, s in sorted(states.items()):
+        print(status_line(s))
     return 0
 
 
@@ -456,20 +513,18 @@ def cmd_infer(args) -> int:
     import numpy as np
 
     from edge_maas.cli import _write_outputs
+    from edge_maas.client import Client
     from edge_maas.errors import TensorMismatchError
     from edge_maas.service import parse_tasks
-    from edge_maas.transport.infer_client import InferClient
 
     try:
         loaded = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise TensorMismatchError(f"cannot read input file {args.input}: {exc}") from None
     inputs = {args.input_name: loaded} if isinstance(loaded, np.ndarray) else {k: loaded[k] for k in loaded.files}
-    client = _client(args.broker, "infer-cli")
-    try:
-        version, outputs = InferClient(client).infer(args.device_id, inputs, args.timeout, parse_tasks(args.task))
-    finally:
-        client.stop()
+    with Client(args.broker, name="infer-cli") as c:  # typed errors: unknown or offline device, unknown task, ...
+        outputs = c.infer(args.device_id, inputs, parse_tasks(args.task), timeout=args.timeout)
+    version = outputs.version
     for k, v in outputs.items():
         top = f", top-1 index {int(np.argmax(v))}" if v.size <= 1000 else ""
         print(f"{k}: {v.dtype}{list(v.shape)}{top}")
@@ -493,7 +548,9 @@ def cmd_device(args) -> int:
         raise ConfigError(f"profile {profile.device_id}: registry_key (the registry's public key) is required")
     http = _http_server(profile.http, args.http)  # bound before anything connects: a port in use fails first
     stop = _on_sigterm()
-    offline = ReportedState(device_id=profile.device_id, status="offline").model_dump_json().encode()
+    # the last will keeps labels and groups: an offline device stays a member of its groups for the registry
+    offline = ReportedState(device_id=profile.device_id, status="offline", labels=profile.labels,
+                            groups=profile.groups).model_dump_json().encode()  # fmt: skip
     # the trust root first: a missing key file is refused before anything connects or creates the cache
     trust = TrustedRoot.load(profile.registry_key, Path(profile.cache_dir) / "root.json")  # later rotations win
     client = _profile_client(profile.mqtt, profile.device_id, will=(topics.reported(profile.device_id), offline))
@@ -502,7 +559,9 @@ def cmd_device(args) -> int:
                         backend=profile.runtime.backend, backend_options=profile.backend_options(),
                         cache_budget=profile.memory_budget_mb << 20, offload=profile.offload,
                         rollout=profile.rollout,
-                        hold_budget=None if profile.hold_budget_kb is None else profile.hold_budget_kb << 10)  # fmt: skip
+                        hold_budget=None if profile.hold_budget_kb is None else profile.hold_budget_kb << 10,
+                        labels=profile.labels, groups=profile.groups,
+                        report_every_s=profile.report_every_s)  # fmt: skip
     print(f"device {profile.device_id} following {topics.desired(profile.device_id)} on {profile.mqtt.broker}",
           flush=True)  # fmt: skip
     try:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge_maas.errors import EdgeMaasError
+from edge_maas.transport.messages import GROUP, LABEL_KEY
 
 
 class ConfigError(EdgeMaasError):
@@ -139,6 +140,12 @@ class DeviceProfile(BaseModel):
     rollout: RolloutSettings = RolloutSettings()
     security: SecuritySettings = SecuritySettings()
     http: HttpSettings = HttpSettings()
+    # what the registry knows this device by (reported in its state): labels describe it (site = "plant-3"),
+    # groups are the rollout targets it joins (`edge-maas registry deploy MODEL@V --group G`)
+    labels: dict[Annotated[str, Field(pattern=LABEL_KEY)], Annotated[str, Field(max_length=256)]] = {}
+    groups: tuple[Annotated[str, Field(pattern=GROUP)], ...] = ()
+    # seconds between republishing the reported state while its request counters change (they would go stale)
+    report_every_s: float = Field(default=10.0, gt=0, le=86_400)
 
     @model_validator(mode="after")
     def _offload_allowed(self):

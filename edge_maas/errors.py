@@ -39,3 +39,27 @@ class IntegrityError(EdgeMaasError):
 
 class StageUnavailableError(EdgeMaasError):
     """A stage of a request can run nowhere: this device does not hold its submodel and no worker answered."""
+
+
+class UnknownTaskError(EdgeMaasError):
+    """A request names a task the service does not have (or names none where it has several)."""
+
+
+class PayloadTooLargeError(TransportError):
+    """A message (a request, or a device's reply) does not fit the broker's maximum packet size; it was not sent."""
+
+
+class RequestTimeoutError(TransportError):
+    """No answer (or no awaited report) came within the caller's timeout."""
+
+
+class DeviceUnknownError(RequestTimeoutError):
+    """A device never reported to this broker and did not answer within the timeout (a typo in its id?)."""
+
+
+class DeviceOfflineError(EdgeMaasError):
+    """The device's retained report says it is offline (its last will, or a clean stop)."""
+
+
+class DeviceError(EdgeMaasError):
+    """The device answered with an error: no model deployed yet, inputs it refused, a model that failed."""

@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from edge_maas.errors import EdgeMaasError, ManifestError
+from edge_maas.errors import ManifestError, UnknownTaskError
 from edge_maas.manifest import (
     Golden,
     Manifest,
@@ -35,8 +35,6 @@ SCHEMA_VERSION = 2
 _NAME = r"^[A-Za-z0-9_.-]+$"
 
 
-class UnknownTaskError(EdgeMaasError):
-    """A request names a task the service does not have."""
 
 
 class ServiceInfo(_Strict):

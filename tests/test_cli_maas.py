@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+from contextlib import contextmanager
+from pathlib import Path
 
 from conftest import MODELS
 from test_bad_input import assert_clean_error, cli
@@ -24,20 +26,7 @@ def test_operator_flow(mosquitto, tmp_path):
     assert "published mlp_digits@1" in run("registry", "publish", tmp_path / "v1", *common)
     assert "mlp_digits@1" in run("registry", "list", *common)
 
-    profile = tmp_path / "dev.toml"
-    profile.write_text(
-        f'device_id = "cli-dev"\ncache_dir = "{tmp_path / "cache"}"\nregistry_key = "{key.with_suffix(".pub")}"\n'
-        f'[runtime]\nbackend = "native"\nbackends_allowed = ["native"]\n[mqtt]\nbroker = "{mosquitto.url}"\n'
-    )
-    procs = [
-        subprocess.Popen([EXE, "registry", "serve", *map(str, common), "--broker", mosquitto.url], stdout=subprocess.PIPE),
-        subprocess.Popen([EXE, "device", "--config", str(profile)], stdout=subprocess.PIPE),
-        subprocess.Popen([EXE, "worker", "--name", "w-cli", "--broker", mosquitto.url, "--registry-key",
-                          str(key.with_suffix(".pub")), "--cache", str(tmp_path / "wcache")], stdout=subprocess.PIPE),
-    ]  # fmt: skip
-    try:
-        for p in procs:  # each prints one line once connected and subscribed
-            assert p.stdout.readline()
+    with daemons(mosquitto.url, tmp_path, key, common, "cli-dev") as procs:
         seen = threading.Event()
         monitor = MqttClient(mosquitto.url, "monitor").start()
         monitor.subscribe(topics.reported("cli-dev"),
@@ -48,11 +37,36 @@ def test_operator_flow(mosquitto, tmp_path):
         monitor.stop()
         status = run("registry", "status", "--broker", mosquitto.url)
         assert "cli-dev" in status and "online" in status and "mlp_digits@1" in status and "healthy" in status
+    assert procs[1].returncode == 0 and procs[2].returncode == 0
+
+
+@contextmanager
+def daemons(broker: str, tmp_path: Path, key: Path, common: list, device: str, worker: str = "w-cli"):
+    """`edge-maas registry serve`, `edge-maas device` (profile DEVICE on the native backend) and `edge-maas worker`
+    as subprocesses, each past its first line (connected and subscribed); terminated on exit.  Yields the three
+    Popen objects (their return codes are set after the block)."""
+    profile = tmp_path / f"{device}.toml"
+    profile.write_text(
+        f'device_id = "{device}"\ncache_dir = "{tmp_path / f"cache-{device}"}"\n'
+        f'registry_key = "{key.with_suffix(".pub")}"\n'
+        f'[runtime]\nbackend = "native"\nbackends_allowed = ["native"]\n[mqtt]\nbroker = "{broker}"\n'
+    )
+    procs = [
+        subprocess.Popen([EXE, "registry", "serve", *map(str, common), "--broker", broker], stdout=subprocess.PIPE),
+        subprocess.Popen([EXE, "device", "--config", str(profile)], stdout=subprocess.PIPE),
+        subprocess.Popen([EXE, "worker", "--name", worker, "--broker", broker, "--registry-key",
+                          str(key.with_suffix(".pub")), "--cache", str(tmp_path / f"wcache-{worker}")],
+                         stdout=subprocess.PIPE),
+    ]  # fmt: skip
+    try:
+        for p in procs:  # each prints one line once connected and subscribed
+            assert p.stdout.readline()
+        yield procs
     finally:
         for p in procs:
-            p.terminate()
+            if p.poll() is None:
+                p.terminate()
             p.wait(timeout=10)
-    assert procs[1].returncode == 0 and procs[2].returncode == 0
 
 
 def test_bench_offload_writes_json_and_png(tmp_path):

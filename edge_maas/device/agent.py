@@ -46,6 +46,7 @@ from edge_maas.transport.messages import (
     ReportedState,
     RetryState,
     ServiceState,
+    UpdateState,
     decode,
     encode,
     pack_tensors,
@@ -113,9 +114,12 @@ class DeviceAgent:
                  backend: str = "litert", backend_options: Mapping | None = None, chunk_size: int | None = None,
                  cache_budget: int | None = None, offload: OffloadSettings | None = None,
                  allow_rollback: bool = True, rollout: RolloutSettings | None = None,
-                 hold_budget: int | None = None):  # fmt: skip
+                 hold_budget: int | None = None, labels: Mapping[str, str] | None = None,
+                 groups: tuple[str, ...] | list[str] = (), report_every_s: float = 10.0):  # fmt: skip
         """``registry_key``: the trusted root (edge_maas.trust.TrustedRoot) or a bare Ed25519 public key.
-        ``hold_budget``: bytes of a service's submodels to hold (edge_maas.device.holding); None: all."""
+        ``hold_budget``: bytes of a service's submodels to hold (edge_maas.device.holding); None: all.
+        ``labels``/``groups``: reported as they are, so the registry knows the fleet (rollouts target groups).
+        ``report_every_s``: seconds between republishing the reported state while its request counters change."""
         self.device_id = device_id
         self.client = client
         self.cache = cache
@@ -135,6 +139,8 @@ class DeviceAgent:
         self.rollout = rollout or RolloutSettings()
         self.retrying: RetryState | None = None  # a fetch that failed and is tried again
         self.auto_rollback: AutoRollback | None = None
+        self.update: UpdateState | None = None  # what became of the newest desired state acted on
+        self.labels, self.groups = dict(labels or {}), tuple(groups)
         self._probation: _Probation | None = None
         self._rejected: DesiredState | None = None  # rolled back from by itself: not re-applied
         self._closed = False  # after shutdown() nothing reports "online" again
@@ -167,7 +173,13 @@ class DeviceAgent:
         # a broker restart without persistence forgets the retained state, and a cut link leaves the
         # last will's "offline": say it again on every reconnect
         client.add_connect_hook(self._report)
+        self._reported_counts: tuple = ()  # served, failed and offload counters as last reported
         self._report()
+        # counters change with every request, not worth a report each: republish them on a timer while they move
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, args=(report_every_s,), name=f"report-{device_id}",
+                                        daemon=True)  # fmt: skip
+        self._ticker.start()
 
     # -- serving ---------------------------------------------------------------------------
     def infer(self, inputs: Mapping[str, np.ndarray], tasks: tuple[str, ...] | list[str] = (),
@@ -299,6 +311,7 @@ class DeviceAgent:
         self.client.publish(req.reply_to, reply, qos=0)
 
     def close(self) -> None:
+        self._stop.set()
         self._queue.put(None)
         self._infer_q.put(None)
         self._worker.join(timeout=10)
@@ -362,6 +375,7 @@ class DeviceAgent:
                 delay = min(r.retry_max_s, r.retry_initial_s * 2 ** min(attempt - 1, 30)) * random.uniform(0.5, 1.0)
                 self.retrying = RetryState(model=desired.model, version=desired.version, attempt=attempt,
                                            next_in_s=round(delay, 3), reason=str(exc))  # fmt: skip
+                self._set_update(desired, "retrying", str(exc), report=False)  # _fail reports
                 self._fail(f"{desired.model}@{desired.version}: {exc}; retry {attempt} in {delay:.1f} s")
                 try:
                     return self._queue.get(timeout=delay)
@@ -369,10 +383,12 @@ class DeviceAgent:
                     continue
             except EdgeMaasError as exc:
                 self.retrying = None
+                self._set_update(desired, "failed", str(exc), report=False)
                 self._fail(f"{desired.model}@{desired.version}: {exc}")
             except Exception as exc:  # the daemon keeps serving the version it has
                 self.retrying = None
                 log.exception("unexpected failure applying %s@%s", desired.model, desired.version)
+                self._set_update(desired, "failed", f"{type(exc).__name__}: {exc}", report=False)
                 self._fail(f"{desired.model}@{desired.version}: {type(exc).__name__}: {exc}")
             if self.retrying is not None:  # done (or it was already running): stop saying "retrying"
                 self.retrying = None
@@ -383,10 +399,13 @@ class DeviceAgent:
         if self._rejected is not None:
             if _same(desired, self._rejected):  # e.g. the retained desired state, redelivered on reconnect
                 log.info("%s: not re-applying %s@%s, rolled back from", self.device_id, desired.model, desired.version)
+                self._set_update(desired, "skipped", self.auto_rollback.reason if self.auto_rollback else None)
                 return
             self._forget_rejected()
         if self.active and self.active.name == desired.model and self.active.version == desired.version:
+            self._set_update(desired, "installed")  # a rollout asking for what runs already is answered too
             return
+        self._set_update(desired, "installing")
         manifest = self.installer.manifest(desired.manifest_sha256, desired.manifest_size)
         if (manifest.name, manifest.version) != (desired.model, desired.version):
             raise IntegrityError(f"manifest is {manifest.name}@{manifest.version}, not the desired one")
@@ -404,6 +423,7 @@ class DeviceAgent:
             self.previous, self.active = self.active, active
             self.healthy, self.last_error = True, None
             self.retrying = None
+            self.update = UpdateState(model=desired.model, version=desired.version, seq=desired.seq, state="installed")
             self._manifest_blobs = [desired.manifest_sha256, *self._manifest_blobs[:1]]  # active, previous
             on_probation = self.rollout.probation_requests > 0 and self.previous is not None
             self._probation = _Probation(active) if on_probation else None
@@ -505,6 +525,28 @@ class DeviceAgent:
             log.error("%s: %s; fetching it again", self.device_id, self.last_error)
             self._queue.put(desired)  # the worker heals it from the registry (retrying while it is away)
 
+    def _set_update(self, desired: DesiredState, state: str, error: str | None = None, report: bool = True) -> None:
+        """Record what became of ``desired`` (reported as ``update``); a report only when it changed."""
+        u = UpdateState(model=desired.model, version=desired.version, seq=desired.seq, state=state, error=error)
+        if u == self.update:
+            return
+        self.update = u
+        if report:
+            self._report()
+
+    def _counts(self) -> tuple:
+        a = self.active
+        o = a.offloader.state() if a is not None and a.offloader is not None else None
+        return self.served, self.failed, (o.remote, o.fallback, o.local) if o is not None else None
+
+    def _tick(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            if self._counts() != self._reported_counts:
+                try:
+                    self._report()
+                except Exception:  # e.g. the link is down: the next tick (or the reconnect hook) reports
+                    log.debug("%s: periodic report failed", self.device_id, exc_info=True)
+
     def _fail(self, message: str) -> None:
         log.error("%s: %s", self.device_id, message)
         with self._lock:
@@ -524,6 +566,7 @@ class DeviceAgent:
 
     def _state(self, status: str) -> bytes:
         a, p = self.active, self.previous
+        self._reported_counts = self._counts()
         state = ReportedState(
             device_id=self.device_id, status=status,
             model=a.name if a else None, version=a.version if a else None,
@@ -533,6 +576,7 @@ class DeviceAgent:
             offload=a.offloader.state() if a and a.offloader else None,
             retrying=self.retrying, auto_rollback=self.auto_rollback,
             service=_service_state(a) if a and a.service else None,
+            labels=self.labels, groups=self.groups, update=self.update, served=self.served, failed=self.failed,
         )  # fmt: skip
         return state.model_dump_json().encode()
 

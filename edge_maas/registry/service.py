@@ -158,12 +158,15 @@ class Registry:
         self.deploy(client, previous[0], previous[1], [device], rollback=True)
         return previous
 
-    def deploy(self, client: MqttClient, model: str, version: str, devices: list[str], *, rollback: bool = False) -> None:
-        """Sign and retain each device's desired state (a fresh seq, expiring after desired_ttl_s)."""
+    def deploy(self, client: MqttClient, model: str, version: str, devices: list[str], *,
+               rollback: bool = False) -> list[DesiredState]:  # fmt: skip
+        """Sign and retain each device's desired state (a fresh seq, expiring after desired_ttl_s); returns them,
+        in order (a rollout matches each device's reported ``update.seq`` with its seq)."""
         key = self._need_key()
         rec = self.catalog.version(model, version)
         if not rec.release:
             raise RegistryError(f"{model}@{version} was published before releases were numbered: publish it again")
+        sent = []
         for device in devices:
             state = DesiredState(device_id=device, model=model, version=version, release=rec.release,
                                  manifest_sha256=rec.manifest_sha256, manifest_size=rec.manifest_size,
@@ -171,7 +174,9 @@ class Registry:
                                  rollback=rollback)  # fmt: skip
             self._send(client, state, key)
             self.catalog.record_deployment(device, model, version)
+            sent.append(state)
             log.info("deploy %s@%s -> %s%s", model, version, device, " (rollback)" if rollback else "")
+        return sent
 
     def refresh(self, client: MqttClient, margin_s: float | None = None) -> int:
         """Re-sign desired states that expire within ``margin_s`` (default: half their lifetime)

@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 
-from edge_maas.errors import TransportError
+from edge_maas.errors import PayloadTooLargeError, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ TWIN_GRACE_S = 10.0
 TWIN_HELD_S = 2.0
 
 
-class PacketTooLargeError(TransportError):
+class PacketTooLargeError(PayloadTooLargeError):
     """A message does not fit the broker's maximum packet size; it was not sent."""
 
 

@@ -153,9 +153,29 @@ class ServiceState(_Msg):
     remote: tuple[str, ...] = ()
 
 
+class UpdateState(_Msg):
+    """What became of the newest desired state the device acted on (a job execution's status, as in AWS IoT Jobs):
+    the registry matches ``seq`` with the desired state it signed, so an older report is never taken for an answer.
+    ``state``: installing (fetching, verifying, health check), installed (runs it; also when it already did),
+    failed (kept the version it had: ``error`` says why), retrying (a fetch failed; see ``retrying``), skipped (the
+    device rolled back from this version by itself and does not re-apply it)."""
+
+    model: str
+    version: str
+    seq: int
+    state: Literal["installing", "installed", "failed", "retrying", "skipped"]
+    error: str | None = None
+
+
+LABEL_KEY = r"^[A-Za-z0-9_./-]{1,63}$"
+GROUP = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
 class ReportedState(_Msg):
     """Retained on the device's reported topic; `status` is 'online' or 'offline' (last will, and
-    a clean stop)."""
+    a clean stop).  ``labels`` and ``groups`` come from the device's profile: the registry knows its fleet from
+    them (`registry deploy --group`).  ``served``/``failed``: inference requests answered / failed since the daemon
+    started (republished every report_every_s seconds of the profile while they change)."""
 
     device_id: str
     status: str
@@ -169,6 +189,11 @@ class ReportedState(_Msg):
     retrying: RetryState | None = None
     auto_rollback: AutoRollback | None = None
     service: ServiceState | None = None  # when it runs a v2 service
+    labels: dict[Annotated[str, Field(pattern=LABEL_KEY)], Annotated[str, Field(max_length=256)]] = {}
+    groups: tuple[Annotated[str, Field(pattern=GROUP)], ...] = ()
+    update: UpdateState | None = None
+    served: int = 0
+    failed: int = 0
 
 
 class TensorMeta(_Msg):
