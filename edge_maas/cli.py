@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_maas import __version__
+from edge_maas import __version__, logging_setup
 from edge_maas.errors import EdgeMaasError, TensorMismatchError
 
 log = logging.getLogger("edge_maas")
@@ -19,10 +19,7 @@ log = logging.getLogger("edge_maas")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logging_setup.configure(args.verbose, getattr(args, "log_format", "text"))  # --log-format: the daemons'
     try:
         _require_registry(args)
         code = args.func(args) or 0

@@ -58,6 +58,10 @@ def add_commands(sub) -> None:
                         "recorded at first use (default $EDGE_MAAS_BLOB_STORE)")  # fmt: skip
     net = argparse.ArgumentParser(add_help=False)
     net.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    logs = argparse.ArgumentParser(add_help=False)  # the daemons' log format (edge_maas/logging_setup.py)
+    logs.add_argument("--log-format", choices=("text", "json"), default="text",
+                      help="json: one JSON object per line (time, level, logger, message) for log shippers; "
+                      "-v/-vv (before the command) set the level")  # fmt: skip
     pub = rs.add_parser("publish", parents=[common], help="store and sign a split model or a service "
                          "(edge-maas split/compose output); blobs already stored are not stored again")
     pub.add_argument("split_dir", type=Path)
@@ -105,14 +109,16 @@ def add_commands(sub) -> None:
     st.add_argument("--wait", type=float, default=1.0, help="seconds to collect retained reports")
     st.add_argument("--json", action="store_true", help="the reported states as a JSON list (ReportedState models)")
     st.set_defaults(func=cmd_status)
-    sv = rs.add_parser("serve", parents=[common, net], help="serve shard chunks until interrupted; keeps desired "
+    sv = rs.add_parser("serve", parents=[common, net, logs], help="serve shard chunks until interrupted; keeps desired "
                        "states fresh and root versions retained")  # fmt: skip
     sv.add_argument("--refresh-every", type=float, default=600.0,
                     help="seconds between re-signing desired states past half their lifetime (default 600)")
     sv.add_argument("--ttl", type=float, default=7 * 24 * 3600.0, help="lifetime of re-signed desired states (s)")
+    sv.add_argument("--metrics-port", type=int, help="serve Prometheus metrics (chunk requests, bytes sent, "
+                    "refusals, releases, devices online; docs/metrics.md) on http://0.0.0.0:PORT/metrics; default off")
     sv.set_defaults(func=cmd_serve)
 
-    w = sub.add_parser("worker", help="run an offload worker until interrupted")
+    w = sub.add_parser("worker", parents=[logs], help="run an offload worker until interrupted")
     w.add_argument("--config", type=Path, help="worker profile (TOML, e.g. firmware_configs/workers/cloud_cpu.toml); "
                    "the flags below override it")  # fmt: skip
     w.add_argument("--name", help="worker name (also its MQTT client id)")
@@ -159,12 +165,15 @@ def add_commands(sub) -> None:
     inf.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the reply")
     inf.set_defaults(func=cmd_infer)
 
-    d = sub.add_parser("device", help="run the device daemon from a profile until interrupted")
+    d = sub.add_parser("device", parents=[logs], help="run the device daemon from a profile until interrupted")
     d.add_argument("--config", type=Path, required=True, help="firmware_configs/<profile>.toml")
     d.add_argument("--http", metavar="[HOST:]PORT",
                    help="serve the Open Inference Protocol (KServe v2 REST, docs/http_api.md) on this address "
                    "(host default 127.0.0.1; port 0: any free one); overrides the profile's [http] "
                    "(pip install 'edge-maas[http]')")  # fmt: skip
+    d.add_argument("--metrics-port", type=int, help="serve Prometheus metrics (requests and latency per task and "
+                   "stage, installs, offload, cache; docs/metrics.md) on http://127.0.0.1:PORT/metrics (port 0: any "
+                   "free one); overrides the profile's metrics_port; default off")  # fmt: skip
     d.set_defaults(func=cmd_device)
 
 
@@ -256,8 +265,11 @@ def _client(url: str, name: str):
 
 
 def cmd_publish(args) -> int:
+    from edge_maas.cli_progress import ByteProgress
+
     reg = _registry(args)
-    rec = reg.publish(args.split_dir)
+    with ByteProgress("storing blobs") as progress:
+        rec = reg.publish(args.split_dir, progress=progress)
     st = reg.last_publish
     print(f"published {rec.model}@{rec.version} release {rec.release} (manifest {rec.manifest_sha256[:12]}, "
           f"{rec.manifest_size} bytes); {st.new_blobs} of {st.blobs} blobs new ({st.new_bytes} bytes), "
@@ -406,7 +418,18 @@ def _until_interrupted(stop: threading.Event | None = None) -> None:
 def cmd_serve(args) -> int:
     reg = _registry(args)
     client = _client(args.broker, "registry")
-    reg.serve(client)
+    server = reg.serve(client)
+    metrics, port = None, None
+    if args.metrics_port is not None:
+        from edge_maas.registry.fleet import FleetWatch
+        from edge_maas.registry.metrics import RegistryMetrics
+
+        metrics = RegistryMetrics(reg, server, FleetWatch(client))
+        try:
+            port = metrics.serve(args.metrics_port)
+        except BaseException:
+            client.stop()
+            raise
     reg.republish(client)  # a broker restarted without persistence lost the retained roots and states
     roots = len(reg.roots())
     stop = threading.Event()
@@ -421,10 +444,13 @@ def cmd_serve(args) -> int:
     if reg.key is not None:
         reg.refresh(client)
         threading.Thread(target=refresh, name="refresh", daemon=True).start()
-    print(f"registry serving {args.root} on {args.broker} ({roots} root version(s) retained); Ctrl-C to stop",
+    shown = f", metrics on :{port}/metrics" if port is not None else ""
+    print(f"registry serving {args.root} on {args.broker} ({roots} root version(s) retained{shown}); Ctrl-C to stop",
           flush=True)  # fmt: skip
     _until_interrupted()
     stop.set()
+    if metrics is not None:
+        metrics.close()
     client.stop()
     return 0
 
@@ -547,6 +573,7 @@ def cmd_device(args) -> int:
     if profile.registry_key is None:
         raise ConfigError(f"profile {profile.device_id}: registry_key (the registry's public key) is required")
     http = _http_server(profile.http, args.http)  # bound before anything connects: a port in use fails first
+    metrics_port = args.metrics_port if args.metrics_port is not None else profile.metrics_port
     stop = _on_sigterm()
     # the last will keeps labels and groups: an offline device stays a member of its groups for the registry
     offline = ReportedState(device_id=profile.device_id, status="offline", labels=profile.labels,
@@ -561,9 +588,11 @@ def cmd_device(args) -> int:
                         rollout=profile.rollout,
                         hold_budget=None if profile.hold_budget_kb is None else profile.hold_budget_kb << 10,
                         labels=profile.labels, groups=profile.groups,
-                        report_every_s=profile.report_every_s)  # fmt: skip
-    print(f"device {profile.device_id} following {topics.desired(profile.device_id)} on {profile.mqtt.broker}",
-          flush=True)  # fmt: skip
+                        report_every_s=profile.report_every_s, metrics_port=metrics_port,
+                        metrics_host=profile.metrics_host)  # fmt: skip
+    shown = f", metrics on {profile.metrics_host}:{agent.metrics.port}/metrics" if agent.metrics.port is not None else ""
+    print(f"device {profile.device_id} following {topics.desired(profile.device_id)} on {profile.mqtt.broker}"
+          f"{shown}", flush=True)  # fmt: skip
     try:
         if http is not None:
             http.start(agent)

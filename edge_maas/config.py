@@ -146,6 +146,10 @@ class DeviceProfile(BaseModel):
     groups: tuple[Annotated[str, Field(pattern=GROUP)], ...] = ()
     # seconds between republishing the reported state while its request counters change (they would go stale)
     report_every_s: float = Field(default=10.0, gt=0, le=86_400)
+    # Prometheus /metrics (requests, latency per task and stage, installs, offload, cache; docs/metrics.md) on this
+    # TCP port of metrics_host (localhost: scrape through a local agent or proxy); None: off
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     @model_validator(mode="after")
     def _offload_allowed(self):

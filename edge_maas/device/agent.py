@@ -11,6 +11,7 @@ import logging
 import queue
 import random
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -20,7 +21,8 @@ from pydantic import BaseModel, ValidationError
 from edge_maas.backends.remote import RemoteSubmodel, offload_requester
 from edge_maas.config import OffloadSettings, RolloutSettings
 from edge_maas.device.holding import hold_plan
-from edge_maas.device.install import Installer
+from edge_maas.device.install import HealthCheckError, Installer
+from edge_maas.device.metrics import DeviceMetrics
 from edge_maas.device.offloader import Offloader, WorkerBoard
 from edge_maas.errors import (
     EdgeMaasError,
@@ -115,11 +117,14 @@ class DeviceAgent:
                  cache_budget: int | None = None, offload: OffloadSettings | None = None,
                  allow_rollback: bool = True, rollout: RolloutSettings | None = None,
                  hold_budget: int | None = None, labels: Mapping[str, str] | None = None,
-                 groups: tuple[str, ...] | list[str] = (), report_every_s: float = 10.0):  # fmt: skip
+                 groups: tuple[str, ...] | list[str] = (), report_every_s: float = 10.0,
+                 metrics_port: int | None = None, metrics_host: str = "127.0.0.1"):  # fmt: skip
         """``registry_key``: the trusted root (edge_maas.trust.TrustedRoot) or a bare Ed25519 public key.
         ``hold_budget``: bytes of a service's submodels to hold (edge_maas.device.holding); None: all.
         ``labels``/``groups``: reported as they are, so the registry knows the fleet (rollouts target groups).
-        ``report_every_s``: seconds between republishing the reported state while its request counters change."""
+        ``report_every_s``: seconds between republishing the reported state while its request counters change.
+        ``metrics_port``: serve Prometheus metrics (device/metrics.py) on ``metrics_host:metrics_port`` (0: any free
+        port; ``metrics.port`` is then the one bound); None: not served.  TransportError when it cannot be bound."""
         self.device_id = device_id
         self.client = client
         self.cache = cache
@@ -134,6 +139,9 @@ class DeviceAgent:
         self.cache_budget = cache_budget
         self.active: Active | None = None
         self.previous: Active | None = None
+        self.metrics = DeviceMetrics(device_id, self)  # counted always (cheap); served only when asked
+        if metrics_port is not None:  # bound before anything starts: a port in use fails first
+            self.metrics.serve(metrics_port, metrics_host)
         self.last_error: str | None = None
         self.healthy: bool | None = None
         self.rollout = rollout or RolloutSettings()
@@ -192,9 +200,15 @@ class DeviceAgent:
         their own names.  UnknownTaskError for a task the service lacks (or none named where it has several),
         StageUnavailableError (naming task and stage) when a submodel is neither held nor run by a worker."""
         active = active or self.active
-        if active is None:
-            raise EdgeMaasError(f"device {self.device_id} has no model yet")
-        return self._run(active, inputs, tuple(tasks))
+        t0, ok = time.perf_counter(), False
+        try:  # counted here and in _answer (MQTT): the HTTP API and the Python API come through here, once each
+            if active is None:
+                raise EdgeMaasError(f"device {self.device_id} has no model yet")
+            out = self._run(active, inputs, tuple(tasks))
+            ok = True
+            return out
+        finally:
+            self.metrics.request(active, tasks, ok, time.perf_counter() - t0)
 
     def _run(self, active: Active, inputs: Mapping[str, np.ndarray], tasks: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
         """EdgeMaasError for any failure (the caller's or the model's); a version on probation has
@@ -213,7 +227,10 @@ class DeviceAgent:
                 elif active.offloader is None:
                     out = active.pipeline.run(inputs)
                 else:
-                    out, _, replanned = active.offloader.run(inputs)
+                    t0, local0 = time.perf_counter(), self.metrics.local_s
+                    out, where, replanned = active.offloader.run(inputs)
+                    remote_s = time.perf_counter() - t0 - (self.metrics.local_s - local0)  # the exchange alone
+                    self.metrics.offload(where, active.offloader.last.split, len(active.pipeline.stages), remote_s)
                 if tasks and active.service is None:
                     out = flatten_outputs({active.name: out})
             except (TensorMismatchError, UnknownTaskError, StageUnavailableError):
@@ -267,6 +284,7 @@ class DeviceAgent:
             self.healthy, self.last_error = True, f"rolled back from {bad.version} by itself: {reason}"
             if good.desired is not None:
                 self._manifest_blobs = [good.desired.manifest_sha256]
+        self.metrics.install_result("rolled_back")
         log.error("%s: %s", self.device_id, self.last_error)
         self._persist()
         if bad.desired is not None:
@@ -280,6 +298,7 @@ class DeviceAgent:
             req, body = decode(payload, InferRequest)
         except EdgeMaasError as exc:
             self.failed += 1
+            self.metrics.error("malformed")
             log.warning("%s: dropped a malformed infer request: %s", self.device_id, exc)
             return
         self._infer_q.put((req, body))
@@ -294,20 +313,23 @@ class DeviceAgent:
 
     def _answer(self, req: InferRequest, body: bytes) -> None:
         active = self.active
+        t0, ok = time.perf_counter(), False
         try:
             if active is None:
                 raise EdgeMaasError("no model deployed yet")
             outputs = self._run(active, unpack_tensors(req.inputs, body), req.tasks)
             metas, out_body = pack_tensors(outputs)
             reply = encode(InferReply(corr=req.corr, version=active.version, outputs=metas), out_body)
-            self.served += 1
+            self.served, ok = self.served + 1, True
         except EdgeMaasError as exc:
             self.failed += 1
             reply = encode(InferReply(corr=req.corr, version=active.version if active else None, error=str(exc)))
         if too_large := self.client.oversize(req.reply_to, reply, qos=0):  # an error naming the limit, not a timeout
-            self.served, self.failed = self.served - 1, self.failed + 1  # only outputs can be this large
+            self.served, self.failed, ok = self.served - 1, self.failed + 1, False  # only outputs can be this large
+            self.metrics.error("reply_too_large")
             reply = encode(InferReply(corr=req.corr, version=active.version if active else None,
                                       error=f"reply of {too_large}"))
+        self.metrics.request(active, req.tasks, ok, time.perf_counter() - t0)
         self.client.publish(req.reply_to, reply, qos=0)
 
     def close(self) -> None:
@@ -316,6 +338,7 @@ class DeviceAgent:
         self._infer_q.put(None)
         self._worker.join(timeout=10)
         self._server.join(timeout=10)
+        self.metrics.close()
 
     def shutdown(self, timeout: float = 5.0) -> bool:
         """A clean stop: close(), then publish the retained state as "offline" and wait (up to
@@ -375,6 +398,7 @@ class DeviceAgent:
                 delay = min(r.retry_max_s, r.retry_initial_s * 2 ** min(attempt - 1, 30)) * random.uniform(0.5, 1.0)
                 self.retrying = RetryState(model=desired.model, version=desired.version, attempt=attempt,
                                            next_in_s=round(delay, 3), reason=str(exc))  # fmt: skip
+                self.metrics.install_result("fetch_failed")
                 self._set_update(desired, "retrying", str(exc), report=False)  # _fail reports
                 self._fail(f"{desired.model}@{desired.version}: {exc}; retry {attempt} in {delay:.1f} s")
                 try:
@@ -383,11 +407,13 @@ class DeviceAgent:
                     continue
             except EdgeMaasError as exc:
                 self.retrying = None
+                self.metrics.install_result("health_check_failed" if isinstance(exc, HealthCheckError) else "failed")
                 self._set_update(desired, "failed", str(exc), report=False)
                 self._fail(f"{desired.model}@{desired.version}: {exc}")
             except Exception as exc:  # the daemon keeps serving the version it has
                 self.retrying = None
                 log.exception("unexpected failure applying %s@%s", desired.model, desired.version)
+                self.metrics.install_result("failed")
                 self._set_update(desired, "failed", f"{type(exc).__name__}: {exc}", report=False)
                 self._fail(f"{desired.model}@{desired.version}: {type(exc).__name__}: {exc}")
             if self.retrying is not None:  # done (or it was already running): stop saying "retrying"
@@ -406,18 +432,24 @@ class DeviceAgent:
             self._set_update(desired, "installed")  # a rollout asking for what runs already is answered too
             return
         self._set_update(desired, "installing")
+        self.metrics.install_started()
         manifest = self.installer.manifest(desired.manifest_sha256, desired.manifest_size)
         if (manifest.name, manifest.version) != (desired.model, desired.version):
             raise IntegrityError(f"manifest is {manifest.name}@{manifest.version}, not the desired one")
         if manifest.release != desired.release:
             raise IntegrityError(f"manifest is release {manifest.release}; the desired state says {desired.release}")
+        self.installer.on_fetch = self.metrics.fetch_progress(self._to_fetch(manifest),
+                                                              lambda share: self._progress(desired, share))  # fmt: skip
         try:
             pipeline = self._install(self.installer, manifest, desired)
         except EdgeMaasError as exc:
             kept = self.active.version if self.active else "no version"
-            # a blob that could not be had yet (registry away, link cut) is retried by _follow: keep its class
-            kind = TransportError if isinstance(exc, TransportError) else EdgeMaasError
+            # a blob that could not be had yet (registry away, link cut) is retried by _follow: keep its class (and
+            # a failed health check's, counted apart)
+            kind = next((k for k in (TransportError, HealthCheckError) if isinstance(exc, k)), EdgeMaasError)
             raise kind(f"{exc}; kept {kept}") from None
+        finally:
+            self.installer.on_fetch = None
         active = self._active(manifest, desired, pipeline)
         with self._lock:
             self.previous, self.active = self.active, active
@@ -427,11 +459,28 @@ class DeviceAgent:
             self._manifest_blobs = [desired.manifest_sha256, *self._manifest_blobs[:1]]  # active, previous
             on_probation = self.rollout.probation_requests > 0 and self.previous is not None
             self._probation = _Probation(active) if on_probation else None
+        self.metrics.install_result("installed")
         self._persist()
         self.gate.accept(desired)
         self._evict()
         log.info("%s: now running %s@%s", self.device_id, desired.model, desired.version)
         self._report()
+
+    def _to_fetch(self, manifest: Manifest | ServiceManifest) -> dict[str, int]:
+        """sha256 -> size of the blobs an install of ``manifest`` will fetch (needed here, not in the cache)."""
+        if isinstance(manifest, ServiceManifest):
+            local = hold_plan(manifest, self.hold_budget)
+            blobs = [(s.sha256, s.size) for s in manifest.submodels if s.name in local]
+        else:
+            blobs = [(s.sha256, s.size) for s in manifest.shards]
+        return {sha: size for sha, size in blobs if not self.cache.has(sha)}
+
+    def _progress(self, desired: DesiredState, share: float) -> None:
+        """Report the install's fetch progress (called at a bounded rate by the metrics' FetchProgress)."""
+        u = self.update
+        if u is not None and u.seq == desired.seq and u.state == "installing":
+            self.update = u.model_copy(update={"progress": share})
+            self._report()
 
     def _install(self, installer: Installer, manifest: Manifest | ServiceManifest,
                  desired: DesiredState) -> Pipeline | ServicePipeline:  # fmt: skip
@@ -468,12 +517,15 @@ class DeviceAgent:
                 pipeline: Pipeline | ServicePipeline) -> Active:  # fmt: skip
         """The version ready to serve; with offload, its planner profiled on the golden input."""
         if self.offload is None or isinstance(manifest, ServiceManifest):
-            return Active(manifest, pipeline, desired=desired)
-        blob = (desired.manifest_sha256, desired.manifest_size)
-        offloader = Offloader(self.client, self._requester, self._board, manifest, blob, pipeline, self.offload)
-        log.info("%s: offload planner for %s@%s: local stages %s ms", self.device_id, desired.model, desired.version,
-                 [round(t * 1e3, 2) for t in offloader.planner.est.local_stage_s])  # fmt: skip
-        return Active(manifest, pipeline, offloader, desired)
+            active = Active(manifest, pipeline, desired=desired)
+        else:
+            blob = (desired.manifest_sha256, desired.manifest_size)
+            offloader = Offloader(self.client, self._requester, self._board, manifest, blob, pipeline, self.offload)
+            log.info("%s: offload planner for %s@%s: local stages %s ms", self.device_id, desired.model,
+                     desired.version, [round(t * 1e3, 2) for t in offloader.planner.est.local_stage_s])  # fmt: skip
+            active = Active(manifest, pipeline, offloader, desired)
+        self.metrics.instrument(active)  # after the health check and the planner's profiling: requests only
+        return active
 
     def _evict(self) -> None:
         """Keep the cache within budget; what the active and previous versions need stays."""
@@ -549,6 +601,7 @@ class DeviceAgent:
 
     def _fail(self, message: str) -> None:
         log.error("%s: %s", self.device_id, message)
+        self.metrics.error("update")
         with self._lock:
             self.last_error = message
             self.healthy = self.active is not None and self.healthy is not False

@@ -35,6 +35,15 @@ log = logging.getLogger(__name__)
 _X86 = platform.machine().lower() in ("x86_64", "amd64")
 
 
+class HealthCheckError(EdgeMaasError):
+    """A version's blobs verified but it does not reproduce its golden pair (or give its declared outputs): it is
+    not swapped in (counted apart from fetch failures in the device's install metrics)."""
+
+
+# (sha256, bytes of it arrived so far, its size): called while a blob is fetched, from the fetching thread
+FetchHook = Callable[[str, int, int], None]
+
+
 class Installer:
     def __init__(self, cache: BlobStore, fetcher: BlobFetcher | None, registry_key, backend: str = "litert",
                  options: Mapping | None = None):  # fmt: skip
@@ -43,6 +52,7 @@ class Installer:
         self.key = registry_key
         self.backend = backend
         self.options = dict(options or {"xnnpack": False})  # golden pairs come from built-in kernels
+        self.on_fetch: FetchHook | None = None  # progress of blob fetches (the device's install progress)
 
     def manifest(self, sha256: str, size: int) -> Manifest | ServiceManifest:
         """The manifest blob (a v1 split or a v2 service), parsed and its signatures verified."""
@@ -97,7 +107,7 @@ class Installer:
                     if got[o.name].shape != want.shape or got[o.name].dtype != want.dtype:
                         bad.append(t)
         if bad:
-            raise EdgeMaasError(f"health check failed: task(s) {', '.join(sorted(set(bad)))} of "
+            raise HealthCheckError(f"health check failed: task(s) {', '.join(sorted(set(bad)))} of "
                                 f"{manifest.name}@{manifest.version} differ from their golden output")  # fmt: skip
         log.info("%s@%s: tasks %s pass their golden check on %s", manifest.name, manifest.version, tasks, self.backend)
 
@@ -137,7 +147,7 @@ class Installer:
             if out[t.name].shape != want.shape or out[t.name].dtype != want.dtype:
                 pipeline.close()
                 got = out[t.name]
-                raise EdgeMaasError(f"health check failed: output {t.name!r} on {self.backend} is "
+                raise HealthCheckError(f"health check failed: output {t.name!r} on {self.backend} is "
                                     f"{got.shape} {got.dtype}, not {want.shape} {want.dtype}")
             lsb = int(np.abs(out[t.name].astype(np.int64) - want.astype(np.int64)).max(initial=0))
             log.info("%s@%s: output %s on %s is within %d LSB of the golden output", manifest.model.name,
@@ -167,7 +177,7 @@ class Installer:
     def _check(out: Mapping[str, np.ndarray], manifest: Manifest) -> None:
         for t in manifest.golden.outputs:
             if not np.array_equal(out[t.name], t.to_array()):
-                raise EdgeMaasError(f"health check failed: output {t.name!r} differs from the golden output")
+                raise HealthCheckError(f"health check failed: output {t.name!r} differs from the golden output")
 
     def blob(self, sha256: str, size: int) -> bytes:
         """From the cache, or fetched (verified by the fetcher) and then cached.  A cached copy
@@ -182,7 +192,9 @@ class Installer:
         if data is None:
             if self.fetcher is None:
                 raise IntegrityError(f"blob {sha256[:12]} is not in the cache")
-            data = self.fetcher.fetch(sha256, size)
+            hook = self.on_fetch
+            progress = None if hook is None else lambda got, n: hook(sha256, size * got // n, size)  # chunks -> bytes
+            data = self.fetcher.fetch(sha256, size, progress=progress)
             self.cache.put(data)
         return data
 

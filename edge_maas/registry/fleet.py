@@ -81,7 +81,8 @@ def status_line(s: ReportedState) -> str:
     parts = [f"{s.device_id:20s} {s.status:8s} {running:28s} {health}"]
     if s.update is not None and not (s.update.state == "installed" and s.update.version == s.version):
         u = s.update
-        parts.append(f"update {u.model}@{u.version} {u.state}" + (f" ({u.error})" if u.error else ""))
+        done = f" {u.progress:.0%}" if u.progress is not None and u.state == "installing" else ""
+        parts.append(f"update {u.model}@{u.version} {u.state}{done}" + (f" ({u.error})" if u.error else ""))
     if s.retrying is not None:
         parts.append(f"retry {s.retrying.attempt} in {s.retrying.next_in_s:.0f} s")
     parts.append(f"served {s.served} failed {s.failed}")

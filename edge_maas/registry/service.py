@@ -5,6 +5,7 @@ and publish the root of trust's versions (retained) so devices can follow key ro
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -102,19 +103,23 @@ class Registry:
         return self.key
 
     # -- releases -----------------------------------------------------------------------------
-    def publish(self, split_dir: Path | str) -> VersionRecord:
+    def publish(self, split_dir: Path | str, progress: Callable[[int, int], None] | None = None) -> VersionRecord:
         """Store every blob the manifest names (a split's shards, a service's submodels), each verified against
         the manifest and stored once whatever the number of versions and services naming it, then the signed,
-        numbered manifest.  ``last_publish`` says how many bytes were new."""
+        numbered manifest.  ``last_publish`` says how many bytes were new.  ``progress(done, total)``: bytes of the
+        new blobs stored so far, called after each (a CLI progress bar)."""
         key = self._need_key()
         split_dir = Path(split_dir)
         manifest = load_document(split_dir / "manifest.json")
         # every new blob read and verified before any is stored: a bad folder leaves the store as it was
         new = [read_blob(split_dir / file, what, size, sha) for what, file, size, sha in manifest.blobs()
                if not self.blobs.has(sha)]  # fmt: skip
+        new_bytes, new_blobs, done = sum(map(len, new)), len(new), 0
         for data in new:
             self.blobs.put(data)
-        new_bytes, new_blobs = sum(map(len, new)), len(new)
+            done += len(data)
+            if progress is not None:
+                progress(done, new_bytes)
         release = self.catalog.next_release(manifest.name, manifest.version)
         signed = signing.sign(manifest.with_release(release), key).to_json().encode()
         rec = VersionRecord(manifest.name, manifest.version, self.blobs.put(signed), len(signed), release)

@@ -45,7 +45,10 @@ class BlobServer:
         self.client = client
         self.get_blob = get_blob
         self.rejected = 0
+        self.requests = 0  # well-formed chunk requests (each asks for a window of chunks of one blob)
         self.served_chunks = 0
+        self.served_bytes = 0  # chunk bodies published
+        self.refused = 0  # requests answered with an error (unknown or corrupt blob, chunks too large)
         self.too_large = 0  # requests answered "chunks too large for the broker"
         # a transfer asks for a blob many times (one request per window): keep recent blobs in
         # memory, already verified, instead of re-reading and re-hashing them per request
@@ -60,6 +63,7 @@ class BlobServer:
             self.rejected += 1
             log.warning("dropped a malformed chunk request (%d bytes): %s", len(payload), str(exc).splitlines()[0])
             return
+        self.requests += 1
         try:
             blob = self._recent.get(req.sha256) or self.get_blob(req.sha256)
             problem = None if blob is not None else f"unknown blob {req.sha256[:12]}"
@@ -86,6 +90,7 @@ class BlobServer:
                 self._too_large(req, chunk_that_fits(self.client.max_payload(req.reply_to)) or MIN_CHUNK)
                 return
             self.served_chunks += 1
+            self.served_bytes += len(body)
 
     def _too_large(self, req: ChunkRequest, fit: int) -> None:
         self.too_large += 1
@@ -94,6 +99,7 @@ class BlobServer:
         self._refuse(req, problem, fit if fit >= MIN_CHUNK else None)
 
     def _refuse(self, req: ChunkRequest, problem: str | None, max_chunk: int | None = None) -> None:
+        self.refused += 1
         err = ChunkHeader(corr=req.corr, sha256=req.sha256, index=req.first, total_size=0, chunk_sha256="0" * 64,
                           error=problem, max_chunk=max_chunk)  # fmt: skip
         try:

@@ -158,13 +158,15 @@ class UpdateState(_Msg):
     the registry matches ``seq`` with the desired state it signed, so an older report is never taken for an answer.
     ``state``: installing (fetching, verifying, health check), installed (runs it; also when it already did),
     failed (kept the version it had: ``error`` says why), retrying (a fetch failed; see ``retrying``), skipped (the
-    device rolled back from this version by itself and does not re-apply it)."""
+    device rolled back from this version by itself and does not re-apply it).  ``progress``: while installing, the
+    share (0..1) of the bytes to fetch that arrived (republished at most every 0.5 s while it moves)."""
 
     model: str
     version: str
     seq: int
     state: Literal["installing", "installed", "failed", "retrying", "skipped"]
     error: str | None = None
+    progress: float | None = Field(default=None, ge=0, le=1)
 
 
 LABEL_KEY = r"^[A-Za-z0-9_./-]{1,63}$"

@@ -334,6 +334,7 @@ class Worker:
 
     def _record(self, req: OffloadRequest, suffix: Pipeline, stage_s: list[float], n: int) -> None:
         self.batch_sizes.append(n)
+        self.metrics.batch(n)
         key = req.submodel_sha256 or req.manifest_sha256
         for st, s in zip(suffix.stages, stage_s):
             self.stage_stats.setdefault((key, st.index), _StageStats()).add(s, n)
