@@ -188,8 +188,10 @@ def test_infer_json_and_binary_give_the_bytes_of_the_mqtt_path(world, tmp_path):
 
     # JSON tensors, flat row-major
     req = {"id": "r-1", "inputs": [{"name": name, "shape": list(x.shape), "datatype": "INT8", "data": x.ravel().tolist()}]}
+    served = agent.served
     status, body = api.json("POST", "/v2/models/mlp_digits/infer", req)
     assert status == 200, body
+    assert agent.served == served + 1  # the reported counters count HTTP requests too
     assert body["model_name"] == "mlp_digits" and body["model_version"] == "1" and body["id"] == "r-1"
     (o,) = body["outputs"]
     assert (o["name"], o["datatype"], o["shape"]) == (out_name, "INT8", list(local.shape))

@@ -207,8 +207,12 @@ class DeviceAgent:
             out = self._run(active, inputs, tuple(tasks))
             ok = True
             return out
-        finally:
+        finally:  # the reported counters too: `registry status` counts requests however they came
             self.metrics.request(active, tasks, ok, time.perf_counter() - t0)
+            if ok:
+                self.served += 1
+            else:
+                self.failed += 1
 
     def _run(self, active: Active, inputs: Mapping[str, np.ndarray], tasks: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
         """EdgeMaasError for any failure (the caller's or the model's); a version on probation has
