@@ -115,7 +115,9 @@ def add_commands(sub) -> None:
                     help="seconds between re-signing desired states past half their lifetime (default 600)")
     sv.add_argument("--ttl", type=float, default=7 * 24 * 3600.0, help="lifetime of re-signed desired states (s)")
     sv.add_argument("--metrics-port", type=int, help="serve Prometheus metrics (chunk requests, bytes sent, "
-                    "refusals, releases, devices online; docs/metrics.md) on http://0.0.0.0:PORT/metrics; default off")
+                    "refusals, releases, devices online; docs/metrics.md) on http://HOST:PORT/metrics; default off")
+    sv.add_argument("--metrics-host", default="127.0.0.1",
+                    help="address the metrics listen on (default 127.0.0.1; 0.0.0.0 for a scraper on another host)")
     sv.set_defaults(func=cmd_serve)
 
     w = sub.add_parser("worker", parents=[logs], help="run an offload worker until interrupted")
@@ -136,7 +138,9 @@ def add_commands(sub) -> None:
                    help="dynamic batching: how long the oldest request waits for others (default 0: batch what is queued)")
     w.add_argument("--status-every", type=float, dest="status_every_s", help="seconds between retained status reports")
     w.add_argument("--metrics-port", type=int, help="serve Prometheus metrics (queue depth, requests, latency) on "
-                   "http://0.0.0.0:PORT/metrics for an autoscaler (deploy/k8s); default off")  # fmt: skip
+                   "http://HOST:PORT/metrics for an autoscaler (deploy/k8s); default off")  # fmt: skip
+    w.add_argument("--metrics-host", help="address the metrics listen on (default 127.0.0.1, or the profile's "
+                   "metrics_host; 0.0.0.0 for a scraper on another host)")  # fmt: skip
     w.set_defaults(func=cmd_worker)
 
     b = sub.add_parser("bench", help="measurements that write JSON (and plots)")
@@ -296,6 +300,9 @@ def cmd_deploy(args) -> int:
     model, sep, version = args.target.partition("@")
     if not sep or not model or not version:
         raise EdgeMaasError(f"deploy target {args.target!r} must be MODEL@VERSION")
+    if args.group and args.wait <= 0:
+        raise EdgeMaasError("--group needs --wait > 0: a group's members are the devices whose retained reports "
+                            "arrive within it")
     reg = _registry(args)
     reg.catalog.version(model, version)  # unpublished: refused before connecting
     reg._need_key()
@@ -426,7 +433,7 @@ def cmd_serve(args) -> int:
 
         metrics = RegistryMetrics(reg, server, FleetWatch(client))
         try:
-            port = metrics.serve(args.metrics_port)
+            port = metrics.serve(args.metrics_port, args.metrics_host)
         except BaseException:
             client.stop()
             raise
@@ -444,7 +451,7 @@ def cmd_serve(args) -> int:
     if reg.key is not None:
         reg.refresh(client)
         threading.Thread(target=refresh, name="refresh", daemon=True).start()
-    shown = f", metrics on :{port}/metrics" if port is not None else ""
+    shown = f", metrics on {args.metrics_host}:{port}/metrics" if port is not None else ""
     print(f"registry serving {args.root} on {args.broker} ({roots} root version(s) retained{shown}); Ctrl-C to stop",
           flush=True)  # fmt: skip
     _until_interrupted()
@@ -464,7 +471,7 @@ def cmd_worker(args) -> int:
     from edge_maas.worker.worker import Batching, Worker
 
     keys = ("name", "registry_key", "cache_dir", "group", "backend", "threads", "xnnpack", "max_batch", "max_delay_ms",
-            "status_every_s", "metrics_port")  # fmt: skip
+            "status_every_s", "metrics_port", "metrics_host")  # fmt: skip
     overrides = {k: getattr(args, k) for k in keys}
     overrides["mqtt"] = {"broker": args.broker} if args.broker else None
     if args.config and args.broker:
@@ -476,8 +483,9 @@ def cmd_worker(args) -> int:
     client = _profile_client(p.mqtt, p.name, will=(topics.worker_status(p.name), offline))
     worker = Worker(p.name, client, BlobStore(p.cache_dir), trust, group=p.group,
                     backend=p.backend, options=p.backend_options(), batching=batching,
-                    status_every_s=p.status_every_s, metrics_port=p.metrics_port)  # fmt: skip
-    metrics = f", metrics on :{worker.metrics_port}/metrics" if worker.metrics_port is not None else ""
+                    status_every_s=p.status_every_s, metrics_port=p.metrics_port,
+                    metrics_host=p.metrics_host)  # fmt: skip
+    metrics = f", metrics on {p.metrics_host}:{worker.metrics_port}/metrics" if worker.metrics_port is not None else ""
     print(f"worker {p.name} serving {topics.offload_shared(p.group) if p.group else topics.offload('+')} on "
           f"{p.mqtt.broker} ({p.backend}, batches of up to {batching.max_batch}, {batching.max_delay_ms} ms delay"
           f"{metrics})", flush=True)  # fmt: skip

@@ -179,9 +179,10 @@ class WorkerProfile(BaseModel):
     max_batch: int = Field(default=8, ge=1, le=1024)
     max_delay_ms: float = Field(default=0.0, ge=0, le=10_000)
     status_every_s: float = Field(default=2.0, gt=0)
-    # Prometheus /metrics (queue depth, served/failed/shed, latency) on this TCP port, all interfaces; None: off
-    # (deploy/k8s uses 9464); 0: any free port
+    # Prometheus /metrics (queue depth, served/failed/shed, latency) on metrics_host:metrics_port; None: off
+    # (deploy/k8s uses 9464 on 0.0.0.0, for the pod's scraper); 0: any free port
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
     mqtt: MqttSettings = MqttSettings()
 
     def backend_options(self) -> dict:

@@ -45,7 +45,7 @@ class Endpoint:
     """Base of a daemon's metrics: ``registry`` (a CollectorRegistry, set by the subclass), served on request."""
 
     what = "edge_maas"  # the daemon, in errors and logs
-    default_addr = "0.0.0.0"
+    default_addr = "127.0.0.1"  # metrics list the fleet: nothing off the host sees them unless asked
     registry: CollectorRegistry
     _server: MetricsServer | None = None
 

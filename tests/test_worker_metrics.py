@@ -171,7 +171,8 @@ def test_a_taken_port_is_a_clean_error(mosquitto, tmp_path):
     taken.listen()
     c = MqttClient(mosquitto.url, "w3").start()
     with pytest.raises(TransportError, match=f"cannot serve worker metrics on 0.0.0.0:{taken.getsockname()[1]}"):
-        Worker("w3", c, BlobStore(tmp_path / "w3"), signing.load_public(pub), metrics_port=taken.getsockname()[1])
+        Worker("w3", c, BlobStore(tmp_path / "w3"), signing.load_public(pub), metrics_port=taken.getsockname()[1],
+               metrics_host="0.0.0.0")
     c.stop()
     taken.close()
 
@@ -183,8 +184,8 @@ def test_cli_worker_serves_metrics(mosquitto, tmp_path):
                             stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         line = proc.stdout.readline()
-        assert "metrics on :" in line, line
-        port = int(line.split("metrics on :")[1].split("/")[0])
+        assert "metrics on 127.0.0.1:" in line, line  # localhost unless --metrics-host says otherwise
+        port = int(line.split("metrics on 127.0.0.1:")[1].split("/")[0])
         m = scrape(port)
         assert m[("edge_maas_worker_queue_depth", "w-metrics")] == 0
         assert ("edge_maas_worker_request_seconds_bucket", "w-metrics") in m

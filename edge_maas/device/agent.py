@@ -153,6 +153,7 @@ class DeviceAgent:
         self._rejected: DesiredState | None = None  # rolled back from by itself: not re-applied
         self._closed = False  # after shutdown() nothing reports "online" again
         self._state_lock = threading.Lock()
+        self._counts_lock = threading.Lock()
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()
         self._report_lock = threading.Lock()
@@ -209,10 +210,13 @@ class DeviceAgent:
             return out
         finally:  # the reported counters too: `registry status` counts requests however they came
             self.metrics.request(active, tasks, ok, time.perf_counter() - t0)
-            if ok:
-                self.served += 1
-            else:
-                self.failed += 1
+            self._count(served=int(ok), failed=int(not ok))
+
+    def _count(self, served: int = 0, failed: int = 0) -> None:
+        """The reported request counters; MQTT, HTTP and Python callers bump them from their own threads."""
+        with self._counts_lock:
+            self.served += served
+            self.failed += failed
 
     def _run(self, active: Active, inputs: Mapping[str, np.ndarray], tasks: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
         """EdgeMaasError for any failure (the caller's or the model's); a version on probation has
@@ -301,7 +305,7 @@ class DeviceAgent:
         try:
             req, body = decode(payload, InferRequest)
         except EdgeMaasError as exc:
-            self.failed += 1
+            self._count(failed=1)
             self.metrics.error("malformed")
             log.warning("%s: dropped a malformed infer request: %s", self.device_id, exc)
             return
@@ -324,12 +328,14 @@ class DeviceAgent:
             outputs = self._run(active, unpack_tensors(req.inputs, body), req.tasks)
             metas, out_body = pack_tensors(outputs)
             reply = encode(InferReply(corr=req.corr, version=active.version, outputs=metas), out_body)
-            self.served, ok = self.served + 1, True
+            self._count(served=1)
+            ok = True
         except EdgeMaasError as exc:
-            self.failed += 1
+            self._count(failed=1)
             reply = encode(InferReply(corr=req.corr, version=active.version if active else None, error=str(exc)))
         if too_large := self.client.oversize(req.reply_to, reply, qos=0):  # an error naming the limit, not a timeout
-            self.served, self.failed, ok = self.served - 1, self.failed + 1, False  # only outputs can be this large
+            self._count(served=-1, failed=1)  # only outputs can be this large
+            ok = False
             self.metrics.error("reply_too_large")
             reply = encode(InferReply(corr=req.corr, version=active.version if active else None,
                                       error=f"reply of {too_large}"))

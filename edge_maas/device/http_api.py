@@ -227,8 +227,9 @@ class HttpServer:
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
+                url = self.url  # before stop() closes the socket it is read from
                 self.stop()
-                raise HttpApiError(f"the HTTP server on {self.url} did not start")
+                raise HttpApiError(f"the HTTP server on {url} did not start")
             time.sleep(0.01)
         return self
 

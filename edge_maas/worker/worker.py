@@ -96,7 +96,8 @@ class _StageStats:
 class Worker:
     def __init__(self, name: str, client: MqttClient, cache: BlobStore, registry_key, *, group: str | None = "workers",
                  backend: str = "litert", options: dict | None = None, batching: Batching = Batching(),
-                 status_every_s: float = 2.0, max_queue: int = 1024, metrics_port: int | None = None):  # fmt: skip
+                 status_every_s: float = 2.0, max_queue: int = 1024, metrics_port: int | None = None,
+                 metrics_host: str = "127.0.0.1"):  # fmt: skip
         """metrics_port: serve Prometheus metrics (worker/metrics.py) on this port (0: any free one; the one bound
         is `metrics_port` then); None: not served.  TransportError when the port cannot be bound."""
         self.name = name
@@ -121,7 +122,7 @@ class Worker:
         self._answered: OrderedDict[tuple, bytes] = OrderedDict()  # idempotency: _Item.ident -> reply
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self.metrics = WorkerMetrics(name, self._queue.qsize)
-        self.metrics_port = self.metrics.serve(metrics_port) if metrics_port is not None else None
+        self.metrics_port = self.metrics.serve(metrics_port, metrics_host) if metrics_port is not None else None
         self._thread = threading.Thread(target=self._work, name=f"worker-{name}", daemon=True)
         self._thread.start()
         # group None: a plain subscription, for brokers without shared subscriptions (the embedded
