@@ -88,9 +88,12 @@ if ! ls "$OWN"/edge_maas-*.whl >/dev/null 2>&1; then
   mv "$OWN.part" "$OWN"
 fi
 WHEEL=$(ls "$OWN"/edge_maas-*.whl)
-# the dependencies as wheels (binary only: the image has no compiler), pip's cache makes a rerun quick
-"$PY" -m pip wheel -q --only-binary=:all: -w "$CACHE/wheels" "$WHEEL[litert${EXTRAS:+,$EXTRAS}]" pip >"$T/deps.log" 2>&1 \
-  || { tail -30 "$T/deps.log"; exit 1; }
+# the dependencies as wheels (binary only: the image has no compiler), pip's cache makes a rerun quick.  `pip
+# download`, not `pip wheel`: pip wheel leaves out wheels it takes from a local file index (seen with
+# python-json-logger), and the resolution below then misses them
+"$PY" -m pip download -q --only-binary=:all: -d "$CACHE/wheels" "$WHEEL[litert${EXTRAS:+,$EXTRAS}]" pip \
+  >"$T/deps.log" 2>&1 || { tail -30 "$T/deps.log"; exit 1; }
+rm -f "$CACHE"/wheels/edge_maas-*.whl  # pip download copies the wheel itself too: only $WHEEL is edge_maas
 # the set this wheel needs: pip's resolution report, from the local folder only
 "$PY" -m pip install -q --dry-run --ignore-installed --no-index --find-links "$CACHE/wheels" --report "$T/report.json" \
   "$WHEEL[litert${EXTRAS:+,$EXTRAS}]" >/dev/null
