@@ -33,6 +33,23 @@ zoo_bytes = zoo.model_bytes
 zoo_expected = zoo.expected
 
 
+def publish_split(tmp_path, name: str = "branchy_cnn", model: str = "branchy", shards: int = 3):
+    """A registry at tmp_path/reg with release key tmp_path/k, holding zoo model ``name`` split into ``shards``
+    (tmp_path/split) and published as ``model``: (registry, its version record, the public key's path)."""
+    from edge_maas.partition import plan_balanced, split_model
+    from edge_maas.partition.costs import graph_macs
+    from edge_maas.registry import signing
+    from edge_maas.registry.service import Registry
+    from edge_maas.tflite import load_graph
+
+    pub = signing.new_key(tmp_path / "k")
+    reg = Registry(tmp_path / "reg", tmp_path / "k")
+    blob = zoo_bytes(name)
+    g = load_graph(blob)
+    split_model(g, plan_balanced(g, shards, graph_macs(g)), tmp_path / "split", model, source_bytes=blob)
+    return reg, reg.publish(tmp_path / "split"), pub
+
+
 def all_tensors(model_bytes: bytes, feed: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
     """Every tensor of the whole model after one run on built-in kernels, by index."""
     mod, _ = interpreter_module()

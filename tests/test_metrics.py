@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import zoo_bytes
+from conftest import publish_split
 from prometheus_client.parser import text_string_to_metric_families
 from test_cli import EXE
 from test_registry_device import Reports, _split_v1, _variant
@@ -27,14 +27,11 @@ from edge_maas.config import OffloadSettings
 from edge_maas.device.agent import DeviceAgent
 from edge_maas.errors import TransportError
 from edge_maas.manifest import Manifest
-from edge_maas.partition import plan_balanced, split_model
-from edge_maas.partition.costs import graph_macs
 from edge_maas.registry import signing
 from edge_maas.registry.blobs import BlobStore
 from edge_maas.registry.fleet import FleetWatch
 from edge_maas.registry.metrics import RegistryMetrics
 from edge_maas.registry.service import Registry
-from edge_maas.tflite import load_graph
 from edge_maas.transport import topics
 from edge_maas.transport.client import MqttClient
 from edge_maas.transport.infer_client import InferClient
@@ -91,12 +88,7 @@ def test_counters_move_as_expected_under_load(mosquitto, tmp_path):
     from edge_maas.device.http_api import HttpServer
 
     # registry: branchy_cnn in 3 shards, serving with metrics (and a FleetWatch for devices known/online)
-    pub = signing.new_key(tmp_path / "k")
-    reg = Registry(tmp_path / "reg", tmp_path / "k")
-    blob = zoo_bytes("branchy_cnn")
-    g = load_graph(blob)
-    split_model(g, plan_balanced(g, 3, graph_macs(g)), tmp_path / "split", "branchy", source_bytes=blob)
-    rec = reg.publish(tmp_path / "split")
+    reg, rec, pub = publish_split(tmp_path)
     manifest = Manifest.load(tmp_path / "split" / "manifest.json")
     rc = MqttClient(mosquitto.url, "registry").start()
     rm = RegistryMetrics(reg, reg.serve(rc), FleetWatch(rc))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MODELS, ZOO_NAMES, zoo_bytes, zoo_expected
+from conftest import MODELS, ZOO_NAMES, publish_split, zoo_bytes, zoo_expected
 
 from edge_maas.backends.remote import RemoteSplit, offload_requester
 from edge_maas.config import ConfigError, DeviceProfile, OffloadSettings, load_profile, load_worker_profile
@@ -60,12 +60,7 @@ class Cloud:
 @pytest.fixture
 def cloud(mosquitto, tmp_path):
     """A registry serving branchy_cnn in 3 shards, and a factory for workers."""
-    pub = signing.new_key(tmp_path / "k")
-    reg = Registry(tmp_path / "reg", tmp_path / "k")
-    blob = zoo_bytes("branchy_cnn")
-    g = load_graph(blob)
-    split_model(g, plan_balanced(g, 3, graph_macs(g)), tmp_path / "split", "branchy", source_bytes=blob)
-    rec = reg.publish(tmp_path / "split")
+    reg, rec, pub = publish_split(tmp_path)
     reg_client = MqttClient(mosquitto.url, "registry").start()
     reg.serve(reg_client)
     started = []

@@ -12,19 +12,15 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import zoo_bytes
+from conftest import publish_split
 from prometheus_client.parser import text_string_to_metric_families
 from test_cli import EXE
 
 from edge_maas.errors import TransportError
 from edge_maas.manifest import Manifest
-from edge_maas.partition import plan_balanced, split_model
-from edge_maas.partition.costs import graph_macs
 from edge_maas.pipeline import Pipeline
 from edge_maas.registry import signing
 from edge_maas.registry.blobs import BlobStore
-from edge_maas.registry.service import Registry
-from edge_maas.tflite import load_graph
 from edge_maas.transport import topics
 from edge_maas.transport.client import MqttClient
 from edge_maas.transport.messages import (
@@ -59,12 +55,7 @@ def wait_for(cond, timeout=15.0, what=""):
 @pytest.fixture
 def published(tmp_path):
     """branchy_cnn in 3 shards, published (the registry does not serve yet); the device-side copy to make requests."""
-    pub = signing.new_key(tmp_path / "k")
-    reg = Registry(tmp_path / "reg", tmp_path / "k")
-    blob = zoo_bytes("branchy_cnn")
-    g = load_graph(blob)
-    split_model(g, plan_balanced(g, 3, graph_macs(g)), tmp_path / "split", "branchy", source_bytes=blob)
-    rec = reg.publish(tmp_path / "split")
+    reg, rec, pub = publish_split(tmp_path)
     local = Pipeline.from_loaded(Manifest.load(tmp_path / "split" / "manifest.json"), tmp_path / "split", "native")
     return reg, rec, local, pub
 

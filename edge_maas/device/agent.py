@@ -208,12 +208,16 @@ class DeviceAgent:
             out = self._run(active, inputs, tuple(tasks))
             ok = True
             return out
-        finally:  # the reported counters too: `registry status` counts requests however they came
-            self.metrics.request(active, tasks, ok, time.perf_counter() - t0)
-            self._count(served=int(ok), failed=int(not ok))
+        finally:
+            self._record(active, tuple(tasks), ok, time.perf_counter() - t0)
+
+    def _record(self, active: Active | None, tasks: tuple[str, ...], ok: bool, seconds: float) -> None:
+        """One answered request, however it came (MQTT, HTTP, Python), in the metrics and in the reported counters
+        (`registry status`), so the two agree; callers bump them from their own threads."""
+        self.metrics.request(active, tasks, ok, seconds)
+        self._count(served=int(ok), failed=int(not ok))
 
     def _count(self, served: int = 0, failed: int = 0) -> None:
-        """The reported request counters; MQTT, HTTP and Python callers bump them from their own threads."""
         with self._counts_lock:
             self.served += served
             self.failed += failed
@@ -328,18 +332,15 @@ class DeviceAgent:
             outputs = self._run(active, unpack_tensors(req.inputs, body), req.tasks)
             metas, out_body = pack_tensors(outputs)
             reply = encode(InferReply(corr=req.corr, version=active.version, outputs=metas), out_body)
-            self._count(served=1)
             ok = True
         except EdgeMaasError as exc:
-            self._count(failed=1)
             reply = encode(InferReply(corr=req.corr, version=active.version if active else None, error=str(exc)))
         if too_large := self.client.oversize(req.reply_to, reply, qos=0):  # an error naming the limit, not a timeout
-            self._count(served=-1, failed=1)  # only outputs can be this large
-            ok = False
+            ok = False  # only outputs can be this large
             self.metrics.error("reply_too_large")
             reply = encode(InferReply(corr=req.corr, version=active.version if active else None,
                                       error=f"reply of {too_large}"))
-        self.metrics.request(active, req.tasks, ok, time.perf_counter() - t0)
+        self._record(active, tuple(req.tasks), ok, time.perf_counter() - t0)
         self.client.publish(req.reply_to, reply, qos=0)
 
     def close(self) -> None:
