@@ -112,7 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     from edge_maas.cli_maas import add_commands
+    from edge_maas.cli_quantize import add_quantize
 
+    add_quantize(sub)
     add_commands(sub)
     return p
 

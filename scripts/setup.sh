@@ -4,7 +4,7 @@
 # nothing that the install depends on changed since the last run, it installs nothing.
 #
 # Usage: scripts/setup.sh [EXTRAS]    EXTRAS: pip extras of edge_maas, default litert (what `edge-maas demo`
-#        needs); scripts/test.sh passes litert,accel,test.  PYTHON=python3.12 picks the interpreter.
+#        needs); scripts/test.sh passes litert,accel,test,quantize.  PYTHON=python3.12 picks the interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS=${1:-litert}

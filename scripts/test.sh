@@ -2,7 +2,7 @@
 # The test command: sets everything up, then runs the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh litert,accel,test
+bash scripts/setup.sh litert,accel,test,quantize
 # the systemd unit tests run `systemd-analyze verify` (Debian's systemd package; no running systemd needed)
 if ! command -v systemd-analyze >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "[test] installing systemd-analyze (Debian package systemd)"

@@ -1,11 +1,17 @@
 """Build the int8 model zoo in tests/models (dev only: needs TensorFlow).
 
     pip install -e .[zoo] && python tools/make_models.py
+    python tools/make_models.py --float        # the float zoo (tests/models/float/)
 
 Writes, per model, ``NAME.tflite`` (full int8, int8 input and output) and
 ``NAME.expected.npz`` (seeded random inputs and the outputs the interpreter's
 built-in kernels give), plus ``zoo.json`` describing them.  Tests and CI read
 only these committed files, so they never need TensorFlow.
+
+``--float`` writes float32 ``.tflite`` files of the same kinds (retrained, so not
+the int8 zoo's weights) for ``edge-maas quantize``, plus two digit classifiers
+that share one frozen float backbone (``digits_backbone_{classes,ge5}``), and
+``float/zoo.json`` (float accuracy where there is a real data set).
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import tensorflow as tf
-from edge_maas.kernels import quantize_ref
 from tensorflow import keras
 from tensorflow.keras import layers
 
@@ -120,7 +125,58 @@ def _random_rep(shape, n=64, seed=1):
 BUILDERS = {f.__name__: f for f in (mlp_digits, ds_cnn_kws, mobilenetv2_035_96, branchy_cnn)}
 
 
-def to_int8_tflite(model, rep) -> bytes:
+def digits_backbone_pair():
+    """Two digit classifiers on 8x8x1 images that share one float backbone, frozen after the first is trained:
+    ``digits_backbone_classes`` (10 classes) and ``digits_backbone_ge5`` (is the digit 5 or more?).  Quantized
+    with the same calibration data, their backbones must come out byte-identical (a service's shared submodel)."""
+    x_tr, x_te, y_tr, y_te = (a.reshape(-1, 8, 8, 1) if a.ndim == 2 else a for a in digits_split())
+    inp = keras.Input((8, 8, 1), name="image")
+    h = layers.Conv2D(16, 3, padding="same", activation="relu")(inp)
+    h = layers.DepthwiseConv2D(3, padding="same", activation="relu")(h)
+    h = layers.Conv2D(24, 1, activation="relu")(h)
+    feats = layers.MaxPooling2D(2)(h)  # 4x4x24: the boundary both heads read
+    backbone = keras.Model(inp, feats, name="backbone")
+    a = layers.Conv2D(16, 1, activation="relu")(backbone.output)
+    a = layers.Flatten()(a)
+    classes = keras.Model(inp, layers.Dense(10, activation="softmax")(a), name="digits_backbone_classes")
+    classes.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    classes.fit(x_tr, y_tr, epochs=40, batch_size=64, verbose=0)
+    backbone.trainable = False
+    b = layers.Flatten()(backbone.output)
+    b = layers.Dense(16, activation="relu")(b)
+    ge5 = keras.Model(inp, layers.Dense(2, activation="softmax")(b), name="digits_backbone_ge5")
+    ge5.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    ge5.fit(x_tr, (y_tr >= 5).astype(np.int64), epochs=40, batch_size=64, verbose=0)
+    return {
+        "digits_backbone_classes": (classes, {"float_accuracy": float(classes.evaluate(x_te, y_te, verbose=0)[1])}),
+        "digits_backbone_ge5": (ge5, {"float_accuracy": float(ge5.evaluate(x_te, (y_te >= 5).astype(np.int64), verbose=0)[1])}),
+    }
+
+
+def make_float_zoo(names) -> None:
+    out = OUT / "float"
+    out.mkdir(exist_ok=True)
+    index_path = out / "zoo.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    models = {}
+    for name in names:
+        if name in BUILDERS:
+            model, _, extra = BUILDERS[name]()
+            models[name] = (model, extra)
+    if "digits_backbone_pair" in names:
+        models.update(digits_backbone_pair())
+    for name, (model, extra) in models.items():
+        blob = to_float_tflite(model)
+        if len(blob) >= 4 << 20:
+            sys.exit(f"{name}: {len(blob)} bytes, over the 4 MiB float zoo limit")
+        (out / f"{name}.tflite").write_bytes(blob)
+        index[name] = {"file": f"{name}.tflite", "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob),
+                       "input_shape": list(model.inputs[0].shape[1:]), **extra}  # fmt: skip
+        print(name, json.dumps(index[name]))
+    index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+
+def _batch1_converter(model):
     # A concrete function with batch 1 gives static shapes (plain RESHAPE, no
     # SHAPE/PACK ops computing the batch size at run time).
     keras.config.enable_unsafe_deserialization()  # our own slicing Lambda in branchy_cnn
@@ -128,7 +184,15 @@ def to_int8_tflite(model, rep) -> bytes:
         model, input_tensors=keras.Input(batch_shape=(1, *model.inputs[0].shape[1:]), name=model.inputs[0].name)
     )
     fixed.set_weights(model.get_weights())
-    conv = tf.lite.TFLiteConverter.from_keras_model(fixed)
+    return tf.lite.TFLiteConverter.from_keras_model(fixed)
+
+
+def to_float_tflite(model) -> bytes:
+    return _batch1_converter(model).convert()
+
+
+def to_int8_tflite(model, rep) -> bytes:
+    conv = _batch1_converter(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = lambda: ([x] for x in rep())
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -157,6 +221,8 @@ def int8_digits_accuracy(model_bytes: bytes) -> float:
     interp = tf.lite.Interpreter(model_content=model_bytes)
     interp.allocate_tensors()
     (i,), (o,) = interp.get_input_details(), interp.get_output_details()
+    from edge_maas.kernels import quantize_ref
+
     scale, zp = i["quantization"]
     q = quantize_ref.quantize(x_te, scale, zp).reshape(x_te.shape)  # the interpreter's rounding
     hits = 0
@@ -169,9 +235,14 @@ def int8_digits_accuracy(model_bytes: bytes) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("names", nargs="*", default=list(BUILDERS))
+    ap.add_argument("names", nargs="*", default=None)
+    ap.add_argument("--float", action="store_true", help="write the float zoo (tests/models/float/) instead")
     args = ap.parse_args(argv)
     keras.utils.set_random_seed(42)
+    if args.float:
+        make_float_zoo(args.names or [*BUILDERS, "digits_backbone_pair"])
+        return 0
+    args.names = args.names or list(BUILDERS)
     index_path = OUT / "zoo.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     for name in args.names:

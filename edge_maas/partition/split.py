@@ -47,8 +47,8 @@ def require_int8(graph: Graph) -> None:
     if bad or float_weights:
         what = f"inputs/outputs {', '.join(bad)}" if bad else f"{float_weights} layers with non-int8 weights"
         raise ModelFormatError(
-            f"this is not a full-integer int8 model ({what}); convert it with full int8 quantization "
-            "(representative dataset, inference_input_type=inference_output_type=tf.int8)"
+            f"this is not a full-integer int8 model ({what}); quantize it first: edge-maas quantize MODEL "
+            "--calibration DATA.npz --out INT8.tflite (or TensorFlow's converter with full int8 quantization)"
         )
 
 

@@ -101,3 +101,35 @@ def _op_tensors(op) -> list[int]:
 
 def _remap(seq, tensor_map: dict[int, int]) -> list[int]:
     return [tensor_map[int(t)] if t >= 0 else -1 for t in seq]
+
+
+def inline_buffers(data: bytes) -> bytes:
+    """The same model with every constant's bytes inside the flatbuffer.
+
+    Large models may keep buffer data after the flatbuffer, located by each Buffer's ``offset``/``size`` (TFLite's
+    schema allows it; litert-quantizer writes models with over 256 KiB of constants that way).  edge_maas reads
+    inline buffers only, so this moves the data in: each ``offset``/``size`` range, bounds-checked against the file,
+    becomes the buffer's ``data``.  Models without such buffers come back unchanged.  Errors: ModelFormatError
+    (not a readable TFLite file, a range outside the file)."""
+    from edge_maas.errors import ModelFormatError
+    from edge_maas.tflite.verify import check_flatbuffer
+
+    buf = bytearray(data)
+    if len(buf) < 8 or buf[4:8] != _FILE_IDENTIFIER:
+        raise ModelFormatError("not a TFLite model: the flatbuffer file identifier 'TFL3' is missing")
+    check_flatbuffer(buf)
+    model = schema.ModelT.InitFromPackedBuf(buf, 0)
+    moved = 0
+    for i, b in enumerate(model.buffers or []):
+        if b is None or not (b.offset > 1 and b.size > 0):  # offset 1 / size 1 are writers' "no data" markers
+            continue
+        if b.offset + b.size > len(buf):
+            raise ModelFormatError(f"buffer {i} points past the end of the file ({b.offset}+{b.size} > {len(buf)})")
+        b.data = bytes(buf[b.offset : b.offset + b.size])
+        b.offset, b.size = 0, 0
+        moved += 1
+    if not moved:
+        return bytes(data)
+    builder = flatbuffers.Builder(len(buf) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=_FILE_IDENTIFIER)
+    return bytes(builder.Output())
