@@ -47,7 +47,10 @@ class Op:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def build_model(tensors: Sequence[T], ops: Sequence[Op], inputs: Sequence[str], outputs: Sequence[str]) -> bytes:
+def build_model(tensors: Sequence[T], ops: Sequence[Op], inputs: Sequence[str], outputs: Sequence[str],
+                signature: str | None = None) -> bytes:  # fmt: skip
+    """A one-subgraph .tflite; ``signature`` (e.g. serving_default) adds a SignatureDef naming the inputs and
+    outputs by their tensor names, as TensorFlow's converter writes one."""
     index = {t.name: i for i, t in enumerate(tensors)}
     buffers = [schema.BufferT()]
     tts = []
@@ -83,6 +86,12 @@ def build_model(tensors: Sequence[T], ops: Sequence[Op], inputs: Sequence[str], 
             o.builtinOptions = opts
         ots.append(o)
     opcodes = [schema.OperatorCodeT(deprecatedBuiltinCode=min(c, 127), builtinCode=c, version=1) for c in codes]
+    sig = None
+    if signature is not None:
+        tmap = lambda names: [schema.TensorMapT(name=n.encode(), tensorIndex=index[n]) for n in names]
+        sig = schema.SignatureDefT(inputs=tmap(inputs), outputs=tmap(outputs), signatureKey=signature.encode(),
+                                   subgraphIndex=0)  # fmt: skip
     return pack_model(
-        tts, ots, [index[n] for n in inputs], [index[n] for n in outputs], opcodes, buffers, "edge_maas builder"
+        tts, ots, [index[n] for n in inputs], [index[n] for n in outputs], opcodes, buffers, "edge_maas builder",
+        signature_defs=[sig] if sig else None,
     )

@@ -79,11 +79,13 @@ def build_submodel(
     )
 
 
-def pack_model(tensors, operators, inputs, outputs, operator_codes, buffers, description: str) -> bytes:
-    """Serialize one subgraph (schema *T objects) as a complete .tflite file."""
+def pack_model(tensors, operators, inputs, outputs, operator_codes, buffers, description: str,
+               signature_defs=None) -> bytes:  # fmt: skip
+    """Serialize one subgraph (schema *T objects, optional SignatureDefT list) as a complete .tflite file."""
     sg = schema.SubGraphT(tensors=tensors, inputs=inputs, outputs=outputs, operators=operators, name=b"main")
     model = schema.ModelT(
-        version=3, operatorCodes=operator_codes, subgraphs=[sg], description=description.encode(), buffers=buffers
+        version=3, operatorCodes=operator_codes, subgraphs=[sg], description=description.encode(), buffers=buffers,
+        signatureDefs=signature_defs,
     )
     size = 1024 + sum(len(b.data) for b in buffers if b.data is not None)
     builder = flatbuffers.Builder(size)
