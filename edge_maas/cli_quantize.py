@@ -76,7 +76,8 @@ def cmd_quantize(args) -> int:
     print(f"layers losing the most ({rep.layer_samples} samples; all {len(rep.layers)} in the report):")
     for w in rep.worst_layers(5):
         snr = "exact" if w.snr_db is None else f"{w.snr_db:6.1f} dB"
-        print(f"  op {w.index:3d} {w.op:<18} {w.dtype:<5} SNR {snr}, RMS error {w.rms_error_lsb:.2f} LSB  {w.tensor[:70]}")
+        print(f"  op {w.index:3d} {w.op:<18} {w.dtype:<5} SNR {snr}, RMS error {w.rms_error_lsb:5.2f} LSB, "
+              f"clipped {w.clipped:6.2%}  {w.tensor[:60]}")  # fmt: skip
     if rep.costs:
         print("size and latency (median, 1 thread; interpreter = built-in kernels):")
         for c in rep.costs:

@@ -178,6 +178,8 @@ def test_report_matches_an_independent_computation(tmp_path, capsys):
         assert row["snr_db"] == pytest.approx(snr, abs=0.05), name
         assert row["max_abs_error"] == pytest.approx(np.abs(err[:n]).max(), abs=1e-5), name
         assert row["rms_error_lsb"] == pytest.approx(np.sqrt((err[:n] ** 2).mean()) / t.quant.scale[0], rel=1e-3)
+        lo, hi = (float(t.quant.scale[0]) * (v - int(t.quant.zero_point[0])) for v in (-128, 127))
+        assert row["clipped"] == pytest.approx(((f[:n] < lo) | (f[:n] > hi)).mean(), abs=1e-9), name
     (o,) = rep["outputs"]
     f_top = probs.argmax(axis=1)
     q_probs = dq(qg.tensors[qg.outputs[0]], int8_out[qg.tensors[qg.outputs[0]].name])

@@ -6,6 +6,9 @@ Definitions (the test checks them against an independent computation):
 - dequantized value: scale * (q - zero_point), per tensor;
 - SNR (dB): 10 * log10(sum(f^2) / sum((dq - f)^2)) over all samples and elements; None when the error is zero;
 - RMS error in LSB: sqrt(mean((dq - f)^2)) / scale;
+- clipped: share of float values outside what the tensor can represent, scale * ([qmin, qmax] - zero_point) (the
+  quantizer's calibration averages per-sample ranges, so some clipping is by design; much of it says the
+  calibration data miss the inputs' range);
 - top-1 agreement: share of samples whose float top-1 class is among the int8 output's top-scoring classes (several
   classes can share the int8 maximum: ``top1_ties`` counts those samples); outputs of shape (1, C), C >= 2 only;
 - accuracy: share of samples whose argmax equals the label (numpy's argmax: the first of tied classes)."""
@@ -45,6 +48,7 @@ class LayerError(BaseModel):
     snr_db: float | None
     max_abs_error: float
     rms_error_lsb: float
+    clipped: float  # share of float values outside the tensor's representable range
 
 
 class Accuracy(BaseModel):
@@ -78,9 +82,10 @@ class QuantizationReport(BaseModel):
 class _Acc:
     """Sums over samples for one tensor pair."""
 
-    def __init__(self):
+    def __init__(self, bounds: tuple[float, float] | None = None):
         self.signal = self.noise = self.max = 0.0
-        self.count = 0
+        self.count = self.clipped = 0
+        self.bounds = bounds  # the representable real range, for the clipped share
 
     def add(self, f: np.ndarray, dq: np.ndarray) -> None:
         f, e = f.astype(np.float64).ravel(), dq.astype(np.float64).ravel() - f.astype(np.float64).ravel()
@@ -88,6 +93,8 @@ class _Acc:
         self.noise += float(e @ e)
         self.max = max(self.max, float(np.abs(e).max(initial=0.0)))
         self.count += e.size
+        if self.bounds is not None:
+            self.clipped += int(((f < self.bounds[0]) | (f > self.bounds[1])).sum())
 
     def snr_db(self) -> float | None:
         if self.noise == 0.0:
@@ -125,7 +132,7 @@ def evaluate(model: FloatModel, quantized: bytes, graph: Graph, samples: Samples
     agree = {o.name: 0 for o, _ in outs}
     ties = {o.name: 0 for o, _ in outs}
     hits = {o.name: [0, 0] for o, _ in outs}
-    layer_acc = {t.index: _Acc() for _, t in layers}
+    layer_acc = {t.index: _Acc(_bounds(t)) for _, t in layers}
     n_layer = min(layer_samples, samples.n)
     for i, feed in enumerate(samples.feeds(model.inputs)):
         try:
@@ -161,9 +168,16 @@ def evaluate(model: FloatModel, quantized: bytes, graph: Graph, samples: Samples
                   for o, t in outs if samples.labels is not None and _classifier(t.shape)],
         layers=[LayerError(index=op.index, op=op.op, tensor=t.name, dtype=t.dtype, scale=float(t.quant.scale[0]),
                            snr_db=layer_acc[t.index].snr_db(), max_abs_error=layer_acc[t.index].max,
-                           rms_error_lsb=layer_acc[t.index].rms() / float(t.quant.scale[0]))
+                           rms_error_lsb=layer_acc[t.index].rms() / float(t.quant.scale[0]),
+                           clipped=layer_acc[t.index].clipped / max(layer_acc[t.index].count, 1))
                 for op, t in layers],
     )  # fmt: skip
+
+
+def _bounds(t) -> tuple[float, float]:
+    info = np.iinfo(t.dtype)
+    scale, zp = float(t.quant.scale[0]), int(t.quant.zero_point[0])
+    return scale * (info.min - zp), scale * (info.max - zp)
 
 
 def _classifier(shape: Sequence[int]) -> bool:
