@@ -77,7 +77,7 @@ def cmd_quantize(args) -> int:
     for w in rep.worst_layers(5):
         snr = "exact" if w.snr_db is None else f"{w.snr_db:6.1f} dB"
         print(f"  op {w.index:3d} {w.op:<18} {w.dtype:<5} SNR {snr}, RMS error {w.rms_error_lsb:5.2f} LSB, "
-              f"clipped {w.clipped:6.2%}  {w.tensor[:60]}")  # fmt: skip
+              f"clipped {w.clipped:6.2%}  {_short(w.tensor)}")  # fmt: skip
     if rep.costs:
         print("size and latency (median, 1 thread; interpreter = built-in kernels):")
         for c in rep.costs:
@@ -88,3 +88,10 @@ def cmd_quantize(args) -> int:
         print(f"note: inputs/outputs are {', '.join(sorted(q.io_dtypes))}: edge-maas split and the native backend "
               "take int8 models (use --recipe a8w8, with --a16w8 LAYER for the layers that need int16)")  # fmt: skip
     return 0
+
+
+def _short(tensor: str, width: int = 60) -> str:
+    """A layer's name for the table: its first ';'-separated part (TensorFlow joins fused ops' names), cut from the
+    left when long (litert-torch names start with the same long module path; the end tells layers apart)."""
+    name = tensor.split(";")[0]
+    return name if len(name) <= width else "..." + name[-(width - 3) :]
