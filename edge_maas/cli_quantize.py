@@ -53,8 +53,9 @@ def cmd_quantize(args) -> int:
     from edge_maas.quantize.recipes import Recipe
     from edge_maas.quantize.workflow import quantize_file
 
-    if args.min_samples < 1 or args.layer_samples < 1:
-        raise EdgeMaasError("--min-samples and --layer-samples must be at least 1")
+    for opt in ("min_samples", "layer_samples"):
+        if getattr(args, opt) < 1:
+            raise EdgeMaasError(f"--{opt.replace('_', '-')} must be at least 1")
     r = quantize_file(args.model, args.calibration, args.out, Recipe(args.recipe, tuple(args.a16w8)), args.eval,
                       args.min_samples, plot=not args.no_plot, costs=not args.no_latency,
                       layer_samples=args.layer_samples)  # fmt: skip
@@ -64,15 +65,17 @@ def cmd_quantize(args) -> int:
     print(f"native vs interpreter: identical bytes on {r.exact_samples} samples" if r.exact_samples
           else f"native backend cannot run it: {r.native_note}")  # fmt: skip
     where = "the calibration samples (no --eval)" if r.eval_on_calibration else str(args.eval)
-    print(f"int8 vs float on {rep.samples} samples of {where}:")
+    print(f"quantized vs float on {rep.samples} samples of {where}:")
     for o in rep.outputs:
         snr = "exact" if o.snr_db is None else f"SNR {o.snr_db:.1f} dB"
         agree = "" if o.top1_agreement is None else f", top-1 agreement {o.top1_agreement:.4f}" + (
             f" ({o.top1_ties} samples with tied int8 classes)" if o.top1_ties else "")
         print(f"  output {o.name}: {snr}, max error {o.max_abs_error:.4g}{agree}")
     for a in rep.accuracy:
-        print(f"  accuracy ({a.output}): float {a.float_accuracy:.4f}, int8 {a.int8_accuracy:.4f} "
+        print(f"  accuracy ({a.output}): float {a.float_accuracy:.4f}, quantized {a.int8_accuracy:.4f} "
               f"({(a.int8_accuracy - a.float_accuracy) * 100:+.2f} points)")  # fmt: skip
+    for note in rep.notes:
+        print(f"  note: {note}")
     print(f"layers losing the most ({rep.layer_samples} samples; all {len(rep.layers)} in the report):")
     for w in rep.worst_layers(5):
         snr = "exact" if w.snr_db is None else f"{w.snr_db:6.1f} dB"

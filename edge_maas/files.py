@@ -8,13 +8,15 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically (same folder: the rename stays on one file system).
+def atomic_write(path: str | Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` atomically (same folder: the rename stays on one file system), with
+    permissions ``mode`` (mkstemp's own 0600 would make shared files, models and manifests, private).
 
     Raises OSError from the file system; the temporary file is removed on any failure."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

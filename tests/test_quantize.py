@@ -22,7 +22,7 @@ from edge_maas.partition import plan_at_tensors, plan_balanced, split_model
 from edge_maas.partition.compose import Source, compose_service
 from edge_maas.partition.costs import graph_macs
 from edge_maas.pipeline import Pipeline
-from edge_maas.quantize.float_model import FloatModel
+from edge_maas.quantize.float_model import FloatModel, read_signature
 from edge_maas.quantize.quantizer import quantize_model
 from edge_maas.quantize.recipes import Recipe
 from edge_maas.quantize.samples import read_samples
@@ -109,7 +109,7 @@ def test_digits_int8_accuracy_within_a_point_of_float(tmp_path, capsys):
     (acc,) = rep["accuracy"]
     assert acc["float_accuracy"] == pytest.approx(FLOAT_ZOO["mlp_digits"]["float_accuracy"], abs=1e-6)
     assert acc["int8_accuracy"] >= acc["float_accuracy"] - 0.01, acc
-    assert f"float {acc['float_accuracy']:.4f}, int8 {acc['int8_accuracy']:.4f}" in text
+    assert f"float {acc['float_accuracy']:.4f}, quantized {acc['int8_accuracy']:.4f}" in text
     names = [c["model"] for c in rep["costs"]]
     assert names == ["float", "a8w8"] and rep["costs"][1]["native_ms"] > 0
     assert rep["costs"][1]["bytes"] < rep["costs"][0]["bytes"] / 2  # int8 weights: well under half the float size
@@ -323,3 +323,86 @@ def test_cli_process_help_and_error(tmp_path):
     res = subprocess.run([exe, "split", FLOAT / "mlp_digits.tflite", "--shards", "2", "--out", tmp_path / "s"],
                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert res.returncode == 2 and "edge-maas quantize" in res.stderr.strip().splitlines()[-1]
+
+
+def test_inputs_and_outputs_paired_by_name_not_position(tmp_path, capsys):
+    """A model whose graph lists its inputs and outputs in another order than their names: the report and the
+    native check pair float and int8 tensors by signature name (paired by position, the report compared y with z
+    and fed b's samples to a: its SNRs disagreed with this independent computation)."""
+    rng = np.random.default_rng(0)
+    w, wb = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((3, 6)).astype(np.float32)
+    blob = build_model([T("a", (1, 4), "float32"), T("b", (1, 6), "float32"), T("w", (3, 4), "float32", data=w),
+                        T("wb", (3, 6), "float32", data=wb),
+                        T("h", (1, 3), "float32"), T("g", (1, 3), "float32"), T("y", (1, 3), "float32"),
+                        T("z", (1, 3), "float32")],
+                       [Op("FULLY_CONNECTED", ["a", "w", ""], ["h"], "FullyConnectedOptions"),
+                        Op("FULLY_CONNECTED", ["b", "wb", ""], ["g"], "FullyConnectedOptions"),
+                        Op("ADD", ["h", "g"], ["y"], "AddOptions"), Op("MUL", ["h", "g"], ["z"], "MulOptions")],
+                       ["b", "a"], ["z", "y"], signature="serving_default")  # fmt: skip
+    (tmp_path / "two.tflite").write_bytes(blob)
+    a, b = _uniform((4,), 64, 1), _uniform((6,), 64, 2)
+    np.savez(tmp_path / "cal.npz", a=a, b=b)
+    code, text, err = _quantize([tmp_path / "two.tflite", "--calibration", tmp_path / "cal.npz", "--out",
+                                 tmp_path / "q.tflite", "--no-plot"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "native vs interpreter: identical bytes on 16 samples" in text
+    rep = json.loads((tmp_path / "q.report.json").read_text())
+    h, g = a.astype(np.float64) @ w.T, b.astype(np.float64) @ wb.T
+    floats = {"y": h + g, "z": h * g}
+    qb = (tmp_path / "q.tflite").read_bytes()
+    qg, sig = load_graph(qb), read_signature(qb, "q")
+    ins = {s.name: qg.tensors[s.index] for s in sig.inputs}
+    outs = {s.name: qg.tensors[s.index] for s in sig.outputs}
+    assert set(ins) == {"a", "b"} and set(outs) == {"y", "z"}
+    nb = make_backend("native", qb)
+    got = {k: [] for k in floats}
+    for i in range(64):
+        feed = {}
+        for name, x in (("a", a[i]), ("b", b[i])):
+            t = ins[name]
+            inv = np.float32(1) / np.float32(t.quant.scale[0])
+            feed[t.name] = np.clip(np.round(x * inv) + int(t.quant.zero_point[0]), -128, 127).astype(np.int8)[None]
+        out = nb.run(feed)
+        for k, t in outs.items():
+            got[k].append(float(t.quant.scale[0]) * (out[t.name][0].astype(np.float64) - int(t.quant.zero_point[0])))
+    by_name = {o["name"]: o for o in rep["outputs"]}
+    for k, f in floats.items():
+        e = np.array(got[k]) - f
+        assert by_name[k]["snr_db"] == pytest.approx(10 * math.log10((f**2).sum() / (e**2).sum()), abs=0.1), k
+
+
+def test_outputs_and_data_files_refused_before_any_work(tmp_path, capsys, calibration):
+    mlp = FLOAT / "mlp_digits.tflite"
+    mine = tmp_path / "mine.tflite"
+    mine.write_bytes(mlp.read_bytes())
+    _bad_out = lambda args, *needles: _bad(tmp_path, capsys, args, *needles)
+    _bad_out([mine, "--calibration", calibration["mlp_digits"], "--out", mine], "would overwrite an input")
+    assert mine.read_bytes() == mlp.read_bytes()
+    (tmp_path / "adir").mkdir()
+    _bad_out([mlp, "--calibration", calibration["mlp_digits"], "--out", tmp_path / "adir"], "it is a folder")
+    _bad_out([mlp, "--calibration", calibration["mlp_digits"], "--out", mine / "x.tflite"], "is not a folder")
+    # an .npz whose member claims 2^31 samples: refused from its header, nothing allocated
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w") as z, z.open("pixels.npy", "w") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (1 << 31, 64)})
+    _bad_out([mlp, "--calibration", tmp_path / "bomb.npz", "--out", tmp_path / "o.tflite"], "reads at most")
+    x_tr, x_te, _, y_te = digits_split()
+    np.savez(tmp_path / "ev.npz", pixels=x_te, y=y_te + 10)
+    _bad_out([mlp, "--calibration", calibration["mlp_digits"], "--eval", tmp_path / "ev.npz", "--out",
+              tmp_path / "o.tflite", "--no-latency"], "labels y go up to 19", "10 classes")  # fmt: skip
+    _bad_out([mlp, "--calibration", calibration["mlp_digits"], "--out", tmp_path / "o.tflite", "--a16w8", ""],
+             "inputs or outputs int16")  # fmt: skip
+    np.save(tmp_path / "cal.npy", x_tr[:40])  # an .npy: the one input's samples
+    code, _, err = _quantize([mlp, "--calibration", tmp_path / "cal.npy", "--out", tmp_path / "o.tflite",
+                                 "--no-latency", "--no-plot"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert oct((tmp_path / "o.tflite").stat().st_mode & 0o777) == "0o644"
+
+
+def test_snr_of_minus_infinity_is_not_written_as_exact():
+    from edge_maas.quantize.report import LayerError
+
+    row = LayerError(index=0, op="ADD", tensor="t", dtype="int8", scale=1.0, snr_db=-math.inf, max_abs_error=1.0,
+                     rms_error_lsb=1.0, clipped=0.0)  # fmt: skip
+    assert json.loads(row.model_dump_json())["snr_db"] == "-Infinity"

@@ -6,14 +6,15 @@ from __future__ import annotations
 import io
 import logging
 import os
+import sys
 import warnings
-from contextlib import ExitStack, redirect_stderr, redirect_stdout
+from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 
 from edge_maas.cli_progress import shown
 from edge_maas.errors import BackendUnavailableError, EdgeMaasError
-from edge_maas.quantize.float_model import FloatModel
-from edge_maas.quantize.recipes import Recipe
+from edge_maas.quantize.float_model import FloatModel, Signature, read_signature
+from edge_maas.quantize.recipes import Recipe, RecipeError
 from edge_maas.quantize.samples import Samples
 from edge_maas.tflite.graph import Graph, load_graph
 from edge_maas.tflite.writer import inline_buffers
@@ -30,10 +31,14 @@ class QuantizationError(EdgeMaasError):
 
 @dataclass(frozen=True)
 class Quantized:
-    model: bytes  # the quantized .tflite, constants inline
+    """A quantized model: its bytes (constants inline), graph, signature (the float model's names), the recipe
+    and the litert-quantizer recipe entries used (saved beside the model, to reproduce it)."""
+
+    model: bytes
     graph: Graph
+    signature: Signature
     recipe: Recipe
-    entries: list[dict]  # the litert-quantizer recipe used (saved beside the model, to reproduce it)
+    entries: list[dict]
 
     @property
     def io_dtypes(self) -> set[str]:
@@ -60,8 +65,9 @@ def quantize_model(model: FloatModel, calibration: Samples, recipe: Recipe) -> Q
             quiet.enter_context(redirect_stdout(io.StringIO()))
             if not shown():
                 quiet.enter_context(redirect_stderr(io.StringIO()))
+                quiet.enter_context(_fd2_to_devnull())  # its interpreter's C++ INFO lines
             qt = quantizer.Quantizer(bytearray(model.data), entries)
-            calib = qt.calibrate({model.signature: data}, num_threads=os.cpu_count() or 1)
+            calib = qt.calibrate({model.signature.key: data}, num_threads=os.cpu_count() or 1)
             result = qt.quantize(calib, enable_progress_bar=False, enable_progress_report=False)
     except (ValueError, RuntimeError, KeyError, TypeError, NotImplementedError) as exc:
         raise QuantizationError(f"litert-quantizer failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
@@ -74,5 +80,22 @@ def quantize_model(model: FloatModel, calibration: Samples, recipe: Recipe) -> Q
         raise QuantizationError(f"the quantizer has no integer kernel for {len(floats)} op(s) and left them float: "
                                 f"{', '.join(floats[:8])}; edge_maas runs full-integer models only (replace those "
                                 "ops in the float model, e.g. RELU6 for ops of that kind)")  # fmt: skip
-    log.info("quantized %s: %d -> %d bytes, recipe %s", model.signature, len(model.data), len(blob), recipe.name)
-    return Quantized(blob, graph, recipe, entries)
+    if recipe.a16w8 and {graph.tensors[i].dtype for i in (*graph.inputs, *graph.outputs)} != {"int8"}:
+        raise RecipeError(f"--a16w8 {' '.join(recipe.a16w8)} made the model's inputs or outputs int16 (the pattern "
+                          "matches the layers next to them); narrow it, so that edge-maas split can take the model")  # fmt: skip
+    log.info("quantized %s: %d -> %d bytes, recipe %s", model.signature.key, len(model.data), len(blob), recipe.name)
+    return Quantized(blob, graph, read_signature(blob, "the quantized model"), recipe, entries)
+
+
+@contextmanager
+def _fd2_to_devnull():
+    """Point file descriptor 2 at /dev/null for the block (C++ code writes there, past sys.stderr)."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)

@@ -18,20 +18,24 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from edge_maas.errors import EdgeMaasError
 from edge_maas.quantize.float_model import FloatModel
-from edge_maas.quantize.samples import Samples
-from edge_maas.tflite.graph import Graph
+from edge_maas.quantize.quantizer import Quantized
+from edge_maas.quantize.samples import SampleDataError, Samples
 
 _SKIP_OPS = ("QUANTIZE", "DEQUANTIZE")  # conversions: their error is their neighbours'
 
 
-class OutputError(BaseModel):
+class _Model(BaseModel):
+    model_config = ConfigDict(ser_json_inf_nan="strings")  # an SNR of -inf must not read as null ("exact")
+
+
+class OutputError(_Model):
     name: str  # the float model's signature output name
     snr_db: float | None  # None: int8 equals float exactly
     max_abs_error: float
@@ -39,7 +43,7 @@ class OutputError(BaseModel):
     top1_ties: int = 0  # samples whose int8 output has several classes at its maximum
 
 
-class LayerError(BaseModel):
+class LayerError(_Model):
     index: int  # op index in the quantized model
     op: str
     tensor: str
@@ -51,13 +55,13 @@ class LayerError(BaseModel):
     clipped: float  # share of float values outside the tensor's representable range
 
 
-class Accuracy(BaseModel):
+class Accuracy(_Model):
     output: str
     float_accuracy: float
     int8_accuracy: float
 
 
-class Cost(BaseModel):
+class Cost(_Model):
     model: str  # "float", the recipe's name
     bytes: int
     interpreter_ms: float  # median, built-in kernels (no XNNPACK), 1 thread
@@ -65,7 +69,7 @@ class Cost(BaseModel):
     native_note: str = ""
 
 
-class QuantizationReport(BaseModel):
+class QuantizationReport(_Model):
     recipe: str
     samples: int  # evaluation samples
     layer_samples: int  # of which the per-layer table uses the first ones
@@ -73,6 +77,7 @@ class QuantizationReport(BaseModel):
     accuracy: list[Accuracy]
     layers: list[LayerError]  # op order
     costs: list[Cost] = []
+    notes: list[str] = []
 
     def worst_layers(self, k: int = 5) -> list[LayerError]:
         """The k layers with the lowest SNR (exact layers last)."""
@@ -105,26 +110,34 @@ class _Acc:
         return math.sqrt(self.noise / self.count) if self.count else 0.0
 
 
-def evaluate(model: FloatModel, quantized: bytes, graph: Graph, samples: Samples, recipe: str,
-             layer_samples: int = 64) -> QuantizationReport:  # fmt: skip
+def evaluate(model: FloatModel, q: Quantized, samples: Samples, layer_samples: int = 64) -> QuantizationReport:
     """Run both models on every sample of ``samples`` (the float one and the quantized one, the latter on the
-    interpreter's built-in kernels) and on the first ``layer_samples`` also compare every layer.  ``graph`` is
-    the quantized model's.  Errors: EdgeMaasError (the interpreter failed on a sample)."""
+    interpreter's built-in kernels; inputs and outputs paired by signature name) and on the first ``layer_samples``
+    also compare every layer.  Errors: SampleDataError (labels outside a classifier's classes), EdgeMaasError (the
+    interpreter failed on a sample)."""
     from edge_maas.backends.litert import interpreter_module
 
     ip, _ = interpreter_module()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # preserve_all_tensors is "for debugging": so is this
-        f_int = ip.Interpreter(model_content=model.data, experimental_preserve_all_tensors=True,
-                               experimental_op_resolver_type=ip.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        q_int = ip.Interpreter(model_content=quantized, experimental_preserve_all_tensors=True,
-                               experimental_op_resolver_type=ip.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)  # fmt: skip
+        f_int, q_int = (ip.Interpreter(model_content=data, experimental_preserve_all_tensors=True,
+                                       experimental_op_resolver_type=ip.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+                        for data in (model.data, q.model))  # fmt: skip
     f_int.allocate_tensors()
     q_int.allocate_tensors()
     f_idx = {d["name"]: d["index"] for d in f_int.get_tensor_details()}
-    q_in = [graph.tensors[i] for i in graph.inputs]
-    q_out = [graph.tensors[i] for i in graph.outputs]
-    outs = list(zip(model.outputs, q_out))  # signature order is the graph's output order
+    graph = q.graph
+    q_out = {s.name: graph.tensors[s.index] for s in q.signature.outputs}
+    outs = [(o, q_out[o.name]) for o in model.outputs]
+    classifiers = [o.name for o, t in outs if _classifier(t.shape)]
+    notes = []
+    if samples.labels is not None:
+        if not classifiers:
+            notes.append("labels y ignored: no output is a classifier's (shape (1, C), C >= 2)")
+        for o, t in outs:
+            if o.name in classifiers and samples.labels.max(initial=0) >= t.shape[1]:
+                raise SampleDataError(f"labels y go up to {int(samples.labels.max())}, but output {o.name} has "
+                                      f"{t.shape[1]} classes")  # fmt: skip
     layers = [(op, graph.tensors[op.outputs[0]]) for op in graph.ops
               if op.op not in _SKIP_OPS and graph.tensors[op.outputs[0]].name in f_idx
               and graph.tensors[op.outputs[0]].quant is not None]  # fmt: skip
@@ -136,18 +149,19 @@ def evaluate(model: FloatModel, quantized: bytes, graph: Graph, samples: Samples
     n_layer = min(layer_samples, samples.n)
     for i, feed in enumerate(samples.feeds(model.inputs)):
         try:
-            for t_float, t_q in zip(model.inputs, q_in):
-                f_int.set_tensor(f_idx[t_float.tensor], feed[t_float.name])
-                q_int.set_tensor(t_q.index, quantize_input(feed[t_float.name], t_q).reshape(t_q.shape))
+            for s in model.inputs:
+                f_int.set_tensor(s.index, feed[s.name])
+            for name, x in quantized_feed(feed, q).items():
+                q_int.set_tensor(graph.by_name[name].index, x)
             f_int.invoke()
             q_int.invoke()
         except (RuntimeError, ValueError) as exc:
             raise EdgeMaasError(f"the interpreter failed on evaluation sample {i}: {exc}") from None
         for o, t_q in outs:
-            f = f_int.get_tensor(f_idx[o.tensor])
+            f = f_int.get_tensor(o.index)
             dq = dequantize(q_int.get_tensor(t_q.index), t_q)
             out_acc[o.name].add(f, dq)
-            if _classifier(t_q.shape):
+            if o.name in classifiers:
                 top = np.flatnonzero(dq.ravel() == dq.max())
                 agree[o.name] += int(np.argmax(f) in top)
                 ties[o.name] += int(len(top) > 1)
@@ -159,19 +173,29 @@ def evaluate(model: FloatModel, quantized: bytes, graph: Graph, samples: Samples
                 layer_acc[t.index].add(f_int.get_tensor(f_idx[t.name]), dequantize(q_int.get_tensor(t.index), t))
     n = samples.n
     return QuantizationReport(
-        recipe=recipe, samples=n, layer_samples=n_layer,
+        recipe=q.recipe.name, samples=n, layer_samples=n_layer, notes=notes,
         outputs=[OutputError(name=o.name, snr_db=out_acc[o.name].snr_db(), max_abs_error=out_acc[o.name].max,
-                             top1_agreement=agree[o.name] / n if _classifier(t.shape) else None,
+                             top1_agreement=agree[o.name] / n if o.name in classifiers else None,
                              top1_ties=ties[o.name])
-                 for o, t in outs],
+                 for o, _ in outs],
         accuracy=[Accuracy(output=o.name, float_accuracy=hits[o.name][0] / n, int8_accuracy=hits[o.name][1] / n)
-                  for o, t in outs if samples.labels is not None and _classifier(t.shape)],
+                  for o, _ in outs if samples.labels is not None and o.name in classifiers],
         layers=[LayerError(index=op.index, op=op.op, tensor=t.name, dtype=t.dtype, scale=float(t.quant.scale[0]),
                            snr_db=layer_acc[t.index].snr_db(), max_abs_error=layer_acc[t.index].max,
                            rms_error_lsb=layer_acc[t.index].rms() / float(t.quant.scale[0]),
                            clipped=layer_acc[t.index].clipped / max(layer_acc[t.index].count, 1))
                 for op, t in layers],
     )  # fmt: skip
+
+
+def quantized_feed(feed: Mapping[str, np.ndarray], q: Quantized) -> dict[str, np.ndarray]:
+    """One sample's float32 inputs (by signature name, as ``Samples.feeds`` gives them) as the quantized model's
+    inputs: by tensor name, each of the tensor's dtype and shape (``quantize_input``)."""
+    out = {}
+    for s in q.signature.inputs:
+        t = q.graph.tensors[s.index]
+        out[t.name] = quantize_input(feed[s.name], t).reshape(t.shape)
+    return out
 
 
 def _bounds(t) -> tuple[float, float]:
@@ -185,9 +209,9 @@ def _classifier(shape: Sequence[int]) -> bool:
 
 
 def quantize_input(x: np.ndarray, t) -> np.ndarray:
-    """float32 -> the quantized model's input dtype with its scale and zero point, rounded as the interpreter's
-    QUANTIZE kernel does (the compiled kernel for int8; ties to even for int16, whose rounding this report does
-    not depend on)."""
+    """float32 values (any shape) -> a flat array of tensor ``t``'s dtype with its scale and zero point, rounded as
+    the interpreter's QUANTIZE kernel does (the compiled kernel for int8; ties to even for int16, whose rounding
+    this report does not depend on)."""
     scale, zp = float(t.quant.scale[0]), int(t.quant.zero_point[0])
     x = np.ascontiguousarray(x, dtype=np.float32).ravel()
     if t.dtype == "int8":
@@ -207,8 +231,9 @@ def dequantize(q: np.ndarray, t) -> np.ndarray:
 
 def measure_cost(label: str, model_bytes: bytes, feed: dict[str, np.ndarray], native: bool = True,
                  budget_s: float = 0.3, min_runs: int = 5) -> Cost:  # fmt: skip
-    """Size and median latency (ms, 1 thread) of one model on one input: the interpreter's built-in kernels and,
-    when ``native``, edge_maas's native kernels (None with the reason when they cannot run it)."""
+    """Size and median latency (ms, 1 thread) of one model on one input (``feed``: arrays by tensor name): the
+    interpreter's built-in kernels and, when ``native``, edge_maas's native kernels (None with the reason when they
+    cannot run it).  Errors: EdgeMaasError from the interpreter (a feed that does not fit the model)."""
     from edge_maas.backends import make_backend
 
     interp = make_backend("litert", model_bytes, xnnpack=False, threads=1)
@@ -224,8 +249,6 @@ def measure_cost(label: str, model_bytes: bytes, feed: dict[str, np.ndarray], na
 
 
 def _median_ms(backend, feed: dict[str, np.ndarray], budget_s: float, min_runs: int) -> float:
-    names = [s.name for s in backend.inputs]
-    feed = dict(zip(names, feed.values()))  # the float and int8 models name their inputs differently
     backend.run(feed)  # warm-up: first-run allocations
     times, start = [], time.perf_counter()
     while len(times) < min_runs or time.perf_counter() - start < budget_s:

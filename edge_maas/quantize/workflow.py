@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_maas.errors import EdgeMaasError
+from edge_maas.errors import BackendUnavailableError, EdgeMaasError
 from edge_maas.files import atomic_write
 from edge_maas.quantize.float_model import FloatModel
 from edge_maas.quantize.quantizer import Quantized, quantize_model
 from edge_maas.quantize.recipes import Recipe
-from edge_maas.quantize.report import QuantizationReport, evaluate, measure_cost, quantize_input
+from edge_maas.quantize.report import QuantizationReport, evaluate, measure_cost, quantized_feed
 from edge_maas.quantize.samples import MIN_CALIBRATION_SAMPLES, Samples, read_samples
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,9 @@ EXACT_CHECK_SAMPLES = 16
 
 @dataclass(frozen=True)
 class QuantizeOutcome:
+    """What `edge-maas quantize` did: the model, its report, the files written (by kind), whether the report
+    scored the calibration samples, and the native-vs-interpreter check (samples, or why native cannot run it)."""
+
     quantized: Quantized
     report: QuantizationReport
     written: dict[str, Path]  # model, recipe, report, plot
@@ -37,25 +40,28 @@ def quantize_file(float_path: Path, calibration: Path, out: Path, recipe: Recipe
                   min_samples: int = MIN_CALIBRATION_SAMPLES, plot: bool = True, costs: bool = True,
                   layer_samples: int = 64) -> QuantizeOutcome:  # fmt: skip
     """Quantize ``float_path`` into ``out`` (plus OUT.recipe.json, OUT.report.json and OUT.layers.png).
-    Errors: ModelFormatError, SampleDataError, RecipeError, QuantizationError, BackendUnavailableError,
+    Errors: EdgeMaasError (``out`` unusable, checked first), ModelFormatError, SampleDataError, RecipeError,
+    QuantizationError, BackendUnavailableError (litert-quantizer or, with ``plot``, matplotlib missing),
     EdgeMaasError (native and the interpreter disagree: a bug to report)."""
+    written = {"model": out, "recipe": _beside(out, ".recipe.json"), "report": _beside(out, ".report.json")}
+    if plot:
+        written["plot"] = _beside(out, ".layers.png")
+    _check_out(list(written.values()), [p for p in (float_path, calibration, eval_data) if p is not None], plot)
     model = FloatModel.load(float_path)
     cal = read_samples(calibration, model.inputs, "calibration", min_samples)
     ev = read_samples(eval_data, model.inputs, "evaluation") if eval_data else cal
     recipe = recipe.check(model.graph)
     q = quantize_model(model, cal, recipe)
     exact, note = _native_matches_interpreter(q, model, ev)
-    report = evaluate(model, q.model, q.graph, ev, recipe.name, layer_samples)
+    report = evaluate(model, q, ev, layer_samples)
     if costs:
         feed = next(ev.feeds(model.inputs))
-        int8_feed = {t.name: quantize_input(feed[f.name], t).reshape(t.shape)
-                     for f, t in zip(model.inputs, (q.graph.tensors[i] for i in q.graph.inputs))}  # fmt: skip
-        report.costs.append(measure_cost("float", model.data, feed, native=False))
+        report.costs.append(measure_cost("float", model.data, {s.tensor: feed[s.name] for s in model.inputs},
+                                         native=False))  # fmt: skip
         if recipe.a16w8:  # what keeping layers at int16 costs: the all-int8 model beside it
             base = quantize_model(model, cal, Recipe(recipe.base))
-            report.costs.append(measure_cost(base.recipe.name, base.model, int8_feed))
-        report.costs.append(measure_cost(recipe.name, q.model, int8_feed))
-    written = {"model": out, "recipe": _beside(out, ".recipe.json"), "report": _beside(out, ".report.json")}
+            report.costs.append(measure_cost(base.recipe.name, base.model, quantized_feed(feed, base)))
+        report.costs.append(measure_cost(recipe.name, q.model, quantized_feed(feed, q)))
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, q.model)
     atomic_write(written["recipe"], (json.dumps(q.entries, indent=2) + "\n").encode())
@@ -63,8 +69,28 @@ def quantize_file(float_path: Path, calibration: Path, out: Path, recipe: Recipe
     if plot:
         from edge_maas.quantize.plot import plot_layers
 
-        written["plot"] = plot_layers(report, _beside(out, ".layers.png"), f"{Path(float_path).name}: {recipe.name}")
+        plot_layers(report, written["plot"], f"{Path(float_path).name}: {recipe.name}")
     return QuantizeOutcome(q, report, written, eval_data is None, exact, note)
+
+
+def _check_out(outputs: list[Path], inputs: list[Path], plot: bool) -> None:
+    """Refuse, before any work, outputs that would overwrite an input or cannot be written, and a missing
+    matplotlib when a plot is asked for."""
+    for o in outputs:
+        for i in inputs:
+            if o.resolve() == Path(i).resolve() or (o.exists() and Path(i).exists() and o.samefile(i)):
+                raise EdgeMaasError(f"--out would overwrite an input: {o} is {i}; choose another output name")
+        if o.is_dir():
+            raise EdgeMaasError(f"cannot write {o}: it is a folder; --out names the .tflite file to write")
+        parent = next((p for p in o.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise EdgeMaasError(f"cannot write {o}: {parent} is not a folder")
+    if plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise BackendUnavailableError("the per-layer plot needs matplotlib: pip install 'edge-maas[quantize]', "
+                                          "or pass --no-plot") from None  # fmt: skip
 
 
 def _beside(out: Path, suffix: str) -> Path:
@@ -81,10 +107,9 @@ def _native_matches_interpreter(q: Quantized, model: FloatModel, samples: Sample
     except EdgeMaasError as exc:
         return 0, str(exc)
     interp = make_backend("litert", q.model, xnnpack=False)
-    q_in = [q.graph.tensors[i] for i in q.graph.inputs]
     n = 0
     for feed in samples.feeds(model.inputs, EXACT_CHECK_SAMPLES):
-        x = {t.name: quantize_input(feed[f.name], t).reshape(t.shape) for f, t in zip(model.inputs, q_in)}
+        x = quantized_feed(feed, q)
         a, b = native.run(x), interp.run(x)
         bad = [k for k in b if not np.array_equal(a[k], b[k])]
         if bad:
