@@ -147,11 +147,15 @@ def add_commands(sub) -> None:
     bs = b.add_subparsers(dest="bench_cmd", required=True)
     bo = bs.add_parser("offload", help="latency vs link speed: all-local, all-remote, every split (oracle), planner")
     bo.add_argument("--out", type=Path, default=Path("out"), help="folder for offload.json and offload.png")
-    bo.add_argument("--model", default="mobilenetv2_035_96", help="a zoo model")
+    bo.add_argument("--model", default="mobilenetv2_035_96", help="a zoo model, or stem_cnn_224 / heavy_cnn_128 "
+                    "(built by the bench: workloads where splitting pays)")  # fmt: skip
     bo.add_argument("--shards", type=int, default=4)
     bo.add_argument("--requests", type=int, default=8, help="requests per measurement (the median is kept)")
     bo.add_argument("--codec", choices=("none", "zlib", "rle"), default="none", help="boundary tensor compression")
     bo.add_argument("--settings", help="comma-separated subset of: 1Mbit_50ms,3Mbit_30ms,10Mbit_20ms,30Mbit_5ms,100Mbit_2ms")
+    bo.add_argument("--runs", type=int, default=1, help="runs in a row (the report gives each and their spread)")
+    bo.add_argument("--link", choices=("shaper", "netns"), default="shaper", help="shaper: the delay added in the "
+                    "transport; netns: a real link (veth pair, tbf, delay proxy; needs root)")  # fmt: skip
     bo.set_defaults(func=cmd_bench_offload)
 
     inf = sub.add_parser("infer", help="ask a device (over MQTT) to run one or several tasks on an input",
@@ -537,8 +541,10 @@ def cmd_bench_offload(args) -> int:
     unknown = [n for n in names if n not in ob.SETTINGS]
     if unknown:
         raise EdgeMaasError(f"unknown link setting {', '.join(unknown)}; choose from {', '.join(ob.SETTINGS)}")
-    setup = ob.Setup(model=args.model, shards=args.shards, requests=args.requests, codec=args.codec)
-    js, png = ob.run(args.out, setup, {n: ob.SETTINGS[n] for n in names})
+    setup = ob.Setup(model=args.model, shards=args.shards, requests=args.requests, codec=args.codec, link=args.link)
+    if args.runs < 1:
+        raise EdgeMaasError(f"--runs must be at least 1, not {args.runs}")
+    js, png = ob.run(args.out, setup, {n: ob.SETTINGS[n] for n in names}, runs=args.runs)
     print(f"wrote {js} and {png}")
     return 0
 

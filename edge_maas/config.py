@@ -51,28 +51,77 @@ class MqttSettings(BaseModel):
         return self
 
 
+OffloadPolicy = Literal["latency", "bytes", "prefer_remote", "local_only", "remote_only"]
+StagePin = Literal["local_only", "remote_only"]
+
+
+def _check_stages(stages: dict[int, str]) -> None:
+    if bad := [k for k in stages if k < 0]:
+        raise ValueError(f"stage indices start at 0, got {bad[0]}")
+
+
+class OffloadRule(BaseModel):
+    """Overrides for one task (a split model, by its name): whatever is unset is the [offload] table's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policy: OffloadPolicy | None = None
+    max_bytes: int | None = Field(default=None, ge=1)
+    deadline_ms: int | None = Field(default=None, ge=1, le=600_000)
+    stages: dict[int, StagePin] = Field(default_factory=dict)  # stage index -> where it must run
+
+    @model_validator(mode="after")
+    def _valid_stages(self):
+        _check_stages(self.stages)
+        return self
+
+
 class OffloadSettings(BaseModel):
     """When and how the device sends later stages to cloud workers (needs "remote" in
     runtime.backends_allowed).  policy "latency": the split predicted fastest; "bytes": the
-    fastest among splits that send at most max_bytes per request."""
+    fastest among splits that send at most max_bytes per request; "prefer_remote": the fastest
+    split that runs something on a worker whenever one is online (else all local);
+    "local_only": never offload; "remote_only": never run the suffix here (a request fails
+    with no worker, rather than running locally).  stages pins single stages to "local_only" or
+    "remote_only"; tasks overrides any of these per task (model name); deadline_ms bounds each
+    remote exchange (then the suffix runs here).  explore_every: at most one request in this
+    many goes to a split whose estimate is still uncertain."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = False
-    policy: Literal["latency", "bytes"] = "latency"
+    policy: OffloadPolicy = "latency"
     max_bytes: int | None = Field(default=None, ge=1)
     deadline_ms: int = Field(default=500, ge=1, le=600_000)  # then the stage runs here
     codec: Literal["none", "zlib", "rle"] = "none"
     probe_every_s: float = Field(default=30.0, gt=0)  # re-measure the link while staying local
+    explore_every: int = Field(default=8, ge=1, le=1_000_000)
+    stages: dict[int, StagePin] = Field(default_factory=dict)
+    tasks: dict[str, OffloadRule] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _policy_needs_cap(self):
+        _check_stages(self.stages)
         if self.policy == "bytes" and self.max_bytes is None:
             raise ValueError('policy "bytes" needs max_bytes')
+        for name, rule in self.tasks.items():
+            if (rule.policy or self.policy) == "bytes" and (rule.max_bytes or self.max_bytes) is None:
+                raise ValueError(f'task {name!r}: policy "bytes" needs max_bytes')
         return self
 
     def byte_cap(self) -> int | None:
-        return self.max_bytes if self.policy == "bytes" else None
+        """Bytes per request at most: max_bytes, except under policy "latency" (which ignores it)."""
+        return None if self.policy == "latency" else self.max_bytes
+
+    def for_task(self, task: str) -> OffloadSettings:
+        """These settings with the task's overrides applied (stage pins merged, the task's winning)."""
+        rule = self.tasks.get(task)
+        if rule is None:
+            return self
+        return self.model_copy(update={
+            "policy": rule.policy or self.policy, "max_bytes": rule.max_bytes or self.max_bytes,
+            "deadline_ms": rule.deadline_ms or self.deadline_ms, "stages": {**self.stages, **rule.stages},
+        })  # fmt: skip
 
 
 class RolloutSettings(BaseModel):

@@ -1,12 +1,17 @@
 """Choose where to cut a request between device and worker (Neurosurgeon-style) from
-measured costs: local per-stage latency (profiled here), the worker's time per suffix
-(observed per exchange, else as the workers report it per stage), RTT and bandwidth
-(EWMA over recent exchanges, and a least-squares fit once exchanges of different sizes
-are seen), boundary bytes per split."""
+measured costs that are kept apart: local per-stage latency (profiled here, rescaled by what
+real requests take), the worker's queue + compute time per suffix (as its reply states it,
+else as the workers report it per stage), and the wire: RTT and bandwidth fitted robustly
+(Theil-Sen, outliers rejected) to the round trip minus the worker's own time, over exchanges
+of different sizes.  Estimates carry their count and spread; a split whose estimate is
+uncertain but might win is explored now and then (at most one request in `explore_every`),
+so the planner cannot lock itself into all-local.  Probes and exploration skip workers whose
+retained status says offline: with none online, no request pays a deadline."""
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -18,50 +23,139 @@ from edge_maas.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
+MIN_OBS = 3  # exchanges of a split before its worker time counts as known (no more exploring it)
+MAX_BANDWIDTH_BPS = 1.25e10  # 100 Gbit/s: a fit whose slope is within noise of 0 says "faster than measurable"
+MIN_RTT_S = 1e-5
+POLICIES = ("latency", "bytes", "prefer_remote", "local_only", "remote_only")
+
+
+def fit_link(nbytes: np.ndarray, wire_s: np.ndarray) -> tuple[float, float, float]:
+    """wire = rtt + bytes / bandwidth, robustly: Theil-Sen (median of pairwise slopes between
+    exchanges of clearly different sizes, median intercept), then once more without the points
+    further than 3 robust spreads (MAD) from the line: a CPU-throttled or retried exchange moves
+    neither estimate.  Returns (rtt seconds, bandwidth bytes/s, spread seconds)."""
+    b, t = np.asarray(nbytes, dtype=np.float64), np.asarray(wire_s, dtype=np.float64)
+    keep = np.ones(len(b), dtype=bool)
+    for _ in range(2):
+        bb, tt = b[keep], t[keep]
+        i, j = np.triu_indices(len(bb), 1)
+        db = bb[j] - bb[i]
+        big = np.abs(db) >= max(0.25 * (bb.max() - bb.min()), 1.0)  # near-equal sizes give slopes of pure noise
+        slope = float(np.median((tt[j] - tt[i])[big] / db[big])) if big.any() else 0.0
+        slope = max(slope, 1.0 / MAX_BANDWIDTH_BPS)
+        rtt = float(np.median(tt - slope * bb))
+        res = t - (rtt + slope * b)
+        spread = 1.4826 * float(np.median(np.abs(res[keep] - np.median(res[keep]))))
+        inliers = np.abs(res) <= 3 * spread + 1e-5
+        if inliers.sum() < 3 or (inliers == keep).all():
+            break
+        keep = inliers
+    return max(rtt, MIN_RTT_S), 1.0 / slope, spread
+
 
 @dataclass
 class Estimates:
-    local_stage_s: list[float]  # per stage, on this device
-    remote_suffix_s: dict[int, float] = field(default_factory=dict)  # split -> worker time observed (EWMA)
+    local_stage_s: list[float]  # per stage, on this device, as profiled (times local_scale when predicting)
+    remote_suffix_s: dict[int, float] = field(default_factory=dict)  # split -> worker time observed (median)
     remote_stage_s: dict[int, float] = field(default_factory=dict)  # stage -> worker time per request, as reported
     wire_ratio: dict[int, float] = field(default_factory=dict)  # split -> request bytes on the wire / raw (codec)
-    rtt_s: float = 0.05
+    rtt_s: float = 0.05  # prior until exchanges are seen
     bandwidth_Bps: float = 1e6
-    alpha: float = 0.3  # EWMA weight of a new observation
+    alpha: float = 0.3  # EWMA weight of a new compression ratio
     exchanges: int = 0
-    _samples: deque = field(default_factory=lambda: deque(maxlen=32), repr=False)  # (bytes, network seconds)
+    rtt_spread_s: float | None = None  # robust spread of the wire times around the fit; None: no exchange yet
+    bandwidth_known: bool = False  # exchanges of different sizes separated bandwidth from rtt
+    local_scale: float = 1.0  # real local runs / profiled (a throttled device is slower than its best of 5)
+    _samples: deque = field(default_factory=lambda: deque(maxlen=48), repr=False)  # (bytes, wire seconds)
+    _worker: dict[int, deque] = field(default_factory=dict, repr=False)  # split -> recent worker seconds
+    _scales: deque = field(default_factory=lambda: deque(maxlen=15), repr=False)
+    _cpu: dict[int, deque] = field(default_factory=dict, repr=False)  # split -> this process's CPU s per request
+    _counters: deque = field(default_factory=lambda: deque(maxlen=32), repr=False)  # (throttled s, CPU s) totals
+    stall_per_cpu: float = 0.0  # seconds this device stalls under its CPU quota per CPU second it uses
 
-    def observe(self, split: int, bytes_out: int, bytes_back: int, elapsed_s: float, run_s: float) -> None:
-        """One remote exchange: total time = rtt + bytes / bandwidth + time in the worker."""
-        a = self.alpha if self.exchanges else 1.0  # the first observation replaces the prior
+    def observe(self, split: int, bytes_out: int, bytes_back: int, elapsed_s: float, run_s: float,
+                busy_s: float | None = None) -> None:  # fmt: skip
+        """One remote exchange: elapsed_s from sending the request to having the reply, run_s of it
+        spent in the worker (so the wire took elapsed_s - run_s); busy_s: the worker time a next
+        request should expect (queue + compute without one-off installs), run_s when not given."""
         self.exchanges += 1
-        self.remote_suffix_s[split] = (1 - a) * self.remote_suffix_s.get(split, run_s) + a * run_s
-        nbytes, net = bytes_out + bytes_back, max(elapsed_s - run_s, 1e-6)
-        self._samples.append((nbytes, net))
-        if self._fit():
-            return
-        # one size seen so far: rtt and bandwidth cannot be told apart; split the network time
-        # with the current bandwidth estimate, and learn bandwidth only from large transfers
-        rtt = max(net - nbytes / self.bandwidth_Bps, 1e-4)
-        self.rtt_s = (1 - a) * self.rtt_s + a * rtt
-        if nbytes > 4096:
-            bw = nbytes / max(net - self.rtt_s, 1e-6)
-            self.bandwidth_Bps = (1 - a) * self.bandwidth_Bps + a * bw
+        w = self._worker.setdefault(split, deque(maxlen=16))
+        w.append(run_s if busy_s is None else busy_s)
+        self.remote_suffix_s[split] = float(np.median(w))
+        self._samples.append((bytes_out + bytes_back, max(elapsed_s - run_s, 1e-6)))
+        # the fit costs ~0.3 ms (O(n^2) pairs): every exchange while few are known, then every 8th (inside a request)
+        if len(self._samples) < 8 or self.exchanges % 8 == 0:
+            self._refit()
 
-    def _fit(self) -> bool:
-        """net = rtt + bytes / bandwidth by least squares over recent exchanges, when their sizes
-        differ enough (2x) to separate the two; False when they do not or the fit is unphysical."""
-        if len(self._samples) < 4:
-            return False
+    def observe_local(self, first: int, stop: int, elapsed_s: float) -> None:
+        """Stages first..stop-1 just ran here in elapsed_s (quota stalls left out where they are known, see
+        observe_stall): rescale the profile by the mean ratio of recent runs.  The mean, not the median: where
+        stalls cannot be told apart (no cgroup statistics) they are what a request should expect on average."""
+        profiled = sum(self.local_stage_s[first:stop])
+        if profiled > 0:
+            self._scales.append(elapsed_s / profiled)
+            self.local_scale = float(np.mean(self._scales))
+
+    def observe_cpu(self, split: int, cpu_s: float, throttled_total_s: float, cpu_total_s: float) -> None:
+        """A request at this split used cpu_s of CPU in its own thread; the totals (cgroup throttled time, process
+        CPU time) give the stall rate over the last requests.  A device under a CPU quota stalls wherever its budget
+        runs out, often in the request after the one that spent it: stalls are charged by CPU used, not by where
+        they landed."""
+        self._cpu.setdefault(split, deque(maxlen=16)).append(cpu_s)
+        self._counters.append((throttled_total_s, cpu_total_s))
+        (th0, c0), (th1, c1) = self._counters[0], self._counters[-1]
+        if c1 - c0 > 0:
+            self.stall_per_cpu = max(th1 - th0, 0.0) / (c1 - c0)
+
+    def cpu_s(self, split: int, n_stages: int) -> float:
+        """The CPU a request at this split uses here: observed (median); else the profiled local stages
+        plus the median overhead of the remote splits seen (0 if none)."""
+        if split in self._cpu:
+            return float(np.median(self._cpu[split]))
+        local = float(sum(self.local_stage_s[:split]))
+        extra = [float(np.median(d)) - sum(self.local_stage_s[:k]) for k, d in self._cpu.items() if k < n_stages]
+        return local + (max(float(np.median(extra)), 0.0) if extra and split < n_stages else 0.0)
+
+    def stall_s(self, split: int, n_stages: int) -> float:
+        """Quota stall a request at this split should expect: the stall rate times its CPU (0 with no quota)."""
+        return self.stall_per_cpu * self.cpu_s(split, n_stages) if self.stall_per_cpu else 0.0
+
+    def forget(self, split: int) -> None:
+        self.remote_suffix_s.pop(split, None)
+        self._worker.pop(split, None)
+
+    def observations(self, split: int) -> int:
+        return len(self._worker.get(split, ()))
+
+    def _refit(self) -> None:
         b = np.array([s[0] for s in self._samples], dtype=np.float64)
         t = np.array([s[1] for s in self._samples], dtype=np.float64)
-        if b.max() < 2 * max(b.min(), 1.0):
-            return False
-        slope, intercept = np.polyfit(b, t, 1)
-        if slope <= 0 or intercept < 0:
-            return False
-        self.rtt_s, self.bandwidth_Bps = float(intercept), float(1.0 / slope)
-        return True
+        if len(b) >= 3 and b.max() >= 2 * max(b.min(), 1.0):
+            self.rtt_s, self.bandwidth_Bps, self.rtt_spread_s = fit_link(b, t)
+            self.bandwidth_known = True
+            return
+        # one size so far: rtt and bandwidth cannot be told apart; keep the bandwidth prior and put the rest in
+        # rtt, unless the exchanges were faster than the prior allows: then half and half (exact for this size).
+        # Fewer than 3 exchanges: the fastest (the least disturbed: one stalled exchange must not stand for the link)
+        pick = np.argmin(t) if len(t) < 3 else np.argsort(t)[len(t) // 2]
+        t_med, b_med = float(t[pick]), float(b[pick])
+        if t_med - b_med / self.bandwidth_Bps >= MIN_RTT_S:
+            self.rtt_s = t_med - b_med / self.bandwidth_Bps
+        else:
+            self.rtt_s, self.bandwidth_Bps = max(t_med / 2, MIN_RTT_S), max(b_med, 1.0) / max(t_med / 2, MIN_RTT_S)
+        self.rtt_spread_s = 1.4826 * float(np.median(np.abs(t - t_med)))
+        self.bandwidth_known = False
+
+    def wire_s(self, nbytes: float) -> float:
+        return self.rtt_s + nbytes / self.bandwidth_Bps
+
+    def wire_low_s(self, nbytes: float) -> float:
+        """An optimistic wire time: rtt less two spreads; no bandwidth cost until it has been separated; 0 while
+        fewer than MIN_OBS exchanges were seen."""
+        if self.rtt_spread_s is None or len(self._samples) < MIN_OBS:
+            return 0.0
+        rtt = max(self.rtt_s - 2 * self.rtt_spread_s, 0.0)
+        return rtt + (nbytes / self.bandwidth_Bps if self.bandwidth_known else 0.0)
 
     def worker_s(self, split: int, n_stages: int) -> float | None:
         """Time in the worker for stages split.. : observed for this split, else the sum of what
@@ -73,6 +167,34 @@ class Estimates:
             return sum(self.remote_stage_s[k] for k in stages)
         return None
 
+    def worker_low_s(self, split: int, n_stages: int) -> float:
+        """An optimistic worker time: the fastest observed, half of what workers report, else 0."""
+        if split in self._worker:
+            return min(self._worker[split])
+        reported = self.worker_s(split, n_stages)
+        return 0.5 * reported if reported is not None else 0.0
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What an operator allows (config.OffloadSettings resolved for one task): the policy, a byte cap per
+    request, and stages pinned to the device (local) or to a worker (remote)."""
+
+    policy: str = "latency"
+    max_bytes: int | None = None
+    local_stages: frozenset[int] = frozenset()
+    remote_stages: frozenset[int] = frozenset()
+
+    def allowed(self, k: int, n: int, boundary_bytes: int) -> bool:
+        """Whether split k (stages < k here) is allowed; k == n is all local."""
+        if self.policy == "local_only":
+            return k == n
+        if k == n:
+            return self.policy != "remote_only" and not self.remote_stages
+        if self.max_bytes is not None and boundary_bytes > self.max_bytes:
+            return False
+        return all(s < k for s in self.local_stages) and all(s >= k for s in self.remote_stages)
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -81,23 +203,36 @@ class Decision:
     costs: tuple[float, ...]  # predicted latency of every split, for logs and reports
     reason: str = ""
     probe: bool = False  # chosen to measure the link, not because it is predicted fastest
+    explore: bool = False  # chosen because its estimate is uncertain and it might be fastest
+    unavailable: bool = False  # no allowed split can run now (e.g. remote_only and no worker online)
 
 
 class Planner:
     def __init__(self, pipeline: Pipeline, boundary_bytes: list[int], output_bytes: int, estimates: Estimates,
                  max_bytes: int | None = None, probe_every_s: float | None = 30.0,
-                 clock: Callable[[], float] = time.monotonic):  # fmt: skip
+                 clock: Callable[[], float] = time.monotonic, rules: Rules | None = None,
+                 workers_online: Callable[[], bool] | None = None, explore_every: int | None = 8):  # fmt: skip
+        """workers_online: () -> whether some worker's retained status says online (None: assume so);
+        explore_every: at most one exploratory request in this many (None: never explore)."""
         self.n = len(pipeline.stages)
         self.boundary_bytes = boundary_bytes  # bytes sent for split k (k = 0..n-1)
         self.output_bytes = output_bytes
         self.est = estimates
-        self.max_bytes = max_bytes  # policy: never send more than this per request
+        self.rules = rules or Rules("bytes" if max_bytes is not None else "latency", max_bytes)
         self.probe_every_s = probe_every_s  # None: never probe
         self.clock = clock
+        self.workers_online = workers_online
+        self.explore_every = explore_every
         self.last_remote: float | None = None  # clock() of the last remote exchange
         self._last_probe: float | None = None
-        self._probes = 0
+        self._since_explore = explore_every or 0  # the first exploration need not wait
+        self._was_online = True
+        self.probes = self.explored = self.offline_skips = 0
         self.remote_down = False  # a remote exchange failed: stay local until a probe succeeds
+
+    @property
+    def max_bytes(self) -> int | None:
+        return self.rules.max_bytes
 
     @classmethod
     def for_pipeline(cls, pipeline: Pipeline, sample: dict[str, np.ndarray], repeats: int = 5, **kw) -> Planner:
@@ -117,63 +252,120 @@ class Planner:
         bounds = [nbytes(pipeline.suffix(k).inputs) for k in range(len(pipeline.stages))]
         return cls(pipeline, bounds, nbytes(pipeline.outputs), Estimates(times), **kw)
 
-    def costs(self) -> list[float]:
-        """Predicted latency of split k = 0..n (n: all local); inf where the policy forbids it."""
-        e = self.est
-        local = np.cumsum([0.0, *e.local_stage_s])
+    def _local(self) -> np.ndarray:
+        return np.cumsum([0.0, *self.est.local_stage_s]) * self.est.local_scale
+
+    def _sent(self, k: int) -> float:
+        return self.boundary_bytes[k] * self.est.wire_ratio.get(k, 1.0) + self.output_bytes  # unobserved: raw
+
+    def costs(self, online: bool = True) -> list[float]:
+        """Predicted latency of split k = 0..n (n: all local); inf where the rules forbid it, where
+        a worker failed (until a probe gets through) or where no worker is online."""
+        e, local = self.est, self._local()
         out = []
         for k in range(self.n):
-            if not self._allowed(k) or self.remote_down:
+            if not online or self.remote_down or not self.rules.allowed(k, self.n, self.boundary_bytes[k]):
                 out.append(float("inf"))
                 continue
             remote = e.worker_s(k, self.n)
             if remote is None:  # nothing known about the workers yet: assume device speed
                 remote = float(local[-1] - local[k])
-            sent = self.boundary_bytes[k] * e.wire_ratio.get(k, 1.0)  # unobserved: as if uncompressed
-            out.append(float(local[k] + e.rtt_s + (sent + self.output_bytes) / e.bandwidth_Bps + remote))
-        out.append(float(local[-1]))
+            out.append(float(local[k] + e.wire_s(self._sent(k)) + remote + e.stall_s(k, self.n)))
+        allowed = self.rules.allowed(self.n, self.n, 0)
+        out.append(float(local[-1] + e.stall_s(self.n, self.n)) if allowed else float("inf"))
         return out
 
-    def best(self) -> Decision:
-        """The split predicted fastest, with its reason; no side effects."""
-        c = self.costs()
+    def best(self, online: bool = True) -> Decision:
+        """The split predicted fastest (the most remote one that can run, for prefer_remote), with its
+        reason; no side effects."""
+        c = self.costs(online)
         k = int(np.argmin(c))
+        if self.rules.policy == "prefer_remote" and math.isfinite(min(c[: self.n], default=math.inf)):
+            k = int(np.argmin(c[: self.n]))
+        if not math.isfinite(c[k]):
+            why = "no worker online" if not online else "a worker failed" if self.remote_down else "the rules"
+            return Decision(self.n, c[k], tuple(c), f"no allowed split can run ({why}; policy {self.rules.policy})",
+                            unavailable=True)  # fmt: skip
         where = "all local" if k == self.n else "all remote" if k == 0 else f"stages 0..{k - 1} here, {k}.. remote"
         reason = f"{where}: {c[k] * 1e3:.2f} ms predicted (all local {c[-1] * 1e3:.2f} ms); " + self._inputs_text()
+        if not online:
+            reason = "no worker online; " + reason
         return Decision(k, c[k], tuple(c), reason)
 
     def choose(self) -> Decision:
-        """best(), or now and then a probe of the link while staying local (see _probe_due)."""
-        d = self.best()
+        """best(), or now and then a probe of the link while staying local (see _probe_due), or a
+        split whose estimate is uncertain and might beat the best (see _explore)."""
+        online = self.workers_online is None or bool(self.workers_online())
+        if online and not self._was_online:
+            self._last_probe = None  # a worker came back: a probe is due now, not a probe period later
+        self._was_online = online
+        d = self.best(online)
+        if self.rules.policy == "local_only":
+            return d
+        if not online:
+            self.offline_skips += 1
+            return d
+        self._since_explore += 1
         if d.split == self.n and self._probe_due():
-            allowed = sorted((j for j in range(self.n) if self._allowed(j)), key=lambda j: self.boundary_bytes[j])
+            allowed = [j for j in range(self.n) if self.rules.allowed(j, self.n, self.boundary_bytes[j])]
             if allowed:
-                # alternate the smallest and the largest boundary: two sizes separate rtt from bandwidth
-                p = allowed[0] if self._probes % 2 == 0 else allowed[-1]
-                self._probes += 1
+                p = min(allowed, key=lambda j: self.boundary_bytes[j])  # small: a probe costs little
+                self.probes += 1
                 self._last_probe = self.clock()
                 return Decision(p, d.costs[p], d.costs, f"probe: split {p} to measure the link; " + d.reason, probe=True)
+        if (x := self._explore(d)) is not None:
+            return x
         return d
 
+    def _explore(self, d: Decision) -> Decision | None:
+        """The uncertain split (fewer than MIN_OBS exchanges) whose optimistic cost is lowest, when that
+        beats the best prediction and no exploration happened in the last explore_every requests (the last 2
+        when it might halve the latency).  Each split is explored at most MIN_OBS times: the extra cost is bounded."""
+        if self.explore_every is None or self._since_explore < min(2, self.explore_every) or self.remote_down:
+            return None
+        local, best_s = self._local(), d.predicted_s
+        cands = []
+        for k in range(self.n):
+            if k == d.split or self.est.observations(k) >= MIN_OBS or not math.isfinite(d.costs[k]):
+                continue
+            low = float(local[k] + self.est.wire_low_s(self._sent(k)) + self.est.worker_low_s(k, self.n))
+            if low < best_s:
+                cands.append((low, k))
+        if not cands:
+            return None
+        low, k = min(cands)
+        if self._since_explore < self.explore_every and low >= 0.5 * best_s:
+            return None
+        self._since_explore = 0
+        self.explored += 1
+        return Decision(k, d.costs[k], d.costs, f"explore: split {k} might take {low * 1e3:.2f} ms "
+                        f"({self.est.observations(k)} exchanges seen); " + d.reason, explore=True)  # fmt: skip
+
     def observed(self, split: int, bytes_out: int, bytes_back: int, elapsed_s: float, worker_s: float,
-                 wire_ratio: float = 1.0) -> None:  # fmt: skip
-        """Feed one remote exchange back (bytes as sent on the wire, after any codec)."""
-        self.est.observe(split, bytes_out, bytes_back, elapsed_s, worker_s)
+                 wire_ratio: float = 1.0, busy_s: float | None = None) -> None:  # fmt: skip
+        """Feed one remote exchange back (bytes as sent on the wire, after any codec): elapsed_s from
+        request to reply, worker_s of it in the worker (see Estimates.observe for busy_s)."""
+        self.est.observe(split, bytes_out, bytes_back, elapsed_s, worker_s, busy_s)
         r = self.est.wire_ratio
         r[split] = wire_ratio if split not in r else (1 - self.est.alpha) * r[split] + self.est.alpha * wire_ratio
         self.last_remote = self.clock()
         self.remote_down = False
 
+    def observed_local(self, first: int, stop: int, elapsed_s: float) -> None:
+        """Stages first..stop-1 ran here in elapsed_s seconds."""
+        self.est.observe_local(first, stop, elapsed_s)
+
+    def observed_cpu(self, split: int, cpu_s: float, throttled_total_s: float, cpu_total_s: float) -> None:
+        """See Estimates.observe_cpu."""
+        self.est.observe_cpu(split, cpu_s, throttled_total_s, cpu_total_s)
+
     def failed(self, split: int) -> None:
         """A remote exchange timed out or was refused: forget the worker's time for this split
         and stay local until a probe (every probe_every_s) gets through."""
-        self.est.remote_suffix_s.pop(split, None)
+        self.est.forget(split)
         self.remote_down = True
         self._last_probe = self.clock()
         log.warning("planner: offload of split %d failed; all local until a probe succeeds", split)
-
-    def _allowed(self, k: int) -> bool:
-        return self.max_bytes is None or self.boundary_bytes[k] <= self.max_bytes
 
     def _probe_due(self) -> bool:
         """Nothing heard from a worker for probe_every_s, and no probe sent in that time either
@@ -186,4 +378,6 @@ class Planner:
 
     def _inputs_text(self) -> str:
         e = self.est
-        return f"rtt {e.rtt_s * 1e3:.2f} ms, bandwidth {e.bandwidth_Bps * 8 / 1e6:.2f} Mbit/s, {e.exchanges} exchanges"
+        spread = f" ±{e.rtt_spread_s * 1e3:.2f}" if e.rtt_spread_s is not None else " (prior)"
+        bw = f"{e.bandwidth_Bps * 8 / 1e6:.2f} Mbit/s" + ("" if e.bandwidth_known else " (not separated yet)")
+        return f"rtt {e.rtt_s * 1e3:.2f}{spread} ms, bandwidth {bw}, {e.exchanges} exchanges"

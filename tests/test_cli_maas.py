@@ -78,6 +78,6 @@ def test_bench_offload_writes_json_and_png(tmp_path):
     for r in report["settings"].values():  # every split measured; the oracle is the best of them
         splits = r["every_split_ms"]
         assert len(splits) == 3 and str(r["oracle_split"]) == min(splits, key=splits.get)
-        assert len(r["planner_splits"]) == 2 and 0 <= r["planner_picked_oracle_split"] <= 1
+        assert len(r["planner_splits"]) == 3 * 2 and 0 <= r["planner_picked_oracle_split"] <= 1  # 3x --requests
     assert (tmp_path / "offload.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert_clean_error(cli("bench", "offload", "--settings", "5G", "--out", tmp_path), "unknown link setting 5G")

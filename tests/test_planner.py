@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from edge_maas.planner import Estimates, Planner
+import numpy as np
+
+from edge_maas.planner import Estimates, Planner, Rules, fit_link
 
 
 class _P:
@@ -15,8 +17,9 @@ def _planner(rtt, bw, remote_speedup=10.0, max_bytes=None, probe_every_s=None, c
     est = Estimates(local, rtt_s=rtt, bandwidth_Bps=bw)
     tail = [sum(local[k:]) for k in range(3)]
     est.remote_suffix_s = {k: tail[k] / remote_speedup for k in range(3)}
+    # estimates given, not observed: no exploration (tested on its own below)
     return Planner(_P(3), boundary_bytes=[270_000, 60_000, 4_000], output_bytes=10, estimates=est, max_bytes=max_bytes,
-                   probe_every_s=probe_every_s, **({"clock": clock} if clock else {}))  # fmt: skip
+                   probe_every_s=probe_every_s, explore_every=None, **({"clock": clock} if clock else {}))  # fmt: skip
 
 
 def test_slow_network_stays_local_fast_network_offloads_everything():
@@ -100,7 +103,7 @@ def test_a_failed_exchange_keeps_requests_local_until_a_probe_gets_through():
     assert not p.remote_down and p.choose().split != 3
 
 
-def test_probes_alternate_boundary_sizes():
+def test_probes_are_small():
     now = [0.0]
     p = _planner(rtt=0.050, bw=125_000, probe_every_s=1.0, clock=lambda: now[0])
     splits = []
@@ -109,4 +112,139 @@ def test_probes_alternate_boundary_sizes():
         d = p.choose()
         assert d.probe
         splits.append(d.split)
-    assert splits == [2, 0, 2, 0]  # 4 KB and 270 KB boundaries
+    assert splits == [2, 2, 2, 2] and p.probes == 4  # the 4 KB boundary, never the 270 KB one
+
+
+def _noisy_link(rng, n, rtt, bw, outliers=0.25):
+    """n exchanges of sizes 2 KB..300 KB over a link with 0.3 ms jitter; a share of them stalled
+    40..200 ms (a CPU quota throttling the device, a retransmission)."""
+    sizes = rng.integers(2_000, 300_000, n)
+    wire = rtt + sizes / bw + rng.normal(0, 0.0003, n).clip(-0.0009, 0.0009)
+    stalled = rng.random(n) < outliers
+    wire[stalled] += rng.uniform(0.040, 0.200, stalled.sum())
+    return sizes, wire
+
+
+def test_robust_fit_recovers_rtt_and_bandwidth_despite_stalled_exchanges():
+    rng = np.random.default_rng(5)
+    for rtt, bw in ((0.050, 125_000), (0.020, 1_250_000), (0.002, 12_500_000)):
+        sizes, wire = _noisy_link(rng, 40, rtt, bw)
+        r, b, spread = fit_link(sizes, wire)
+        assert abs(r - rtt) < 0.0015 and abs(b - bw) / bw < 0.10, (rtt, bw, r, b)
+        assert spread < 0.001  # the stalls are outliers, not spread
+        # the same through exchanges: the worker's own (varying) time is taken out of the round trip first
+        est = Estimates([0.01], rtt_s=0.3, bandwidth_Bps=1e9)
+        for nbytes, w, busy in zip(sizes, wire, rng.uniform(0.001, 0.060, len(sizes))):
+            est.observe(0, int(nbytes), 0, elapsed_s=w + busy, run_s=busy)
+        assert abs(est.rtt_s - rtt) < 0.0015 and abs(est.bandwidth_Bps - bw) / bw < 0.10
+        assert est.bandwidth_known and est.rtt_spread_s < 0.001
+
+
+def test_a_loopback_link_with_throttle_stalls_is_not_taken_for_a_slow_one():
+    """The issue's case: a CPU-quota device on loopback; a third of its exchanges stall ~100 ms."""
+    rng = np.random.default_rng(1)
+    sizes, wire = _noisy_link(rng, 30, 0.0004, 1e9, outliers=0.33)
+    est = Estimates([0.02, 0.02])
+    for nbytes, w in zip(sizes, wire):
+        est.observe(1, int(nbytes), 100, elapsed_s=w + 0.001, run_s=0.001)
+    assert est.rtt_s < 0.002 and est.bandwidth_Bps > 1e8, (est.rtt_s, est.bandwidth_Bps)
+
+
+def _simulate(p, worker_stage_s, rtt, bw, requests):
+    """Feed the planner what a real link and worker would answer; returns every decision."""
+    decisions = []
+    for _ in range(requests):
+        d = p.choose()
+        decisions.append(d)
+        if d.split < p.n and not d.unavailable:
+            busy = worker_stage_s * (p.n - d.split)
+            nbytes = p.boundary_bytes[d.split]
+            p.observed(d.split, nbytes, 10, elapsed_s=rtt + (nbytes + 10) / bw + busy, worker_s=busy)
+    return decisions
+
+
+def test_exploration_unlocks_a_planner_that_assumed_the_worker_is_as_slow_as_the_device():
+    """A slow device (20 ms a stage), a fast worker (1 ms a stage) it knows nothing of, a fast link;
+    the priors (50 ms rtt, device-speed worker) say all-local.  With no probes at all, exploring the
+    uncertain splits finds the worker within a few dozen requests, at a bounded number of extra ones."""
+    est = Estimates([0.020, 0.020, 0.020])
+    p = Planner(_P(3), boundary_bytes=[270_000, 60_000, 4_000], output_bytes=10, estimates=est, probe_every_s=None,
+                explore_every=4)  # fmt: skip
+    assert p.best().split == 3  # what the priors predict
+    ds = _simulate(p, 0.001, rtt=0.0005, bw=1e9, requests=40)
+    first = next(i for i, d in enumerate(ds) if d.split < 3 and not d.explore)
+    assert first <= 4 and all(d.split == 0 for d in ds[first + 1 :] if not d.explore), [d.split for d in ds]
+    assert p.explored <= 3 * 3  # at most MIN_OBS per split
+
+
+def test_exploration_stops_once_the_estimates_are_certain():
+    """A worker slower than the device: exploration tries each split at most MIN_OBS times, then stops."""
+    est = Estimates([0.001, 0.001, 0.001])
+    p = Planner(_P(3), boundary_bytes=[270_000, 60_000, 4_000], output_bytes=10, estimates=est, probe_every_s=None,
+                explore_every=2)  # fmt: skip
+    ds = _simulate(p, 0.050, rtt=0.0005, bw=1e9, requests=200)
+    assert p.explored <= 3 * 3 and all(d.split == 3 for d in ds[-100:])
+
+
+def test_no_worker_online_no_probe_and_a_probe_as_soon_as_one_is_back():
+    now, online = [0.0], [False]
+    p = _planner(rtt=0.0001, bw=1e9, probe_every_s=30.0, clock=lambda: now[0])
+    p.workers_online = lambda: online[0]
+    for _ in range(5):
+        d = p.choose()
+        assert d.split == 3 and not d.probe and "no worker online" in d.reason
+        now[0] += 1.0
+    assert p.offline_skips == 5 and p.probes == 0
+    online[0] = True
+    assert p.choose().split == 0  # the estimates say remote: no need to wait for a probe period
+    p.failed(0)  # ...but it failed, then the worker went offline and came back within the probe period
+    online[0] = False
+    assert p.choose().split == 3
+    online[0] = True
+    now[0] += 1.0
+    assert p.choose().probe
+
+
+def test_policies_and_stage_pins():
+    def plan(rules, online=True, **kw):
+        p = _planner(rtt=0.050, bw=125_000, **kw)  # a slow link: latency says all local
+        p.rules, p.workers_online = rules, lambda: online
+        return p.choose()
+
+    assert plan(Rules("latency")).split == 3
+    assert plan(Rules("prefer_remote")).split == 2  # the cheapest split that uses a worker
+    assert plan(Rules("prefer_remote"), online=False).split == 3  # none online: local, at no deadline
+    assert plan(Rules("local_only")).split == 3
+    d = plan(Rules("remote_only"))
+    assert d.split == 2 and not d.unavailable
+    d = plan(Rules("remote_only"), online=False)
+    assert d.unavailable and "no worker online" in d.reason
+    assert plan(Rules("remote_only", max_bytes=100_000)).split in (1, 2)
+    assert plan(Rules("remote_only", local_stages=frozenset({1}))).split == 2  # stage 1 must run here
+    assert plan(Rules("prefer_remote", remote_stages=frozenset({1}))).split == 1  # stage 1 on a worker: split <= 1
+    assert plan(Rules("latency", remote_stages=frozenset({0}))).split == 0  # all-local is not allowed
+
+
+def test_local_times_follow_real_runs():
+    """A device slowed after profiling (a CPU quota): its real runs rescale the local estimate."""
+    p = _planner(rtt=0.005, bw=1_250_000)
+    before = p.costs()[3]
+    for _ in range(5):
+        p.observed_local(0, 3, 3 * before)
+    assert abs(p.costs()[3] - 3 * before) < 1e-9 and p.choose().split == 2
+
+
+def test_quota_stalls_are_charged_by_the_cpu_each_split_uses():
+    """A device under a CPU quota stalls wherever its budget runs out (often in the request after the one that
+    spent it): the stall rate (cgroup throttled time per CPU second) times each split's CPU is its expected stall."""
+    p = _planner(rtt=0.001, bw=12_500_000)
+    assert p.choose().split == 2  # 6 ms + 1 ms + 0.3 ms + 6 ms beats 66 ms
+    throttled = cpu = 0.0
+    for split, used in ((3, 0.066), (3, 0.066), (2, 0.008), (2, 0.008)):
+        throttled, cpu = throttled + 9 * used, cpu + used  # 10 % of a core: 9 s stalled per CPU second
+        p.observed_cpu(split, used, throttled, cpu)
+    assert abs(p.est.stall_per_cpu - 9) < 1e-9
+    costs = p.costs()
+    assert abs(costs[3] - 0.066 * 10) < 1e-9 and abs(costs[2] - (0.006 + 0.001 + 4_010 / 12_500_000 + 0.006 + 0.072)) < 1e-9
+    assert abs(p.est.cpu_s(0, 3) - 0.002) < 1e-9  # unobserved: its local stages (none) + the remote overhead seen
+    assert p.choose().split == 0

@@ -18,6 +18,7 @@ import numpy as np
 
 from edge_maas.backends.base import Backend, TensorSpec, check_inputs
 from edge_maas.errors import EdgeMaasError, StageUnavailableError
+from edge_maas.netlab import throttled_s
 from edge_maas.pipeline import Pipeline
 from edge_maas.service import Submodel
 from edge_maas.transport import topics
@@ -39,6 +40,20 @@ class Shaper:
 
     def delay(self, nbytes: int) -> float:
         return self.rtt_s + nbytes / self.bandwidth_Bps
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One answered remote exchange, as the device measured it and the worker stated it."""
+
+    bytes_out: int  # on the wire, after any codec
+    bytes_back: int
+    elapsed_s: float  # from publishing the request to having the reply (the link's delay included)
+    worker_s: float  # of elapsed_s, in the worker: its worker_ms, else queue + batch (older workers)
+    busy_s: float  # what a next request should expect in the worker: queue + compute, one-off installs left out
+    ratio: float = 1.0  # wire / raw size of the request
+    prefix_s: float = 0.0  # the local prefix, measured
+    stalled_s: float = 0.0  # of elapsed_s, this device throttled by its CPU quota: neither the link's nor the worker's
 
 
 @dataclass
@@ -81,16 +96,24 @@ class RemoteSplit:
         self.stats = OffloadStats()  # late replies (after a fallback): self._requests.late
         self.shaper = shaper
         self.codec = codec  # of boundary tensors on the wire: 'none', 'zlib' or 'rle'
-        # of the last remote exchange: bytes out, bytes back, seconds in the worker, wire/raw size of the request
-        self.last: tuple[int, int, float, float] = (0, 0, 0.0, 1.0)
+        self.last: Exchange | None = None  # the last answered remote exchange
+        self.local_s = 0.0  # seconds the last run() spent running stages here (prefix, or all, or the fallback)
+        self.local_stalled_s = 0.0  # of local_s, stalled by this device's CPU quota (see netlab.throttled_s)
         self._requests = requester or offload_requester(client)
 
-    def run(self, inputs: Mapping[str, np.ndarray], split: int) -> tuple[dict[str, np.ndarray], str]:
-        """Outputs and where the suffix ran ('local', 'remote:<worker>' or 'fallback')."""
+    def run(self, inputs: Mapping[str, np.ndarray], split: int,
+            fallback: bool = True) -> tuple[dict[str, np.ndarray], str]:  # fmt: skip
+        """Outputs and where the suffix ran ('local', 'remote:<worker>' or 'fallback').  fallback False:
+        StageUnavailableError instead of running the suffix here when no worker answers."""
         n = len(self.pipeline.stages)
+        t0, th0 = time.perf_counter(), throttled_s()
         if split >= n:
-            return self.pipeline.run(inputs), "local"
+            out = self.pipeline.run(inputs)
+            self.local_s, self.local_stalled_s = time.perf_counter() - t0, _since(th0)
+            return out, "local"
         env = self.pipeline.run_prefix(inputs, split)
+        prefix_s, self.local_stalled_s = time.perf_counter() - t0, _since(th0)
+        self.local_s = prefix_s
         suffix = self.pipeline.suffix(split)
         boundary = {s.name: env[s.name] for s in suffix.inputs}
         metas, body = pack_tensors(boundary)
@@ -108,39 +131,83 @@ class RemoteSplit:
             self.stats.fallback += 1
             log.warning("offload %s: the request (%d bytes) exceeds %s; running locally", rid[:8], len(payload),
                         self.client.limit_text())  # fmt: skip
-            return suffix.run(boundary), "fallback"
+            return self._fallback(suffix, boundary, fallback, f"the request exceeds {self.client.limit_text()}")
         self.stats.bytes_sent += len(payload)
+        stalled0 = throttled_s()
+        t_send = time.perf_counter()
         answer = self._requests.request(topics.offload(self.model), rid, payload, self.deadline_s)
         if answer is not None:
             reply, out_body = answer
             outs, problem = reply_outputs(reply, out_body, self.pipeline.outputs)
             if outs is not None:
                 self.stats.remote += 1
-                ratio = len(payload) / (len(payload) - len(body) + raw)
-                # the request waited its queue time and its whole batch's run
-                self.last = (len(payload), len(out_body), (reply.batch_ms + reply.queue_ms) / 1e3, ratio)
                 if self.shaper is not None:
                     time.sleep(self.shaper.delay(len(payload) + len(out_body)))
+                elapsed = time.perf_counter() - t_send
+                stalled = _since(stalled0)
+                # the request waited its queue time and its whole batch's run; older workers do not say worker_ms
+                busy = (reply.queue_ms - reply.setup_ms + reply.batch_ms) / 1e3
+                in_worker = reply.worker_ms / 1e3 if reply.worker_ms is not None else (reply.queue_ms + reply.batch_ms) / 1e3
+                ratio = len(payload) / (len(payload) - len(body) + raw)
+                self.last = Exchange(len(payload), len(out_body), elapsed, min(in_worker, elapsed), max(busy, 0.0), ratio,
+                                     prefix_s, min(stalled, elapsed - min(in_worker, elapsed)))  # fmt: skip
                 return outs, f"remote:{reply.worker}"
             log.warning("offload %s: worker %s: %s; running locally", rid[:8], reply.worker, problem)
+            why = f"worker {reply.worker}: {problem}"
         else:
             log.warning("offload %s: no reply within %.0f ms; running locally", rid[:8], self.deadline_s * 1e3)
-        self.stats.fallback += 1
-        return suffix.run(boundary), "fallback"
+            why = f"no worker answered within {self.deadline_s * 1e3:.0f} ms"
+        return self._fallback(suffix, boundary, fallback, why)
 
-    def run_planned(self, inputs: Mapping[str, np.ndarray], planner) -> tuple[dict[str, np.ndarray], str, object]:
-        """Let the planner pick the split, run it, feed the measurement back; returns the decision too."""
+    def _fallback(self, suffix: Pipeline, boundary: dict[str, np.ndarray], allowed: bool,
+                  why: str) -> tuple[dict[str, np.ndarray], str]:  # fmt: skip
+        self.stats.fallback += 1
+        if not allowed:
+            raise StageUnavailableError(f"stages {suffix.stages[0].index}.. must run on a worker: {why}")
+        t0, th0 = time.perf_counter(), throttled_s()
+        out = suffix.run(boundary)
+        self.local_s += time.perf_counter() - t0
+        self.local_stalled_s += _since(th0)
+        return out, "fallback"
+
+    def run_planned(self, inputs: Mapping[str, np.ndarray], planner,
+                    fallback: bool = True) -> tuple[dict[str, np.ndarray], str, object]:  # fmt: skip
+        """Let the planner pick the split, run it, feed the measurements back (wire and worker time
+        apart, and the local stages' real time); returns the decision too.  StageUnavailableError
+        when the planner has no split that can run (remote_only with no worker online), or when
+        fallback is False and no worker answered."""
         decision = planner.choose()
-        t0 = time.perf_counter()
-        out, where = self.run(inputs, decision.split)
+        if decision.unavailable:
+            raise StageUnavailableError(decision.reason)
+        n = len(self.pipeline.stages)
+        cpu0 = time.thread_time()  # this request's thread: the prefix, packing, sending (not other threads' work)
+        try:
+            out, where = self.run(inputs, decision.split, fallback)
+        except StageUnavailableError:
+            planner.failed(decision.split)
+            raise
+        # a CPU-quota stall is this device's, wherever it lands: not the link's nor a stage's; it is charged by the
+        # CPU each split uses (Estimates.observe_cpu)
         if where.startswith("remote"):
-            local_s = sum(planner.est.local_stage_s[: decision.split])
-            sent, back, run_s, ratio = self.last
-            planner.observed(decision.split, sent, back, time.perf_counter() - t0 - local_s, run_s, ratio)
+            x = self.last
+            planner.observed(decision.split, x.bytes_out, x.bytes_back, x.elapsed_s - x.stalled_s, x.worker_s, x.ratio,
+                             x.busy_s)  # fmt: skip
+            if decision.split > 0:
+                planner.observed_local(0, decision.split, x.prefix_s - self.local_stalled_s)
         elif where == "fallback":
             planner.failed(decision.split)
+        else:
+            planner.observed_local(0, n, self.local_s - self.local_stalled_s)
+        if where != "fallback" and (throttled := throttled_s()) is not None:
+            planner.observed_cpu(decision.split, time.thread_time() - cpu0, throttled, time.process_time())
         log.debug("planner: %s -> %s", decision.reason, where)
         return out, where, decision
+
+
+def _since(throttled0: float | None) -> float:
+    """Seconds this device's CPU cgroup was throttled since throttled0 (from netlab.throttled_s); 0 if unknown."""
+    now = throttled_s()
+    return max(now - throttled0, 0.0) if throttled0 is not None and now is not None else 0.0
 
 
 class RemoteSubmodel(Backend):

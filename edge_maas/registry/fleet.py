@@ -88,8 +88,10 @@ def status_line(s: ReportedState) -> str:
     parts.append(f"served {s.served} failed {s.failed}")
     if s.offload is not None:
         o = s.offload
-        parts.append(f"offload split {o.split}/{o.stages} ({o.reason}; remote {o.remote} fallback {o.fallback} "
-                     f"local {o.local})")  # fmt: skip
+        online = {True: "", False: "; no worker online", None: ""}[o.workers_online]
+        parts.append(f"offload {o.policy} split {o.split}/{o.stages} ({o.reason}; remote {o.remote} fallback "
+                     f"{o.fallback} local {o.local} probes {o.probes} explored {o.explored} "
+                     f"kept local without a worker {o.offline_skips}{online})")  # fmt: skip
     if s.service is not None:
         parts.append(f"tasks {','.join(s.service.tasks)}" + (f" ({len(s.service.remote)} submodel(s) on workers)"
                                                              if s.service.remote else ""))  # fmt: skip

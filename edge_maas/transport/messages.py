@@ -123,6 +123,16 @@ class OffloadState(_Msg):
     remote: int = 0
     fallback: int = 0
     local: int = 0
+    # what the estimates rest on (all optional: older devices report none of it)
+    rtt_spread_ms: float | None = None  # robust spread (MAD) of the link fit's residuals
+    link_samples: int = 0  # exchanges the rtt / bandwidth fit rests on
+    worker_ms: tuple[float | None, ...] = ()  # per split 0..stages-1: time in the worker (queue + compute); None: unknown
+    observed: tuple[int, ...] = ()  # per split 0..stages-1: exchanges observed
+    deadline_ms: int | None = None
+    workers_online: bool | None = None  # from the workers' retained status; None: not known
+    probes: int = 0  # requests sent to measure the link while staying local
+    explored: int = 0  # requests sent to a split whose estimate was uncertain
+    offline_skips: int = 0  # requests kept local because no worker's status said online (no deadline paid)
 
 
 class RetryState(_Msg):
@@ -277,8 +287,11 @@ class OffloadReply(_Msg):
     error: str | None = None
     run_ms: float = 0.0  # this request's share of the worker's run (its batch's time / batch size)
     batch_ms: float = 0.0  # the whole batch's run: what this request waited for after queue_ms
-    queue_ms: float = 0.0  # waited in the worker before its batch started
+    queue_ms: float = 0.0  # waited in the worker before its batch started (setup_ms included)
     batch: int = 1
+    # optional (older workers send neither): the device subtracts worker_ms from its round trip to get the wire time
+    worker_ms: float | None = None  # from the request's arrival to the reply's hand-off: queue, compute and packing
+    setup_ms: float = 0.0  # of queue_ms, one-off installs and verifications this request waited for
     queue_depth: int = 0
 
 

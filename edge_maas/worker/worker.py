@@ -112,6 +112,7 @@ class Worker:
         self.rejected = 0
         self.batch_sizes: deque[int] = deque(maxlen=4096)  # of recent batches, for tests and the bench
         self.stage_stats: dict[tuple[str, int], _StageStats] = {}
+        self.setup_s = 0.0  # seconds spent installing and verifying manifests (the serving thread's), in all
         self._status_every_s = status_every_s
         self._last_status = 0.0
         self._pipelines: OrderedDict[str, Pipeline] = OrderedDict()  # by manifest, or by submodel for services
@@ -145,6 +146,7 @@ class Worker:
         self.metrics.close()
 
     def _on_request(self, topic: str, payload: bytes) -> None:
+        t_in = time.monotonic()  # before decoding: the reply's worker_ms covers all the time spent here
         if len(payload) > MAX_BODY:
             self.rejected += 1
             log.warning("%s: dropped an offload request of %d bytes (limit %d)", self.name, len(payload), MAX_BODY)
@@ -156,10 +158,10 @@ class Worker:
             log.warning("%s: dropped a malformed offload request: %s", self.name, exc)
             return
         if self._queue.qsize() >= self.max_queue:  # shed load: the device falls back at once
-            it = _Item(req, body, time.monotonic())
+            it = _Item(req, body, t_in)
             self._reply(it, self._error(it, f"worker overloaded: {self.max_queue} requests queued", "shed"), set())
             return
-        self._queue.put(_Item(req, body, time.monotonic()))
+        self._queue.put(_Item(req, body, t_in))
 
     # -- batching ------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -207,6 +209,7 @@ class Worker:
         """One batch of requests for the same suffix; each request is answered exactly once
         (its ident lands in `replied`), and a bad request fails only itself."""
         todo: list[tuple[_Item, dict[str, np.ndarray]]] = []
+        setup0 = self.setup_s
         for it in group:
             if it.ident in replied or any(it.ident == t.ident for t, _ in todo):
                 continue  # a duplicate inside one batch is answered once
@@ -220,6 +223,7 @@ class Worker:
         if not todo:
             return
         suffix = self._suffix(todo[0][0].req)
+        setup_ms = (self.setup_s - setup0) * 1e3  # installs this batch waited for: not the link's, nor the stage's
         t0 = time.monotonic()
         stage_s: list[float] = []
         try:
@@ -236,8 +240,8 @@ class Worker:
             self.served += 1
             self.metrics.count("served")
             reply = OffloadReply(id=it.req.id, worker=self.name, outputs=metas, run_ms=run_s / n * 1e3,
-                                 batch_ms=run_s * 1e3, queue_ms=(t0 - it.t_in) * 1e3, batch=n,
-                                 queue_depth=depth)  # fmt: skip
+                                 batch_ms=run_s * 1e3, queue_ms=(t0 - it.t_in) * 1e3, batch=n, queue_depth=depth,
+                                 worker_ms=(time.monotonic() - it.t_in) * 1e3, setup_ms=setup_ms)  # fmt: skip
             self._reply(it, encode(reply, body), replied, remember=True)
 
     def _inputs(self, it: _Item) -> dict[str, np.ndarray]:
@@ -276,12 +280,14 @@ class Worker:
             key = req.manifest_sha256
         pipe = self._pipelines.get(key)
         if pipe is None:
+            t0 = time.monotonic()
             if sub is not None:
                 pipe = self.installer.submodel(manifest, sub)
                 self._submodel_keys.add(key)
             else:
                 pipe = self.installer.pipeline(manifest)
             self._pipelines[key] = pipe
+            self.setup_s += time.monotonic() - t0
             log.info("%s: installed %s", self.name, what)
             while len(self._pipelines) > MAX_MODELS:  # least recently used goes, with its stats
                 old, gone = self._pipelines.popitem(last=False)
@@ -300,7 +306,9 @@ class Worker:
             self._manifests_root = root
         manifest = self._manifests.get(req.manifest_sha256)
         if manifest is None:
+            t0 = time.monotonic()
             manifest = self.installer.manifest(req.manifest_sha256, req.manifest_size)
+            self.setup_s += time.monotonic() - t0
             self._manifests[req.manifest_sha256] = manifest
             while len(self._manifests) > MAX_MANIFESTS:
                 self._manifests.popitem(last=False)

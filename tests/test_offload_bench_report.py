@@ -1,0 +1,38 @@
+"""The offload bench's report (edge_maas/offload_bench.py) on a small model and two emulated links,
+two runs in a row: every run's figures are kept, the summary gives their median and spread, how
+often the planner picked the oracle's split, and whether it stayed within 10% of the oracle in
+every run.  The figures themselves are the bench's business (bench/test_bench_offload.py)."""
+
+from __future__ import annotations
+
+from edge_maas import offload_bench as ob
+
+
+def test_report_keeps_every_run_and_summarizes_them():
+    settings = {"slow": (0.050, 125_000), "fast": (0.002, 12_500_000)}
+    lines: list[str] = []
+    report = ob.measure(ob.Setup(model="mlp_digits", shards=3, requests=2), settings, progress=lines.append, runs=2)
+    assert len(report["runs"]) == 2 and all(set(r) == set(settings) for r in report["runs"])
+    assert len(lines) == 4 and lines[0].startswith("run 1/2 slow")
+    for name, s in report["settings"].items():
+        runs = [r[name] for r in report["runs"]]
+        assert s["planner_vs_oracle_runs"] == [r["planner_vs_oracle"] for r in runs]
+        assert s["planner_vs_oracle_spread"] == round(max(s["planner_vs_oracle_runs"]) - min(s["planner_vs_oracle_runs"]), 3)
+        assert 0 <= s["planner_picked_oracle_split"] <= 1 and len(s["oracle_split_runs"]) == 2
+        assert s["every_split_ms"] == runs[-1]["every_split_ms"] and s["oracle_split"] == runs[-1]["oracle_split"]
+        assert all(len(r["planner_splits"]) == 3 * 2 and r["estimates"]["exchanges"] >= 6 for r in runs)
+    worst = max(r[n]["planner_vs_oracle"] for r in report["runs"] for n in r)
+    assert report["acceptance"] == {"within_10pct_every_setting_every_run": worst <= 1.10, "worst": worst, "runs": 2}
+    assert len(report["load_before"]) == 3 and len(report["load_after"]) == 3
+
+
+def test_a_middle_split_is_the_oracle_for_a_stem_model_and_the_planner_finds_it():
+    """stem_cnn_224 cut at every op: a cheap 4x4/4 stem shrinks the 147 KB input to 25 KB, the heavy layers
+    follow.  On a fast link, running the stem here and the rest on the worker beats both all-local (the
+    device is slow) and all-remote (6x the bytes); the planner picks that split."""
+    settings = {"30Mbit_5ms": ob.SETTINGS["30Mbit_5ms"], "100Mbit_2ms": ob.SETTINGS["100Mbit_2ms"]}
+    report = ob.measure(ob.Setup(model="stem_cnn_224", shards=6, requests=3), settings, progress=lambda _: None)
+    for name, r in report["runs"][0].items():
+        every = {int(k): v for k, v in r["every_split_ms"].items()}
+        assert r["oracle_split"] == 1 and every[1] < 0.8 * min(every[0], every[6]), (name, every)
+        assert r["planner_picked_oracle_split"] >= 0.75, (name, r["planner_splits"])
