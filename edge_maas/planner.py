@@ -24,6 +24,8 @@ from edge_maas.pipeline import Pipeline
 log = logging.getLogger(__name__)
 
 MIN_OBS = 3  # exchanges of a split before its worker time counts as known (no more exploring it)
+LOCAL_RECHECK = 4  # while offloading, run all local again after LOCAL_RECHECK * explore_every requests without it...
+LOCAL_RECHECK_MARGIN = 1.5  # ...when its prediction is within this factor of the best: its scale may be stale
 MAX_BANDWIDTH_BPS = 1.25e10  # 100 Gbit/s: a fit whose slope is within noise of 0 says "faster than measurable"
 MIN_RTT_S = 1e-5
 POLICIES = ("latency", "bytes", "prefer_remote", "local_only", "remote_only")
@@ -227,6 +229,7 @@ class Planner:
         self._last_probe: float | None = None
         self._since_explore = explore_every or 0  # the first exploration need not wait
         self._was_online = True
+        self._since_local = 0  # requests since the last all-local one (its time rescales the local profile)
         self.probes = self.explored = self.offline_skips = 0
         self.remote_down = False  # a remote exchange failed: stay local until a probe succeeds
 
@@ -295,6 +298,11 @@ class Planner:
     def choose(self) -> Decision:
         """best(), or now and then a probe of the link while staying local (see _probe_due), or a
         split whose estimate is uncertain and might beat the best (see _explore)."""
+        d = self._choose()
+        self._since_local = 0 if d.split == self.n else self._since_local + 1
+        return d
+
+    def _choose(self) -> Decision:
         online = self.workers_online is None or bool(self.workers_online())
         if online and not self._was_online:
             self._last_probe = None  # a worker came back: a probe is due now, not a probe period later
@@ -323,7 +331,15 @@ class Planner:
         when it might halve the latency).  Each split is explored at most MIN_OBS times: the extra cost is bounded."""
         if self.explore_every is None or self._since_explore < min(2, self.explore_every) or self.remote_down:
             return None
-        local, best_s = self._local(), d.predicted_s
+        local, best_s, n = self._local(), d.predicted_s, self.n
+        if (d.split < n and self._since_local >= LOCAL_RECHECK * self.explore_every and math.isfinite(d.costs[n])
+                and d.costs[n] < LOCAL_RECHECK_MARGIN * best_s):  # fmt: skip
+            # the local time is only re-measured when the device runs everything: without this, a local estimate
+            # inflated by a busy moment would keep the planner offloading forever (the mirror of never exploring)
+            self._since_explore = 0
+            self.explored += 1
+            return Decision(n, d.costs[n], d.costs, f"explore: all local again, {self._since_local} requests since it "
+                            "last ran (its predicted time may be stale); " + d.reason, explore=True)  # fmt: skip
         cands = []
         for k in range(self.n):
             if k == d.split or self.est.observations(k) >= MIN_OBS or not math.isfinite(d.costs[k]):

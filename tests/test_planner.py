@@ -248,3 +248,31 @@ def test_quota_stalls_are_charged_by_the_cpu_each_split_uses():
     assert abs(costs[3] - 0.066 * 10) < 1e-9 and abs(costs[2] - (0.006 + 0.001 + 4_010 / 12_500_000 + 0.006 + 0.072)) < 1e-9
     assert abs(p.est.cpu_s(0, 3) - 0.002) < 1e-9  # unobserved: its local stages (none) + the remote overhead seen
     assert p.choose().split == 0
+
+
+def test_a_stale_local_estimate_does_not_keep_the_planner_offloading():
+    """The device was slow once (local scaled up 2x by a busy moment), so the planner offloads; offloading,
+    it never re-measures local.  It reruns all-local once in LOCAL_RECHECK * explore_every requests while local
+    is predicted within 1.5x of the best, sees the device's real speed (the scale is a mean over recent runs: it
+    takes two such runs here), and goes back to local."""
+    from edge_maas.planner import LOCAL_RECHECK
+
+    est = Estimates([0.003, 0.003, 0.003])
+    p = Planner(_P(3), boundary_bytes=[270_000, 60_000, 4_000], output_bytes=10, estimates=est, probe_every_s=None,
+                explore_every=4)  # fmt: skip
+    p.observed_local(0, 3, 0.018)  # one slow local run: predicted local 18 ms
+    decisions = []
+    for _ in range(3 * LOCAL_RECHECK * 4):
+        d = p.choose()
+        decisions.append(d)
+        if d.split == 3:
+            p.observed_local(0, 3, 0.009)  # what local really takes now
+        else:
+            busy = 0.002 * (3 - d.split)
+            p.observed(d.split, p.boundary_bytes[d.split], 10, elapsed_s=0.006 + busy, worker_s=busy)
+    splits = [d.split for d in decisions]
+    assert splits[0] < 3  # the stale estimate: offload
+    first_local = splits.index(3)
+    assert decisions[first_local].explore and first_local <= LOCAL_RECHECK * 4 + 1, splits
+    assert all(s == 3 for s in splits[-12:]), splits  # back on local for good
+    assert sum(d.explore and d.split == 3 for d in decisions) <= 3
