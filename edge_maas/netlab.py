@@ -340,6 +340,8 @@ _stat_cache: list = [-1e9, None]  # [when looked up, (cpu.stat path, field, unit
 
 
 def _find_stat() -> tuple[Path, str, float] | None:
+    """This process's cgroup cpu.stat, its throttled field and units per second; None when the cgroup has no CPU
+    quota (nothing to throttle: no file to read on every request)."""
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
@@ -350,13 +352,23 @@ def _find_stat() -> tuple[Path, str, float] | None:
             for mount in (CGROUP / "cpu", CGROUP / controllers):
                 stat = mount / path.lstrip("/") / "cpu.stat"
                 if stat.exists():
-                    return stat, "throttled_time", 1e9
+                    return (stat, "throttled_time", 1e9) if _has_quota(stat.parent / "cpu.cfs_quota_us") else None
     for line in lines:
         if line.startswith("0::"):  # v2
             stat = CGROUP / line[3:].lstrip("/") / "cpu.stat"
             if stat.exists():
-                return stat, "throttled_usec", 1e6
+                return (stat, "throttled_usec", 1e6) if _has_quota(stat.parent / "cpu.max") else None
     return None
+
+
+def _has_quota(path: Path) -> bool:
+    """v1 cpu.cfs_quota_us is -1, v2 cpu.max starts with "max", when the group is not limited; unreadable: assume
+    it may be (the throttled counter then simply stays put)."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return True
+    return not (text == "-1" or text.startswith("max"))
 
 
 def _stat_field(path: Path, name: str) -> int:

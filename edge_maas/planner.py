@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 import time
 from collections import deque
 from collections.abc import Callable
@@ -83,7 +84,7 @@ class Estimates:
         self.exchanges += 1
         w = self._worker.setdefault(split, deque(maxlen=16))
         w.append(run_s if busy_s is None else busy_s)
-        self.remote_suffix_s[split] = float(np.median(w))
+        self.remote_suffix_s[split] = statistics.median(w)
         self._samples.append((bytes_out + bytes_back, max(elapsed_s - run_s, 1e-6)))
         # the fit costs ~0.3 ms (O(n^2) pairs): every exchange while few are known, then every 8th (inside a request)
         if len(self._samples) < 8 or self.exchanges % 8 == 0:
@@ -96,7 +97,7 @@ class Estimates:
         profiled = sum(self.local_stage_s[first:stop])
         if profiled > 0:
             self._scales.append(elapsed_s / profiled)
-            self.local_scale = float(np.mean(self._scales))
+            self.local_scale = statistics.fmean(self._scales)
 
     def observe_cpu(self, split: int, cpu_s: float, throttled_total_s: float, cpu_total_s: float) -> None:
         """A request at this split used cpu_s of CPU in its own thread; the totals (cgroup throttled time, process
@@ -113,10 +114,10 @@ class Estimates:
         """The CPU a request at this split uses here: observed (median); else the profiled local stages
         plus the median overhead of the remote splits seen (0 if none)."""
         if split in self._cpu:
-            return float(np.median(self._cpu[split]))
+            return statistics.median(self._cpu[split])
         local = float(sum(self.local_stage_s[:split]))
-        extra = [float(np.median(d)) - sum(self.local_stage_s[:k]) for k, d in self._cpu.items() if k < n_stages]
-        return local + (max(float(np.median(extra)), 0.0) if extra and split < n_stages else 0.0)
+        extra = [statistics.median(d) - sum(self.local_stage_s[:k]) for k, d in self._cpu.items() if k < n_stages]
+        return local + (max(statistics.median(extra), 0.0) if extra and split < n_stages else 0.0)
 
     def stall_s(self, split: int, n_stages: int) -> float:
         """Quota stall a request at this split should expect: the stall rate times its CPU (0 with no quota)."""
