@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 MIN_OBS = 3  # exchanges of a split before its worker time counts as known (no more exploring it)
 LOCAL_RECHECK = 4  # while offloading, run all local again after LOCAL_RECHECK * explore_every requests without it...
-LOCAL_RECHECK_MARGIN = 1.5  # ...when its prediction is within this factor of the best: its scale may be stale
+LOCAL_RECHECK_MARGIN = 1.5  # ...when its prediction is within this factor of the best: its scale may be stale;
+NEAR_TIE = 1.2  # within this factor, after explore_every requests already (a near tie is decided by the local time)
 MAX_BANDWIDTH_BPS = 1.25e10  # 100 Gbit/s: a fit whose slope is within noise of 0 says "faster than measurable"
 MIN_RTT_S = 1e-5
 POLICIES = ("latency", "bytes", "prefer_remote", "local_only", "remote_only")
@@ -71,7 +72,7 @@ class Estimates:
     local_scale: float = 1.0  # real local runs / profiled (a throttled device is slower than its best of 5)
     _samples: deque = field(default_factory=lambda: deque(maxlen=48), repr=False)  # (bytes, wire seconds)
     _worker: dict[int, deque] = field(default_factory=dict, repr=False)  # split -> recent worker seconds
-    _scales: deque = field(default_factory=lambda: deque(maxlen=15), repr=False)
+    _scales: deque = field(default_factory=lambda: deque(maxlen=7), repr=False)
     _cpu: dict[int, deque] = field(default_factory=dict, repr=False)  # split -> this process's CPU s per request
     _counters: deque = field(default_factory=lambda: deque(maxlen=32), repr=False)  # (throttled s, CPU s) totals
     stall_per_cpu: float = 0.0  # seconds this device stalls under its CPU quota per CPU second it uses
@@ -92,12 +93,14 @@ class Estimates:
 
     def observe_local(self, first: int, stop: int, elapsed_s: float) -> None:
         """Stages first..stop-1 just ran here in elapsed_s (quota stalls left out where they are known, see
-        observe_stall): rescale the profile by the mean ratio of recent runs.  The mean, not the median: where
-        stalls cannot be told apart (no cgroup statistics) they are what a request should expect on average."""
+        observe_cpu): rescale the profile by the median ratio of the last 7 runs, so that it follows the device's
+        current speed (it swung by 30 % within one bench run on a shared 2-core machine) without one slow run
+        deciding.  Quota stalls are charged separately (observe_cpu) where the cgroup says; where it cannot, a
+        device has no quota to stall on."""
         profiled = sum(self.local_stage_s[first:stop])
         if profiled > 0:
             self._scales.append(elapsed_s / profiled)
-            self.local_scale = statistics.fmean(self._scales)
+            self.local_scale = statistics.median(self._scales)
 
     def observe_cpu(self, split: int, cpu_s: float, throttled_total_s: float, cpu_total_s: float) -> None:
         """A request at this split used cpu_s of CPU in its own thread; the totals (cgroup throttled time, process
@@ -333,7 +336,8 @@ class Planner:
         if self.explore_every is None or self._since_explore < min(2, self.explore_every) or self.remote_down:
             return None
         local, best_s, n = self._local(), d.predicted_s, self.n
-        if (d.split < n and self._since_local >= LOCAL_RECHECK * self.explore_every and math.isfinite(d.costs[n])
+        wait = self.explore_every * (1 if d.costs[n] < NEAR_TIE * best_s else LOCAL_RECHECK)
+        if (d.split < n and self._since_local >= wait and math.isfinite(d.costs[n])
                 and d.costs[n] < LOCAL_RECHECK_MARGIN * best_s):  # fmt: skip
             # the local time is only re-measured when the device runs everything: without this, a local estimate
             # inflated by a busy moment would keep the planner offloading forever (the mirror of never exploring)

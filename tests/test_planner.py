@@ -276,3 +276,20 @@ def test_a_stale_local_estimate_does_not_keep_the_planner_offloading():
     assert decisions[first_local].explore and first_local <= LOCAL_RECHECK * 4 + 1, splits
     assert all(s == 3 for s in splits[-12:]), splits  # back on local for good
     assert sum(d.explore and d.split == 3 for d in decisions) <= 3
+
+
+def test_a_near_tie_rechecks_local_within_explore_every_requests():
+    """Local predicted within NEAR_TIE of the remote best: the local time decides, so it is re-measured after
+    explore_every requests, not LOCAL_RECHECK times that."""
+    from edge_maas.planner import NEAR_TIE
+
+    est = Estimates([0.003, 0.003, 0.003])
+    p = Planner(_P(3), boundary_bytes=[270_000, 60_000, 4_000], output_bytes=10, estimates=est, probe_every_s=None,
+                explore_every=4)  # fmt: skip
+    for split in (0, 1, 2):  # every split known: nothing left to explore but local
+        for _ in range(3):
+            p.observed(split, p.boundary_bytes[split], 10, elapsed_s=0.0085, worker_s=0.002)
+    p.observed_local(0, 3, 0.0095)  # local 9.5 ms against remote 8.5: within NEAR_TIE, remote predicted best
+    assert p.best().split < 3 and p.best().costs[3] < NEAR_TIE * p.best().predicted_s
+    splits = [p.choose().split for _ in range(6)]
+    assert 3 in splits[:5], splits
