@@ -78,13 +78,14 @@ def quantize_model(model: FloatModel, calibration: Samples, recipe: Recipe) -> Q
               and any(graph.tensors[t].dtype in _FLOAT for t in op.outputs)]  # fmt: skip
     if floats:
         raise QuantizationError(f"the quantizer has no integer kernel for {len(floats)} op(s) and left them float: "
-                                f"{', '.join(floats[:8])}; edge_maas runs full-integer models only (replace those "
-                                "ops in the float model, e.g. RELU6 for ops of that kind)")  # fmt: skip
-    if recipe.a16w8 and {graph.tensors[i].dtype for i in (*graph.inputs, *graph.outputs)} != {"int8"}:
+                                f"{', '.join(floats[:8])}; edge_maas runs full-integer models only: replace those "
+                                "ops in the float model with ones litert-quantizer quantizes")  # fmt: skip
+    q = Quantized(blob, graph, read_signature(blob, "the quantized model"), recipe, entries)
+    if recipe.a16w8 and q.io_dtypes != {"int8"}:
         raise RecipeError(f"--a16w8 {' '.join(recipe.a16w8)} made the model's inputs or outputs int16 (the pattern "
                           "matches the layers next to them); narrow it, so that edge-maas split can take the model")  # fmt: skip
     log.info("quantized %s: %d -> %d bytes, recipe %s", model.signature.key, len(model.data), len(blob), recipe.name)
-    return Quantized(blob, graph, read_signature(blob, "the quantized model"), recipe, entries)
+    return q
 
 
 @contextmanager

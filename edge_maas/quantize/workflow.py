@@ -50,8 +50,8 @@ def quantize_file(float_path: Path, calibration: Path, out: Path, recipe: Recipe
     model = FloatModel.load(float_path)
     cal = read_samples(calibration, model.inputs, "calibration", min_samples)
     ev = read_samples(eval_data, model.inputs, "evaluation") if eval_data else cal
-    recipe = recipe.check(model.graph)
-    q = quantize_model(model, cal, recipe)
+    q = quantize_model(model, cal, recipe)  # checks the recipe against the model first
+    recipe = q.recipe
     exact, note = _native_matches_interpreter(q, model, ev)
     report = evaluate(model, q, ev, layer_samples)
     if costs:
