@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -48,6 +49,25 @@ def publish_split(tmp_path, name: str = "branchy_cnn", model: str = "branchy", s
     g = load_graph(blob)
     split_model(g, plan_balanced(g, shards, graph_macs(g)), tmp_path / "split", model, source_bytes=blob)
     return reg, reg.publish(tmp_path / "split"), pub
+
+
+class ReportedLog:
+    """Every reported state a device publishes (``states``, in order), with ``cv`` notified on each: wait on it with
+    ``with log.cv: log.cv.wait_for(...)`` (callbacks arrive on paho's network thread)."""
+
+    def __init__(self, client, device_id: str):
+        from edge_maas.transport import topics
+
+        self.states: list = []
+        self.cv = threading.Condition()
+        client.subscribe(topics.reported(device_id), self._on_report)
+
+    def _on_report(self, topic: str, payload: bytes) -> None:
+        from edge_maas.transport.messages import ReportedState
+
+        with self.cv:
+            self.states.append(ReportedState.model_validate_json(payload))
+            self.cv.notify_all()
 
 
 def all_tensors(model_bytes: bytes, feed: dict[str, np.ndarray]) -> dict[int, np.ndarray]:

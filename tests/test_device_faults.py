@@ -7,19 +7,16 @@ from __future__ import annotations
 import hashlib
 import signal
 import subprocess
-import threading
 import time
 
-from conftest import MODELS
+from conftest import MODELS, ReportedLog
 from test_cli import EXE, run
 
 from edge_maas.registry.blobs import BlobStore
 from edge_maas.registry.service import Registry
 from edge_maas.registry.signing import new_key
-from edge_maas.transport import topics
 from edge_maas.transport.chunks import BlobServer
 from edge_maas.transport.client import MqttClient
-from edge_maas.transport.messages import ReportedState
 
 
 def test_sigkill_mid_install_restarts_on_last_good_version(mosquitto, tmp_path):
@@ -39,15 +36,8 @@ def test_sigkill_mid_install_restarts_on_last_good_version(mosquitto, tmp_path):
 
     reg_client = MqttClient(mosquitto.url, "registry").start()
     BlobServer(reg_client, slow_get)
-    states: list[ReportedState] = []
-    cv = threading.Condition()
-
-    def on_report(t, p):
-        with cv:
-            states.append(ReportedState.model_validate_json(p))
-            cv.notify_all()
-
-    reg_client.subscribe(topics.reported("kill-dev"), on_report)
+    log = ReportedLog(reg_client, "kill-dev")
+    states, cv = log.states, log.cv
     cache = tmp_path / "cache"
     profile = tmp_path / "dev.toml"
     profile.write_text(f'device_id = "kill-dev"\ncache_dir = "{cache}"\nregistry_key = "{key.with_suffix(".pub")}"\n'

@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ReportedLog
 from test_cli import EXE
 
 from edge_maas import netlab, zoo
@@ -33,7 +33,6 @@ from edge_maas.registry import signing
 from edge_maas.registry.blobs import BlobStore
 from edge_maas.registry.service import Registry
 from edge_maas.tflite import load_graph
-from edge_maas.transport import topics
 from edge_maas.transport.client import MqttClient
 from edge_maas.transport.infer_client import InferClient
 from edge_maas.transport.messages import ReportedState
@@ -107,15 +106,8 @@ def test_a_cpu_quota_device_offloads_to_a_fast_worker_and_copes_with_it_leaving(
     reg, _, pub = _publish(tmp_path, ob.model_bytes("heavy_cnn_128"), "heavy", 3)
     reg_client = MqttClient(mosquitto.url, "registry").start()
     reg.serve(reg_client)
-    reports: list[ReportedState] = []
-    cv = threading.Condition()
-
-    def on_report(t, p):
-        with cv:
-            reports.append(ReportedState.model_validate_json(p))
-            cv.notify_all()
-
-    reg_client.subscribe(topics.reported("slow-dev"), on_report)
+    log = ReportedLog(reg_client, "slow-dev")
+    reports, cv = log.states, log.cv
     deadline_ms, probe_s = 2000, 4.0
     profile = tmp_path / "dev.toml"
     profile.write_text(f'device_id = "slow-dev"\ncache_dir = "{tmp_path / "dev-cache"}"\nregistry_key = "{pub}"\n'
