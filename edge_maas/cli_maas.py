@@ -150,7 +150,9 @@ def add_commands(sub) -> None:
     bo.add_argument("--model", default="mobilenetv2_035_96", help="a zoo model, or stem_cnn_224 / heavy_cnn_128 "
                     "(built by the bench: workloads where splitting pays)")  # fmt: skip
     bo.add_argument("--shards", type=int, default=4)
-    bo.add_argument("--requests", type=int, default=8, help="requests per measurement (the median is kept)")
+    bo.add_argument("--requests", type=int, default=8, help="requests per split in the first pass (the median is kept)")
+    bo.add_argument("--pairs", type=int, default=100, help="planner and oracle requests per setting, alternating "
+                    "(their medians give planner_vs_oracle)")  # fmt: skip
     bo.add_argument("--codec", choices=("none", "zlib", "rle"), default="none", help="boundary tensor compression")
     bo.add_argument("--settings", help="comma-separated subset of: 1Mbit_50ms,3Mbit_30ms,10Mbit_20ms,30Mbit_5ms,100Mbit_2ms")
     bo.add_argument("--runs", type=int, default=1, help="runs in a row (the report gives each and their spread)")
@@ -541,9 +543,11 @@ def cmd_bench_offload(args) -> int:
     unknown = [n for n in names if n not in ob.SETTINGS]
     if unknown:
         raise EdgeMaasError(f"unknown link setting {', '.join(unknown)}; choose from {', '.join(ob.SETTINGS)}")
-    setup = ob.Setup(model=args.model, shards=args.shards, requests=args.requests, codec=args.codec, link=args.link)
-    if args.runs < 1:
-        raise EdgeMaasError(f"--runs must be at least 1, not {args.runs}")
+    setup = ob.Setup(model=args.model, shards=args.shards, requests=args.requests, pairs=args.pairs, codec=args.codec,
+                     link=args.link)  # fmt: skip
+    for flag in ("runs", "requests", "pairs"):
+        if getattr(args, flag) < 1:
+            raise EdgeMaasError(f"--{flag} must be at least 1, not {getattr(args, flag)}")
     js, png = ob.run(args.out, setup, {n: ob.SETTINGS[n] for n in names}, runs=args.runs)
     print(f"wrote {js} and {png}")
     return 0

@@ -10,6 +10,7 @@ retained status says offline: with none online, no request pays a deadline."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import statistics
@@ -25,9 +26,15 @@ from edge_maas.pipeline import Pipeline
 log = logging.getLogger(__name__)
 
 MIN_OBS = 3  # exchanges of a split before its worker time counts as known (no more exploring it)
-LOCAL_RECHECK = 4  # while offloading, run all local again after LOCAL_RECHECK * explore_every requests without it...
-LOCAL_RECHECK_MARGIN = 1.5  # ...when its prediction is within this factor of the best: its scale may be stale;
-NEAR_TIE = 1.2  # within this factor, after explore_every requests already (a near tie is decided by the local time)
+# Estimates are only re-measured by the side that runs: while offloading, the local scale; while local, the wire and
+# worker.  So the runner-up side (all local, or the best remote split) runs again after LOCAL_RECHECK * explore_every
+# requests without it...
+LOCAL_RECHECK = 4
+LOCAL_RECHECK_MARGIN = 1.5  # ...when its prediction is within this factor of the best: its estimate may be stale;
+NEAR_TIE = 1.2  # within this factor, after explore_every requests already (a near tie is decided by the stale side)
+# exchanges in a row far off the fit on the same side that say the link changed (see Estimates.observe): faster than
+# the fit is the strong sign (a stall or retry only ever adds time), slower needs more (stalls can come in runs)
+CHANGE_RUN_FASTER, CHANGE_RUN_SLOWER = 2, 6
 MAX_BANDWIDTH_BPS = 1.25e10  # 100 Gbit/s: a fit whose slope is within noise of 0 says "faster than measurable"
 MIN_RTT_S = 1e-5
 POLICIES = ("latency", "bytes", "prefer_remote", "local_only", "remote_only")
@@ -73,6 +80,7 @@ class Estimates:
     _samples: deque = field(default_factory=lambda: deque(maxlen=48), repr=False)  # (bytes, wire seconds)
     _worker: dict[int, deque] = field(default_factory=dict, repr=False)  # split -> recent worker seconds
     _scales: deque = field(default_factory=lambda: deque(maxlen=7), repr=False)
+    _off: deque = field(default_factory=lambda: deque(maxlen=CHANGE_RUN_SLOWER), repr=False)  # misses: -1, 0, 1
     _cpu: dict[int, deque] = field(default_factory=dict, repr=False)  # split -> this process's CPU s per request
     _counters: deque = field(default_factory=lambda: deque(maxlen=32), repr=False)  # (throttled s, CPU s) totals
     stall_per_cpu: float = 0.0  # seconds this device stalls under its CPU quota per CPU second it uses
@@ -86,10 +94,35 @@ class Estimates:
         w = self._worker.setdefault(split, deque(maxlen=16))
         w.append(run_s if busy_s is None else busy_s)
         self.remote_suffix_s[split] = statistics.median(w)
-        self._samples.append((bytes_out + bytes_back, max(elapsed_s - run_s, 1e-6)))
+        nbytes, wire = bytes_out + bytes_back, max(elapsed_s - run_s, 1e-6)
+        self._samples.append((nbytes, wire))
+        if self._link_changed(nbytes, wire):
+            # outlier rejection keeps one stalled exchange from moving the fit, but it also keeps a window of 48
+            # exchanges from following a link that really changed, and while the planner stays local it sees one
+            # exchange in LOCAL_RECHECK * explore_every requests: start again from the exchanges that agree
+            run = CHANGE_RUN_FASTER if self._off[-1] < 0 else CHANGE_RUN_SLOWER
+            for _ in range(len(self._samples) - run):
+                self._samples.popleft()
+            self._off.clear()
+            self._refit()
+            return
         # the fit costs ~0.3 ms (O(n^2) pairs): every exchange while few are known, then every 8th (inside a request)
         if len(self._samples) < 8 or self.exchanges % 8 == 0:
             self._refit()
+
+    def _link_changed(self, nbytes: int, wire_s: float) -> bool:
+        """Whether this exchange and those just before it all missed the fit by more than 3 spreads (and 10 %, and
+        0.2 ms: a steady link's spread can be ~0.05 ms) on the same side, CHANGE_RUN_FASTER / _SLOWER of them."""
+        if self.rtt_spread_s is None:
+            return False
+        predicted = self.wire_s(nbytes)
+        miss = wire_s - predicted
+        far = abs(miss) > max(3 * self.rtt_spread_s, 0.1 * predicted, 2e-4)
+        self._off.append(0 if not far else 1 if miss > 0 else -1)
+        side = self._off[-1]
+        run = CHANGE_RUN_FASTER if side < 0 else CHANGE_RUN_SLOWER
+        recent = list(self._off)[-run:]
+        return side != 0 and len(recent) == run and len(self._samples) > run and all(o == side for o in recent)
 
     def observe_local(self, first: int, stop: int, elapsed_s: float) -> None:
         """Stages first..stop-1 just ran here in elapsed_s (quota stalls left out where they are known, see
@@ -234,6 +267,7 @@ class Planner:
         self._since_explore = explore_every or 0  # the first exploration need not wait
         self._was_online = True
         self._since_local = 0  # requests since the last all-local one (its time rescales the local profile)
+        self._since_remote = 0  # requests since the last remote one (it refreshes the wire and worker estimates)
         self.probes = self.explored = self.offline_skips = 0
         self.remote_down = False  # a remote exchange failed: stay local until a probe succeeds
 
@@ -259,8 +293,11 @@ class Planner:
         bounds = [nbytes(pipeline.suffix(k).inputs) for k in range(len(pipeline.stages))]
         return cls(pipeline, bounds, nbytes(pipeline.outputs), Estimates(times), **kw)
 
-    def _local(self) -> np.ndarray:
-        return np.cumsum([0.0, *self.est.local_stage_s]) * self.est.local_scale
+    def _local(self) -> list[float]:
+        """Predicted local seconds of stages 0..k-1 for k = 0..n (plain Python: this runs on every request, and
+        numpy's per-call overhead on 5 numbers was most of the planner's ~0.13 ms per request)."""
+        scale = self.est.local_scale
+        return [t * scale for t in itertools.accumulate(self.est.local_stage_s, initial=0.0)]
 
     def _sent(self, k: int) -> float:
         return self.boundary_bytes[k] * self.est.wire_ratio.get(k, 1.0) + self.output_bytes  # unobserved: raw
@@ -286,9 +323,9 @@ class Planner:
         """The split predicted fastest (the most remote one that can run, for prefer_remote), with its
         reason; no side effects."""
         c = self.costs(online)
-        k = int(np.argmin(c))
+        k = min(range(len(c)), key=c.__getitem__)  # the first of equal minima, as argmin
         if self.rules.policy == "prefer_remote" and math.isfinite(min(c[: self.n], default=math.inf)):
-            k = int(np.argmin(c[: self.n]))
+            k = min(range(self.n), key=c.__getitem__)
         if not math.isfinite(c[k]):
             why = "no worker online" if not online else "a worker failed" if self.remote_down else "the rules"
             return Decision(self.n, c[k], tuple(c), f"no allowed split can run ({why}; policy {self.rules.policy})",
@@ -304,6 +341,7 @@ class Planner:
         split whose estimate is uncertain and might beat the best (see _explore)."""
         d = self._choose()
         self._since_local = 0 if d.split == self.n else self._since_local + 1
+        self._since_remote = 0 if d.split < self.n else self._since_remote + 1
         return d
 
     def _choose(self) -> Decision:
@@ -335,16 +373,9 @@ class Planner:
         when it might halve the latency).  Each split is explored at most MIN_OBS times: the extra cost is bounded."""
         if self.explore_every is None or self._since_explore < min(2, self.explore_every) or self.remote_down:
             return None
-        local, best_s, n = self._local(), d.predicted_s, self.n
-        wait = self.explore_every * (1 if d.costs[n] < NEAR_TIE * best_s else LOCAL_RECHECK)
-        if (d.split < n and self._since_local >= wait and math.isfinite(d.costs[n])
-                and d.costs[n] < LOCAL_RECHECK_MARGIN * best_s):  # fmt: skip
-            # the local time is only re-measured when the device runs everything: without this, a local estimate
-            # inflated by a busy moment would keep the planner offloading forever (the mirror of never exploring)
-            self._since_explore = 0
-            self.explored += 1
-            return Decision(n, d.costs[n], d.costs, f"explore: all local again, {self._since_local} requests since it "
-                            "last ran (its predicted time may be stale); " + d.reason, explore=True)  # fmt: skip
+        local, best_s = self._local(), d.predicted_s
+        if (x := self._recheck(d)) is not None:
+            return x
         cands = []
         for k in range(self.n):
             if k == d.split or self.est.observations(k) >= MIN_OBS or not math.isfinite(d.costs[k]):
@@ -361,6 +392,24 @@ class Planner:
         self.explored += 1
         return Decision(k, d.costs[k], d.costs, f"explore: split {k} might take {low * 1e3:.2f} ms "
                         f"({self.est.observations(k)} exchanges seen); " + d.reason, explore=True)  # fmt: skip
+
+    def _recheck(self, d: Decision) -> Decision | None:
+        """The runner-up side, when it is predicted within LOCAL_RECHECK_MARGIN of the best and has not run for
+        LOCAL_RECHECK * explore_every requests (explore_every within NEAR_TIE): all local while offloading, the best
+        remote split while local.  Without it, an estimate inflated by one busy moment (the device's, or the link's
+        while the planner was seeded) would keep the planner on the other side for good."""
+        n, c = self.n, d.costs
+        alt = n if d.split < n else min(range(n), key=c.__getitem__, default=None)
+        if alt is None or not math.isfinite(c[alt]) or c[alt] >= LOCAL_RECHECK_MARGIN * d.predicted_s:
+            return None
+        since = self._since_local if alt == n else self._since_remote
+        if since < self.explore_every * (1 if c[alt] < NEAR_TIE * d.predicted_s else LOCAL_RECHECK):
+            return None
+        self._since_explore = 0
+        self.explored += 1
+        what = "all local" if alt == n else f"split {alt}"
+        return Decision(alt, c[alt], c, f"explore: {what} again, {since} requests since it last ran (its predicted "
+                        "time may be stale); " + d.reason, explore=True)  # fmt: skip
 
     def observed(self, split: int, bytes_out: int, bytes_back: int, elapsed_s: float, worker_s: float,
                  wire_ratio: float = 1.0, busy_s: float | None = None) -> None:  # fmt: skip

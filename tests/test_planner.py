@@ -274,8 +274,42 @@ def test_a_stale_local_estimate_does_not_keep_the_planner_offloading():
     assert splits[0] < 3  # the stale estimate: offload
     first_local = splits.index(3)
     assert decisions[first_local].explore and first_local <= LOCAL_RECHECK * 4 + 1, splits
-    assert all(s == 3 for s in splits[-12:]), splits  # back on local for good
+    # back on local, re-checking the (near) remote side once in LOCAL_RECHECK * explore_every requests at most
+    tail = decisions[-LOCAL_RECHECK * 4 :]
+    assert sum(d.split != 3 for d in tail) <= 1 and all(d.explore for d in tail if d.split != 3), splits
     assert sum(d.explore and d.split == 3 for d in decisions) <= 3
+
+
+def test_a_stale_remote_estimate_does_not_keep_the_planner_local():
+    """The mirror case (seen in the netns bench at 100 Mbit/s): the link was slow while the planner was seeded
+    (every split seen 3 times at 12 ms rtt), so it stays local, and staying local it never re-measures the link.
+    It runs the best remote split again once in LOCAL_RECHECK * explore_every requests while that is predicted within
+    1.5x of local, sees the link's real speed, and moves to remote for good."""
+    from edge_maas.planner import LOCAL_RECHECK
+
+    est = Estimates([0.003, 0.003, 0.003])
+    p = Planner(_P(3), boundary_bytes=[4_000, 60_000, 270_000], output_bytes=10, estimates=est, probe_every_s=None,
+                explore_every=4)  # fmt: skip
+    rtt = 0.012
+    for split in (0, 1, 2):
+        for _ in range(3):
+            p.observed(split, p.boundary_bytes[split], 10, elapsed_s=rtt + 0.001, worker_s=0.001)
+    p.observed_local(0, 3, 0.009)
+    rtt = 0.004  # the link now
+    decisions = []
+    for _ in range(6 * LOCAL_RECHECK * 4):
+        d = p.choose()
+        decisions.append(d)
+        if d.split == 3:
+            p.observed_local(0, 3, 0.009)
+        else:
+            p.observed(d.split, p.boundary_bytes[d.split], 10, elapsed_s=rtt + 0.001, worker_s=0.001)
+    splits = [d.split for d in decisions]
+    assert splits[0] == 3  # the stale estimate: local
+    first_remote = next((i for i, s in enumerate(splits) if s < 3), None)
+    assert first_remote is not None and decisions[first_remote].explore and first_remote <= LOCAL_RECHECK * 4 + 1, splits
+    assert all(s == 0 for s in splits[-12:]), splits  # on remote for good
+    assert sum(d.explore and d.split < 3 for d in decisions) <= 8, splits
 
 
 def test_a_near_tie_rechecks_local_within_explore_every_requests():
