@@ -25,6 +25,7 @@ from edge_maas.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
+WIRE_RECENT = 3  # a split's own last exchanges that predict its wire time (see Estimates.wire_at)
 MIN_OBS = 3  # exchanges of a split before its worker time counts as known (no more exploring it)
 # Estimates are only re-measured by the side that runs: while offloading, the local scale; while local, the wire and
 # worker.  So the runner-up side (all local, or the best remote split) runs again after LOCAL_RECHECK * explore_every
@@ -80,6 +81,7 @@ class Estimates:
     _samples: deque = field(default_factory=lambda: deque(maxlen=48), repr=False)  # (bytes, wire seconds)
     _worker: dict[int, deque] = field(default_factory=dict, repr=False)  # split -> recent worker seconds
     _scales: deque = field(default_factory=lambda: deque(maxlen=7), repr=False)
+    _wire: dict[int, deque] = field(default_factory=dict, repr=False)  # split -> its last WIRE_RECENT wire seconds
     _off: deque = field(default_factory=lambda: deque(maxlen=CHANGE_RUN_SLOWER), repr=False)  # misses: -1, 0, 1
     _cpu: dict[int, deque] = field(default_factory=dict, repr=False)  # split -> this process's CPU s per request
     _counters: deque = field(default_factory=lambda: deque(maxlen=32), repr=False)  # (throttled s, CPU s) totals
@@ -96,6 +98,7 @@ class Estimates:
         self.remote_suffix_s[split] = statistics.median(w)
         nbytes, wire = bytes_out + bytes_back, max(elapsed_s - run_s, 1e-6)
         self._samples.append((nbytes, wire))
+        self._wire.setdefault(split, deque(maxlen=WIRE_RECENT)).append(wire)
         if self._link_changed(nbytes, wire):
             # outlier rejection keeps one stalled exchange from moving the fit, but it also keeps a window of 48
             # exchanges from following a link that really changed, and while the planner stays local it sees one
@@ -162,6 +165,7 @@ class Estimates:
     def forget(self, split: int) -> None:
         self.remote_suffix_s.pop(split, None)
         self._worker.pop(split, None)
+        self._wire.pop(split, None)
 
     def observations(self, split: int) -> int:
         return len(self._worker.get(split, ()))
@@ -186,7 +190,17 @@ class Estimates:
         self.bandwidth_known = False
 
     def wire_s(self, nbytes: float) -> float:
+        """Seconds on the wire for an exchange of nbytes (request + reply), from the fitted rtt and bandwidth."""
         return self.rtt_s + nbytes / self.bandwidth_Bps
+
+    def wire_at(self, split: int, nbytes: float) -> float:
+        """Seconds on the wire for a request at this split: the median of its own last WIRE_RECENT exchanges once
+        it has 2, else wire_s(nbytes).  The fit spans all sizes over 48 exchanges, and exchanges of one size seen
+        in a busy moment can hold it wrong for the others (on a loaded machine: 4 KB exchanges as slow as 147 KB
+        ones, fitted as 12 ms rtt and no bandwidth cost, while the 25 KB split took 4 ms); a split's own recent
+        times are what a re-check of it measures."""
+        own = self._wire.get(split)
+        return statistics.median(own) if own is not None and len(own) >= 2 else self.wire_s(nbytes)
 
     def wire_low_s(self, nbytes: float) -> float:
         """An optimistic wire time: rtt less two spreads; no bandwidth cost until it has been separated; 0 while
@@ -266,8 +280,8 @@ class Planner:
         self._last_probe: float | None = None
         self._since_explore = explore_every or 0  # the first exploration need not wait
         self._was_online = True
-        self._since_local = 0  # requests since the last all-local one (its time rescales the local profile)
-        self._since_remote = 0  # requests since the last remote one (it refreshes the wire and worker estimates)
+        self._requests = 0  # choose() calls so far
+        self._last_ran: dict[int, int] = {}  # split -> the request that last ran it (re-measured its estimates)
         self.probes = self.explored = self.offline_skips = 0
         self.remote_down = False  # a remote exchange failed: stay local until a probe succeeds
 
@@ -314,7 +328,7 @@ class Planner:
             remote = e.worker_s(k, self.n)
             if remote is None:  # nothing known about the workers yet: assume device speed
                 remote = float(local[-1] - local[k])
-            out.append(float(local[k] + e.wire_s(self._sent(k)) + remote + e.stall_s(k, self.n)))
+            out.append(float(local[k] + e.wire_at(k, self._sent(k)) + remote + e.stall_s(k, self.n)))
         allowed = self.rules.allowed(self.n, self.n, 0)
         out.append(float(local[-1] + e.stall_s(self.n, self.n)) if allowed else float("inf"))
         return out
@@ -340,8 +354,8 @@ class Planner:
         """best(), or now and then a probe of the link while staying local (see _probe_due), or a
         split whose estimate is uncertain and might beat the best (see _explore)."""
         d = self._choose()
-        self._since_local = 0 if d.split == self.n else self._since_local + 1
-        self._since_remote = 0 if d.split < self.n else self._since_remote + 1
+        self._requests += 1
+        self._last_ran[d.split] = self._requests
         return d
 
     def _choose(self) -> Decision:
@@ -394,20 +408,27 @@ class Planner:
                         f"({self.est.observations(k)} exchanges seen); " + d.reason, explore=True)  # fmt: skip
 
     def _recheck(self, d: Decision) -> Decision | None:
-        """The runner-up side, when it is predicted within LOCAL_RECHECK_MARGIN of the best and has not run for
-        LOCAL_RECHECK * explore_every requests (explore_every within NEAR_TIE): all local while offloading, the best
-        remote split while local.  Without it, an estimate inflated by one busy moment (the device's, or the link's
-        while the planner was seeded) would keep the planner on the other side for good."""
-        n, c = self.n, d.costs
-        alt = n if d.split < n else min(range(n), key=c.__getitem__, default=None)
-        if alt is None or not math.isfinite(c[alt]) or c[alt] >= LOCAL_RECHECK_MARGIN * d.predicted_s:
+        """A split predicted within LOCAL_RECHECK_MARGIN of the best that has not run for LOCAL_RECHECK *
+        explore_every requests (explore_every within NEAR_TIE), the longest unseen first.  Without it, an estimate inflated by
+        one busy moment (the device's, or the link's while the planner was seeded) would keep the planner off that
+        split for good: all local while offloading, a remote split while local, or one remote split while another
+        runs (on a loaded machine a 147 KB all-remote exchange was fitted as 12 ms rtt and no bandwidth cost, so
+        the 25 KB middle split, 2x faster, never ran again)."""
+        n, c, best = self.n, d.costs, d.predicted_s
+        if self.explore_every is None or self._since_explore < self.explore_every:
+            return None  # at most one exploration or re-check in explore_every requests
+        stale = []
+        for k in range(n + 1):
+            since = self._requests - self._last_ran.get(k, 0)
+            if k != d.split and c[k] < LOCAL_RECHECK_MARGIN * best and \
+                    since >= self.explore_every * (1 if c[k] < NEAR_TIE * best else LOCAL_RECHECK):  # fmt: skip
+                stale.append((since, k))
+        if not stale:
             return None
-        since = self._since_local if alt == n else self._since_remote
-        if since < self.explore_every * (1 if c[alt] < NEAR_TIE * d.predicted_s else LOCAL_RECHECK):
-            return None
+        since, alt = max(stale)  # the longest unseen
         self._since_explore = 0
         self.explored += 1
-        what = "all local" if alt == n else f"split {alt}"
+        what = "all local" if alt == n else "all remote" if alt == 0 else f"split {alt}"
         return Decision(alt, c[alt], c, f"explore: {what} again, {since} requests since it last ran (its predicted "
                         "time may be stale); " + d.reason, explore=True)  # fmt: skip
 
