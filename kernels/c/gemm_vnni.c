@@ -1,0 +1,288 @@
+/* VNNI paths of the int8 GEMM (CONV_2D via im2col, FULLY_CONNECTED):
+ * vpdpbusd multiplies unsigned bytes by signed bytes and adds each group of 4
+ * products to an int32 lane, so the activations go in as u = x + 128 (the
+ * int8 input with its sign bit flipped) and the weights as int8.  Since
+ *     sum_k (x + in_offset) w = sum_k u w + (in_offset - 128) sum_k w,
+ * each accumulator starts at bias + (in_offset - 128) * colsum and the int32
+ * sums are exactly those of the int16 paths (integer sums wrap the same way in
+ * any order), so the output stage sees the same accumulators and the bytes
+ * stay those of the interpreter.  Padding taps hold the input's zero point,
+ * i.e. u = 128 - in_offset, which adds nothing after the correction.
+ *
+ * Two paths, chosen by em_isa_get(): AVX-512 VNNI (a 16-channel panel of 4
+ * k is one zmm) and AVX-VNNI (the VEX form on ymm: a panel is two ymm).  Each
+ * is compiled with a target attribute, so the build stays portable. */
+#include <string.h>
+#include "requant.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifdef EM_HAVE_AVX2
+
+typedef struct {
+    int N, K4;                 /* K4: bytes per A row (K rounded up to 4) */
+    const uint8_t *a;          /* rows of u = x + 128 */
+    const int8_t *w;           /* [ceil(N/16)][K4/4][16][4] */
+    const int32_t *colsum, *bias;
+    int32_t corr;              /* in_offset - 128 */
+    const em_requant *rq;
+    int8_t *out;
+    int ldo;
+} gemm8;
+
+#define EM_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
+#define EM_ALWAYS_INLINE inline __attribute__((always_inline))
+
+static inline int32_t load_i32(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* ---- operand preparation: y = x ^ 0x80 (u = x + 128) ---- */
+static EM_AVX2 void flip_avx2(const int8_t *x, uint8_t *y, size_t n) {
+    const __m256i s = _mm256_set1_epi8((char)0x80);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        _mm256_storeu_si256((__m256i *)(y + i), _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(x + i)), s));
+    for (; i < n; i++) y[i] = (uint8_t)x[i] ^ 0x80u;
+}
+
+static inline void flip(const int8_t *x, uint8_t *y, int n) {
+    if (n >= 32) {
+        flip_avx2(x, y, (size_t)n);
+        return;
+    }
+    for (int i = 0; i < n; i++) y[i] = (uint8_t)x[i] ^ 0x80u;
+}
+
+/* Rows m0..m1 of the im2col matrix as u8 (row m at dst + (m - m0) * k4). */
+static void im2col_u8(const em_conv_args *a, int K, int k4, int m0, int m1, uint8_t *dst) {
+    const int hw = a->out_h * a->out_w;
+    const uint8_t pad = (uint8_t)(128 - a->in_offset); /* the zero point, flipped */
+    if (a->k_h == 1 && a->k_w == 1 && a->stride_h == 1 && a->stride_w == 1 && a->pad_top == 0 &&
+        a->pad_left == 0) {
+        /* pointwise conv: the rows are the input pixels themselves */
+        if (k4 == K) {
+            flip_avx2(a->in + (size_t)m0 * K, dst, (size_t)(m1 - m0) * K);
+            return;
+        }
+        for (int m = m0; m < m1; m++) {
+            uint8_t *row = dst + (size_t)(m - m0) * k4;
+            flip(a->in + (size_t)m * K, row, K);
+            memset(row + K, 0, (size_t)(k4 - K));
+        }
+        return;
+    }
+    const int run = a->k_w * a->in_c; /* one filter row of taps, contiguous in memory when dil_w == 1 */
+    for (int m = m0; m < m1; m++) {
+        int b = m / hw, oy = (m % hw) / a->out_w, ox = m % a->out_w;
+        uint8_t *row = dst + (size_t)(m - m0) * k4;
+        int idx = 0;
+        const int ix0 = ox * a->stride_w - a->pad_left;
+        const int row_inside = a->dil_w == 1 && ix0 >= 0 && ix0 + a->k_w <= a->in_w;
+        for (int kh = 0; kh < a->k_h; kh++) {
+            int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
+            if (iy < 0 || iy >= a->in_h) {
+                memset(row + idx, pad, (size_t)run);
+                idx += run;
+                continue;
+            }
+            const int8_t *line = a->in + ((size_t)b * a->in_h + iy) * a->in_w * a->in_c;
+            if (row_inside) {
+                flip(line + (size_t)ix0 * a->in_c, row + idx, run);
+                idx += run;
+                continue;
+            }
+            for (int kw = 0; kw < a->k_w; kw++) {
+                int ix = ix0 + kw * a->dil_w;
+                if (ix < 0 || ix >= a->in_w)
+                    memset(row + idx, pad, (size_t)a->in_c);
+                else
+                    flip(line + (size_t)ix * a->in_c, row + idx, a->in_c);
+                idx += a->in_c;
+            }
+        }
+        if (idx < k4) memset(row + idx, 0, (size_t)(k4 - idx)); /* weights are 0 there */
+    }
+}
+
+/* ---- AVX-512 VNNI: MR rows x NP panels of 16 channels per tile ---- */
+static EM_AVX512VNNI EM_ALWAYS_INLINE void store512(__m512i acc, const gemm8 *g, int c0, int8_t *out) {
+    const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
+    em_requant16_avx2(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1), g->rq, c0, n, out);
+}
+
+static EM_AVX512VNNI EM_ALWAYS_INLINE void tile512(const gemm8 *g, int m, int nb, const int MR, const int NP) {
+    __m512i acc[MR][NP];
+    const __m512i corr = _mm512_set1_epi32(g->corr);
+    const int8_t *wp[NP];
+    for (int p = 0; p < NP; p++) {
+        const int c0 = (nb + p) * EM_NR;
+        __m512i b = _mm512_add_epi32(_mm512_loadu_si512((const void *)(g->bias + c0)),
+                                     _mm512_mullo_epi32(corr, _mm512_loadu_si512((const void *)(g->colsum + c0))));
+        for (int r = 0; r < MR; r++) acc[r][p] = b;
+        wp[p] = g->w + (size_t)(nb + p) * g->K4 * EM_NR;
+    }
+    const uint8_t *ar = g->a + (size_t)m * g->K4;
+    for (int k = 0; k < g->K4; k += 4) {
+        __m512i wv[NP];
+        for (int p = 0; p < NP; p++) wv[p] = _mm512_loadu_si512((const void *)(wp[p] + (size_t)k * EM_NR));
+        for (int r = 0; r < MR; r++) {
+            __m512i x = _mm512_set1_epi32(load_i32(ar + (size_t)r * g->K4 + k));
+            for (int p = 0; p < NP; p++) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], x, wv[p]);
+        }
+    }
+    for (int r = 0; r < MR; r++)
+        for (int p = 0; p < NP; p++)
+            store512(acc[r][p], g, (nb + p) * EM_NR, g->out + (size_t)(m + r) * g->ldo + (nb + p) * EM_NR);
+}
+
+/* Rows m0..m1 for panels nb..nb+NP: as many MR-row tiles as fit, then 4-row, then single rows. */
+#define ROWS512(MR, NP)                                                  \
+    do {                                                                 \
+        int m = m0;                                                      \
+        for (; m + (MR) <= m1; m += (MR)) tile512(g, m, nb, (MR), (NP)); \
+        for (; m + 4 <= m1; m += 4) tile512(g, m, nb, 4, (NP));          \
+        for (; m < m1; m++) tile512(g, m, nb, 1, (NP));                  \
+    } while (0)
+
+static EM_AVX512VNNI void gemm_avx512vnni(const gemm8 *g, int m0, int m1) {
+    const int nblocks = (g->N + EM_NR - 1) / EM_NR;
+    int nb = 0;
+    /* enough independent accumulators to cover vpdpbusd's latency (~5 cycles, 2 a cycle) */
+    for (; nb + 4 <= nblocks; nb += 4) ROWS512(4, 4);
+    if (nblocks - nb == 3) ROWS512(4, 3);
+    else if (nblocks - nb == 2) ROWS512(8, 2);
+    else if (nblocks - nb == 1) ROWS512(8, 1);
+}
+
+/* ---- AVX-VNNI (VEX, 256-bit): MR rows x one panel (two ymm: channels 0-7, 8-15) ---- */
+#ifdef EM_HAVE_AVXVNNI
+#define EM_AVXVNNI __attribute__((target("avxvnni,avx2,fma")))
+
+/* NH = 2: both halves of the panel; NH = 1: channels 0-7 only (the last panel holds <= 8). */
+static EM_AVXVNNI EM_ALWAYS_INLINE void tile256(const gemm8 *g, int m, int nb, const int MR, const int NH) {
+    __m256i acc[MR][2];
+    const __m256i corr = _mm256_set1_epi32(g->corr);
+    const int c0 = nb * EM_NR;
+    const int8_t *wp = g->w + (size_t)nb * g->K4 * EM_NR;
+    for (int h = 0; h < NH; h++) {
+        __m256i b = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(g->bias + c0 + 8 * h)),
+                                     _mm256_mullo_epi32(corr, _mm256_loadu_si256((const __m256i *)(g->colsum + c0 + 8 * h))));
+        for (int r = 0; r < MR; r++) acc[r][h] = b;
+    }
+    const uint8_t *ar = g->a + (size_t)m * g->K4;
+    for (int k = 0; k < g->K4; k += 4) {
+        __m256i wv[2];
+        for (int h = 0; h < NH; h++) wv[h] = _mm256_loadu_si256((const __m256i *)(wp + (size_t)k * EM_NR + 32 * h));
+        for (int r = 0; r < MR; r++) {
+            __m256i x = _mm256_set1_epi32(load_i32(ar + (size_t)r * g->K4 + k));
+            for (int h = 0; h < NH; h++) acc[r][h] = _mm256_dpbusd_avx_epi32(acc[r][h], x, wv[h]);
+        }
+    }
+    const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
+    for (int r = 0; r < MR; r++)
+        em_requant16_avx2(acc[r][0], NH == 2 ? acc[r][1] : _mm256_setzero_si256(), g->rq, c0, n,
+                          g->out + (size_t)(m + r) * g->ldo + c0);
+}
+
+#define ROWS256(MR, NH)                                                  \
+    do {                                                                 \
+        int m = m0;                                                      \
+        for (; m + (MR) <= m1; m += (MR)) tile256(g, m, nb, (MR), (NH)); \
+        for (; m + 4 <= m1; m += 4) tile256(g, m, nb, 4, (NH));          \
+        for (; m < m1; m++) tile256(g, m, nb, 1, (NH));                  \
+    } while (0)
+
+static EM_AVXVNNI void gemm_avxvnni(const gemm8 *g, int m0, int m1) {
+    const int nblocks = (g->N + EM_NR - 1) / EM_NR;
+    for (int nb = 0; nb < nblocks; nb++) {
+        if (g->N - nb * EM_NR <= 8) ROWS256(8, 1);
+        else ROWS256(6, 2);
+    }
+}
+#endif
+
+static void gemm8_run(int isa, const gemm8 *g, int m0, int m1) {
+#ifdef EM_HAVE_AVXVNNI
+    if (isa == EM_ISA_AVXVNNI) {
+        gemm_avxvnni(g, m0, m1);
+        return;
+    }
+#endif
+    (void)isa;
+    gemm_avx512vnni(g, m0, m1);
+}
+
+/* The VNNI section of em_pack_weights' array (see em_kernels.h). */
+static void vnni_weights(const int16_t *packed, int N, int kp, const int32_t **colsum, const int8_t **w8) {
+    const int nb = (N + EM_NR - 1) / EM_NR;
+    *colsum = (const int32_t *)(packed + (size_t)nb * kp * EM_NR);
+    *w8 = (const int8_t *)(*colsum + (size_t)nb * EM_NR);
+}
+
+int em_conv2d_vnni(const em_conv_args *a) {
+    const int isa = em_isa_get();
+    if (!em_isa_has_vnni(isa)) return 0;
+    const int M = a->batch * a->out_h * a->out_w;
+    const int K = a->k_h * a->k_w * a->in_c;
+    const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c), k4 = (K + 3) & ~3;
+    const int32_t *colsum;
+    const int8_t *w8;
+    vnni_weights(a->w, a->out_c, kp, &colsum, &w8);
+    /* scratch holds EM_CONV_ROWS rows of kp int16 per thread: as many rows of k4 <= 2 kp bytes */
+    const int chunks = (M + EM_CONV_ROWS - 1) / EM_CONV_ROWS;
+#pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
+    for (int c = 0; c < chunks; c++) {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        uint8_t *buf = (uint8_t *)(a->scratch + (size_t)tid * EM_CONV_ROWS * kp);
+        int m0 = c * EM_CONV_ROWS, m1 = m0 + EM_CONV_ROWS < M ? m0 + EM_CONV_ROWS : M;
+        im2col_u8(a, K, k4, m0, m1, buf);
+        gemm8 g = {a->out_c, k4, buf, w8, colsum, a->bias, a->in_offset - 128, &a->rq,
+                   a->out + (size_t)m0 * a->out_c, a->out_c};
+        gemm8_run(isa, &g, 0, m1 - m0);
+    }
+    return 1;
+}
+
+int em_fully_connected_vnni(const em_fc_args *a) {
+    const int isa = em_isa_get();
+    if (!em_isa_has_vnni(isa)) return 0;
+    const int K = a->in_features, kp = (K + 1) & ~1, k4 = (K + 3) & ~3;
+    const int32_t *colsum;
+    const int8_t *w8;
+    vnni_weights(a->w, a->units, kp, &colsum, &w8);
+    uint8_t *rows = (uint8_t *)a->scratch; /* rows x kp int16 holds rows x k4 bytes */
+    for (int r = 0; r < a->rows; r++) {
+        flip(a->in + (size_t)r * K, rows + (size_t)r * k4, K);
+        if (k4 > K) memset(rows + (size_t)r * k4 + K, 0, (size_t)(k4 - K));
+    }
+    gemm8 g = {a->units, k4, rows, w8, colsum, a->bias, a->in_offset - 128, &a->rq, a->out, a->units};
+    if (a->threads > 1 && a->rows >= 8) {
+        const int chunks = (a->rows + 3) / 4;
+#pragma omp parallel for num_threads(a->threads) schedule(static)
+        for (int c = 0; c < chunks; c++) gemm8_run(isa, &g, c * 4, c * 4 + 4 < a->rows ? c * 4 + 4 : a->rows);
+    } else {
+        gemm8_run(isa, &g, 0, a->rows);
+    }
+    return 1;
+}
+
+#else /* no x86 SIMD in this build: no VNNI path is ever in effect */
+
+int em_conv2d_vnni(const em_conv_args *a) {
+    (void)a;
+    return 0;
+}
+
+int em_fully_connected_vnni(const em_fc_args *a) {
+    (void)a;
+    return 0;
+}
+
+#endif
