@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 from edge_maas.kernels import executor as ex
-from oneop import ISAS, Op, T, build_model, int8_input, native_matches_interpreter, qscale
+from oneop import ISAS, Op, T, build_model, int8_input, isa, native_matches_interpreter, qscale
 
 PROBE = "from edge_maas.kernels import executor as ex; print(ex.isa())"
 NAMES = list(ex.ISA_NAMES.values())  # in order of preference
@@ -121,3 +121,35 @@ def test_vnni_fully_connected_matches_the_interpreter(rows, k, n, in_zp):
         ["x"], ["y"],
     )  # fmt: skip
     native_matches_interpreter(model, [{"x": int8_input(rng, (rows, k))} for _ in range(2)])
+
+
+@pytest.mark.parametrize("round_up_below", [0, 5, 16, 21, ex.ROUND_ALL_UP])
+def test_output_stage_rounding_split_on_every_path(round_up_below):
+    """The kernel called directly (round_up_below is not what the interpreter's FC uses, so no model gives it):
+    every path, including the AVX-512 output stage's mixed lanes, == the numpy reference, with left shifts,
+    ties (multiplier 2^30: acc / 2 exactly halfway) and a narrow activation range."""
+    from edge_maas.kernels.quantize_ref import requantize_channels
+    from edge_maas.native.quant import pad16
+
+    rng = np.random.default_rng(round_up_below % 1000)
+    rows, k, n, in_off, zp, lo, hi = 40, 23, 37, 77, -5, -100, 90
+    x = int8_input(rng, (rows, k))
+    w = rng.integers(-127, 128, (n, k), dtype=np.int8)
+    bias = rng.integers(-30000, 30000, n).astype(np.int32)
+    mult = rng.integers(2**30, 2**31 - 1, n).astype(np.int32)
+    shift = rng.integers(-12, 3, n).astype(np.int32)
+    mult[1::2], shift[1::2] = 2**30, -1  # floor((acc + 1) / 2) then / 2: odd halves are ties
+    mult[::4], shift[::4] = 2**30, -2
+    w[1::2] = rng.integers(-1, 2, w[1::2].shape)  # small sums there, so the ties are not clamped away
+    bias[1::2] //= 100
+    acc = (x.astype(np.int64) + in_off) @ w.T.astype(np.int64) + bias
+    want = requantize_channels(acc, mult, shift, zp, lo, hi, min(round_up_below, n))
+    for name in ISAS:
+        out = np.zeros((rows, n), np.int8)
+        scratch = np.zeros(rows * (k + 1), np.int16)
+        kern = ex.FullyConnected(x.reshape(-1), out.reshape(-1), ex.pack_weights(w), pad16(bias), pad16(mult),
+                                 pad16(shift), rows=rows, in_features=k, units=n, in_offset=in_off, out_zp=zp,
+                                 act_min=lo, act_max=hi, scratch=scratch, round_up_below=round_up_below)  # fmt: skip
+        with isa(name):
+            kern.run()
+        assert np.array_equal(out, want), f"{name}: {int((out != want).sum())} of {out.size} differ"

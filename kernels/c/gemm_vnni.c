@@ -49,12 +49,20 @@ static EM_AVX2 void flip_avx2(const int8_t *x, uint8_t *y, size_t n) {
     for (; i < n; i++) y[i] = (uint8_t)x[i] ^ 0x80u;
 }
 
+/* Short runs (a few channels per tap) inline, 8 bytes at a time: a call costs more. */
 static inline void flip(const int8_t *x, uint8_t *y, int n) {
     if (n >= 32) {
         flip_avx2(x, y, (size_t)n);
         return;
     }
-    for (int i = 0; i < n; i++) y[i] = (uint8_t)x[i] ^ 0x80u;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, x + i, 8);
+        v ^= 0x8080808080808080ull;
+        memcpy(y + i, &v, 8);
+    }
+    for (; i < n; i++) y[i] = (uint8_t)x[i] ^ 0x80u;
 }
 
 /* Rows m0..m1 of the im2col matrix as u8 (row m at dst + (m - m0) * k4). */
@@ -76,8 +84,13 @@ static void im2col_u8(const em_conv_args *a, int K, int k4, int m0, int m1, uint
         return;
     }
     const int run = a->k_w * a->in_c; /* one filter row of taps, contiguous in memory when dil_w == 1 */
-    for (int m = m0; m < m1; m++) {
-        int b = m / hw, oy = (m % hw) / a->out_w, ox = m % a->out_w;
+    /* the output position advances with m: no divisions per row */
+    int b = m0 / hw, oy = (m0 % hw) / a->out_w, ox = m0 % a->out_w;
+    for (int m = m0; m < m1; m++, ox++) {
+        if (ox == a->out_w) {
+            ox = 0;
+            if (++oy == a->out_h) oy = 0, b++;
+        }
         uint8_t *row = dst + (size_t)(m - m0) * k4;
         int idx = 0;
         const int ix0 = ox * a->stride_w - a->pad_left;
@@ -109,9 +122,46 @@ static void im2col_u8(const em_conv_args *a, int K, int k4, int m0, int m1, uint
 }
 
 /* ---- AVX-512 VNNI: MR rows x NP panels of 16 channels per tile ---- */
-static EM_AVX512VNNI EM_ALWAYS_INLINE void store512(__m512i acc, const gemm8 *g, int c0, int8_t *out) {
+/* em_requant16_avx2 on one zmm: the same arithmetic lane for lane (see em_mbqm_avx2 in requant.h). */
+static EM_AVX512VNNI EM_ALWAYS_INLINE void store512(__m512i x, const gemm8 *g, int c0, int8_t *out) {
+    const em_requant *rq = g->rq;
     const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
-    em_requant16_avx2(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1), g->rq, c0, n, out);
+    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+    const __m512i half = _mm512_set1_epi64(1LL << 30);
+    const __m512i mult = _mm512_loadu_si512((const void *)(rq->mult + c0));
+    const __m512i shift = _mm512_loadu_si512((const void *)(rq->shift + c0));
+    const __m512i right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+    x = _mm512_sllv_epi32(x, _mm512_max_epi32(shift, zero));
+    __m512i p_even = _mm512_add_epi64(_mm512_mul_epi32(x, mult), half);
+    __m512i p_odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(mult, 32)), half);
+    __m512i hm = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(p_even, 31), _mm512_slli_epi64(p_odd, 1));
+    __m512i res = _mm512_srav_epi32(hm, right), v;
+    __mmask16 up = c0 >= rq->round_up_below ? 0
+                   : c0 + 16 <= rq->round_up_below ? 0xFFFF
+                   : (__mmask16)((1u << (rq->round_up_below - c0)) - 1);
+    if (up == 0xFFFF) {
+        /* ties up: (hm >> right) + bit (right - 1) of hm */
+        __m512i bit = _mm512_srav_epi32(hm, _mm512_max_epi32(_mm512_sub_epi32(right, one), zero));
+        v = _mm512_add_epi32(res, _mm512_and_si512(bit, _mm512_min_epi32(right, one)));
+    } else {
+        /* ties away from zero, then the round-up lanes (if any) as above */
+        __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
+        __m512i rem = _mm512_and_si512(hm, mask);
+        __m512i thr = _mm512_sub_epi32(_mm512_srai_epi32(mask, 1), _mm512_srai_epi32(hm, 31));
+        v = _mm512_mask_add_epi32(res, _mm512_cmpgt_epi32_mask(rem, thr), res, one);
+        if (up) {
+            __m512i bit = _mm512_srav_epi32(hm, _mm512_max_epi32(_mm512_sub_epi32(right, one), zero));
+            v = _mm512_mask_add_epi32(v, up, res, _mm512_and_si512(bit, _mm512_min_epi32(right, one)));
+        }
+    }
+    /* clamp to [act_min, act_max] before adding zp (no int32 overflow), then narrow */
+    v = _mm512_max_epi32(_mm512_min_epi32(v, _mm512_set1_epi32(rq->act_max - rq->zp)),
+                         _mm512_set1_epi32(rq->act_min - rq->zp));
+    __m128i b = _mm512_cvtepi32_epi8(_mm512_add_epi32(v, _mm512_set1_epi32(rq->zp)));
+    if (n == 16)
+        _mm_storeu_si128((__m128i *)out, b);
+    else
+        _mm_mask_storeu_epi8(out, (__mmask16)((1u << n) - 1), b);
 }
 
 static EM_AVX512VNNI EM_ALWAYS_INLINE void tile512(const gemm8 *g, int m, int nb, const int MR, const int NP) {
