@@ -31,9 +31,6 @@ typedef struct {
     int ldo;
 } gemm8;
 
-#define EM_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
-#define EM_ALWAYS_INLINE inline __attribute__((always_inline))
-
 static inline int32_t load_i32(const uint8_t *p) {
     int32_t v;
     memcpy(&v, p, 4);
@@ -65,103 +62,93 @@ static inline void flip(const int8_t *x, uint8_t *y, int n) {
     for (; i < n; i++) y[i] = (uint8_t)x[i] ^ 0x80u;
 }
 
-/* Rows m0..m1 of the im2col matrix as u8 (row m at dst + (m - m0) * k4). */
-static void im2col_u8(const em_conv_args *a, int K, int k4, int m0, int m1, uint8_t *dst) {
-    const int hw = a->out_h * a->out_w;
-    const uint8_t pad = (uint8_t)(128 - a->in_offset); /* the zero point, flipped */
-    if (a->k_h == 1 && a->k_w == 1 && a->stride_h == 1 && a->stride_w == 1 && a->pad_top == 0 &&
-        a->pad_left == 0) {
-        /* pointwise conv: the rows are the input pixels themselves */
-        if (k4 == K) {
-            flip_avx2(a->in + (size_t)m0 * K, dst, (size_t)(m1 - m0) * K);
-            return;
-        }
-        for (int m = m0; m < m1; m++) {
-            uint8_t *row = dst + (size_t)(m - m0) * k4;
-            flip(a->in + (size_t)m * K, row, K);
-            memset(row + K, 0, (size_t)(k4 - K));
-        }
-        return;
-    }
-    const int run = a->k_w * a->in_c; /* one filter row of taps, contiguous in memory when dil_w == 1 */
-    /* the output position advances with m: no divisions per row */
-    int b = m0 / hw, oy = (m0 % hw) / a->out_w, ox = m0 % a->out_w;
-    for (int m = m0; m < m1; m++, ox++) {
-        if (ox == a->out_w) {
-            ox = 0;
-            if (++oy == a->out_h) oy = 0, b++;
-        }
-        uint8_t *row = dst + (size_t)(m - m0) * k4;
-        int idx = 0;
-        const int ix0 = ox * a->stride_w - a->pad_left;
-        const int row_inside = a->dil_w == 1 && ix0 >= 0 && ix0 + a->k_w <= a->in_w;
-        for (int kh = 0; kh < a->k_h; kh++) {
-            int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
-            if (iy < 0 || iy >= a->in_h) {
-                memset(row + idx, pad, (size_t)run);
-                idx += run;
-                continue;
-            }
-            const int8_t *line = a->in + ((size_t)b * a->in_h + iy) * a->in_w * a->in_c;
-            if (row_inside) {
-                flip(line + (size_t)ix0 * a->in_c, row + idx, run);
-                idx += run;
-                continue;
-            }
-            for (int kw = 0; kw < a->k_w; kw++) {
-                int ix = ix0 + kw * a->dil_w;
-                if (ix < 0 || ix >= a->in_w)
-                    memset(row + idx, pad, (size_t)a->in_c);
-                else
-                    flip(line + (size_t)ix * a->in_c, row + idx, a->in_c);
-                idx += a->in_c;
-            }
-        }
-        if (idx < k4) memset(row + idx, 0, (size_t)(k4 - idx)); /* weights are 0 there */
+/* Rows m0..m1 of the im2col matrix as u8 (kernels/c/im2col_u8.h), twice: with
+ * 8-byte flips for short runs, and, on the AVX-512 path, with one masked
+ * load/xor/store per run of up to 64 bytes (a tap of a few channels). */
+#define IM2COL_NAME im2col_u8
+#define IM2COL_ATTR
+#define IM2COL_FLIP flip
+#include "im2col_u8.h"
+#undef IM2COL_NAME
+#undef IM2COL_ATTR
+#undef IM2COL_FLIP
+
+#define EM_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
+#define EM_ALWAYS_INLINE inline __attribute__((always_inline))
+
+static EM_AVX512VNNI EM_ALWAYS_INLINE void flip512(const int8_t *x, uint8_t *y, int n) {
+    const __m512i s = _mm512_set1_epi8((char)0x80);
+    int i = 0;
+    for (; i + 64 <= n; i += 64)
+        _mm512_storeu_si512((void *)(y + i), _mm512_xor_si512(_mm512_loadu_si512((const void *)(x + i)), s));
+    if (i < n) { /* masked: no byte outside the run is read or written */
+        __mmask64 k = (__mmask64)((1ULL << (n - i)) - 1);
+        _mm512_mask_storeu_epi8(y + i, k, _mm512_xor_si512(_mm512_maskz_loadu_epi8(k, x + i), s));
     }
 }
 
+#define IM2COL_NAME im2col_u8_512
+#define IM2COL_ATTR EM_AVX512VNNI
+#define IM2COL_FLIP flip512
+#include "im2col_u8.h"
+#undef IM2COL_NAME
+#undef IM2COL_ATTR
+#undef IM2COL_FLIP
+
 /* ---- AVX-512 VNNI: MR rows x NP panels of 16 channels per tile ---- */
-/* em_requant16_avx2 on one zmm: the same arithmetic lane for lane (see em_mbqm_avx2 in requant.h). */
-static EM_AVX512VNNI EM_ALWAYS_INLINE void store512(__m512i x, const gemm8 *g, int c0, int8_t *out) {
+/* em_requant16_avx2 on one zmm: the same arithmetic lane for lane (see em_mbqm_avx2 in requant.h).
+ * What depends on the channel only is prepared once per tile (rq512_prep), not per row. */
+typedef struct {
+    __m512i mult, mult_odd, left, right, bit_shift, bit_mask;
+    __mmask16 up;  /* lanes that round ties up (ruy); the others away from zero */
+    int c0, n;
+} rq512;
+
+static EM_AVX512VNNI EM_ALWAYS_INLINE void rq512_prep(rq512 *q, const gemm8 *g, int c0) {
     const em_requant *rq = g->rq;
-    const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
     const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
-    const __m512i half = _mm512_set1_epi64(1LL << 30);
-    const __m512i mult = _mm512_loadu_si512((const void *)(rq->mult + c0));
     const __m512i shift = _mm512_loadu_si512((const void *)(rq->shift + c0));
-    const __m512i right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
-    x = _mm512_sllv_epi32(x, _mm512_max_epi32(shift, zero));
-    __m512i p_even = _mm512_add_epi64(_mm512_mul_epi32(x, mult), half);
-    __m512i p_odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(mult, 32)), half);
+    q->mult = _mm512_loadu_si512((const void *)(rq->mult + c0));
+    q->mult_odd = _mm512_srli_epi64(q->mult, 32);
+    q->left = _mm512_max_epi32(shift, zero);
+    q->right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+    q->bit_shift = _mm512_max_epi32(_mm512_sub_epi32(q->right, one), zero);
+    q->bit_mask = _mm512_min_epi32(q->right, one);
+    q->up = c0 >= rq->round_up_below ? 0
+            : c0 + 16 <= rq->round_up_below ? 0xFFFF
+            : (__mmask16)((1u << (rq->round_up_below - c0)) - 1);
+    q->c0 = c0;
+    q->n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
+}
+
+static EM_AVX512VNNI EM_ALWAYS_INLINE void store512(__m512i x, const rq512 *q, const em_requant *rq, int8_t *out) {
+    const __m512i one = _mm512_set1_epi32(1);
+    const __m512i half = _mm512_set1_epi64(1LL << 30);
+    x = _mm512_sllv_epi32(x, q->left);
+    __m512i p_even = _mm512_add_epi64(_mm512_mul_epi32(x, q->mult), half);
+    __m512i p_odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->mult_odd), half);
     __m512i hm = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(p_even, 31), _mm512_slli_epi64(p_odd, 1));
-    __m512i res = _mm512_srav_epi32(hm, right), v;
-    __mmask16 up = c0 >= rq->round_up_below ? 0
-                   : c0 + 16 <= rq->round_up_below ? 0xFFFF
-                   : (__mmask16)((1u << (rq->round_up_below - c0)) - 1);
-    if (up == 0xFFFF) {
+    __m512i res = _mm512_srav_epi32(hm, q->right), v;
+    if (q->up == 0xFFFF) {
         /* ties up: (hm >> right) + bit (right - 1) of hm */
-        __m512i bit = _mm512_srav_epi32(hm, _mm512_max_epi32(_mm512_sub_epi32(right, one), zero));
-        v = _mm512_add_epi32(res, _mm512_and_si512(bit, _mm512_min_epi32(right, one)));
+        v = _mm512_add_epi32(res, _mm512_and_si512(_mm512_srav_epi32(hm, q->bit_shift), q->bit_mask));
     } else {
         /* ties away from zero, then the round-up lanes (if any) as above */
-        __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
+        __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, q->right), one);
         __m512i rem = _mm512_and_si512(hm, mask);
         __m512i thr = _mm512_sub_epi32(_mm512_srai_epi32(mask, 1), _mm512_srai_epi32(hm, 31));
         v = _mm512_mask_add_epi32(res, _mm512_cmpgt_epi32_mask(rem, thr), res, one);
-        if (up) {
-            __m512i bit = _mm512_srav_epi32(hm, _mm512_max_epi32(_mm512_sub_epi32(right, one), zero));
-            v = _mm512_mask_add_epi32(v, up, res, _mm512_and_si512(bit, _mm512_min_epi32(right, one)));
-        }
+        if (q->up)
+            v = _mm512_mask_add_epi32(v, q->up, res, _mm512_and_si512(_mm512_srav_epi32(hm, q->bit_shift), q->bit_mask));
     }
     /* clamp to [act_min, act_max] before adding zp (no int32 overflow), then narrow */
     v = _mm512_max_epi32(_mm512_min_epi32(v, _mm512_set1_epi32(rq->act_max - rq->zp)),
                          _mm512_set1_epi32(rq->act_min - rq->zp));
     __m128i b = _mm512_cvtepi32_epi8(_mm512_add_epi32(v, _mm512_set1_epi32(rq->zp)));
-    if (n == 16)
+    if (q->n == 16)
         _mm_storeu_si128((__m128i *)out, b);
     else
-        _mm_mask_storeu_epi8(out, (__mmask16)((1u << n) - 1), b);
+        _mm_mask_storeu_epi8(out, (__mmask16)((1u << q->n) - 1), b);
 }
 
 static EM_AVX512VNNI EM_ALWAYS_INLINE void tile512(const gemm8 *g, int m, int nb, const int MR, const int NP) {
@@ -184,9 +171,10 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void tile512(const gemm8 *g, int m, int nb
             for (int p = 0; p < NP; p++) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], x, wv[p]);
         }
     }
+    rq512 q[NP];
+    for (int p = 0; p < NP; p++) rq512_prep(&q[p], g, (nb + p) * EM_NR);
     for (int r = 0; r < MR; r++)
-        for (int p = 0; p < NP; p++)
-            store512(acc[r][p], g, (nb + p) * EM_NR, g->out + (size_t)(m + r) * g->ldo + (nb + p) * EM_NR);
+        for (int p = 0; p < NP; p++) store512(acc[r][p], &q[p], g->rq, g->out + (size_t)(m + r) * g->ldo + q[p].c0);
 }
 
 /* Rows m0..m1 for panels nb..nb+NP: as many MR-row tiles as fit, then 4-row, then single rows. */
@@ -292,7 +280,10 @@ int em_conv2d_vnni(const em_conv_args *a) {
 #endif
         uint8_t *buf = (uint8_t *)(a->scratch + (size_t)tid * EM_CONV_ROWS * kp);
         int m0 = c * EM_CONV_ROWS, m1 = m0 + EM_CONV_ROWS < M ? m0 + EM_CONV_ROWS : M;
-        im2col_u8(a, K, k4, m0, m1, buf);
+        if (isa == EM_ISA_AVX512VNNI)
+            im2col_u8_512(a, K, k4, m0, m1, buf);
+        else
+            im2col_u8(a, K, k4, m0, m1, buf);
         gemm8 g = {a->out_c, k4, buf, w8, colsum, a->bias, a->in_offset - 128, &a->rq,
                    a->out + (size_t)m0 * a->out_c, a->out_c};
         gemm8_run(isa, &g, 0, m1 - m0);
