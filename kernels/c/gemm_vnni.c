@@ -62,6 +62,22 @@ static inline void flip(const int8_t *x, uint8_t *y, int n) {
     for (; i < n; i++) y[i] = (uint8_t)x[i] ^ 0x80u;
 }
 
+/* y[0..n) = x ^ 0x80 for n <= 32 as whole 16-byte blocks (SSE2), writing up to
+ * 31 bytes past y + n; not done (returns 0) when that would read past x_end. */
+static inline int flip_over(const int8_t *x, uint8_t *y, int n, const int8_t *x_end) {
+    const __m128i s = _mm_set1_epi8((char)0x80);
+    if (n <= 16 && x + 16 <= x_end) {
+        _mm_storeu_si128((__m128i *)y, _mm_xor_si128(_mm_loadu_si128((const __m128i *)x), s));
+        return 1;
+    }
+    if (n <= 32 && x + 32 <= x_end) {
+        _mm_storeu_si128((__m128i *)y, _mm_xor_si128(_mm_loadu_si128((const __m128i *)x), s));
+        _mm_storeu_si128((__m128i *)(y + 16), _mm_xor_si128(_mm_loadu_si128((const __m128i *)(x + 16)), s));
+        return 1;
+    }
+    return 0;
+}
+
 /* Rows m0..m1 of the im2col matrix as u8 (kernels/c/im2col_u8.h), twice: with
  * 8-byte flips for short runs, and, on the AVX-512 path, with one masked
  * load/xor/store per run of up to 64 bytes (a tap of a few channels). */

@@ -20,6 +20,11 @@ static IM2COL_ATTR void IM2COL_NAME(const em_conv_args *a, int K, int k4, int m0
         return;
     }
     const int run = a->k_w * a->in_c; /* one filter row of taps, contiguous in memory when dil_w == 1 */
+    const int8_t *in_end = a->in + (size_t)a->batch * a->in_h * a->in_w * a->in_c;
+    /* A run of up to 32 bytes may go as whole 16-byte blocks (flip_over): the bytes past it are rewritten by
+     * what follows in the row (runs, padding and rows are written in order), and the last row's spill (< 32
+     * bytes) stays inside this thread's scratch, EM_CONV_ROWS rows of 2 kp >= k4 + 32 bytes when kp >= 4. */
+    const int over = ((K + 1) & ~1) >= 4;
     /* the output position advances with m: no divisions per row */
     int b = m0 / hw, oy = (m0 % hw) / a->out_w, ox = m0 % a->out_w;
     for (int m = m0; m < m1; m++, ox++) {
@@ -40,7 +45,8 @@ static IM2COL_ATTR void IM2COL_NAME(const em_conv_args *a, int K, int k4, int m0
             }
             const int8_t *line = a->in + ((size_t)b * a->in_h + iy) * a->in_w * a->in_c;
             if (row_inside) {
-                IM2COL_FLIP(line + (size_t)ix0 * a->in_c, row + idx, run);
+                const int8_t *src = line + (size_t)ix0 * a->in_c;
+                if (!over || !flip_over(src, row + idx, run, in_end)) IM2COL_FLIP(src, row + idx, run);
                 idx += run;
                 continue;
             }
