@@ -116,6 +116,7 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void flip512(const int8_t *x, uint8_t *y, 
  * What depends on the channel only is prepared once per tile (rq512_prep), not per row. */
 typedef struct {
     __m512i mult, mult_odd, left, right, bit_shift, bit_mask;
+    __m512i round_even, round_odd, shift_even, shift_odd; /* 64-bit lanes: the one-step ties-up form */
     __mmask16 up;  /* lanes that round ties up (ruy); the others away from zero */
     int c0, n;
 } rq512;
@@ -133,23 +134,35 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void rq512_prep(rq512 *q, const gemm8 *g, 
     q->up = c0 >= rq->round_up_below ? 0
             : c0 + 16 <= rq->round_up_below ? 0xFFFF
             : (__mmask16)((1u << (rq->round_up_below - c0)) - 1);
+    /* ties up in one step: floor((floor(A / 2^31) + 2^(r-1)) / 2^r) = floor((A + 2^(30+r)) / 2^(31+r)) for
+     * A = x * mult + 2^30 and r >= 1 (the floor of a floor), and hm itself for r = 0; |A + ...| < 2^63 */
+    const __m512i lo32 = _mm512_set1_epi64(0xFFFFFFFFLL), one64 = _mm512_set1_epi64(1);
+    const __m512i r_even = _mm512_and_si512(q->right, lo32), r_odd = _mm512_srli_epi64(q->right, 32);
+    const __m512i half = _mm512_set1_epi64(1LL << 30), thirty = _mm512_set1_epi64(30);
+    q->round_even = _mm512_add_epi64(half, _mm512_maskz_sllv_epi64(_mm512_cmpgt_epi64_mask(r_even, zero), one64,
+                                                                   _mm512_add_epi64(r_even, thirty)));
+    q->round_odd = _mm512_add_epi64(half, _mm512_maskz_sllv_epi64(_mm512_cmpgt_epi64_mask(r_odd, zero), one64,
+                                                                  _mm512_add_epi64(r_odd, thirty)));
+    q->shift_even = _mm512_add_epi64(r_even, _mm512_set1_epi64(31));
+    q->shift_odd = _mm512_add_epi64(r_odd, _mm512_set1_epi64(31));
     q->c0 = c0;
     q->n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
 }
 
 static EM_AVX512VNNI EM_ALWAYS_INLINE void store512(__m512i x, const rq512 *q, const em_requant *rq, int8_t *out) {
-    const __m512i one = _mm512_set1_epi32(1);
-    const __m512i half = _mm512_set1_epi64(1LL << 30);
     x = _mm512_sllv_epi32(x, q->left);
-    __m512i p_even = _mm512_add_epi64(_mm512_mul_epi32(x, q->mult), half);
-    __m512i p_odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->mult_odd), half);
-    __m512i hm = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(p_even, 31), _mm512_slli_epi64(p_odd, 1));
-    __m512i res = _mm512_srav_epi32(hm, q->right), v;
-    if (q->up == 0xFFFF) {
-        /* ties up: (hm >> right) + bit (right - 1) of hm */
-        v = _mm512_add_epi32(res, _mm512_and_si512(_mm512_srav_epi32(hm, q->bit_shift), q->bit_mask));
-    } else {
-        /* ties away from zero, then the round-up lanes (if any) as above */
+    __m512i v;
+    if (q->up == 0xFFFF) { /* every lane ties up (conv, FC): the one-step form in 64-bit lanes */
+        __m512i e = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, q->mult), q->round_even), q->shift_even);
+        __m512i o = _mm512_srav_epi64(
+            _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->mult_odd), q->round_odd), q->shift_odd);
+        v = _mm512_mask_blend_epi32(0xAAAA, e, _mm512_slli_epi64(o, 32));
+    } else { /* ties away from zero, then the round-up lanes (if any): (hm >> right) + bit (right - 1) of hm */
+        const __m512i one = _mm512_set1_epi32(1), half = _mm512_set1_epi64(1LL << 30);
+        __m512i p_even = _mm512_add_epi64(_mm512_mul_epi32(x, q->mult), half);
+        __m512i p_odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->mult_odd), half);
+        __m512i hm = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(p_even, 31), _mm512_slli_epi64(p_odd, 1));
+        __m512i res = _mm512_srav_epi32(hm, q->right);
         __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, q->right), one);
         __m512i rem = _mm512_and_si512(hm, mask);
         __m512i thr = _mm512_sub_epi32(_mm512_srai_epi32(mask, 1), _mm512_srai_epi32(hm, 31));
