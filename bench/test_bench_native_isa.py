@@ -25,8 +25,9 @@ RUNNERS = ["litert_xnnpack", "litert_builtin", *(f"native_{name}" for name in ex
 def test_isa(benchmark, name, kind):
     blob = zoo.model_bytes(name)
     native = kind.startswith("native_")
-    runner = NativeBackend(blob, threads=1) if native else LiteRTBackend(blob, threads=1,
-                                                                         xnnpack=kind == "litert_xnnpack")
+    runner = (
+        NativeBackend(blob, threads=1) if native else LiteRTBackend(blob, threads=1, xnnpack=kind == "litert_xnnpack")
+    )
     benchmark.group = f"per-isa {name}"
     xs, _ = zoo.expected(name)
     feed = {runner.inputs[0].name: xs[0][None]}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,7 +35,8 @@ def test_every_path_is_listed_and_the_best_is_the_default():
     assert ISAS == ex.available_isas()
     assert ISAS[0] == "portable" and ex.best_isa() == ISAS[-1]
     assert _isa_in_subprocess(None).stdout.strip() == ex.best_isa()
-    flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = cpuinfo.read_text().split() if cpuinfo.exists() else []
     if "avx512_vnni" in flags and {"avx512f", "avx512bw", "avx512vl"} <= set(flags):
         assert "avx512vnni" in ISAS
     if "avx_vnni" in flags:
@@ -76,8 +78,8 @@ def _conv_model(b, h, w, c, o, k, stride, in_zp, out_zp, rng):
             T("y", (b, oh, ow, o), "int8", [out_s], [out_zp]),
         ],
         [Op("CONV_2D", ["x", "w", "b"], ["y"], "Conv2DOptions",
-            dict(padding=0, strideH=stride, strideW=stride, dilationHFactor=1, dilationWFactor=1,
-                 fusedActivationFunction=0))],
+            {"padding": 0, "strideH": stride, "strideW": stride, "dilationHFactor": 1, "dilationWFactor": 1,
+             "fusedActivationFunction": 0})],
         ["x"], ["y"],
     )  # fmt: skip
 
@@ -103,10 +105,11 @@ def test_vnni_conv_tiles_match_the_interpreter(h, w, c, o, k, stride, in_zp, out
     feeds = [{"x": int8_input(rng, (2, h, w, c))} for _ in range(2)]
     feeds.append({"x": np.full((2, h, w, c), -128 if in_zp > 0 else 127, np.int8)})  # largest |x - zp|
     native_matches_interpreter(model, feeds)
+    native_matches_interpreter(model, feeds[:1], threads=2)  # per-thread scratch slices
 
 
-@pytest.mark.parametrize("rows, k, n, in_zp", [(1, 1280, 100, -128), (13, 37, 72, 127), (3, 4, 9, 0)])
-def test_vnni_fully_connected_matches_the_interpreter(rows, k, n, in_zp):
+@pytest.mark.parametrize("rows, k, n, in_zp, threads", [(1, 1280, 100, -128, 1), (13, 37, 72, 127, 2), (3, 4, 9, 0, 1)])
+def test_vnni_fully_connected_matches_the_interpreter(rows, k, n, in_zp, threads):
     rng = np.random.default_rng(rows + k + n)
     in_s, out_s = qscale(0.05), qscale(0.5)
     w_s = [qscale(v) for v in rng.uniform(0.001, 0.02, n)]
@@ -117,10 +120,10 @@ def test_vnni_fully_connected_matches_the_interpreter(rows, k, n, in_zp):
             T("b", (n,), "int32", [in_s * s for s in w_s], [0] * n, 0, rng.integers(-9000, 9000, n).astype(np.int32)),
             T("y", (rows, n), "int8", [out_s], [-7]),
         ],
-        [Op("FULLY_CONNECTED", ["x", "w", "b"], ["y"], "FullyConnectedOptions", dict(fusedActivationFunction=0))],
+        [Op("FULLY_CONNECTED", ["x", "w", "b"], ["y"], "FullyConnectedOptions", {"fusedActivationFunction": 0})],
         ["x"], ["y"],
     )  # fmt: skip
-    native_matches_interpreter(model, [{"x": int8_input(rng, (rows, k))} for _ in range(2)])
+    native_matches_interpreter(model, [{"x": int8_input(rng, (rows, k))} for _ in range(2)], threads=threads)
 
 
 @pytest.mark.parametrize("round_up_below", [0, 5, 16, 21, ex.ROUND_ALL_UP])
@@ -129,6 +132,7 @@ def test_output_stage_rounding_split_on_every_path(round_up_below):
     every path, including the AVX-512 output stage's mixed lanes, == the numpy reference, with left shifts,
     ties (multiplier 2^30: acc / 2 exactly halfway) and a narrow activation range."""
     from edge_maas.kernels.quantize_ref import requantize_channels
+
     from edge_maas.native.quant import pad16
 
     rng = np.random.default_rng(round_up_below % 1000)
