@@ -192,7 +192,27 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void tile512(const gemm8 *g, int m, int nb
         wp[p] = g->w + (size_t)(nb + p) * g->K4 * EM_NR;
     }
     const uint8_t *ar = g->a + (size_t)m * g->K4;
-    for (int k = 0; k < g->K4; k += 4) {
+    int k = 0;
+    if (MR == 1) {
+        /* one row (FULLY_CONNECTED on one input, tails): NP chains alone would wait on vpdpbusd's latency,
+         * so 4 k-groups go to 4 accumulator sets, added at the end (integer sums: the same bytes) */
+        __m512i s1[NP], s2[NP], s3[NP];
+        for (int p = 0; p < NP; p++) s1[p] = s2[p] = s3[p] = _mm512_setzero_si512();
+        for (; k + 16 <= g->K4; k += 16) {
+            __m512i x0 = _mm512_set1_epi32(load_i32(ar + k)), x1 = _mm512_set1_epi32(load_i32(ar + k + 4));
+            __m512i x2 = _mm512_set1_epi32(load_i32(ar + k + 8)), x3 = _mm512_set1_epi32(load_i32(ar + k + 12));
+            for (int p = 0; p < NP; p++) {
+                const int8_t *w = wp[p] + (size_t)k * EM_NR;
+                acc[0][p] = _mm512_dpbusd_epi32(acc[0][p], x0, _mm512_loadu_si512((const void *)w));
+                s1[p] = _mm512_dpbusd_epi32(s1[p], x1, _mm512_loadu_si512((const void *)(w + 64)));
+                s2[p] = _mm512_dpbusd_epi32(s2[p], x2, _mm512_loadu_si512((const void *)(w + 128)));
+                s3[p] = _mm512_dpbusd_epi32(s3[p], x3, _mm512_loadu_si512((const void *)(w + 192)));
+            }
+        }
+        for (int p = 0; p < NP; p++)
+            acc[0][p] = _mm512_add_epi32(_mm512_add_epi32(acc[0][p], s1[p]), _mm512_add_epi32(s2[p], s3[p]));
+    }
+    for (; k < g->K4; k += 4) {
         __m512i wv[NP];
         for (int p = 0; p < NP; p++) wv[p] = _mm512_loadu_si512((const void *)(wp[p] + (size_t)k * EM_NR));
         for (int r = 0; r < MR; r++) {
