@@ -261,7 +261,20 @@ static EM_AVXVNNI EM_ALWAYS_INLINE void tile256(const gemm8 *g, int m, int nb, c
         for (int r = 0; r < MR; r++) acc[r][h] = b;
     }
     const uint8_t *ar = g->a + (size_t)m * g->K4;
-    for (int k = 0; k < g->K4; k += 4) {
+    int k = 0;
+    if (MR == 1) { /* one row: 2 accumulator sets over k, as tile512 (vpdpbusd latency) */
+        __m256i s1[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (; k + 8 <= g->K4; k += 8) {
+            __m256i x0 = _mm256_set1_epi32(load_i32(ar + k)), x1 = _mm256_set1_epi32(load_i32(ar + k + 4));
+            for (int h = 0; h < NH; h++) {
+                const int8_t *w = wp + (size_t)k * EM_NR + 32 * h;
+                acc[0][h] = _mm256_dpbusd_avx_epi32(acc[0][h], x0, _mm256_loadu_si256((const __m256i *)w));
+                s1[h] = _mm256_dpbusd_avx_epi32(s1[h], x1, _mm256_loadu_si256((const __m256i *)(w + 64)));
+            }
+        }
+        for (int h = 0; h < NH; h++) acc[0][h] = _mm256_add_epi32(acc[0][h], s1[h]);
+    }
+    for (; k < g->K4; k += 4) {
         __m256i wv[2];
         for (int h = 0; h < NH; h++) wv[h] = _mm256_loadu_si256((const __m256i *)(wp + (size_t)k * EM_NR + 32 * h));
         for (int r = 0; r < MR; r++) {
