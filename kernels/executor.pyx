@@ -17,10 +17,11 @@ from libc.stdlib cimport malloc, free
 
 cdef extern from "c/em_kernels.h":
     ctypedef void (*em_kernel_fn)(const void *args) noexcept nogil
-    int EM_ISA_PORTABLE, EM_ISA_AVX2
+    int EM_ISA_PORTABLE, EM_ISA_AVX2, EM_ISA_AVXVNNI, EM_ISA_AVX512VNNI
     int em_isa_best() nogil
     int em_isa_get() nogil
     int em_isa_set(int isa) nogil
+    int em_isa_supported(int isa) nogil
 
     ctypedef struct em_requant:
         const int32_t *mult
@@ -155,20 +156,31 @@ cdef extern from "c/em_kernels.h":
 # optimized depthwise kernel's 8-lane blocks), the others away from zero (TFLite scalar code).
 ROUND_ALL_UP = 2**31 - 1
 
-ISA_NAMES = {EM_ISA_PORTABLE: "portable", EM_ISA_AVX2: "avx2"}
+# In order of preference; a CPU need not have every path below its best one (AVX-512 VNNI without
+# AVX-VNNI), so set_isa falls back to the highest path at or below the one asked for that the CPU has.
+ISA_NAMES = {EM_ISA_PORTABLE: "portable", EM_ISA_AVX2: "avx2", EM_ISA_AVXVNNI: "avxvnni",
+             EM_ISA_AVX512VNNI: "avx512vnni"}
 
 
 def isa():
-    """The instruction-set path in effect: 'portable' or 'avx2'."""
+    """The instruction-set path in effect: one of ISA_NAMES' values."""
     return ISA_NAMES[em_isa_get()]
 
 
 def best_isa():
+    """The preferred path this CPU (and build) has: the one 'auto' selects."""
     return ISA_NAMES[em_isa_best()]
 
 
+def available_isas():
+    """Every path this CPU (and build) has, in ISA_NAMES order: what the per-op tests run on."""
+    return [name for code, name in sorted(ISA_NAMES.items()) if em_isa_supported(code)]
+
+
 def set_isa(name):
-    """Select 'portable', 'avx2' or 'auto'; returns the path in effect (never above what the CPU has)."""
+    """Select a path by name ('portable', 'avx2', 'avxvnni', 'avx512vnni') or 'auto'; returns the path in
+    effect, which never exceeds the CPU: the highest path it has at or below the one named.
+    Raises ValueError for an unknown name."""
     codes = {v: k for k, v in ISA_NAMES.items()}
     if name == "auto":
         return ISA_NAMES[em_isa_set(-1)]
@@ -177,7 +189,7 @@ def set_isa(name):
     return ISA_NAMES[em_isa_set(codes[name])]
 
 
-# EDGE_MAAS_ISA=portable forces the portable C path for the whole process.
+# EDGE_MAAS_ISA=<name> forces a path (e.g. portable) for the whole process.
 set_isa(os.environ.get("EDGE_MAAS_ISA", "auto") or "auto")
 
 
@@ -197,7 +209,8 @@ cdef size_t _addr(object arr, object dtype, Py_ssize_t min_elems, object keep) e
 
 
 def pack_weights(w):
-    """[N, K] int8 -> the GEMM's packed int16 layout."""
+    """[N, K] int8 -> the GEMM's packed weights: int16 panels, and on a CPU with VNNI also column sums and
+    int8 panels for the vpdpbusd paths (one array for every path; layout in em_kernels.h)."""
     w = np.ascontiguousarray(w, dtype=np.int8)
     if w.ndim != 2:
         raise ValueError(f"weights must be 2-D [N, K], got shape {w.shape}")

@@ -14,7 +14,7 @@ from edge_maas.backends.litert import LiteRTBackend
 from edge_maas.backends.native import NativeBackend
 from edge_maas.tflite.builder import Op, T, build_model
 
-ISAS = ["portable"] + (["avx2"] if ex.best_isa() == "avx2" else [])
+ISAS = ex.available_isas()  # every instruction-set path this CPU has (portable, avx2, avxvnni, avx512vnni)
 # the accelerator backend (torch accumulators + native output stage) is checked beside the native paths
 ACCEL = importlib.util.find_spec("torch") is not None
 

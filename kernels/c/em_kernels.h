@@ -13,10 +13,18 @@
 typedef void (*em_kernel_fn)(const void *args);
 
 /* ---- instruction-set dispatch (isa.c) ---- */
-enum { EM_ISA_PORTABLE = 0, EM_ISA_AVX2 = 1 };
+/* Ordered by preference; a CPU need not have every path below the one it has
+ * best (AVX-512 VNNI without AVX-VNNI), so "supported" is checked per path. */
+enum { EM_ISA_PORTABLE = 0, EM_ISA_AVX2 = 1, EM_ISA_AVXVNNI = 2, EM_ISA_AVX512VNNI = 3, EM_ISA_COUNT = 4 };
 int em_isa_best(void);        /* best this CPU and build support */
 int em_isa_get(void);
-int em_isa_set(int isa);      /* clamps to em_isa_best(); returns what is in effect */
+int em_isa_set(int isa);      /* the highest supported path <= isa (-1: best); returns what is in effect */
+int em_isa_supported(int isa);
+int em_isa_has_vnni(int isa); /* the int8 GEMM runs on vpdpbusd (gemm_vnni.c) */
+#if defined(__x86_64__) && ((defined(__clang__) && __clang_major__ >= 12) || \
+                            (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+#define EM_HAVE_AVXVNNI 1     /* target("avxvnni") and __builtin_cpu_supports("avxvnni") exist */
+#endif
 
 /* ---- requantization of an int32 row (requant.h) ----
  * out[c] = clamp(MultiplyByQuantizedMultiplier(acc[c], mult[c], shift[c]) + zp).
@@ -183,5 +191,14 @@ typedef struct {
 } em_quant_args;
 void em_quantize_f32(const void *args);
 void em_dequantize_s8(const void *args);
+
+/* ---- VNNI GEMM paths for CONV_2D and FULLY_CONNECTED (gemm_vnni.c) ----
+ * When the CPU has a VNNI path, em_pack_weights appends int32 column sums
+ * (padded to 16) and int8 panels [ceil(N/16)][K4/4][16][4] (K4: K rounded up
+ * to 4) after the int16 panels, so one packed array serves every path.  These
+ * run the whole op and return 1 when a VNNI path is in effect, else return 0
+ * having done nothing (em_conv2d / em_fully_connected call them first). */
+int em_conv2d_vnni(const em_conv_args *a);
+int em_fully_connected_vnni(const em_fc_args *a);
 
 #endif

@@ -4,6 +4,7 @@
 
 void em_fully_connected(const void *args) {
     const em_fc_args *a = (const em_fc_args *)args;
+    if (em_fully_connected_vnni(a)) return; /* vpdpbusd GEMM where a VNNI path is in effect */
     const int kp = (a->in_features + 1) & ~1;
     for (int r = 0; r < a->rows; r++) {
         const int8_t *x = a->in + (size_t)r * a->in_features;

@@ -5,13 +5,26 @@
 #include <string.h>
 #include "requant.h"
 
+/* Whether packed weights carry the VNNI section: decided by the CPU, not by the
+ * path in effect, so a kernel built under one path runs under any other. */
+static int vnni_packed(void) {
+    return em_isa_supported(EM_ISA_AVXVNNI) || em_isa_supported(EM_ISA_AVX512VNNI);
+}
+
 size_t em_packed_weights_len(int N, int K) {
     int kp = (K + 1) & ~1;
     int nb = (N + EM_NR - 1) / EM_NR;
-    return (size_t)nb * kp * EM_NR;
+    size_t len = (size_t)nb * kp * EM_NR;
+    if (vnni_packed()) {
+        int k4 = (K + 3) & ~3;
+        len += (size_t)nb * EM_NR * 2 + (size_t)nb * k4 * EM_NR / 2; /* int32 sums, int8 panels (in int16 units) */
+    }
+    return len;
 }
 
-/* W[n][k] (row-major int8) -> [n/16][k/2][16 lanes][2] int16, zero-padded. */
+/* W[n][k] (row-major int8) -> [n/16][k/2][16 lanes][2] int16, zero-padded;
+ * then, with VNNI, the column sums sum_k W[n][k] as int32 [n/16 * 16] and the
+ * int8 panels [n/16][k/4][16 lanes][4] (one 64-byte vpdpbusd operand per 4 k). */
 void em_pack_weights(const int8_t *w, int N, int K, int16_t *packed) {
     int kp = (K + 1) & ~1;
     int nblocks = (N + EM_NR - 1) / EM_NR;
@@ -23,6 +36,19 @@ void em_pack_weights(const int8_t *w, int N, int K, int16_t *packed) {
             for (int k = 0; k < K; k++)
                 packed[((size_t)nb * (kp / 2) + k / 2) * 2 * EM_NR + j * 2 + (k & 1)] = w[(size_t)n * K + k];
         }
+    if (!vnni_packed()) return;
+    const int k4 = (K + 3) & ~3;
+    int32_t *sums = (int32_t *)(packed + (size_t)nblocks * kp * EM_NR);
+    int8_t *p8 = (int8_t *)(sums + (size_t)nblocks * EM_NR);
+    for (int n = 0; n < N; n++) {
+        const int nb = n / EM_NR, j = n % EM_NR;
+        int32_t s = 0;
+        for (int k = 0; k < K; k++) {
+            s += w[(size_t)n * K + k];
+            p8[((size_t)nb * (k4 / 4) + k / 4) * 4 * EM_NR + j * 4 + (k & 3)] = w[(size_t)n * K + k];
+        }
+        sums[n] = s;
+    }
 }
 
 /* Portable: 4 rows per pass over a weight panel (as the AVX2 tile), so each

@@ -1,17 +1,46 @@
-/* Picks the instruction set at run time: AVX2 where the CPU has it (x86),
- * else the portable C path.  EDGE_MAAS_ISA=portable is applied by the Python
- * side through em_isa_set so tests can run both paths in one process. */
+/* Picks the instruction set at run time from the CPU's capabilities, once
+ * (XNNPACK's hardware-config style): AVX-512 VNNI, AVX-VNNI, AVX2 (x86), else
+ * the portable C path.  The paths are not a chain: a CPU may have AVX-512
+ * VNNI without AVX-VNNI (Ice Lake, Cascade Lake) or AVX-VNNI without AVX-512
+ * (Alder Lake), so each is checked on its own; both VNNI paths imply AVX2.
+ * EDGE_MAAS_ISA is applied by the Python side through em_isa_set, so tests
+ * can run every path in one process. */
 #include "em_kernels.h"
 
 static int current = -1;
+static int supported_mask = -1;
 
-int em_isa_best(void) {
+static int detect(void) {
+    int mask = 1 << EM_ISA_PORTABLE;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    /* __builtin_cpu_supports also checks that the OS saves the AVX / AVX-512 state (XCR0) */
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2")) return EM_ISA_AVX2;
+    if (__builtin_cpu_supports("avx2")) {
+        mask |= 1 << EM_ISA_AVX2;
+#ifdef EM_HAVE_AVXVNNI
+        if (__builtin_cpu_supports("avxvnni")) mask |= 1 << EM_ISA_AVXVNNI;
 #endif
-    return EM_ISA_PORTABLE;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+            mask |= 1 << EM_ISA_AVX512VNNI;
+    }
+#endif
+    return mask;
 }
+
+int em_isa_supported(int isa) {
+    if (supported_mask < 0) supported_mask = detect();
+    return isa >= 0 && isa < EM_ISA_COUNT && ((supported_mask >> isa) & 1);
+}
+
+/* The highest supported path at or below isa (the order of the enum). */
+static int clamp(int isa) {
+    if (isa >= EM_ISA_COUNT) isa = EM_ISA_COUNT - 1;
+    while (isa > EM_ISA_PORTABLE && !em_isa_supported(isa)) isa--;
+    return isa;
+}
+
+int em_isa_best(void) { return clamp(EM_ISA_COUNT - 1); }
 
 int em_isa_get(void) {
     if (current < 0) current = em_isa_best();
@@ -19,7 +48,8 @@ int em_isa_get(void) {
 }
 
 int em_isa_set(int isa) {
-    int best = em_isa_best();
-    current = isa < 0 ? best : (isa > best ? best : isa);
+    current = isa < 0 ? em_isa_best() : clamp(isa);
     return current;
 }
+
+int em_isa_has_vnni(int isa) { return isa == EM_ISA_AVXVNNI || isa == EM_ISA_AVX512VNNI; }
