@@ -70,14 +70,15 @@ def daemons(broker: str, tmp_path: Path, key: Path, common: list, device: str, w
 
 
 def test_bench_offload_writes_json_and_png(tmp_path):
-    out = run("bench", "offload", "--settings", "100Mbit_2ms,1Mbit_50ms", "--requests", "2", "--shards", "2",
-              "--model", "ds_cnn_kws", "--out", tmp_path)  # fmt: skip
+    out = run("bench", "offload", "--settings", "100Mbit_2ms,1Mbit_50ms", "--requests", "2", "--pairs", "5",
+              "--shards", "2", "--model", "ds_cnn_kws", "--out", tmp_path)  # fmt: skip
     assert "offload.png" in out
     report = json.loads((tmp_path / "offload.json").read_text())
     assert set(report["settings"]) == {"100Mbit_2ms", "1Mbit_50ms"}
     for r in report["settings"].values():  # every split measured; the oracle is the best of them
         splits = r["every_split_ms"]
         assert len(splits) == 3 and str(r["oracle_split"]) == min(splits, key=splits.get)
-        assert len(r["planner_splits"]) == 3 * 2 and 0 <= r["planner_picked_oracle_split"] <= 1  # 3x --requests
+        assert len(r["planner_splits"]) == 5 and 0 <= r["planner_picked_oracle_split"] <= 1  # --pairs
     assert (tmp_path / "offload.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert_clean_error(cli("bench", "offload", "--settings", "5G", "--out", tmp_path), "unknown link setting 5G")
+    assert_clean_error(cli("bench", "offload", "--pairs", "0", "--out", tmp_path), "--pairs must be at least 1")
