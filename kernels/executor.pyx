@@ -150,6 +150,14 @@ cdef extern from "c/em_kernels.h":
     void em_quantize_f32(const void *args) noexcept nogil
     void em_dequantize_s8(const void *args) noexcept nogil
 
+    # ---- TRANSPOSE (transpose.c) ----
+    ctypedef struct em_transpose_args:
+        const int8_t *inp "in"
+        int8_t *out
+        int dims[5]
+        long in_strides[5]
+    void em_transpose(const void *args) noexcept nogil
+
 
 # round_up_below: channels below it round the requantizing shift's ties up (ruy, and the
 # optimized depthwise kernel's 8-lane blocks), the others away from zero (TFLite scalar code).
@@ -508,6 +516,29 @@ cdef class Quantize(Kernel):
             a.out = <void *>_addr(out, np.float32, inp.size, self.keep)
             self.fn = <em_kernel_fn>em_dequantize_s8
         a.n, a.scale, a.zero_point = inp.size, scale, zero_point
+        self.args = a
+
+
+cdef class Transpose(Kernel):
+    """TRANSPOSE of 1-byte elements: out (contiguous, dims) <- in[sum(i[k] * in_strides[k])], 5-D."""
+    cdef em_transpose_args a
+
+    def __init__(self, inp, out, dims, in_strides):
+        cdef em_transpose_args *a = &self.a
+        if inp.dtype.itemsize != 1 or out.dtype.itemsize != 1:
+            raise TypeError(f"transpose of {inp.dtype} to {out.dtype}: 1-byte elements only")
+        if len(dims) != 5 or len(in_strides) != 5:
+            raise ValueError("dims and in_strides must have 5 entries")
+        if any(d < 1 for d in dims) or any(s < 0 for s in in_strides):
+            raise ValueError(f"empty box {list(dims)} or negative strides {list(in_strides)}")
+        n = int(np.prod(dims, dtype=np.int64))
+        if n != out.size or sum((d - 1) * s for d, s in zip(dims, in_strides)) >= inp.size:
+            raise ValueError("transpose box reaches outside its arrays")
+        a.inp = <const int8_t *>_addr(inp.view(np.int8), np.int8, 1, self.keep)
+        a.out = <int8_t *>_addr(out.view(np.int8), np.int8, n, self.keep)
+        for i in range(5):
+            a.dims[i], a.in_strides[i] = dims[i], in_strides[i]
+        self.fn = <em_kernel_fn>em_transpose
         self.args = a
 
 

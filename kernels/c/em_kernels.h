@@ -184,4 +184,13 @@ typedef struct {
 void em_quantize_f32(const void *args);
 void em_dequantize_s8(const void *args);
 
+/* ---- TRANSPOSE of 1-byte elements (transpose.c): out (contiguous, dims) <-
+ * in[sum(i[k] * in_strides[k])]; the lowering merges axes that stay adjacent. */
+typedef struct {
+    const int8_t *in; int8_t *out;
+    int dims[5];
+    long in_strides[5];
+} em_transpose_args;
+void em_transpose(const void *args);
+
 #endif

@@ -28,6 +28,7 @@ _MODULES = {
     "SOFTMAX": "softmax",
     "SQUEEZE": "movement:lower_reshape",
     "STRIDED_SLICE": "movement:lower_strided_slice",
+    "TRANSPOSE": "transpose",
 }
 
 

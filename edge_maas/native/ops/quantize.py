@@ -1,10 +1,11 @@
-"""QUANTIZE (float32 -> int8, int8 -> int8) and DEQUANTIZE (int8 -> float32), rounded as the interpreter."""
+"""QUANTIZE (float32 -> int8; int8/uint8 -> int8/uint8) and DEQUANTIZE (int8 -> float32), rounded as the interpreter."""
 
 from __future__ import annotations
 
 from edge_maas.kernels import executor as ex
 from edge_maas.kernels.quantize_ref import quantize_multiplier
 from edge_maas.kernels.ref.requantize import BLOCK, tables
+from edge_maas.kernels.ref.requantize_mixed import tables as mixed_tables
 from edge_maas.native.lowering import Lowered, OpContext
 from edge_maas.native.ops.activations import same_shape
 
@@ -12,10 +13,12 @@ from edge_maas.native.ops.activations import same_shape
 def lower_quantize(ctx: OpContext) -> Lowered:
     x, y = ctx.input(0), ctx.output()
     same_shape(ctx)
-    if x.dtype == "int8":
+    if x.dtype == "int8" and y.dtype == "int8":
         return _requantize(ctx)
+    if x.dtype in ("int8", "uint8") and y.dtype in ("int8", "uint8"):
+        return _requantize_mixed(ctx)
     if x.dtype != "float32":
-        raise ctx.fail(f"QUANTIZE from {x.dtype} is not supported (only float32 or int8 -> int8)")
+        raise ctx.fail(f"QUANTIZE from {x.dtype} to {y.dtype} is not supported (float32 -> int8; int8/uint8 -> int8/uint8)")
     return _float_boundary(ctx, quantized=y)
 
 
@@ -40,4 +43,16 @@ def _requantize(ctx: OpContext) -> Lowered:
     mult, shift = quantize_multiplier(si / so)
     up, away = tables(mult, shift, zi, zo)
     src, dst = ctx.array(x).reshape(-1), ctx.activation(y).reshape(-1)
+    return Lowered(lambda _s: ex.Lut(src, dst, up, away, split=src.size - src.size % BLOCK))
+
+
+def _requantize_mixed(ctx: OpContext) -> Lowered:
+    """uint8 <-> int8 (and uint8 -> uint8): the same one-byte function, read and clamped per type;
+    the tables hold output bytes and are indexed by input bytes, so the int8 Lut kernel runs it."""
+    x, y = ctx.input(0), ctx.output()
+    (si, zi), (so, zo) = ctx.qparams(x, x.dtype), ctx.qparams(y, y.dtype)
+    mult, shift = quantize_multiplier(float(si) / float(so))  # quantize.cc Prepare: double division
+    up, away = mixed_tables(mult, shift, zi, zo, x.dtype, y.dtype)
+    src = ctx.array(x).reshape(-1).view("int8")
+    dst = ctx.activation(y).reshape(-1).view("int8")
     return Lowered(lambda _s: ex.Lut(src, dst, up, away, split=src.size - src.size % BLOCK))
