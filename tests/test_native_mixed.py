@@ -112,3 +112,27 @@ def test_cli_mixed_and_strict(split_dir):
     assert res.returncode == 2
     err = res.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("edge-maas: error: ") and "no kernel for TANH" in err[0]
+
+
+def test_device_installer_mixed_stages(split_dir, monkeypatch):
+    """A device with backend "native" installs the split: the TANH shard on the built-in kernels, the others
+    native, and the golden pair passes (x86-64: the built-in kernels are the reference).  Where they are not the
+    reference (``_X86`` off, as on aarch64) the mixed pipeline is not trusted and, native being unable to load
+    the TANH shard, the install is refused with the health-check error instead of serving unchecked bytes."""
+    from edge_maas.device import install
+    from edge_maas.errors import EdgeMaasError
+    from edge_maas.manifest import Manifest
+    from edge_maas.registry.blobs import BlobStore
+
+    folder, _ = split_dir
+    manifest = Manifest.load(folder / "manifest.json")
+    store = BlobStore(folder / "cache")
+    for s in manifest.shards:
+        store.put((folder / s.file).read_bytes())
+    installer = install.Installer(store, None, None, "native", {"threads": 1})
+    pipe = installer.pipeline(manifest)
+    assert [st.kind for st in pipe.stages] == ["native", "litert", "native"]
+    pipe.close()
+    monkeypatch.setattr(install, "_X86", False)
+    with pytest.raises(EdgeMaasError, match="health check impossible here: native cannot run it .*TANH"):
+        installer.pipeline(manifest)
