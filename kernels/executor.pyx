@@ -158,6 +158,10 @@ cdef extern from "c/em_kernels.h":
         long in_strides[5]
     void em_transpose(const void *args) noexcept nogil
 
+    # ---- QUANTIZE float -> uint8, DEQUANTIZE uint8 -> float (quantize_u8.c) ----
+    void em_quantize_f32_u8(const void *args) noexcept nogil
+    void em_dequantize_u8(const void *args) noexcept nogil
+
 
 # round_up_below: channels below it round the requantizing shift's ties up (ruy, and the
 # optimized depthwise kernel's 8-lane blocks), the others away from zero (TFLite scalar code).
@@ -539,6 +543,28 @@ cdef class Transpose(Kernel):
         for i in range(5):
             a.dims[i], a.in_strides[i] = dims[i], in_strides[i]
         self.fn = <em_kernel_fn>em_transpose
+        self.args = a
+
+
+cdef class QuantizeU8(Kernel):
+    """float32 -> uint8 (QUANTIZE) or uint8 -> float32 (DEQUANTIZE): the int8 kernels' rounding on unsigned bytes."""
+    cdef em_quant_args a
+
+    def __init__(self, inp, out, float scale, int zero_point):
+        cdef em_quant_args *a = &self.a
+        if inp.size != out.size:
+            raise ValueError(f"input has {inp.size} elements, output {out.size}")
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        if inp.dtype == np.float32:
+            a.inp = <const void *>_addr(inp, np.float32, 1, self.keep)
+            a.out = <void *>_addr(out, np.uint8, inp.size, self.keep)
+            self.fn = <em_kernel_fn>em_quantize_f32_u8
+        else:
+            a.inp = <const void *>_addr(inp, np.uint8, 1, self.keep)
+            a.out = <void *>_addr(out, np.float32, inp.size, self.keep)
+            self.fn = <em_kernel_fn>em_dequantize_u8
+        a.n, a.scale, a.zero_point = inp.size, scale, zero_point
         self.args = a
 
 

@@ -193,4 +193,8 @@ typedef struct {
 } em_transpose_args;
 void em_transpose(const void *args);
 
+/* ---- QUANTIZE float -> uint8, DEQUANTIZE uint8 -> float (quantize_u8.c; em_quant_args) ---- */
+void em_quantize_f32_u8(const void *args);
+void em_dequantize_u8(const void *args);
+
 #endif

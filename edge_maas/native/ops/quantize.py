@@ -1,4 +1,5 @@
-"""QUANTIZE (float32 -> int8; int8/uint8 -> int8/uint8) and DEQUANTIZE (int8 -> float32), rounded as the interpreter."""
+"""QUANTIZE (float32 -> int8/uint8; int8/uint8 -> int8/uint8) and DEQUANTIZE (int8/uint8 -> float32), rounded as
+the interpreter."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ def lower_quantize(ctx: OpContext) -> Lowered:
         return _requantize(ctx)
     if x.dtype in ("int8", "uint8") and y.dtype in ("int8", "uint8"):
         return _requantize_mixed(ctx)
-    if x.dtype != "float32":
-        raise ctx.fail(f"QUANTIZE from {x.dtype} to {y.dtype} is not supported (float32 -> int8; int8/uint8 -> int8/uint8)")
+    if x.dtype != "float32" or y.dtype not in ("int8", "uint8"):
+        raise ctx.fail(f"QUANTIZE from {x.dtype} to {y.dtype} is not supported "
+                       "(float32 -> int8/uint8; int8/uint8 -> int8/uint8)")  # fmt: skip
     return _float_boundary(ctx, quantized=y)
 
 
@@ -26,14 +28,17 @@ def lower_dequantize(ctx: OpContext) -> Lowered:
     same_shape(ctx)
     if ctx.output().dtype != "float32":
         raise ctx.fail(f"DEQUANTIZE to {ctx.output().dtype} is not supported")
+    if ctx.input(0).dtype not in ("int8", "uint8"):
+        raise ctx.fail(f"DEQUANTIZE from {ctx.input(0).dtype} is not supported (int8 or uint8 -> float32)")
     return _float_boundary(ctx, quantized=ctx.input(0))
 
 
 def _float_boundary(ctx: OpContext, quantized) -> Lowered:
-    """float32 <-> int8 with the int8 side's (scale, zero point); the kernel picks the direction."""
-    scale, zp = ctx.qparams(quantized)
+    """float32 <-> int8/uint8 with the quantized side's (scale, zero point); the kernel picks the direction."""
+    scale, zp = ctx.qparams(quantized, quantized.dtype)
     src, dst = ctx.array(ctx.input(0)).reshape(-1), ctx.activation(ctx.output()).reshape(-1)
-    return Lowered(lambda _s: ex.Quantize(src, dst, scale, zp))
+    kernel = ex.QuantizeU8 if quantized.dtype == "uint8" else ex.Quantize
+    return Lowered(lambda _s: kernel(src, dst, scale, zp))
 
 
 def _requantize(ctx: OpContext) -> Lowered:
