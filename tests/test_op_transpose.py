@@ -41,7 +41,10 @@ def test_transpose(data, rank, uint8, seed):
 
 @pytest.mark.parametrize("shape, perm", [
     ((1, 3, 32, 32), (0, 2, 3, 1)),  # PyTorch NCHW input -> NHWC
-    ((1, 16, 16, 24), (0, 3, 1, 2)),  # NHWC -> NCHW output
+    ((1, 16, 16, 24), (0, 3, 1, 2)),  # NHWC -> NCHW output: 8 x 8 register blocks
+    ((1, 13, 11, 21), (0, 3, 1, 2)),  # 8 x 8 blocks with ragged rows and columns at every tile edge
+    ((1, 96, 96, 32), (0, 3, 1, 2)),  # many 32 x 32 tiles
+    ((3, 40, 9), (2, 1, 0)),  # the input not contiguous along output rows: tiles, byte by byte
     ((2, 3, 4, 5, 6), (4, 2, 0, 3, 1)),  # no two axes merge: the full 5-D gather
     ((2, 3, 2, 3, 2, 3), (0, 1, 4, 5, 2, 3)),  # 6-D that merges to 3 axes
 ])  # fmt: skip
@@ -64,3 +67,19 @@ def test_transpose_refusals():
     # 6-D with no mergeable axes: more than the kernel's 5 (the interpreter takes it; the stage falls back)
     with pytest.raises(UnsupportedOpError, match="leaves 6 axes"):
         NativeBackend(_model((2, 3, 2, 3, 2, 3), (5, 4, 3, 2, 1, 0)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=st.integers(1, 80), b=st.integers(1, 80), lead=st.integers(1, 3), seed=st.integers(0, 2**31))
+def test_transpose_kernel_tiles(a, b, lead, seed):
+    """The kernel alone on [lead, a, b] -> [lead, b, a] (and back): every split of 32 x 32 tiles into
+    8 x 8 register blocks and ragged edges, against numpy."""
+    from edge_maas.kernels import executor as ex
+
+    x = np.random.default_rng(seed).integers(-128, 128, (lead, a, b), dtype=np.int8)
+    for perm in ((0, 2, 1), (2, 1, 0), (1, 0, 2)):
+        dims, strides = merged_gather(x.shape, perm)
+        out = np.empty([x.shape[p] for p in perm], np.int8)
+        ex.Transpose(x.reshape(-1), out.reshape(-1), [1] * (5 - len(dims)) + dims,
+                     [0] * (5 - len(strides)) + strides).run()  # fmt: skip
+        np.testing.assert_array_equal(out, np.transpose(x, perm))
