@@ -30,6 +30,7 @@ _MODULES = {
     "RELU_0_TO_1": "relu:lower_relu",
     "RELU_N1_TO_1": "relu:lower_relu",
     "RESHAPE": "movement:lower_reshape",
+    "RESIZE_NEAREST_NEIGHBOR": "resize",
     "SLICE": "split:lower_slice",
     "SOFTMAX": "softmax",
     "SPLIT": "split:lower_split",
