@@ -162,6 +162,10 @@ cdef extern from "c/em_kernels.h":
     void em_quantize_f32_u8(const void *args) noexcept nogil
     void em_dequantize_u8(const void *args) noexcept nogil
 
+    # ---- MAXIMUM, MINIMUM (minmax.c) ----
+    void em_maximum(const void *args) noexcept nogil
+    void em_minimum(const void *args) noexcept nogil
+
 
 # round_up_below: channels below it round the requantizing shift's ties up (ruy, and the
 # optimized depthwise kernel's 8-lane blocks), the others away from zero (TFLite scalar code).
@@ -565,6 +569,30 @@ cdef class QuantizeU8(Kernel):
             a.out = <void *>_addr(out, np.float32, inp.size, self.keep)
             self.fn = <em_kernel_fn>em_dequantize_u8
         a.n, a.scale, a.zero_point = inp.size, scale, zero_point
+        self.args = a
+
+
+cdef class MinMax(Kernel):
+    """MAXIMUM or MINIMUM of raw int8 values with broadcasting; shapes padded to 5-D, strides in elements."""
+    cdef em_binary_args a
+
+    def __init__(self, str kind, in1, in2, out, dims, s1, s2):
+        cdef em_binary_args *a = &self.a
+        if kind not in ("maximum", "minimum"):
+            raise ValueError(f"unknown min/max kind {kind!r}")
+        if len(dims) != 5 or len(s1) != 5 or len(s2) != 5:
+            raise ValueError("dims and strides must have 5 entries")
+        for i in range(5):
+            if dims[i] < 1 or s1[i] < 0 or s2[i] < 0:
+                raise ValueError(f"bad dims/strides {dims} {s1} {s2}")
+        span1 = 1 + sum((d - 1) * s for d, s in zip(dims, s1))
+        span2 = 1 + sum((d - 1) * s for d, s in zip(dims, s2))
+        a.in1 = <const int8_t *>_addr(in1, np.int8, span1, self.keep)
+        a.in2 = <const int8_t *>_addr(in2, np.int8, span2, self.keep)
+        a.out = <int8_t *>_addr(out, np.int8, int(np.prod(dims)), self.keep)
+        for i in range(5):
+            a.dims[i], a.s1[i], a.s2[i] = dims[i], s1[i], s2[i]
+        self.fn = <em_kernel_fn>(em_maximum if kind == "maximum" else em_minimum)
         self.args = a
 
 

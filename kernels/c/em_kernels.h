@@ -197,4 +197,8 @@ void em_transpose(const void *args);
 void em_quantize_f32_u8(const void *args);
 void em_dequantize_u8(const void *args);
 
+/* ---- MAXIMUM, MINIMUM on int8 with broadcasting (minmax.c; em_binary_args: dims and strides only) ---- */
+void em_maximum(const void *args);
+void em_minimum(const void *args);
+
 #endif
