@@ -166,6 +166,9 @@ cdef extern from "c/em_kernels.h":
     void em_maximum(const void *args) noexcept nogil
     void em_minimum(const void *args) noexcept nogil
 
+    # ---- SUB (sub.c) ----
+    void em_sub(const void *args) noexcept nogil
+
 
 # round_up_below: channels below it round the requantizing shift's ties up (ruy, and the
 # optimized depthwise kernel's 8-lane blocks), the others away from zero (TFLite scalar code).
@@ -594,6 +597,15 @@ cdef class MinMax(Kernel):
             a.dims[i], a.s1[i], a.s2[i] = dims[i], s1[i], s2[i]
         self.fn = <em_kernel_fn>(em_maximum if kind == "maximum" else em_minimum)
         self.args = a
+
+
+cdef class Sub(Binary):
+    """SUB: Binary's ADD arguments (give in2_mult negated) run by em_sub, which does not wrap to int16."""
+
+    def __init__(self, in1, in2, out, dims, s1, s2, **params):
+        Binary.__init__(self, "add", in1, in2, out, dims, s1, s2, **params)
+        self.fn = <em_kernel_fn>em_sub
+        self.name = "sub"
 
 
 cdef class Program:

@@ -201,4 +201,7 @@ void em_dequantize_u8(const void *args);
 void em_maximum(const void *args);
 void em_minimum(const void *args);
 
+/* ---- SUB on int8 (sub.c; em_binary_args as ADD, input 2's multiplier negated, no int16 wrap) ---- */
+void em_sub(const void *args);
+
 #endif
