@@ -21,7 +21,7 @@ Q = ([0.05], [3])
 def test_minmax(data, rank, op, const, seed):
     rng = np.random.default_rng(seed)
     shape = tuple(data.draw(st.lists(st.integers(1, 6), min_size=rank, max_size=rank)))
-    other = tuple(d if data.draw(st.booleans()) else 1 for d in shape)[data.draw(st.integers(0, rank - 1)):]
+    other = tuple(d if data.draw(st.booleans()) else 1 for d in shape)[data.draw(st.integers(0, rank - 1)) :]
     x, w = int8_input(rng, shape), int8_input(rng, other)
     want = (np.maximum if op == "MAXIMUM" else np.minimum)(x, w)
     tensors = [T("x", shape, "int8", *Q), T("w", other, "int8", *Q, data=w if const else None),

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import litert_semantics
 from edge_maas.kernels.quantize_ref import quantize_multiplier
 from edge_maas.kernels.ref.requantize_mixed import requantize
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from conftest import litert_semantics
 from oneop import Op, T, build_model, native_matches_interpreter, qscale
 
 PAIRS = [("uint8", "int8"), ("int8", "uint8"), ("uint8", "uint8")]

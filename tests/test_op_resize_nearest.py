@@ -22,7 +22,7 @@ def _model(shape, out_hw, align=False, half=False):
         [T("x", shape, "int8", *Q), T("s", (2,), "int32", data=np.array(out_hw, np.int32)),
          T("y", (b, *out_hw, c), "int8", *Q)],
         [Op("RESIZE_NEAREST_NEIGHBOR", ["x", "s"], ["y"], "ResizeNearestNeighborOptions",
-            dict(alignCorners=align, halfPixelCenters=half))], ["x"], ["y"],
+            {"alignCorners": align, "halfPixelCenters": half})], ["x"], ["y"],
     )  # fmt: skip
 
 

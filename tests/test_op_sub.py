@@ -32,7 +32,7 @@ def test_sub(shapes, act, swap, const, zps, seed):
     model = build_model(
         [T("a", sa, "int8", [s1], [z1]), T("b", sb, "int8", [s2], [z2], 0, b if const else None),
          T("y", out_shape, "int8", [so], [zo])],
-        [Op("SUB", ["a", "b"], ["y"], "SubOptions", dict(fusedActivationFunction=act))],
+        [Op("SUB", ["a", "b"], ["y"], "SubOptions", {"fusedActivationFunction": act})],
         ["a"] if const else ["a", "b"], ["y"],
     )  # fmt: skip
     feed = {"a": a} if const else {"a": a, "b": b}

@@ -131,8 +131,7 @@ def unsupported(problems: list[OpProblem]) -> UnsupportedOpError:
 
 def _strip_where(msg: str, op) -> str:
     """A lowering's message without its own "op N (NAME): " prefix (the problem list adds it back)."""
-    prefix = f"op {op.index} ({op.op}): "
-    return msg[len(prefix) :] if msg.startswith(prefix) else msg
+    return msg.removeprefix(f"op {op.index} ({op.op}): ")
 
 
 def _activations(graph: Graph) -> tuple[dict[int, int], dict[int, tuple[int, int]]]:

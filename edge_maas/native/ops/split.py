@@ -112,4 +112,6 @@ def _check_input_quant(ctx: OpContext, x) -> None:
         y = ctx.output(k)
         if y.dtype != x.dtype or (x.quant is not None and y.quant is not None
                                   and ctx.qparams(x, x.dtype) != ctx.qparams(y, y.dtype)):  # fmt: skip
-            raise ctx.fail(f"output {y.name!r} and the input differ in type or quantization; int8 kernels do not rescale")
+            raise ctx.fail(
+                f"output {y.name!r} and the input differ in type or quantization; int8 kernels do not rescale"
+            )

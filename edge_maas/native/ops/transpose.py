@@ -22,7 +22,9 @@ def lower(ctx: OpContext) -> Lowered:
         raise ctx.fail(f"input is {x.dtype}; the native executor transposes int8 or uint8")
     _same_quant(ctx, x)
     if p is None or p.dtype not in ("int32", "int64") or len(p.shape) != 1:
-        raise ctx.fail(f"the permutation is {p.dtype if p else 'missing'}{list(p.shape) if p else ''}; 1-D int32 expected")
+        raise ctx.fail(
+            f"the permutation is {p.dtype if p else 'missing'}{list(p.shape) if p else ''}; 1-D int32 expected"
+        )
     perm = [int(v) for v in ctx.constant(p, "the permutation (a computed one is not supported)").reshape(-1)]
     rank = len(x.shape)
     if sorted(perm) != list(range(rank)):  # transpose.cc Prepare: each axis once, in range
@@ -37,4 +39,3 @@ def lower(ctx: OpContext) -> Lowered:
     strides = [0] * (RANK - len(strides)) + strides
     src, dst = ctx.array(x).reshape(-1), ctx.activation(y).reshape(-1)
     return Lowered(lambda _s: ex.Transpose(src, dst, dims, strides))
-
