@@ -136,3 +136,19 @@ def test_device_installer_mixed_stages(split_dir, monkeypatch):
     monkeypatch.setattr(install, "_X86", False)
     with pytest.raises(EdgeMaasError, match="health check impossible here: native cannot run it .*TANH"):
         installer.pipeline(manifest)
+
+
+def test_service_pipeline_mixed(split_dir, caplog):
+    """The same split loaded as a service (v1 -> one-task service): each submodel on what can run it, logged
+    with its name, and the task's golden pair passes."""
+    from edge_maas.service_pipeline import ServicePipeline
+
+    folder, _ = split_dir
+    with caplog.at_level(logging.INFO, logger="edge_maas.backends"):
+        pipe = ServicePipeline.from_manifest(folder / "manifest.json", "native")
+    assert sorted(pipe.kinds.values()) == ["litert", "native", "native"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "edge_maas.backends"]
+    assert sum("interpreter: native lacks TANH (op 0)" in m for m in lines) == 1 and len(lines) == 3
+    assert all(m.startswith("submodel ") for m in lines)
+    assert pipe.check_golden(pipe.local_tasks()) == []
+    pipe.close()
