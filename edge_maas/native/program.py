@@ -58,7 +58,7 @@ def compile_graph(graph: Graph, threads: int = 1, overrides: Mapping[str, Callab
             lowerings.append(overrides.get(op.op) or lowering(op.op))
         except UnsupportedOpError:
             lowerings.append(None)
-            problems.append(OpProblem(op.index, op.op, f"no kernel for {op.op}"))
+            problems.append(OpProblem(op.index, op.op, f"no kernel for {op.op}", no_kernel=True))
     plan = plan_arena(*_activations(graph))
     arena = np.zeros(plan.size + ALIGN, dtype=np.uint8)
     base = (-arena.ctypes.data) % ALIGN  # align the arena itself
@@ -107,6 +107,7 @@ class OpProblem:
     index: int
     op: str
     why: str
+    no_kernel: bool = False  # the op has no kernel at all (else: a kernel that does not cover this use)
 
     def __str__(self) -> str:
         return f"op {self.index} ({self.op}): {self.why}"
@@ -116,13 +117,12 @@ def unsupported(problems: list[OpProblem]) -> UnsupportedOpError:
     """One error naming every problem; ``problems`` stays on it for callers that fall back per stage,
     and ``summary`` is a short form for logs (``native lacks TRANSPOSE (op 7), TANH (op 9)``)."""
     n = len(problems)
-    missing = sorted({p.op for p in problems if p.why.startswith("no kernel")})
     text = f"the native executor cannot run {n} op{'s' if n > 1 else ''}: " + "; ".join(map(str, problems))
-    if missing:
+    if any(p.no_kernel for p in problems):
         text += f". Ops with a kernel: {', '.join(supported())}"
     exc = UnsupportedOpError(text + ". Run this model (or this shard) on the 'litert' backend")
-    lacks = [f"{p.op} (op {p.index})" for p in problems if p.why.startswith("no kernel")]
-    other = [f"{p.op} (op {p.index}: {p.why})" for p in problems if not p.why.startswith("no kernel")]
+    lacks = [f"{p.op} (op {p.index})" for p in problems if p.no_kernel]
+    other = [f"{p.op} (op {p.index}: {p.why})" for p in problems if not p.no_kernel]
     exc.problems = list(problems)
     exc.summary = "; ".join(([f"native lacks {', '.join(lacks)}"] if lacks else [])
                             + ([f"native cannot run {', '.join(other)}"] if other else []))  # fmt: skip
