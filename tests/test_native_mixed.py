@@ -152,3 +152,15 @@ def test_service_pipeline_mixed(split_dir, caplog):
     assert all(m.startswith("submodel ") for m in lines)
     assert pipe.check_golden(pipe.local_tasks()) == []
     pipe.close()
+
+
+def test_mixed_without_an_interpreter(split_dir, monkeypatch):
+    """An install without any interpreter (the worker image): the stage native cannot run has nowhere to go,
+    and the error names the stage, the op and the missing interpreter (imports of both packages blocked)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    monkeypatch.setitem(sys.modules, "tflite_runtime", None)
+    folder, _ = split_dir
+    with pytest.raises(UnsupportedOpError, match=r"stage 1 \(shard_01.tflite\): .*TANH.*no TFLite interpreter found"):
+        Pipeline.from_manifest(folder / "manifest.json", "native")

@@ -44,7 +44,7 @@ def make_stage_backend(kind: str, model_bytes: bytes, label: str, **options) -> 
     in the log line."""
     if kind not in ("native", NATIVE_ONLY):
         return make_backend(kind, model_bytes, **options), kind
-    from edge_maas.errors import UnsupportedOpError
+    from edge_maas.errors import BackendUnavailableError, UnsupportedOpError
 
     try:
         backend = make_backend("native", model_bytes, **options)
@@ -52,7 +52,11 @@ def make_stage_backend(kind: str, model_bytes: bytes, label: str, **options) -> 
         if kind == NATIVE_ONLY:
             raise
         why = getattr(exc, "summary", None) or str(exc)
+        try:
+            fallback = make_backend("litert", model_bytes, xnnpack=False, threads=options.get("threads", 1))
+        except BackendUnavailableError as missing:  # an interpreter-less install (the worker image)
+            raise UnsupportedOpError(f"{label}: {exc}; no interpreter to run it on instead: {missing}") from None
         log.info("%s: interpreter: %s", label, why)
-        return make_backend("litert", model_bytes, xnnpack=False, threads=options.get("threads", 1)), "litert"
+        return fallback, "litert"
     log.info("%s: native", label)
     return backend, "native"
