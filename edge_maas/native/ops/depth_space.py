@@ -27,8 +27,8 @@ def lower_depth_to_space(ctx: OpContext) -> Lowered:
         raise ctx.fail(
             f"output shape {list(y.shape)} differs from the {[n, h * bs, w * bs, c]} the interpreter computes"
         )
-    # out (n*h, i, w, j, c) <- in[n*h][w][(i*bs + j)*c + ch]
-    dims, strides = [n * h, bs, w, bs, c], [w * cin, bs * c, cin, c, 1]
+    # out (n*h, i, w, (j, ch)) <- in[n*h][w][(i*bs + j)*c + ch]: j and ch are one contiguous run of bs*c
+    dims, strides = [1, n * h, bs, w, bs * c], [0, w * cin, bs * c, cin, 1]
     src, dst = ctx.array(x).reshape(-1), ctx.activation(y).reshape(-1)
     return Lowered(lambda _s: ex.Transpose(src, dst, dims, strides))
 

@@ -4,7 +4,8 @@ detectors): a strided box copy whose input strides are 0 along the repeats.
 The interpreter's source index per output row and column (kernels/ref/resize_nearest.py) is computed
 here; it must be ``i // k`` on each axis (k = output size / input size, a whole number), which holds for
 whole factors without align_corners, with or without half-pixel centers.  Other mappings are refused
-(the stage then runs on the interpreter)."""
+(the stage then runs on the interpreter).  Two copies: the first row of each repeat from the input, then
+the other rows of the repeat from that row, as whole rows."""
 
 from __future__ import annotations
 
@@ -35,9 +36,20 @@ def lower(ctx: OpContext) -> Lowered:
                            f"{bool(o.halfPixelCenters)}) is not a whole-factor repeat; only those are supported")  # fmt: skip
         factors.append(k)
     ky, kx = factors
-    # out (b*h, dy, xi, dx, c) <- in (b*h, xi, c): batch and rows merge (both strides scale by h)
-    dims = [b * h, ky, w, kx, c]
-    out_st = [ky * ow * c, ow * c, kx * c, c, 1]
-    in_st = [w * c, 0, c, 0, 1]
+    # 1. the first of each ky output rows: out (b*h, xi, dx, c) <- in (b*h, xi, c); batch and rows merge
+    #    (both strides scale by h)
+    dims = [1, b * h, w, kx, c]
+    out_st = [0, ky * ow * c, kx * c, c, 1]
+    in_st = [0, w * c, c, 0, 1]
+    # 2. the other ky - 1 rows: whole output rows copied from the first (one run of ow * c bytes each)
+    row = ow * c
     src, dst = ctx.array(x).reshape(-1), ctx.activation(y).reshape(-1)
-    return Lowered(lambda _s: ex.StridedCopy(src, dst, dims, in_st, out_st))
+
+    def make(_scratch):
+        kernels = [ex.StridedCopy(src, dst, dims, in_st, out_st)]
+        if ky > 1:
+            kernels.append(ex.StridedCopy(dst, dst, [1, 1, b * h, ky - 1, row], [0, 0, ky * row, 0, 1],
+                                          [0, 0, ky * row, row, 1], 0, row))  # fmt: skip
+        return kernels
+
+    return Lowered(make)
