@@ -206,7 +206,9 @@ def cmd_head_remove(args) -> int:
 
 
 def _backend_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=("litert", "native"), default="litert")
+    p.add_argument("--backend", choices=("litert", "native", "native-only"), default="litert",
+                   help="native: edge_maas kernels for every stage that has all its ops, the interpreter for the "
+                   "rest (logged with -v); native-only: fail unless every stage runs natively")  # fmt: skip
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-xnnpack", action="store_true", help="interpreter built-in kernels only (no delegates)")
     p.add_argument("--config", type=Path, help="device profile (firmware_configs/*.toml): its runtime settings win")
@@ -337,11 +339,11 @@ def cmd_demo(args) -> int:
 
 
 def _load_runner(path: Path, backend: str, options: dict):
-    from edge_maas.backends import make_backend
+    from edge_maas.backends import make_stage_backend
     from edge_maas.pipeline import Pipeline
 
     if path.suffix == ".tflite":
-        return make_backend(backend, _read_model(path), **options)
+        return make_stage_backend(backend, _read_model(path), path.name, **options)[0]
     return Pipeline.from_manifest(path, backend, **options)
 
 

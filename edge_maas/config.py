@@ -19,8 +19,9 @@ class ConfigError(EdgeMaasError):
 class RuntimeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: Literal["litert", "native", "accel"] = "litert"
-    backends_allowed: tuple[Literal["litert", "native", "accel", "remote"], ...] = ("litert",)
+    # native: each stage natively when native has all its ops, else on the interpreter; native-only: strictly
+    backend: Literal["litert", "native", "native-only", "accel"] = "litert"
+    backends_allowed: tuple[Literal["litert", "native", "native-only", "accel", "remote"], ...] = ("litert",)
     threads: int = Field(default=1, ge=1, le=64)
     xnnpack: bool = True
 

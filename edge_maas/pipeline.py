@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_maas.backends import Backend, TensorSpec, check_inputs, make_backend
+from edge_maas.backends import Backend, TensorSpec, check_inputs, make_stage_backend
 from edge_maas.errors import ManifestError
 from edge_maas.manifest import Manifest
 
@@ -62,7 +62,8 @@ class Pipeline:
         backend: str | Sequence[str] = "litert",
         **backend_options,
     ) -> Pipeline:
-        """Load a split model; ``backend`` is one name for all stages or one per stage.
+        """Load a split model; ``backend`` is one name for all stages or one per stage ("native": natively
+        where native has every op of the stage, else on the interpreter, logged; "native-only": strictly).
 
         Every shard is checked against the manifest's size and sha256 before the
         backend sees it."""
@@ -83,7 +84,7 @@ class Pipeline:
             raise ManifestError(f"{len(kinds)} backends given for {len(manifest.shards)} shards")
         stages = []
         for shard, kind in zip(manifest.shards, kinds):
-            b = make_backend(kind, read(shard), **options)
+            b, kind = make_stage_backend(kind, read(shard), f"stage {shard.index} ({shard.file})", **options)
             declared = tuple((t.name, t.shape, t.dtype) for t in shard.inputs)
             actual = tuple((s.name, s.shape, s.dtype) for s in b.inputs)
             if declared != actual:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_maas.backends import Backend, TensorSpec, check_inputs, make_backend
+from edge_maas.backends import Backend, TensorSpec, check_inputs, make_stage_backend
 from edge_maas.errors import EdgeMaasError, ManifestError, StageUnavailableError
 from edge_maas.service import ServiceManifest, Submodel, load_any
 
@@ -89,7 +89,8 @@ class ServicePipeline:
                 if s.sha256 in reuse:
                     backends[s.name] = reuse[s.sha256]
                     continue
-                b = backends[s.name] = Exclusive(make_backend(kinds[s.name], read(s), **options))
+                b, kinds[s.name] = make_stage_backend(kinds[s.name], read(s), f"submodel {s.name} ({s.file})", **options)
+                b = backends[s.name] = Exclusive(b)
                 built.append(b)
                 for what, declared, actual in (("inputs", s.inputs, b.inputs), ("outputs", s.outputs, b.outputs)):
                     d = sorted((t.name, tuple(t.shape), t.dtype) for t in declared)

@@ -151,6 +151,25 @@ cdef extern from "c/em_kernels.h":
     void em_quantize_f32(const void *args) noexcept nogil
     void em_dequantize_s8(const void *args) noexcept nogil
 
+    # ---- TRANSPOSE (transpose.c) ----
+    ctypedef struct em_transpose_args:
+        const int8_t *inp "in"
+        int8_t *out
+        int dims[5]
+        long in_strides[5]
+    void em_transpose(const void *args) noexcept nogil
+
+    # ---- QUANTIZE float -> uint8, DEQUANTIZE uint8 -> float (quantize_u8.c) ----
+    void em_quantize_f32_u8(const void *args) noexcept nogil
+    void em_dequantize_u8(const void *args) noexcept nogil
+
+    # ---- MAXIMUM, MINIMUM (minmax.c) ----
+    void em_maximum(const void *args) noexcept nogil
+    void em_minimum(const void *args) noexcept nogil
+
+    # ---- SUB (sub.c) ----
+    void em_sub(const void *args) noexcept nogil
+
 
 # round_up_below: channels below it round the requantizing shift's ties up (ruy, and the
 # optimized depthwise kernel's 8-lane blocks), the others away from zero (TFLite scalar code).
@@ -522,6 +541,84 @@ cdef class Quantize(Kernel):
             self.fn = <em_kernel_fn>em_dequantize_s8
         a.n, a.scale, a.zero_point = inp.size, scale, zero_point
         self.args = a
+
+
+cdef class Transpose(Kernel):
+    """TRANSPOSE of 1-byte elements: out (contiguous, dims) <- in[sum(i[k] * in_strides[k])], 5-D."""
+    cdef em_transpose_args a
+
+    def __init__(self, inp, out, dims, in_strides):
+        cdef em_transpose_args *a = &self.a
+        if inp.dtype.itemsize != 1 or out.dtype.itemsize != 1:
+            raise TypeError(f"transpose of {inp.dtype} to {out.dtype}: 1-byte elements only")
+        if len(dims) != 5 or len(in_strides) != 5:
+            raise ValueError("dims and in_strides must have 5 entries")
+        if any(d < 1 for d in dims) or any(s < 0 for s in in_strides):
+            raise ValueError(f"empty box {list(dims)} or negative strides {list(in_strides)}")
+        n = int(np.prod(dims, dtype=np.int64))
+        if n != out.size or sum((d - 1) * s for d, s in zip(dims, in_strides)) >= inp.size:
+            raise ValueError("transpose box reaches outside its arrays")
+        a.inp = <const int8_t *>_addr(inp.view(np.int8), np.int8, 1, self.keep)
+        a.out = <int8_t *>_addr(out.view(np.int8), np.int8, n, self.keep)
+        for i in range(5):
+            a.dims[i], a.in_strides[i] = dims[i], in_strides[i]
+        self.fn = <em_kernel_fn>em_transpose
+        self.args = a
+
+
+cdef class QuantizeU8(Kernel):
+    """float32 -> uint8 (QUANTIZE) or uint8 -> float32 (DEQUANTIZE): the int8 kernels' rounding on unsigned bytes."""
+    cdef em_quant_args a
+
+    def __init__(self, inp, out, float scale, int zero_point):
+        cdef em_quant_args *a = &self.a
+        if inp.size != out.size:
+            raise ValueError(f"input has {inp.size} elements, output {out.size}")
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        if inp.dtype == np.float32:
+            a.inp = <const void *>_addr(inp, np.float32, 1, self.keep)
+            a.out = <void *>_addr(out, np.uint8, inp.size, self.keep)
+            self.fn = <em_kernel_fn>em_quantize_f32_u8
+        else:
+            a.inp = <const void *>_addr(inp, np.uint8, 1, self.keep)
+            a.out = <void *>_addr(out, np.float32, inp.size, self.keep)
+            self.fn = <em_kernel_fn>em_dequantize_u8
+        a.n, a.scale, a.zero_point = inp.size, scale, zero_point
+        self.args = a
+
+
+cdef class MinMax(Kernel):
+    """MAXIMUM or MINIMUM of raw int8 values with broadcasting; shapes padded to 5-D, strides in elements."""
+    cdef em_binary_args a
+
+    def __init__(self, str kind, in1, in2, out, dims, s1, s2):
+        cdef em_binary_args *a = &self.a
+        if kind not in ("maximum", "minimum"):
+            raise ValueError(f"unknown min/max kind {kind!r}")
+        if len(dims) != 5 or len(s1) != 5 or len(s2) != 5:
+            raise ValueError("dims and strides must have 5 entries")
+        for i in range(5):
+            if dims[i] < 1 or s1[i] < 0 or s2[i] < 0:
+                raise ValueError(f"bad dims/strides {dims} {s1} {s2}")
+        span1 = 1 + sum((d - 1) * s for d, s in zip(dims, s1))
+        span2 = 1 + sum((d - 1) * s for d, s in zip(dims, s2))
+        a.in1 = <const int8_t *>_addr(in1, np.int8, span1, self.keep)
+        a.in2 = <const int8_t *>_addr(in2, np.int8, span2, self.keep)
+        a.out = <int8_t *>_addr(out, np.int8, int(np.prod(dims)), self.keep)
+        for i in range(5):
+            a.dims[i], a.s1[i], a.s2[i] = dims[i], s1[i], s2[i]
+        self.fn = <em_kernel_fn>(em_maximum if kind == "maximum" else em_minimum)
+        self.args = a
+
+
+cdef class Sub(Binary):
+    """SUB: Binary's ADD arguments (give in2_mult negated) run by em_sub, which does not wrap to int16."""
+
+    def __init__(self, in1, in2, out, dims, s1, s2, **params):
+        Binary.__init__(self, "add", in1, in2, out, dims, s1, s2, **params)
+        self.fn = <em_kernel_fn>em_sub
+        self.name = "sub"
 
 
 cdef class Program:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
-from edge_maas.backends import Backend, TensorSpec, make_backend
+from edge_maas.backends import NATIVE_ONLY, Backend, TensorSpec, make_stage_backend
 from edge_maas.errors import BackendUnavailableError, EdgeMaasError, IntegrityError, ModelFormatError
 from edge_maas.manifest import Manifest
 from edge_maas.pipeline import Pipeline, Stage
@@ -89,7 +89,7 @@ class Installer:
 
     def _check_service(self, manifest: ServiceManifest, pipe: ServicePipeline, read) -> None:
         tasks = pipe.local_tasks()
-        if self._serves_reference():
+        if self._serves_reference() and self._mixed_is_reference(pipe.kinds.values()):
             bad = pipe.check_golden(tasks)
         else:
             needed = {s.name for s in manifest.task_plan(tasks)} if tasks else set()
@@ -117,9 +117,9 @@ class Installer:
         pair covers a submodel alone; its tasks' golden pairs are checked where the whole task runs."""
         data = self.blob(sub.sha256, sub.size)
         manifest.verify_submodel(sub, data)
-        backend = make_backend(self.backend, data, **self.options)
+        backend, kind = make_stage_backend(self.backend, data, f"submodel {sub.name} ({sub.file})", **self.options)
         specs = lambda ts: tuple(TensorSpec(t.name, tuple(t.shape), t.dtype) for t in ts)
-        return Pipeline([Stage(0, backend, self.backend)], specs(sub.inputs), specs(sub.outputs))
+        return Pipeline([Stage(0, backend, kind)], specs(sub.inputs), specs(sub.outputs))
 
     def pipeline(self, manifest: Manifest) -> Pipeline:
         """Fetch what is missing, health-check on the reference kernels, build on the configured
@@ -129,12 +129,14 @@ class Installer:
         golden_in = {t.name: t.to_array() for t in manifest.golden.inputs}
         if self._serves_reference():
             pipeline = Pipeline.from_reader(manifest, read, self.backend, **self.options)
-            try:
-                self._check(pipeline.run(golden_in), manifest)
-            except BaseException:
-                pipeline.close()
-                raise
-            return pipeline
+            if self._mixed_is_reference(st.kind for st in pipeline.stages):
+                try:
+                    self._check(pipeline.run(golden_in), manifest)
+                except BaseException:
+                    pipeline.close()
+                    raise
+                return pipeline
+            pipeline.close()  # some stages fell back to an interpreter that is not the reference here
         reference = self._reference(manifest.name, lambda kind, **o: Pipeline.from_reader(manifest, read, kind, **o))
         try:
             self._check(reference.run(golden_in), manifest)
@@ -156,16 +158,22 @@ class Installer:
 
     def _serves_reference(self) -> bool:
         """Whether the serving backend itself computes the golden bytes."""
-        if self.backend in ("native", "accel"):  # bit-exact on every instruction set
+        if self.backend in ("native", NATIVE_ONLY, "accel"):  # bit-exact on every instruction set
             return True
         return self.backend == "litert" and not self.options.get("xnnpack", True) and _X86
+
+    @staticmethod
+    def _mixed_is_reference(kinds) -> bool:
+        """Whether stages that backend "native" ran on the interpreter (an op native lacks) still give the
+        golden bytes: the built-in kernels do on x86-64 only."""
+        return _X86 or all(k != "litert" for k in kinds)
 
     @staticmethod
     def _reference(name: str, build):
         """What the golden pair is checked on: ``build(kind, **options)`` on native, or on the built-in
         kernels where native cannot load a shard (an op it lacks) and they are the reference (x86-64)."""
         try:
-            return build("native", threads=1)
+            return build(NATIVE_ONLY, threads=1)  # strictly native: a stage on this interpreter proves nothing
         except (ModelFormatError, BackendUnavailableError) as exc:  # an op or option native lacks
             if not _X86:
                 raise EdgeMaasError(f"health check impossible here: native cannot run it ({exc}) and this "

@@ -12,7 +12,7 @@ from edge_maas.errors import UnsupportedOpError
 from edge_maas.kernels import executor as ex
 from edge_maas.native.arena import ALIGN, ArenaPlan, plan_arena
 from edge_maas.native.lowering import OpContext
-from edge_maas.native.ops import lowering
+from edge_maas.native.ops import lowering, supported
 from edge_maas.tflite.graph import Graph
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,18 @@ class KernelSequence:
 
 def compile_graph(graph: Graph, threads: int = 1, overrides: Mapping[str, Callable] | None = None) -> Compiled:
     """overrides: op name -> lowering used instead of the native one (the accelerator backend)."""
-    # Check every op first, so an unsupported op is reported before any work.
+    # Check every op first, so an unsupported op is reported before any work; every problem is
+    # collected (an op without a kernel, or one used in a way its kernel does not cover) and
+    # reported in one UnsupportedOpError, not only the first.
     overrides = overrides or {}
-    lowerings = [overrides.get(op.op) or lowering(op.op) for op in graph.ops]
+    problems: list[OpProblem] = []
+    lowerings = []
+    for op in graph.ops:
+        try:
+            lowerings.append(overrides.get(op.op) or lowering(op.op))
+        except UnsupportedOpError:
+            lowerings.append(None)
+            problems.append(OpProblem(op.index, op.op, f"no kernel for {op.op}", no_kernel=True))
     plan = plan_arena(*_activations(graph))
     arena = np.zeros(plan.size + ALIGN, dtype=np.uint8)
     base = (-arena.ctypes.data) % ALIGN  # align the arena itself
@@ -59,7 +68,14 @@ def compile_graph(graph: Graph, threads: int = 1, overrides: Mapping[str, Callab
         arrays[idx] = arena[base + off : base + off + t.activation_bytes].view(t.dtype).reshape(t.shape)
     lowered = []
     for op, lower in zip(graph.ops, lowerings, strict=True):
-        lowered.append(lower(OpContext(graph, op, arrays, threads)))
+        if lower is None:
+            continue
+        try:
+            lowered.append(lower(OpContext(graph, op, arrays, threads)))
+        except UnsupportedOpError as exc:
+            problems.append(OpProblem(op.index, op.op, _strip_where(str(exc), op)))
+    if problems:
+        raise unsupported(problems)
     scratch_bytes = max((lw.scratch_bytes for lw in lowered), default=0)
     scratch = np.zeros((scratch_bytes + ALIGN - 1) // ALIGN * ALIGN + ALIGN, dtype=np.uint8)
     kernels = []
@@ -82,6 +98,40 @@ def compile_graph(graph: Graph, threads: int = 1, overrides: Mapping[str, Callab
         {graph.tensors[i].name: arrays[i] for i in graph.inputs},
         {graph.tensors[i].name: arrays[i] for i in graph.outputs},
     )
+
+
+@dataclass(frozen=True)
+class OpProblem:
+    """One op the native executor cannot run: its index in the graph, its name, and why."""
+
+    index: int
+    op: str
+    why: str
+    no_kernel: bool = False  # the op has no kernel at all (else: a kernel that does not cover this use)
+
+    def __str__(self) -> str:
+        return f"op {self.index} ({self.op}): {self.why}"
+
+
+def unsupported(problems: list[OpProblem]) -> UnsupportedOpError:
+    """One error naming every problem; ``problems`` stays on it for callers that fall back per stage,
+    and ``summary`` is a short form for logs (``native lacks TRANSPOSE (op 7), TANH (op 9)``)."""
+    n = len(problems)
+    text = f"the native executor cannot run {n} op{'s' if n > 1 else ''}: " + "; ".join(map(str, problems))
+    if any(p.no_kernel for p in problems):
+        text += f". Ops with a kernel: {', '.join(supported())}"
+    exc = UnsupportedOpError(text + ". Run this model (or this shard) on the 'litert' backend")
+    lacks = [f"{p.op} (op {p.index})" for p in problems if p.no_kernel]
+    other = [f"{p.op} (op {p.index}: {p.why})" for p in problems if not p.no_kernel]
+    exc.problems = list(problems)
+    exc.summary = "; ".join(([f"native lacks {', '.join(lacks)}"] if lacks else [])
+                            + ([f"native cannot run {', '.join(other)}"] if other else []))  # fmt: skip
+    return exc
+
+
+def _strip_where(msg: str, op) -> str:
+    """A lowering's message without its own "op N (NAME): " prefix (the problem list adds it back)."""
+    return msg.removeprefix(f"op {op.index} ({op.op}): ")
 
 
 def _activations(graph: Graph) -> tuple[dict[int, int], dict[int, tuple[int, int]]]:

@@ -201,4 +201,24 @@ void em_dequantize_s8(const void *args);
 int em_conv2d_vnni(const em_conv_args *a);
 int em_fully_connected_vnni(const em_fc_args *a);
 
+/* ---- TRANSPOSE of 1-byte elements (transpose.c): out (contiguous, dims) <-
+ * in[sum(i[k] * in_strides[k])]; the lowering merges axes that stay adjacent. */
+typedef struct {
+    const int8_t *in; int8_t *out;
+    int dims[5];
+    long in_strides[5];
+} em_transpose_args;
+void em_transpose(const void *args);
+
+/* ---- QUANTIZE float -> uint8, DEQUANTIZE uint8 -> float (quantize_u8.c; em_quant_args) ---- */
+void em_quantize_f32_u8(const void *args);
+void em_dequantize_u8(const void *args);
+
+/* ---- MAXIMUM, MINIMUM on int8 with broadcasting (minmax.c; em_binary_args: dims and strides only) ---- */
+void em_maximum(const void *args);
+void em_minimum(const void *args);
+
+/* ---- SUB on int8 (sub.c; em_binary_args as ADD, input 2's multiplier negated, no int16 wrap) ---- */
+void em_sub(const void *args);
+
 #endif

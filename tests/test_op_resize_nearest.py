@@ -1,0 +1,53 @@
+"""RESIZE_NEAREST_NEIGHBOR on int8 by whole factors: native (every ISA) == interpreter == numpy
+(kernels/ref/resize_nearest.py), with and without half-pixel centers; other mappings are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from edge_maas.kernels.ref.resize_nearest import resize_nearest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from oneop import Op, T, build_model, int8_input, native_matches_interpreter
+
+from edge_maas.backends.native import NativeBackend
+from edge_maas.errors import UnsupportedOpError
+
+Q = ([0.05], [3])
+
+
+def _model(shape, out_hw, align=False, half=False):
+    b, _, _, c = shape
+    return build_model(
+        [T("x", shape, "int8", *Q), T("s", (2,), "int32", data=np.array(out_hw, np.int32)),
+         T("y", (b, *out_hw, c), "int8", *Q)],
+        [Op("RESIZE_NEAREST_NEIGHBOR", ["x", "s"], ["y"], "ResizeNearestNeighborOptions",
+            {"alignCorners": align, "halfPixelCenters": half})], ["x"], ["y"],
+    )  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(b=st.integers(1, 2), h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 17), ky=st.integers(1, 4),
+       kx=st.integers(1, 4), half=st.booleans(), seed=st.integers(0, 2**31))  # fmt: skip
+def test_resize_nearest_whole_factors(b, h, w, c, ky, kx, half, seed):
+    shape, out_hw = (b, h, w, c), (h * ky, w * kx)
+    x = int8_input(np.random.default_rng(seed), shape)
+    got = native_matches_interpreter(_model(shape, out_hw, half=half), [{"x": x}])[0]["y"]
+    np.testing.assert_array_equal(got, resize_nearest(x, out_hw, half_pixel_centers=half))
+    np.testing.assert_array_equal(got, x.repeat(ky, axis=1).repeat(kx, axis=2))
+
+
+@pytest.mark.parametrize("shape, out_hw, align, half", [
+    ((1, 4, 4, 3), (6, 6), False, False),  # 1.5x: not a whole factor
+    ((1, 3, 3, 2), (9, 9), True, False),  # align_corners 3 -> 9: sources 0,0,1,1,1,1,2,2,2, not i // 3
+])  # fmt: skip
+def test_resize_nearest_other_mappings_refused(shape, out_hw, align, half):
+    with pytest.raises(UnsupportedOpError, match="not a whole-factor repeat"):
+        NativeBackend(_model(shape, out_hw, align, half))
+
+
+def test_resize_nearest_align_corners_that_repeats():
+    """align_corners 4 -> 8 maps to 0,0,1,1,2,2,3,3 (= i // 2): taken, and equal to the interpreter."""
+    x = int8_input(np.random.default_rng(0), (1, 4, 4, 5))
+    got = native_matches_interpreter(_model((1, 4, 4, 5), (8, 8), align=True), [{"x": x}])[0]["y"]
+    np.testing.assert_array_equal(got, resize_nearest(x, (8, 8), align_corners=True))
