@@ -22,8 +22,16 @@ static inline void widen_small(const int8_t *x, int16_t *y, int n, int32_t off) 
  * run of n input bytes; `last` is set for the run that ends the last row (nothing after it gets written). */
 #define IM2COL_BODY(WIDEN)                                                                                    \
     const int hw = a->out_h * a->out_w;                                                                       \
+    /* (b, oy, ox) of row m, stepped along rather than divided out per row */                                 \
+    int b = m0 / hw, oy = (m0 % hw) / a->out_w, ox = m0 % a->out_w - 1;                                      \
     for (int m = m0; m < m1; m++) {                                                                           \
-        int b = m / hw, oy = (m % hw) / a->out_w, ox = m % a->out_w;                                          \
+        if (++ox == a->out_w) {                                                                               \
+            ox = 0;                                                                                           \
+            if (++oy == a->out_h) {                                                                           \
+                oy = 0;                                                                                       \
+                b++;                                                                                          \
+            }                                                                                                 \
+        }                                                                                                     \
         int16_t *row = dst + (size_t)(m - m0) * kp;                                                           \
         int idx = 0;                                                                                          \
         const int run = a->k_w * a->in_c; /* one filter row of taps, contiguous in memory when dil_w == 1 */  \
