@@ -1,9 +1,10 @@
-/* DEPTHWISE_CONV_2D.  Depth multiplier 1: channels are innermost so the
- * compiler vectorizes the multiply-accumulate (portable), or 16 channels at a
- * time in registers (AVX2).  Depth multiplier > 1, and AVX2 with fewer than 16
- * channels: groups of 8 output channels, each lane reading input channel
- * (c0 + lane) / dm, for two output pixels at once so each weight load serves
- * both (see dw_*_groups).  Sums are exact int32, so every path gives the same
+/* DEPTHWISE_CONV_2D.  AVX2: depth multiplier 1 with 16 or more channels keeps
+ * 16 channels in registers over all taps (dw_avx2_dm1); every other case works
+ * in groups of 8 output channels, lane j reading input channel (c0 + j) / dm,
+ * several output pixels per weight load (dw_avx2_groups).  Portable: channels
+ * innermost so the compiler vectorizes the multiply-accumulate (dw_portable),
+ * and groups of 8 where one input channel feeds a whole group (dm % 8 == 0,
+ * dw_portable_groups).  Sums are exact int32, so every path gives the same
  * bytes whatever its order. */
 #include <string.h>
 #include "requant.h"
@@ -28,7 +29,13 @@
                     const int8_t *restrict px = a->in + (((size_t)b * a->in_h + iy) * a->in_w + ix) * a->in_c; \
                     const int16_t *restrict w = a->w + ((size_t)kh * a->k_w + kw) * a->out_c;             \
                     const int32_t off = a->in_offset;                                                     \
-                    for (int c = 0; c < a->out_c; c++) acc[c] += (int32_t)(px[c] + off) * w[c];           \
+                    if (a->depth_mult == 1) {                                                             \
+                        for (int c = 0; c < a->out_c; c++) acc[c] += (int32_t)(px[c] + off) * w[c];       \
+                    } else {                                                                              \
+                        const int dm = a->depth_mult;                                                     \
+                        for (int c = 0; c < a->in_c; c++)                                                 \
+                            for (int m = 0; m < dm; m++) acc[c * dm + m] += (int32_t)(px[c] + off) * w[c * dm + m]; \
+                    }                                                                                     \
                 }                                                                                         \
             }                                                                                             \
             REQUANT_ROW(acc, a->out_c, &a->rq, 0, a->out + (((size_t)b * a->out_h + oy) * a->out_w + ox) * a->out_c); \
@@ -42,7 +49,7 @@
 #define DW_TID(t) (void)(t)
 #endif
 
-static void dw_portable_dm1(const em_dwconv_args *a) { DW_BODY(em_requant_row_portable) }
+static void dw_portable(const em_dwconv_args *a) { DW_BODY(em_requant_row_portable) }
 
 /* First and one-past-last filter tap along an axis that stay inside the image for output position o. */
 static inline void tap_range(int o, int stride, int pad, int dil, int k, int in, int *k0, int *k1) {
@@ -53,9 +60,10 @@ static inline void tap_range(int o, int stride, int pad, int dil, int k, int in,
     *k1 = hi;
 }
 
-/* Any depth multiplier, portable: per group of 8 output channels c0.., lane j
- * reads input channel src[j] = (c0 + j) / dm; fixed 8-lane loops that the
- * compiler vectorizes (int16 x int16 -> int32 multiplies). */
+/* Groups of 8 output channels c0.., portable, lane j reading input channel
+ * src[j] = (c0 + j) / dm; fixed 8-lane loops that the compiler vectorizes
+ * (int16 x int16 -> int32 multiplies).  Correct for any multiplier; chosen
+ * where dm % 8 == 0, when every group takes the one-channel branch. */
 static void dw_portable_groups(const em_dwconv_args *a) {
     const int C = a->out_c, dm = a->depth_mult, G = (C + 7) / 8;
     const int rows = a->batch * a->out_h;
@@ -340,5 +348,7 @@ void em_depthwise_conv2d(const void *args) {
         }
     }
 #endif
-    if (a->depth_mult == 1) dw_portable_dm1(a); else dw_portable_groups(a);
+    /* portable groups only where one input channel feeds each group of 8 (dm % 8 == 0): the per-lane gather of
+     * other multipliers costs more in plain C than the per-channel loop */
+    if (a->depth_mult % 8 == 0) dw_portable_groups(a); else dw_portable(a);
 }
