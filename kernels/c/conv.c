@@ -128,6 +128,10 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
     const int rows = a->batch * a->out_h, C = a->in_c, c2n = C / 2, N = a->out_c, k2 = kp / 2;
     const int in_w = a->in_w, sw = a->stride_w;
     const __m256i off = _mm256_set1_epi16((short)a->in_offset);
+    const size_t step = (size_t)sw * c2n; /* int32 pairs from one output pixel's input to the next's */
+    int ox_lo = 0, ox_hi = a->out_w;      /* [ox_lo, ox_hi): every kw tap inside the image */
+    while (ox_lo < a->out_w && ox_lo * sw - a->pad_left < 0) ox_lo++;
+    while (ox_hi > ox_lo && (ox_hi - 1) * sw - a->pad_left + (a->k_w - 1) * a->dil_w >= in_w) ox_hi--;
 #pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
     for (int r = 0; r < rows; r++) {
         int tid = 0;
@@ -155,6 +159,8 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
             for (; i < len; i++) dst[i] = (int16_t)(src[i] + a->in_offset);
             line[kh] = (const int32_t *)dst;
         }
+        int rows_inside = 1;
+        for (int kh = 0; kh < a->k_h; kh++) rows_inside &= line[kh] != NULL;
         int8_t *orow = a->out + (size_t)r * a->out_w * N;
         /* the input pixel (as int32 channel pairs) that tap (kh, kw) of output pixel ox reads */
 #define DIRECT_PIXEL(kh, ix) \
@@ -166,12 +172,23 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
             const __m256i b1 = _mm256_loadu_si256((const __m256i *)(a->bias + c0 + 8));
             int ox = 0;
             for (; ox + 4 <= a->out_w; ox += 4) {
+                const int inside = rows_inside && ox >= ox_lo && ox + 4 <= ox_hi;
                 __m256i c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
                 for (int kh = 0; kh < a->k_h; kh++)
                     for (int kw = 0; kw < a->k_w; kw++) {
                         const int ix = ox * sw - a->pad_left + kw * a->dil_w;
-                        const int32_t *p0 = DIRECT_PIXEL(kh, ix), *p1 = DIRECT_PIXEL(kh, ix + sw);
-                        const int32_t *p2 = DIRECT_PIXEL(kh, ix + 2 * sw), *p3 = DIRECT_PIXEL(kh, ix + 3 * sw);
+                        const int32_t *p0, *p1, *p2, *p3;
+                        if (inside) { /* all 4 pixels' taps in the image: no checks */
+                            p0 = line[kh] + (size_t)ix * c2n;
+                            p1 = p0 + step;
+                            p2 = p1 + step;
+                            p3 = p2 + step;
+                        } else {
+                            p0 = DIRECT_PIXEL(kh, ix);
+                            p1 = DIRECT_PIXEL(kh, ix + sw);
+                            p2 = DIRECT_PIXEL(kh, ix + 2 * sw);
+                            p3 = DIRECT_PIXEL(kh, ix + 3 * sw);
+                        }
                         const int16_t *wt = wb + (size_t)(kh * a->k_w + kw) * c2n * 2 * EM_NR;
                         for (int c = 0; c < c2n; c++) {
                             const __m256i w0 = _mm256_loadu_si256((const __m256i *)(wt + (size_t)c * 2 * EM_NR));
