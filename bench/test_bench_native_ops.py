@@ -73,12 +73,13 @@ def test_op(benchmark, name, kind):
     h, w, c = CASES[name][1]
     feed = {"x": np.random.default_rng(3).integers(-128, 128, (1, h, w, c), dtype=np.int8)}
     want = LiteRTBackend(blob, threads=1, xnnpack=False).run(feed)["y"]
-    runner = LiteRTBackend(blob, threads=1, xnnpack=False) if kind == "litert_builtin" else NativeBackend(blob, threads=1)
+    native = kind != "litert_builtin"
+    runner = NativeBackend(blob, threads=1) if native else LiteRTBackend(blob, threads=1, xnnpack=False)
     benchmark.group = f"native-vs-builtin op {name}"
     before = ex.isa()
     if kind == "native_portable":
         ex.set_isa("portable")
-    benchmark.extra_info["isa"] = ex.isa() if kind != "litert_builtin" else "-"
+    benchmark.extra_info["isa"] = ex.isa() if native else "-"
     try:
         assert np.array_equal(runner.run(feed)["y"], want)  # a fast wrong kernel is no result
         benchmark(runner.run, feed)

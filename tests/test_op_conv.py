@@ -36,7 +36,7 @@ def test_conv2d_small_channels(c, o):
         [(9, 11, 3, 1, 1, True, 1), (8, 7, 3, 2, 1, True, 2), (7, 10, 3, 1, 2, False, 1), (4, 200, 3, 1, 1, True, 1),
          (6, 6, 2, 1, 1, False, 1)]
     ):  # fmt: skip
-        zps = dict(in_zp=(7 + 61 * i) % 256 - 128, out_zp=(119 + 83 * i) % 256 - 128)
+        zps = {"in_zp": (7 + 61 * i) % 256 - 128, "out_zp": (119 + 83 * i) % 256 - 128}
         assert _check(h, w, c, o, k, k, stride, dil, same, act=i % 2, per_channel=i != 1, **zps, batch=batch,
                       seed=c * 1000 + o * 10 + i)  # fmt: skip
 

@@ -37,7 +37,7 @@ def test_depthwise_depth_multipliers_small_channels(c, dm):
     for i, (h, w, k, stride, dil, same, batch) in enumerate(
         [(7, 9, 3, 1, 1, True, 1), (6, 5, 3, 2, 1, False, 2), (9, 8, 2, 1, 2, True, 1), (5, 7, 1, 1, 1, False, 1)]
     ):
-        zps = dict(in_zp=-5 + 40 * i, out_zp=3 - 30 * i)
+        zps = {"in_zp": -5 + 40 * i, "out_zp": 3 - 30 * i}
         assert _check(h, w, c, dm, k, stride, dil, same, act=i % 2, **zps, seed=c * 100 + dm * 7 + i, batch=batch)
 
 

@@ -220,11 +220,10 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
                         const int32_t *p0 = DIRECT_PIXEL(kh, ox * sw - a->pad_left + kw * a->dil_w);
                         const int16_t *wt = wb + (size_t)(kh * a->k_w + kw) * c2n * 2 * EM_NR;
                         for (int c = 0; c < c2n; c++) {
-                            __m256i x = _mm256_set1_epi32(p0[c]);
-                            c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(
-                                                            x, _mm256_loadu_si256((const __m256i *)(wt + (size_t)c * 2 * EM_NR))));
-                            c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(
-                                                            x, _mm256_loadu_si256((const __m256i *)(wt + (size_t)c * 2 * EM_NR + 16))));
+                            const __m256i x = _mm256_set1_epi32(p0[c]);
+                            const __m256i *wc = (const __m256i *)(wt + (size_t)c * 2 * EM_NR);
+                            c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x, _mm256_loadu_si256(wc)));
+                            c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, _mm256_loadu_si256(wc + 1)));
                         }
                     }
                 em_requant16_avx2(c00, c01, &a->rq, c0, n, orow + (size_t)ox * N + c0);

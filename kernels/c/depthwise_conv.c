@@ -212,8 +212,9 @@ static inline EM_AVX2 void dw_pair_checked(const em_dwconv_args *a, const int8_t
         requant_pair8(a2, a3, mult, shift, &a->rq, c0, n, o + 2 * (size_t)C, o + 3 * (size_t)C);              \
     }
 #define DW_GX_BCAST(q) _mm256_set1_epi32((q)[base] + off1)
-#define DW_GX_PERM(q) \
-    _mm256_add_epi32(_mm256_permutevar8x32_epi32(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((q) + base))), idx), off)
+#define DW_GX_PERM(q)                                                                                         \
+    _mm256_add_epi32(                                                                                         \
+        _mm256_permutevar8x32_epi32(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((q) + base))), idx), off)
 
 /* Any depth multiplier, AVX2, per output row and group of 8 output channels: the group's weights widened to
  * int32 once, then the pixels whose taps all lie inside the image 4 at a time (DW_QUADS), the rest in pairs
