@@ -1,9 +1,10 @@
 """CONV_2D: native kernel == interpreter == numpy reference, over shapes, strides,
-dilations, paddings, per-channel and per-tensor scales, zero points, activations."""
+dilations, paddings, per-channel and per-tensor scales, zero points, activations, on every ISA in oneop.ISAS."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from edge_maas.kernels.ref.conv import conv2d
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -21,11 +22,34 @@ from edge_maas.native.quant import activation_range, conv_output_multipliers, sa
     seed=st.integers(0, 2**31),
 )  # fmt: skip
 def test_conv2d(h, w, c, o, kh, kw, stride, dil, same, act, per_channel, in_zp, out_zp, batch, seed):
+    assume(_check(h, w, c, o, kh, kw, stride, dil, same, act, per_channel, in_zp, out_zp, batch, seed))
+
+
+# Small channel counts on every ISA, through each path of the kernel: the direct AVX2 conv (even input channels,
+# k_h input rows fitting the scratch), im2col + GEMM (odd channels; rows too wide for the direct path: 3 x 200 x 2
+# int16 > 64 rows x 18), output channels filling a 16-wide panel partly, wholly, and spilling into a second;
+# output widths that leave 1-3 pixels after the 4-pixel tiles; padding, stride 2, dilation 2, batch 2.
+@pytest.mark.parametrize("o", [1, 8, 16, 17])
+@pytest.mark.parametrize("c", [1, 2, 3, 4, 8, 16])
+def test_conv2d_small_channels(c, o):
+    for i, (h, w, k, stride, dil, same, batch) in enumerate(
+        [(9, 11, 3, 1, 1, True, 1), (8, 7, 3, 2, 1, True, 2), (7, 10, 3, 1, 2, False, 1), (4, 200, 3, 1, 1, True, 1),
+         (6, 6, 2, 1, 1, False, 1)]
+    ):  # fmt: skip
+        zps = {"in_zp": (7 + 61 * i) % 256 - 128, "out_zp": (119 + 83 * i) % 256 - 128}
+        assert _check(h, w, c, o, k, k, stride, dil, same, act=i % 2, per_channel=i != 1, **zps, batch=batch,
+                      seed=c * 1000 + o * 10 + i)  # fmt: skip
+
+
+def _check(h, w, c, o, kh, kw, stride, dil, same, act, per_channel, in_zp, out_zp, batch, seed) -> bool:
+    """Build the one-op model, compare native (every ISA) with the interpreter and the reference; False when the
+    window leaves no output (nothing checked)."""
     rng = np.random.default_rng(seed)
     eff_h, eff_w = (kh - 1) * dil + 1, (kw - 1) * dil + 1
     oh = (h + stride - 1) // stride if same else (h - eff_h + stride) // stride
     ow = (w + stride - 1) // stride if same else (w - eff_w + stride) // stride
-    assume(oh >= 1 and ow >= 1)
+    if oh < 1 or ow < 1:
+        return False
     in_s, out_s = qscale(rng.uniform(0.01, 0.1)), qscale(rng.uniform(0.02, 0.5))
     w_s = [qscale(v) for v in rng.uniform(0.001, 0.05, o if per_channel else 1)]
     weights = rng.integers(-127, 128, (o, kh, kw, c), dtype=np.int8)
@@ -50,3 +74,4 @@ def test_conv2d(h, w, c, o, kh, kw, stride, dil, same, act, per_channel, in_zp, 
     want = conv2d(x, weights, bias, mult, shift, stride=(stride, stride), dilation=(dil, dil), pad=pad,
                   out_hw=(oh, ow), in_zp=in_zp, out_zp=out_zp, act_min=lo, act_max=hi)  # fmt: skip
     np.testing.assert_array_equal(got, want)
+    return True

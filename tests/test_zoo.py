@@ -15,7 +15,8 @@ from edge_maas.tflite import load_graph
 
 
 def test_zoo_files_match_index():
-    assert set(ZOO) == {"mlp_digits", "ds_cnn_kws", "mobilenetv2_035_96", "branchy_cnn"}
+    assert set(ZOO) == {"mlp_digits", "ds_cnn_kws", "mobilenetv2_035_96", "branchy_cnn", "mobilenetv1_025_96",
+                        "resnet8_32", "speech_dm8"}  # fmt: skip
     for name, entry in ZOO.items():
         blob = zoo_bytes(name)
         assert len(blob) < 1 << 20

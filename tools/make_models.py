@@ -103,6 +103,49 @@ def branchy_cnn():
     return _fit_synthetic(keras.Model(inp, out, name="branchy_cnn"), (32, 32, 3), 10), _random_rep((32, 32, 3)), {}
 
 
+def mobilenetv1_025_96():
+    """MobileNetV1 alpha 0.25 at 96x96x3 with 2 classes: the person-detection kind (Visual Wake Words)."""
+    m = keras.applications.MobileNet(input_shape=(96, 96, 3), alpha=0.25, weights=None, classes=2, dropout=0.0)
+    return _fit_synthetic(m, (96, 96, 3), 2, n=256), _random_rep((96, 96, 3)), {}
+
+
+def resnet8_32():
+    """The MLPerf Tiny image-classification ResNet-8 (CIFAR-10 class): 3 residual stacks of 16/32/64 3x3 convs,
+    1x1 strided projections, 8x8 average pool, 10-way dense."""
+    inp = keras.Input((32, 32, 3), name="image")
+    x = layers.Conv2D(16, 3, padding="same", use_bias=False)(inp)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    for filters, stride in ((16, 1), (32, 2), (64, 2)):
+        y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
+        y = layers.BatchNormalization()(y)
+        y = layers.ReLU()(y)
+        y = layers.Conv2D(filters, 3, padding="same", use_bias=False)(y)
+        y = layers.BatchNormalization()(y)
+        if stride != 1:
+            x = layers.Conv2D(filters, 1, strides=stride, padding="same")(x)
+        x = layers.ReLU()(layers.Add()([x, y]))
+    x = layers.AveragePooling2D(pool_size=8)(x)
+    x = layers.Flatten()(x)
+    out = layers.Dense(10, activation="softmax")(x)
+    return _fit_synthetic(keras.Model(inp, out, name="resnet8_32"), (32, 32, 3), 10), _random_rep((32, 32, 3)), {}
+
+
+def speech_dm8():
+    """A tiny keyword-spotting CNN on 49x40x1 log-mel frames whose first layer is a DEPTHWISE_CONV_2D with one
+    input channel and depth multiplier 8 (the shape that stresses depth multipliers > 1)."""
+    inp = keras.Input((49, 40, 1), name="mel")
+    x = layers.DepthwiseConv2D(3, depth_multiplier=8, padding="same")(inp)  # 49x40x8
+    x = layers.ReLU()(x)
+    x = layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(x)  # 25x20x16
+    x = layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", activation="relu")(x)  # 25x20x32
+    x = layers.Conv2D(32, 1, activation="relu")(x)
+    x = layers.MaxPooling2D(2)(x)  # 12x10x32
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(12, activation="softmax")(x)
+    return _fit_synthetic(keras.Model(inp, out, name="speech_dm8"), (49, 40, 1), 12), _random_rep((49, 40, 1)), {}
+
+
 def _fit_synthetic(model, shape, classes, n=512, seed=2):
     """A few epochs on a synthetic task (label = argmax of a fixed random
     projection of the input), so that logits differ between inputs and the
@@ -122,7 +165,10 @@ def _random_rep(shape, n=64, seed=1):
     return lambda: iter(data)
 
 
-BUILDERS = {f.__name__: f for f in (mlp_digits, ds_cnn_kws, mobilenetv2_035_96, branchy_cnn)}
+BUILDERS = {
+    f.__name__: f
+    for f in (mlp_digits, ds_cnn_kws, mobilenetv2_035_96, branchy_cnn, mobilenetv1_025_96, resnet8_32, speech_dm8)
+}
 
 
 def digits_backbone_pair():

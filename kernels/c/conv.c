@@ -2,7 +2,7 @@
  * leaves the image: padding holds the zero point, which contributes nothing),
  * then the requantizing GEMM.  Rows are split across OpenMP threads. */
 #include <string.h>
-#include "em_kernels.h"
+#include "requant.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -18,53 +18,233 @@ static inline void widen_small(const int8_t *x, int16_t *y, int n, int32_t off) 
     for (int i = 0; i < n; i++) y[i] = (int16_t)(x[i] + off);
 }
 
-/* Rows m0..m1 of the im2col matrix into dst (row m at dst + (m - m0) * kp). */
-static void im2col_rows(const em_conv_args *a, int kp, int m0, int m1, int16_t *dst) {
-    const int hw = a->out_h * a->out_w;
+/* Rows m0..m1 of the im2col matrix into dst (row m at dst + (m - m0) * kp).  WIDEN(x, y, n, last) widens one
+ * run of n input bytes; `last` is set for the run that ends the last row (nothing after it gets written). */
+#define IM2COL_BODY(WIDEN)                                                                                    \
+    const int hw = a->out_h * a->out_w;                                                                       \
+    /* (b, oy, ox) of row m, stepped along rather than divided out per row */                                 \
+    int b = m0 / hw, oy = (m0 % hw) / a->out_w, ox = m0 % a->out_w - 1;                                      \
+    for (int m = m0; m < m1; m++) {                                                                           \
+        if (++ox == a->out_w) {                                                                               \
+            ox = 0;                                                                                           \
+            if (++oy == a->out_h) {                                                                           \
+                oy = 0;                                                                                       \
+                b++;                                                                                          \
+            }                                                                                                 \
+        }                                                                                                     \
+        int16_t *row = dst + (size_t)(m - m0) * kp;                                                           \
+        int idx = 0;                                                                                          \
+        const int run = a->k_w * a->in_c; /* one filter row of taps, contiguous in memory when dil_w == 1 */  \
+        const int ix0 = ox * a->stride_w - a->pad_left;                                                       \
+        const int row_inside = a->dil_w == 1 && ix0 >= 0 && ix0 + a->k_w <= a->in_w;                          \
+        const int last_row = m + 1 == m1;                                                                     \
+        for (int kh = 0; kh < a->k_h; kh++) {                                                                 \
+            int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;                                           \
+            if (iy < 0 || iy >= a->in_h) {                                                                    \
+                memset(row + idx, 0, (size_t)run * sizeof(int16_t));                                          \
+                idx += run;                                                                                   \
+                continue;                                                                                     \
+            }                                                                                                 \
+            const int8_t *line = a->in + ((size_t)b * a->in_h + iy) * a->in_w * a->in_c;                      \
+            if (row_inside) {                                                                                 \
+                WIDEN(line + (size_t)ix0 * a->in_c, row + idx, run, last_row && kh + 1 == a->k_h);            \
+                idx += run;                                                                                   \
+                continue;                                                                                     \
+            }                                                                                                 \
+            for (int kw = 0; kw < a->k_w; kw++) {                                                             \
+                int ix = ix0 + kw * a->dil_w;                                                                 \
+                if (ix < 0 || ix >= a->in_w)                                                                  \
+                    memset(row + idx, 0, (size_t)a->in_c * sizeof(int16_t));                                  \
+                else                                                                                          \
+                    WIDEN(line + (size_t)ix * a->in_c, row + idx, a->in_c,                                    \
+                          last_row && kh + 1 == a->k_h && kw + 1 == a->k_w);                                  \
+                idx += a->in_c;                                                                               \
+            }                                                                                                 \
+        }                                                                                                     \
+        for (; idx < kp; idx++) row[idx] = 0;                                                                 \
+    }
+
+static inline int pointwise_rows(const em_conv_args *a, int kp, int m0, int m1, int16_t *dst) {
     if (a->k_h == 1 && a->k_w == 1 && a->stride_h == 1 && a->stride_w == 1 && a->pad_top == 0 &&
         a->pad_left == 0 && kp == a->in_c) {
         /* pointwise conv: the rows are the input pixels themselves */
         em_widen(a->in + (size_t)m0 * kp, dst, (size_t)(m1 - m0) * kp, a->in_offset);
+        return 1;
+    }
+    return 0;
+}
+
+#define WIDEN_PORTABLE(x, y, n, last) ((void)(last), widen_small((x), (y), (n), a->in_offset))
+static void im2col_rows(const em_conv_args *a, int kp, int m0, int m1, int16_t *dst) {
+    if (pointwise_rows(a, kp, m0, m1, dst)) return;
+    IM2COL_BODY(WIDEN_PORTABLE)
+}
+
+#ifdef EM_HAVE_AVX2
+/* One run, 16 bytes at a time, inline (a call per run of 9..64 taps cost as much as the widening).  The last
+ * partial block is widened whole when that stays inside the input and the 15 int16 it may write past the run
+ * are rewritten later: by the next run or row of this chunk (rows are filled in order, every position of a row
+ * written); only the run that ends the chunk's last row (`last`) finishes element by element. */
+static inline EM_AVX2 void widen_run_avx2(const int8_t *x, int16_t *y, int n, __m256i off, const int8_t *in_end,
+                                               int last) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(y + i),
+                            _mm256_add_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x + i))), off));
+    if (i == n) return;
+    if (!last && x + i + 16 <= in_end) {
+        _mm256_storeu_si256((__m256i *)(y + i),
+                            _mm256_add_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x + i))), off));
         return;
     }
-    for (int m = m0; m < m1; m++) {
-        int b = m / hw, oy = (m % hw) / a->out_w, ox = m % a->out_w;
-        int16_t *row = dst + (size_t)(m - m0) * kp;
-        int idx = 0;
-        const int run = a->k_w * a->in_c; /* one filter row of taps, contiguous in memory when dil_w == 1 */
-        const int ix0 = ox * a->stride_w - a->pad_left;
-        const int row_inside = a->dil_w == 1 && ix0 >= 0 && ix0 + a->k_w <= a->in_w;
+    const int16_t o = (int16_t)_mm256_extract_epi16(off, 0);
+    for (; i < n; i++) y[i] = (int16_t)(x[i] + o);
+}
+
+#define WIDEN_AVX2(x, y, n, last) widen_run_avx2((x), (y), (n), off16, in_end, (last))
+static EM_AVX2 void im2col_rows_avx2(const em_conv_args *a, int kp, int m0, int m1, int16_t *dst) {
+    if (pointwise_rows(a, kp, m0, m1, dst)) return;
+    const __m256i off16 = _mm256_set1_epi16((short)a->in_offset);
+    const int8_t *in_end = a->in + (size_t)a->batch * a->in_h * a->in_w * a->in_c;
+    IM2COL_BODY(WIDEN_AVX2)
+}
+/* Most filter rows a direct conv keeps pointers for; taller filters take im2col. */
+#define EM_DIRECT_MAX_KH 16
+
+/* The direct path fits: an even channel count (a tap's channel pairs are whole GEMM k pairs, so the packed
+ * weights serve unchanged), a real window (1x1 stride 1 is already a plain GEMM), and one zero pixel plus the
+ * k_h input rows of an output row, widened, inside this thread's im2col scratch. */
+static int direct_fits(const em_conv_args *a, int kp) {
+    return a->in_c % 2 == 0 && kp == a->k_h * a->k_w * a->in_c && a->k_h * a->k_w > 1 &&
+           a->k_h <= EM_DIRECT_MAX_KH &&
+           ((size_t)a->k_h * a->in_w + 1) * a->in_c <= (size_t)EM_CONV_ROWS * kp;
+}
+
+/* CONV_2D without im2col, AVX2: per output row, the k_h input rows it reads are widened to int16 once (each
+ * pixel once per row instead of once per tap in im2col), and the GEMM's 4-pixel x 16-channel tile reads each
+ * tap's channel pairs straight from them (a shared zero pixel where the window leaves the image).  Same
+ * products and exact int32 sums as im2col + GEMM, so the same bytes. */
+static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
+    const int rows = a->batch * a->out_h, C = a->in_c, c2n = C / 2, N = a->out_c, k2 = kp / 2;
+    const int in_w = a->in_w, sw = a->stride_w;
+    const __m256i off = _mm256_set1_epi16((short)a->in_offset);
+    const size_t step = (size_t)sw * c2n; /* int32 pairs from one output pixel's input to the next's */
+    int ox_lo = 0, ox_hi = a->out_w;      /* [ox_lo, ox_hi): every kw tap inside the image */
+    while (ox_lo < a->out_w && ox_lo * sw - a->pad_left < 0) ox_lo++;
+    while (ox_hi > ox_lo && (ox_hi - 1) * sw - a->pad_left + (a->k_w - 1) * a->dil_w >= in_w) ox_hi--;
+#pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
+    for (int r = 0; r < rows; r++) {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        int16_t *buf = a->scratch + (size_t)tid * EM_CONV_ROWS * kp;
+        const int32_t *zero = (const int32_t *)buf; /* C int16 zeros */
+        memset(buf, 0, (size_t)C * sizeof(int16_t));
+        const int b = r / a->out_h, oy = r % a->out_h;
+        const int32_t *line[EM_DIRECT_MAX_KH];
         for (int kh = 0; kh < a->k_h; kh++) {
-            int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
+            const int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
             if (iy < 0 || iy >= a->in_h) {
-                memset(row + idx, 0, (size_t)run * sizeof(int16_t));
-                idx += run;
+                line[kh] = NULL;
                 continue;
             }
-            const int8_t *line = a->in + ((size_t)b * a->in_h + iy) * a->in_w * a->in_c;
-            if (row_inside) {
-                widen_small(line + (size_t)ix0 * a->in_c, row + idx, run, a->in_offset);
-                idx += run;
-                continue;
+            const int8_t *src = a->in + ((size_t)b * a->in_h + iy) * in_w * C;
+            int16_t *dst = buf + C + (size_t)kh * in_w * C;
+            const int len = in_w * C;
+            int i = 0;
+            for (; i + 16 <= len; i += 16)
+                _mm256_storeu_si256((__m256i *)(dst + i), _mm256_add_epi16(
+                                        _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(src + i))), off));
+            for (; i < len; i++) dst[i] = (int16_t)(src[i] + a->in_offset);
+            line[kh] = (const int32_t *)dst;
+        }
+        int rows_inside = 1;
+        for (int kh = 0; kh < a->k_h; kh++) rows_inside &= line[kh] != NULL;
+        int8_t *orow = a->out + (size_t)r * a->out_w * N;
+        /* the input pixel (as int32 channel pairs) that tap (kh, kw) of output pixel ox reads */
+#define DIRECT_PIXEL(kh, ix) \
+    (line[kh] && (ix) >= 0 && (ix) < in_w ? line[kh] + (size_t)(ix) * c2n : zero)
+        for (int nb = 0; nb * EM_NR < N; nb++) {
+            const int16_t *wb = a->w + (size_t)nb * k2 * 2 * EM_NR;
+            const int c0 = nb * EM_NR, n = N - c0 < EM_NR ? N - c0 : EM_NR;
+            const __m256i b0 = _mm256_loadu_si256((const __m256i *)(a->bias + c0));
+            const __m256i b1 = _mm256_loadu_si256((const __m256i *)(a->bias + c0 + 8));
+            int ox = 0;
+            for (; ox + 4 <= a->out_w; ox += 4) {
+                const int inside = rows_inside && ox >= ox_lo && ox + 4 <= ox_hi;
+                __m256i c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
+                for (int kh = 0; kh < a->k_h; kh++)
+                    for (int kw = 0; kw < a->k_w; kw++) {
+                        const int ix = ox * sw - a->pad_left + kw * a->dil_w;
+                        const int32_t *p0, *p1, *p2, *p3;
+                        if (inside) { /* all 4 pixels' taps in the image: no checks */
+                            p0 = line[kh] + (size_t)ix * c2n;
+                            p1 = p0 + step;
+                            p2 = p1 + step;
+                            p3 = p2 + step;
+                        } else {
+                            p0 = DIRECT_PIXEL(kh, ix);
+                            p1 = DIRECT_PIXEL(kh, ix + sw);
+                            p2 = DIRECT_PIXEL(kh, ix + 2 * sw);
+                            p3 = DIRECT_PIXEL(kh, ix + 3 * sw);
+                        }
+                        const int16_t *wt = wb + (size_t)(kh * a->k_w + kw) * c2n * 2 * EM_NR;
+                        for (int c = 0; c < c2n; c++) {
+                            const __m256i w0 = _mm256_loadu_si256((const __m256i *)(wt + (size_t)c * 2 * EM_NR));
+                            const __m256i w1 = _mm256_loadu_si256((const __m256i *)(wt + (size_t)c * 2 * EM_NR + 16));
+                            __m256i x = _mm256_set1_epi32(p0[c]);
+                            c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x, w0));
+                            c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, w1));
+                            x = _mm256_set1_epi32(p1[c]);
+                            c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(x, w0));
+                            c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(x, w1));
+                            x = _mm256_set1_epi32(p2[c]);
+                            c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(x, w0));
+                            c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(x, w1));
+                            x = _mm256_set1_epi32(p3[c]);
+                            c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(x, w0));
+                            c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(x, w1));
+                        }
+                    }
+                int8_t *o = orow + (size_t)ox * N + c0;
+                em_requant16_avx2(c00, c01, &a->rq, c0, n, o);
+                em_requant16_avx2(c10, c11, &a->rq, c0, n, o + N);
+                em_requant16_avx2(c20, c21, &a->rq, c0, n, o + 2 * (size_t)N);
+                em_requant16_avx2(c30, c31, &a->rq, c0, n, o + 3 * (size_t)N);
             }
-            for (int kw = 0; kw < a->k_w; kw++) {
-                int ix = ix0 + kw * a->dil_w;
-                if (ix < 0 || ix >= a->in_w)
-                    memset(row + idx, 0, (size_t)a->in_c * sizeof(int16_t));
-                else
-                    widen_small(line + (size_t)ix * a->in_c, row + idx, a->in_c, a->in_offset);
-                idx += a->in_c;
+            for (; ox < a->out_w; ox++) {
+                __m256i c00 = b0, c01 = b1;
+                for (int kh = 0; kh < a->k_h; kh++)
+                    for (int kw = 0; kw < a->k_w; kw++) {
+                        const int32_t *p0 = DIRECT_PIXEL(kh, ox * sw - a->pad_left + kw * a->dil_w);
+                        const int16_t *wt = wb + (size_t)(kh * a->k_w + kw) * c2n * 2 * EM_NR;
+                        for (int c = 0; c < c2n; c++) {
+                            const __m256i x = _mm256_set1_epi32(p0[c]);
+                            const __m256i *wc = (const __m256i *)(wt + (size_t)c * 2 * EM_NR);
+                            c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x, _mm256_loadu_si256(wc)));
+                            c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, _mm256_loadu_si256(wc + 1)));
+                        }
+                    }
+                em_requant16_avx2(c00, c01, &a->rq, c0, n, orow + (size_t)ox * N + c0);
             }
         }
-        for (; idx < kp; idx++) row[idx] = 0;
+#undef DIRECT_PIXEL
     }
 }
+#endif
 
 void em_conv2d(const void *args) {
     const em_conv_args *a = (const em_conv_args *)args;
     if (em_conv2d_vnni(a)) return; /* u8 im2col + vpdpbusd GEMM where a VNNI path is in effect */
     const int M = a->batch * a->out_h * a->out_w;
     const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c);
+#ifdef EM_HAVE_AVX2
+    if (em_isa_get() >= EM_ISA_AVX2 && direct_fits(a, kp)) {
+        conv_direct_avx2(a, kp);
+        return;
+    }
+#endif
     /* Chunks of EM_CONV_ROWS rows (a multiple of the GEMM's 4-row tile): each
      * thread widens a chunk into its own slice of scratch, then multiplies it,
      * so scratch stays threads x EM_CONV_ROWS rows whatever the image size. */
@@ -77,7 +257,12 @@ void em_conv2d(const void *args) {
 #endif
         int16_t *buf = a->scratch + (size_t)tid * EM_CONV_ROWS * kp;
         int m0 = c * EM_CONV_ROWS, m1 = m0 + EM_CONV_ROWS < M ? m0 + EM_CONV_ROWS : M;
-        im2col_rows(a, kp, m0, m1, buf);
+#ifdef EM_HAVE_AVX2
+        if (em_isa_get() >= EM_ISA_AVX2)
+            im2col_rows_avx2(a, kp, m0, m1, buf);
+        else
+#endif
+            im2col_rows(a, kp, m0, m1, buf);
         em_gemm_args g = {m1 - m0, a->out_c, kp, buf, a->w, a->bias, a->rq, a->out + (size_t)m0 * a->out_c, a->out_c};
         em_gemm(&g, 0, m1 - m0);
     }

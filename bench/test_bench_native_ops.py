@@ -1,0 +1,87 @@
+"""Native kernels vs the interpreter's built-in kernels on one-op models, single thread (issue 12's per-op cases).
+
+    .venv/bin/python -m pytest bench/test_bench_native_ops.py --benchmark-enable --benchmark-min-rounds=20
+
+Each group is one op run by the interpreter without delegates (``litert_builtin``), by the native executor on
+the best ISA (``native``) and on the portable C path (``native_portable``), in the same run, so the ratio
+native / built-in is read inside a group.  The cases are the shapes the issue measured slow: a depthwise
+convolution with depth multiplier 8 on one input channel (the first layer of a speech CNN on 49x40 log-mel
+frames), depth multiplier 2 on 16 channels, and 3x3 CONV_2D with few channels (16 -> 16 on 32x32, ResNet-8's
+first stack; 3 -> 16, its stem).  Weights, scales and inputs are seeded random.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edge_maas.kernels import executor as ex
+
+from edge_maas.backends.litert import LiteRTBackend
+from edge_maas.backends.native import NativeBackend
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from oneop import Op, T, build_model, qscale  # the per-op tests' model builder
+
+# name: (op, input HWC, kernel, stride, out channels, depth multiplier (depthwise only))
+CASES = {
+    "dw3x3_dm8_49x40x1": ("DEPTHWISE_CONV_2D", (49, 40, 1), 3, 1, 8, 8),
+    "dw3x3_dm2_25x20x16": ("DEPTHWISE_CONV_2D", (25, 20, 16), 3, 1, 32, 2),
+    "dw3x3_dm1_48x48x8": ("DEPTHWISE_CONV_2D", (48, 48, 8), 3, 1, 8, 1),
+    "conv3x3_16to16_32x32": ("CONV_2D", (32, 32, 16), 3, 1, 16, None),
+    "conv3x3_3to16_32x32": ("CONV_2D", (32, 32, 3), 3, 1, 16, None),
+    "conv3x3_8to16_s2_49x40": ("CONV_2D", (49, 40, 8), 3, 2, 16, None),
+}
+RUNNERS = ["litert_builtin", "native", "native_portable"]
+
+
+def one_op_model(name: str) -> bytes:
+    """The case as a one-op int8 model (SAME padding, per-channel weight scales, ReLU)."""
+    op, (h, w, c), k, stride, o, dm = CASES[name]
+    rng = np.random.default_rng(12)
+    oh, ow = (h + stride - 1) // stride, (w + stride - 1) // stride
+    in_s, out_s = qscale(0.05), qscale(0.2)
+    w_s = [qscale(v) for v in rng.uniform(0.002, 0.02, o)]
+    bias = rng.integers(-2000, 2000, o).astype(np.int32)
+    if op == "CONV_2D":
+        weights = rng.integers(-127, 128, (o, k, k, c), dtype=np.int8)
+        wt = T("w", (o, k, k, c), "int8", w_s, [0] * o, 0, weights)
+        opts = ("Conv2DOptions", {})
+    else:
+        weights = rng.integers(-127, 128, (1, k, k, o), dtype=np.int8)
+        wt = T("w", (1, k, k, o), "int8", w_s, [0] * o, 3, weights)
+        opts = ("DepthwiseConv2DOptions", {"depthMultiplier": dm})
+    return build_model(
+        [
+            T("x", (1, h, w, c), "int8", [in_s], [-3]),
+            wt,
+            T("b", (o,), "int32", [in_s * s for s in w_s], [0] * o, 0, bias),
+            T("y", (1, oh, ow, o), "int8", [out_s], [-20]),
+        ],
+        [Op(op, ["x", "w", "b"], ["y"], opts[0], dict(padding=0, strideH=stride, strideW=stride,
+                                                      fusedActivationFunction=1, **opts[1]))],
+        ["x"], ["y"],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+@pytest.mark.parametrize("name", list(CASES))
+def test_op(benchmark, name, kind):
+    blob = one_op_model(name)
+    h, w, c = CASES[name][1]
+    feed = {"x": np.random.default_rng(3).integers(-128, 128, (1, h, w, c), dtype=np.int8)}
+    want = LiteRTBackend(blob, threads=1, xnnpack=False).run(feed)["y"]
+    native = kind != "litert_builtin"
+    runner = NativeBackend(blob, threads=1) if native else LiteRTBackend(blob, threads=1, xnnpack=False)
+    benchmark.group = f"native-vs-builtin op {name}"
+    before = ex.isa()
+    if kind == "native_portable":
+        ex.set_isa("portable")
+    benchmark.extra_info["isa"] = ex.isa() if native else "-"
+    try:
+        assert np.array_equal(runner.run(feed)["y"], want)  # a fast wrong kernel is no result
+        benchmark(runner.run, feed)
+    finally:
+        ex.set_isa(before)
