@@ -19,7 +19,9 @@ static inline void widen_small(const int8_t *x, int16_t *y, int n, int32_t off) 
 }
 
 /* Rows m0..m1 of the im2col matrix into dst (row m at dst + (m - m0) * kp).  WIDEN(x, y, n, last) widens one
- * run of n input bytes; `last` is set for the run that ends the last row (nothing after it gets written). */
+ * run of n input bytes; `last` is set for every run of the chunk's last row: a run that may write past its end
+ * must be followed by writes that cover it, and past the last row lies the next thread's chunk (an interior
+ * run of 3 channels writing 16 lanes reached 9 int16 into it: a race with 2 threads, seen on ResNet-8's stem). */
 #define IM2COL_BODY(WIDEN)                                                                                    \
     const int hw = a->out_h * a->out_w;                                                                       \
     /* (b, oy, ox) of row m, stepped along rather than divided out per row */                                 \
@@ -47,7 +49,7 @@ static inline void widen_small(const int8_t *x, int16_t *y, int n, int32_t off) 
             }                                                                                                 \
             const int8_t *line = a->in + ((size_t)b * a->in_h + iy) * a->in_w * a->in_c;                      \
             if (row_inside) {                                                                                 \
-                WIDEN(line + (size_t)ix0 * a->in_c, row + idx, run, last_row && kh + 1 == a->k_h);            \
+                WIDEN(line + (size_t)ix0 * a->in_c, row + idx, run, last_row);                               \
                 idx += run;                                                                                   \
                 continue;                                                                                     \
             }                                                                                                 \
@@ -56,8 +58,7 @@ static inline void widen_small(const int8_t *x, int16_t *y, int n, int32_t off) 
                 if (ix < 0 || ix >= a->in_w)                                                                  \
                     memset(row + idx, 0, (size_t)a->in_c * sizeof(int16_t));                                  \
                 else                                                                                          \
-                    WIDEN(line + (size_t)ix * a->in_c, row + idx, a->in_c,                                    \
-                          last_row && kh + 1 == a->k_h && kw + 1 == a->k_w);                                  \
+                    WIDEN(line + (size_t)ix * a->in_c, row + idx, a->in_c, last_row);                         \
                 idx += a->in_c;                                                                               \
             }                                                                                                 \
         }                                                                                                     \
@@ -84,7 +85,7 @@ static void im2col_rows(const em_conv_args *a, int kp, int m0, int m1, int16_t *
 /* One run, 16 bytes at a time, inline (a call per run of 9..64 taps cost as much as the widening).  The last
  * partial block is widened whole when that stays inside the input and the 15 int16 it may write past the run
  * are rewritten later: by the next run or row of this chunk (rows are filled in order, every position of a row
- * written); only the run that ends the chunk's last row (`last`) finishes element by element. */
+ * written); the runs of the chunk's last row (`last`) finish element by element. */
 static inline EM_AVX2 void widen_run_avx2(const int8_t *x, int16_t *y, int n, __m256i off, const int8_t *in_end,
                                                int last) {
     int i = 0;
