@@ -47,13 +47,17 @@ def ruy_single_rounding(acc, mult, shift, zero_point, act_min=-128, act_max=127)
 
 
 def dequantize_aarch64(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """The aarch64 interpreter's int8 DEQUANTIZE: blocks of 8 as float32(q - zp) * float32(s) (one rounding), the
-    n % 8 tail as double(s) * (q - zp) (as on x86).  x86's blocks compute q*s - zp*s in float32 (two roundings and
-    a cancellation: 1 ulp away at some values; kernels/quantize_ref.py dequantize)."""
+    """The aarch64 interpreter's int8 DEQUANTIZE: its blocks of 8 compute x86's q*s - zp*s with the multiply and
+    the subtraction fused (one fused multiply-add, so one rounding instead of two: the aarch64 build contracts the
+    float expression); the n % 8 tail is double(s) * (q - zp), as on x86 (kernels/quantize_ref.py dequantize).
+
+    float64 holds q*s and q*s - float32(zp*s) exactly (at most 33 significant bits), so one float32 cast of it is
+    the fused result."""
     s = np.float32(scale)
     q = np.asarray(q).ravel()
     blocked = q.size - q.size % 8
-    head = (q[:blocked].astype(np.int32) - zero_point).astype(np.float32) * s
+    zps = np.float64(np.float32(zero_point) * s)
+    head = (q[:blocked].astype(np.float64) * np.float64(s) - zps).astype(np.float32)
     tail = (np.float64(s) * (q[blocked:].astype(np.int64) - zero_point)).astype(np.float32)
     return np.concatenate([head, tail]).astype(np.float32)
 
