@@ -27,7 +27,7 @@ SUITE=bookworm
 ROOT_PKGS=python3,python3-dev,libgomp1
 # what the selected tests import (pytest-benchmark: pyproject's addopts pass --benchmark-disable)
 DEPS=("numpy>=1.24" "ai-edge-litert>=1.2" "flatbuffers>=23.5" "pydantic>=2.5" "pytest>=8" "pytest-benchmark>=4"
-      "hypothesis>=6")
+      "hypothesis>=6" "tuf>=5.0" "cryptography>=41")  # tuf, cryptography: edge_maas.partition imports the manifest
 TESTS=(tests/test_arm_semantics.py tests/test_op_activations.py tests/test_op_add_mul.py tests/test_op_conv.py
        tests/test_op_depthwise_conv.py tests/test_op_fully_connected.py tests/test_op_mean.py
        tests/test_op_movement.py tests/test_op_pooling.py tests/test_op_softmax.py tests/test_kernels_quantize.py
@@ -103,9 +103,15 @@ mkdir -p "$ROOT" && tar -C "$ROOT" -xf "$TARBALL"
 TIMES[root_unpack]=$(( $(now) - t ))
 
 # --- 2. the deps: aarch64 wheels, installed by the host's pip into a directory --------------------------------
-[ -x "$REPO/.venv/bin/python" ] || bash "$REPO/scripts/setup.sh" litert  # the host's pip and Cython
-HOSTPY=$REPO/.venv/bin/python
-"$HOSTPY" -c "import Cython" 2>/dev/null || "$HOSTPY" -m pip install -q "Cython>=3.0"
+# the host's build tools (pyproject's build-system requirements) in a venv of their own, kept in the cache
+TOOLS=$CACHE/arm-host-tools
+HOSTPY=$TOOLS/bin/python
+if ! "$HOSTPY" -c "import Cython, setuptools, wheel" 2>/dev/null; then
+  t=$(now)
+  python3 -m venv --clear "$TOOLS"
+  "$HOSTPY" -m pip install -q "setuptools>=77" wheel "Cython>=3.0" 2>&1 | { grep -v '^WARNING: Location' || true; }
+  TIMES[host_tools]=$(( $(now) - t ))
+fi
 dkey=$(printf '%s\n' "$PYV" "${DEPS[@]}" | sha256sum | cut -c1-16)
 DEPDIR=$CACHE/arm64-deps-$dkey
 t=$(now)
@@ -148,6 +154,11 @@ ln -s "$ROOT/usr/include/aarch64-linux-gnu/python$PYV" "$T/inc/aarch64-linux-gnu
 # e_machine (ELF header bytes 18-19) 0xb7: AArch64
 head -c 20 "$SRC"/kernels/executor.cpython-*-aarch64-linux-gnu.so | od -An -tx1 | tr -d ' \n' | grep -q 'b700$' \
   || { echo "[arm] the cross build did not make aarch64 modules" >&2; exit 1; }
+# no fused multiply-add in the kernels: gcc contracts a*b+c on aarch64 by default (x86-64 has no FMA in its baseline),
+# which moves DEQUANTIZE by 1 ulp (kernels/c/quantize.c: 22 fmadd/fmsub without setup.py's -ffp-contract=off)
+fused=$(aarch64-linux-gnu-objdump -d "$SRC"/kernels/*.cpython-*-aarch64-linux-gnu.so \
+        | grep -cE '\s(fmadd|fmsub|fnmadd|fnmsub|fmla|fmls)\s' || true)
+[ "$fused" = 0 ] || { echo "[arm] the aarch64 kernels hold $fused fused multiply-adds: float contraction is on" >&2; exit 1; }
 TIMES[cross_build]=$(( $(now) - t ))
 
 # --- 4. the tests, emulated as a cortex-a72 with an ARM /proc/cpuinfo ---------------------------------------------
@@ -177,7 +188,7 @@ chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/tmp LANG=C.UTF-8 QEMU_CP
   sh "$@" || rc=$?
 TIMES[tests]=$(( $(now) - t ))
 TIMES[total]=$(( $(now) - T0 ))
-for k in host_packages root_build root_unpack deps cross_build tests total; do
+for k in host_packages host_tools root_build root_unpack deps cross_build tests total; do
   [ -n "${TIMES[$k]:-}" ] && printf '[arm] time %-13s %5d s\n' "$k" "${TIMES[$k]}"
 done
 exit $rc
