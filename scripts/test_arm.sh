@@ -20,6 +20,9 @@
 # Usage: scripts/test_arm.sh [PYTEST ARGS...]     default: the TESTS below, -q
 #        CACHE=dir (default ~/.cache/edge_maas)   KEEP=1: keep the temp dir (the root, mounted nothing) afterwards
 set -euo pipefail
+# all of it in main(): bash parses a function whole before running it, so editing this file during a run (minutes)
+# cannot change what that run executes
+main() {
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${CACHE:-$HOME/.cache/edge_maas}
 SUITE=bookworm
@@ -191,4 +194,6 @@ TIMES[total]=$(( $(now) - T0 ))
 for k in host_packages host_tools root_build root_unpack deps cross_build tests total; do
   [ -n "${TIMES[$k]:-}" ] && printf '[arm] time %-13s %5d s\n' "$k" "${TIMES[$k]}"
 done
-exit $rc
+return $rc
+}
+main "$@"
