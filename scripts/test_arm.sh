@@ -97,6 +97,7 @@ if [ ! -s "$TARBALL" ]; then
   mmdebstrap --quiet --arch=arm64 --variant=apt --include="$ROOT_PKGS" "$SUITE" "$CACHE/.part-$key.tar" \
     || { echo "[arm] mmdebstrap failed" >&2; exit 1; }
   mv "$CACHE/.part-$key.tar" "$TARBALL"
+  find "$CACHE" -maxdepth 1 -name 'arm64-root-*.tar' ! -name "${TARBALL##*/}" -delete  # roots of older lists
   TIMES[root_build]=$(( $(now) - t ))
 else
   echo "[arm] arm64 root from the cache: $TARBALL"
@@ -126,6 +127,7 @@ if [ ! -f "$DEPDIR/.complete" ]; then
   "$HOSTPY" -m pip install -q --no-warn-conflicts --target "$DEPDIR" "${plats[@]}" --python-version "$PYV" \
     --implementation cp --abi "cp${PYV/./}" --only-binary=:all: "${DEPS[@]}" 2>&1 | { grep -v '^WARNING: Location' || true; }
   touch "$DEPDIR/.complete"
+  find "$CACHE" -maxdepth 1 -name 'arm64-deps-*' ! -name "${DEPDIR##*/}" -exec rm -rf {} +  # older lists
   TIMES[deps]=$(( $(now) - t ))
 else
   echo "[arm] aarch64 deps from the cache: $DEPDIR"

@@ -50,7 +50,7 @@ def test_dequantize_matches_reference_and_interpreter(scale, zp, seed, n):
     qk.dequantize(q, scale, zp, out)
     np.testing.assert_array_equal(out, ref.dequantize(q, scale, zp))
     interp = _one_op("DEQUANTIZE", q.size, T("x", (1, q.size), "int8", [scale], [zp]), T("y", (1, q.size), "float32"))
-    if AARCH64:  # its blocks compute float32(q - zp) * s: where it departs, it is that (tests/arm.py)
+    if AARCH64:  # its blocks fuse q*s - zp*s into one rounding: where it departs, it is that (tests/arm.py)
         check("y", out, interp.run({"x": q[None]})["y"][0], dequantize_aarch64, dequantize_aarch64(q, scale, zp))
     else:
         np.testing.assert_array_equal(out, interp.run({"x": q[None]})["y"][0])
