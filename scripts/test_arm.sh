@@ -94,10 +94,12 @@ TARBALL=$CACHE/arm64-root-$key.tar
 t=$(now)
 if [ ! -s "$TARBALL" ]; then
   echo "[arm] building the arm64 $SUITE root ($ROOT_PKGS; dpkg emulated: ~5 min)"
-  mmdebstrap --quiet --arch=arm64 --variant=apt --include="$ROOT_PKGS" "$SUITE" "$CACHE/.part-$key.tar" \
-    || { echo "[arm] mmdebstrap failed" >&2; exit 1; }
-  mv "$CACHE/.part-$key.tar" "$TARBALL"
-  find "$CACHE" -maxdepth 1 -name 'arm64-root-*.tar' ! -name "${TARBALL##*/}" -delete  # roots of older lists
+  # built under a name of this run's own, then renamed: runs sharing the cache never see half a tarball
+  mmdebstrap --quiet --arch=arm64 --variant=apt --include="$ROOT_PKGS" "$SUITE" "$CACHE/.part-$key.$$.tar" \
+    || { rm -f "$CACHE/.part-$key.$$.tar"; echo "[arm] mmdebstrap failed" >&2; exit 1; }
+  mv "$CACHE/.part-$key.$$.tar" "$TARBALL"
+  # roots of other package lists, unused for a week (another checkout may still use a recent one)
+  find "$CACHE" -maxdepth 1 -name 'arm64-root-*.tar' ! -name "${TARBALL##*/}" -mtime +7 -delete
   TIMES[root_build]=$(( $(now) - t ))
 else
   echo "[arm] arm64 root from the cache: $TARBALL"
@@ -121,13 +123,16 @@ DEPDIR=$CACHE/arm64-deps-$dkey
 t=$(now)
 if [ ! -f "$DEPDIR/.complete" ]; then
   echo "[arm] installing the aarch64 wheels of: ${DEPS[*]}"
-  rm -rf "$DEPDIR"
+  part=$DEPDIR.part.$$
+  rm -rf "$part"
   plats=(--platform manylinux2014_aarch64 --platform linux_aarch64)
   for v in $(seq 17 36); do plats+=(--platform "manylinux_2_${v}_aarch64"); done  # bookworm: glibc 2.36
-  "$HOSTPY" -m pip install -q --no-warn-conflicts --target "$DEPDIR" "${plats[@]}" --python-version "$PYV" \
+  "$HOSTPY" -m pip install -q --no-warn-conflicts --target "$part" "${plats[@]}" --python-version "$PYV" \
     --implementation cp --abi "cp${PYV/./}" --only-binary=:all: "${DEPS[@]}" 2>&1 | { grep -v '^WARNING: Location' || true; }
-  touch "$DEPDIR/.complete"
-  find "$CACHE" -maxdepth 1 -name 'arm64-deps-*' ! -name "${DEPDIR##*/}" -exec rm -rf {} +  # older lists
+  touch "$part/.complete"
+  # renamed into place whole (a run that got there first keeps its copy)
+  if [ -f "$DEPDIR/.complete" ]; then rm -rf "$part"; else rm -rf "$DEPDIR" && mv "$part" "$DEPDIR"; fi
+  find "$CACHE" -maxdepth 1 -name 'arm64-deps-*' ! -name "${DEPDIR##*/}" -mtime +7 -exec rm -rf {} +  # older lists
   TIMES[deps]=$(( $(now) - t ))
 else
   echo "[arm] aarch64 deps from the cache: $DEPDIR"
