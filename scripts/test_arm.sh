@@ -20,8 +20,8 @@
 # Usage: scripts/test_arm.sh [PYTEST ARGS...]     default: the TESTS below, -q
 #        CACHE=dir (default ~/.cache/edge_maas)   KEEP=1: keep the temp dir (the root, mounted nothing) afterwards
 set -euo pipefail
-# all of it in main(): bash parses a function whole before running it, so editing this file during a run (minutes)
-# cannot change what that run executes
+# all of it in main(), called on the last line with its exit: bash parses a function whole before running it and
+# reads no more of the file, so editing this file during a run (minutes) cannot change what that run executes
 main() {
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${CACHE:-$HOME/.cache/edge_maas}
@@ -203,4 +203,4 @@ for k in host_packages host_tools root_build root_unpack deps cross_build tests 
 done
 return $rc
 }
-main "$@"
+main "$@"; exit $?  # on one line: bash reads nothing of this file after main (it may have changed)
