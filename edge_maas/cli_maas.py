@@ -153,6 +153,8 @@ def add_commands(sub) -> None:
     bo.add_argument("--requests", type=int, default=8, help="requests per split in the first pass (the median is kept)")
     bo.add_argument("--pairs", type=int, default=100, help="planner and oracle requests per setting, alternating "
                     "(their medians give planner_vs_oracle)")  # fmt: skip
+    bo.add_argument("--warmup", type=int, default=32, help="planned requests per setting before the pairs (a fresh "
+                    "planner explores the splits it has not seen; not timed, their splits are in the report)")  # fmt: skip
     bo.add_argument("--codec", choices=("none", "zlib", "rle"), default="none", help="boundary tensor compression")
     bo.add_argument("--settings", help="comma-separated subset of: 1Mbit_50ms,3Mbit_30ms,10Mbit_20ms,30Mbit_5ms,100Mbit_2ms")
     bo.add_argument("--runs", type=int, default=1, help="runs in a row (the report gives each and their spread)")
@@ -543,8 +545,10 @@ def cmd_bench_offload(args) -> int:
     unknown = [n for n in names if n not in ob.SETTINGS]
     if unknown:
         raise EdgeMaasError(f"unknown link setting {', '.join(unknown)}; choose from {', '.join(ob.SETTINGS)}")
-    setup = ob.Setup(model=args.model, shards=args.shards, requests=args.requests, pairs=args.pairs, codec=args.codec,
-                     link=args.link)  # fmt: skip
+    setup = ob.Setup(model=args.model, shards=args.shards, requests=args.requests, pairs=args.pairs,
+                     warmup=args.warmup, codec=args.codec, link=args.link)  # fmt: skip
+    if args.warmup < 0:
+        raise EdgeMaasError(f"--warmup must be 0 or more, not {args.warmup}")
     for flag in ("runs", "requests", "pairs"):
         if getattr(args, flag) < 1:
             raise EdgeMaasError(f"--{flag} must be at least 1, not {getattr(args, flag)}")

@@ -25,7 +25,6 @@ from edge_maas.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
-WIRE_RECENT = 3  # a split's own last exchanges that predict its wire time (see Estimates.wire_at)
 MIN_OBS = 3  # exchanges of a split before its worker time counts as known (no more exploring it)
 # Estimates are only re-measured by the side that runs: while offloading, the local scale; while local, the wire and
 # worker.  So the runner-up side (all local, or the best remote split) runs again after LOCAL_RECHECK * explore_every
@@ -81,7 +80,6 @@ class Estimates:
     _samples: deque = field(default_factory=lambda: deque(maxlen=48), repr=False)  # (bytes, wire seconds)
     _worker: dict[int, deque] = field(default_factory=dict, repr=False)  # split -> recent worker seconds
     _scales: deque = field(default_factory=lambda: deque(maxlen=7), repr=False)
-    _wire: dict[int, deque] = field(default_factory=dict, repr=False)  # split -> its last WIRE_RECENT wire seconds
     _off: deque = field(default_factory=lambda: deque(maxlen=CHANGE_RUN_SLOWER), repr=False)  # misses: -1, 0, 1
     _cpu: dict[int, deque] = field(default_factory=dict, repr=False)  # split -> this process's CPU s per request
     _counters: deque = field(default_factory=lambda: deque(maxlen=32), repr=False)  # (throttled s, CPU s) totals
@@ -98,7 +96,6 @@ class Estimates:
         self.remote_suffix_s[split] = statistics.median(w)
         nbytes, wire = bytes_out + bytes_back, max(elapsed_s - run_s, 1e-6)
         self._samples.append((nbytes, wire))
-        self._wire.setdefault(split, deque(maxlen=WIRE_RECENT)).append(wire)
         if self._link_changed(nbytes, wire):
             # outlier rejection keeps one stalled exchange from moving the fit, but it also keeps a window of 48
             # exchanges from following a link that really changed, and while the planner stays local it sees one
@@ -165,7 +162,6 @@ class Estimates:
     def forget(self, split: int) -> None:
         self.remote_suffix_s.pop(split, None)
         self._worker.pop(split, None)
-        self._wire.pop(split, None)
 
     def observations(self, split: int) -> int:
         return len(self._worker.get(split, ()))
@@ -192,15 +188,6 @@ class Estimates:
     def wire_s(self, nbytes: float) -> float:
         """Seconds on the wire for an exchange of nbytes (request + reply), from the fitted rtt and bandwidth."""
         return self.rtt_s + nbytes / self.bandwidth_Bps
-
-    def wire_at(self, split: int, nbytes: float) -> float:
-        """Seconds on the wire for a request at this split: the median of its own last WIRE_RECENT exchanges once
-        it has 2, else wire_s(nbytes).  The fit spans all sizes over 48 exchanges, and exchanges of one size seen
-        in a busy moment can hold it wrong for the others (on a loaded machine: 4 KB exchanges as slow as 147 KB
-        ones, fitted as 12 ms rtt and no bandwidth cost, while the 25 KB split took 4 ms); a split's own recent
-        times are what a re-check of it measures."""
-        own = self._wire.get(split)
-        return statistics.median(own) if own is not None and len(own) >= 2 else self.wire_s(nbytes)
 
     def wire_low_s(self, nbytes: float) -> float:
         """An optimistic wire time: rtt less two spreads; no bandwidth cost until it has been separated; 0 while
@@ -328,7 +315,7 @@ class Planner:
             remote = e.worker_s(k, self.n)
             if remote is None:  # nothing known about the workers yet: assume device speed
                 remote = float(local[-1] - local[k])
-            out.append(float(local[k] + e.wire_at(k, self._sent(k)) + remote + e.stall_s(k, self.n)))
+            out.append(float(local[k] + e.wire_s(self._sent(k)) + remote + e.stall_s(k, self.n)))
         allowed = self.rules.allowed(self.n, self.n, 0)
         out.append(float(local[-1] + e.stall_s(self.n, self.n)) if allowed else float("inf"))
         return out
@@ -409,14 +396,16 @@ class Planner:
 
     def _recheck(self, d: Decision) -> Decision | None:
         """A split predicted within LOCAL_RECHECK_MARGIN of the best that has not run for LOCAL_RECHECK *
-        explore_every requests (explore_every within NEAR_TIE), the longest unseen first.  Without it, an estimate inflated by
-        one busy moment (the device's, or the link's while the planner was seeded) would keep the planner off that
-        split for good: all local while offloading, a remote split while local, or one remote split while another
+        explore_every requests (explore_every within NEAR_TIE), the longest unseen first, at most one in 2 * explore_every.  Without it, an estimate
+        inflated by one busy moment (the device's, or the link's while the planner was seeded) would keep the
+        planner off that split for good: all local while offloading, a remote split while local, or one remote split while another
         runs (on a loaded machine a 147 KB all-remote exchange was fitted as 12 ms rtt and no bandwidth cost, so
         the 25 KB middle split, 2x faster, never ran again)."""
         n, c, best = self.n, d.costs, d.predicted_s
-        if self.explore_every is None or self._since_explore < self.explore_every:
-            return None  # at most one exploration or re-check in explore_every requests
+        if self.explore_every is None or self._since_explore < 2 * self.explore_every:
+            # at most one in 2 * explore_every requests: with two splits near the best, one in explore_every each
+            # was 12 % of all requests on slower splits, enough to move a median by 10 %
+            return None
         stale = []
         for k in range(n + 1):
             since = self._requests - self._last_ran.get(k, 0)

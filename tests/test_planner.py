@@ -315,7 +315,8 @@ def test_a_middle_split_seen_slow_once_is_re_checked_while_another_remote_split_
     """Seen in the netns bench on a loaded machine (stem_cnn_224, 100 Mbit/s): while the planner was seeded, small
     exchanges were as slow as 147 KB ones, the fit read 12 ms rtt and no bandwidth cost, and the planner sent
     everything all-remote; the middle split (25 KB, really 2x faster) never ran again.  Now it is re-checked (it
-    is predicted within 1.5x of the best), its own recent exchanges predict its wire time, and it wins."""
+    is predicted within 1.5x of the best), its exchanges move the fit (two far faster than it restart it), and it
+    wins."""
     est = Estimates([0.002, 0.02, 0.02])
     p = Planner(_P(3), boundary_bytes=[147_000, 25_000, 4_000], output_bytes=10, estimates=est, probe_every_s=None,
                 explore_every=4)  # fmt: skip
