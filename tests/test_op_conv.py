@@ -4,7 +4,9 @@ dilations, paddings, per-channel and per-tensor scales, zero points, activations
 from __future__ import annotations
 
 import numpy as np
+from arm import ruy_single_rounding
 from edge_maas.kernels.ref.conv import conv2d
+from edge_maas.kernels.ref.window import taps
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from oneop import Op, T, build_model, int8_input, native_matches_interpreter, qscale
@@ -43,10 +45,18 @@ def test_conv2d(h, w, c, o, kh, kw, stride, dil, same, act, per_channel, in_zp, 
         ["x"], ["y"],
     )  # fmt: skip
     x = int8_input(rng, (batch, h, w, c))
-    got = native_matches_interpreter(model, [{"x": x}])[0]["y"]
     mult, shift = conv_output_multipliers("test", in_s, w_s, out_s, o)
     lo, hi = activation_range(act, out_s, out_zp, "test")
     pad = (same_padding(h, kh, stride, dil, 0 if same else 1, oh, ""), same_padding(w, kw, stride, dil, 0 if same else 1, ow, ""))
+
+    def ruy(feed):  # aarch64: the interpreter's output stage is ruy's single rounding (tests/arm.py)
+        acc = np.zeros((batch, oh, ow, o), np.int64) + bias
+        xp = feed["x"].astype(np.int64) - in_zp
+        for i, j, y, xx, iy, ix in taps((h, w), (oh, ow), (kh, kw), (stride, stride), (dil, dil), pad):
+            acc[:, y, xx, :] += xp[:, iy, ix, :] @ weights[:, i, j, :].astype(np.int64).T
+        return {"y": ruy_single_rounding(acc, mult, shift, out_zp, lo, hi)}
+
+    got = native_matches_interpreter(model, [{"x": x}], arm=ruy)[0]["y"]
     want = conv2d(x, weights, bias, mult, shift, stride=(stride, stride), dilation=(dil, dil), pad=pad,
                   out_hw=(oh, ow), in_zp=in_zp, out_zp=out_zp, act_min=lo, act_max=hi)  # fmt: skip
     np.testing.assert_array_equal(got, want)

@@ -4,7 +4,9 @@ boundary ops (QUANTIZE, DEQUANTIZE): native == interpreter == numpy."""
 from __future__ import annotations
 
 import numpy as np
+from arm import dequantize_aarch64
 from conftest import litert_semantics
+from edge_maas.kernels import quantize_ref
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from oneop import Op, T, build_model, int8_input, native_matches_interpreter
@@ -105,4 +107,9 @@ def test_reshape_quantize_dequantize_chain():
         ["f"], ["d"],
     )  # fmt: skip
     feeds = [{"f": (rng.standard_normal((1, 6, 7)) * 2).astype(np.float32)} for _ in range(5)]
-    native_matches_interpreter(model, feeds)
+
+    def chain_aarch64(feed):  # the x86 QUANTIZE, then the aarch64 interpreter's DEQUANTIZE (tests/arm.py)
+        q = quantize_ref.quantize(feed["f"], np.float32(0.03), -5)
+        return {"d": dequantize_aarch64(q, np.float32(0.03), -5).reshape(1, 42)}
+
+    native_matches_interpreter(model, feeds, arm=chain_aarch64)  # aarch64: tests/arm.py
