@@ -26,9 +26,14 @@ def _isa_in_subprocess(value: str | None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=False)
 
 
+ARM = ("neon", "dotprod")  # the aarch64 family; the others are portable and x86's
+
+
 def _expected(name: str) -> str:
-    """The highest path the CPU has at or below `name`."""
-    return [n for n in NAMES[: NAMES.index(name) + 1] if n in ex.available_isas()][-1]
+    """The highest path the CPU has at or below `name` in its family (x86 or aarch64), else portable."""
+    below = NAMES[: NAMES.index(name) + 1]
+    family = ["portable"] + [n for n in below if (n in ARM) == (name in ARM) and n != "portable"]
+    return [n for n in family if n in ex.available_isas()][-1]
 
 
 def test_every_path_is_listed_and_the_best_is_the_default():
@@ -41,6 +46,23 @@ def test_every_path_is_listed_and_the_best_is_the_default():
         assert "avx512vnni" in ISAS
     if "avx_vnni" in flags:
         assert "avxvnni" in ISAS
+
+
+def test_paths_follow_the_machine_family_and_hwcaps():
+    """aarch64 always has neon, and dotprod exactly when the kernel's AT_HWCAP says ASIMDDP; x86 has neither,
+    and aarch64 no x86 path."""
+    import ctypes
+    import platform
+
+    if platform.machine() in ("aarch64", "arm64"):
+        hwcap = ctypes.CDLL(None).getauxval
+        hwcap.restype, hwcap.argtypes = ctypes.c_ulong, [ctypes.c_ulong]
+        dotprod = bool(hwcap(16) & (1 << 20))  # AT_HWCAP, HWCAP_ASIMDDP
+        assert ISAS == ["portable", "neon"] + (["dotprod"] if dotprod else [])
+    else:
+        assert not set(ARM) & set(ISAS)
+        assert ex.set_isa("neon") == ex.set_isa("dotprod") == "portable"
+        ex.set_isa("auto")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -61,7 +83,7 @@ def test_set_isa_never_exceeds_the_cpu():
             assert ex.set_isa(name) == _expected(name) == ex.isa()
         assert ex.set_isa("auto") == ex.best_isa()
         with pytest.raises(ValueError, match="unknown instruction set"):
-            ex.set_isa("neon")
+            ex.set_isa("sse9")
     finally:
         ex.set_isa(before)
 

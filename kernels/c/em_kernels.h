@@ -15,12 +15,18 @@ typedef void (*em_kernel_fn)(const void *args);
 /* ---- instruction-set dispatch (isa.c) ---- */
 /* Ordered by preference; a CPU need not have every path below the one it has
  * best (AVX-512 VNNI without AVX-VNNI), so "supported" is checked per path. */
-enum { EM_ISA_PORTABLE = 0, EM_ISA_AVX2 = 1, EM_ISA_AVXVNNI = 2, EM_ISA_AVX512VNNI = 3, EM_ISA_COUNT = 4 };
+enum { EM_ISA_PORTABLE = 0, EM_ISA_AVX2 = 1, EM_ISA_AVXVNNI = 2, EM_ISA_AVX512VNNI = 3,
+       EM_ISA_NEON = 4, EM_ISA_DOTPROD = 5, EM_ISA_COUNT = 6 };
+/* The x86 paths (AVX2..AVX512VNNI) and the aarch64 ones (NEON, DOTPROD) never meet on one CPU: x86 code tests
+ * em_isa_get() >= EM_ISA_AVX2 only inside EM_HAVE_AVX2 (x86 builds), ARM code >= EM_ISA_NEON inside EM_HAVE_NEON. */
 int em_isa_best(void);        /* best this CPU and build support */
 int em_isa_get(void);
 int em_isa_set(int isa);      /* the highest supported path <= isa (-1: best); returns what is in effect */
 int em_isa_supported(int isa);
 int em_isa_has_vnni(int isa); /* the int8 GEMM runs on vpdpbusd (gemm_vnni.c) */
+#if defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+#define EM_HAVE_NEON 1        /* Advanced SIMD is part of the aarch64 baseline */
+#endif
 #if defined(__x86_64__) && ((defined(__clang__) && __clang_major__ >= 12) || \
                             (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
 #define EM_HAVE_AVXVNNI 1     /* target("avxvnni") and __builtin_cpu_supports("avxvnni") exist */
@@ -56,6 +62,10 @@ typedef struct {
 void em_gemm(const em_gemm_args *g, int m0, int m1);
 /* y[i] = x[i] + off as int16: the GEMM's operand widening (im2col, FC rows). */
 void em_widen(const int8_t *x, int16_t *y, size_t n, int32_t off);
+#ifdef EM_HAVE_NEON
+void em_gemm_neon(const em_gemm_args *g, int m0, int m1);           /* gemm_neon.c */
+void em_widen_neon(const int8_t *x, int16_t *y, size_t n, int32_t off);
+#endif
 size_t em_packed_weights_len(int N, int K);
 void em_pack_weights(const int8_t *w, int N, int K, int16_t *packed);
 
