@@ -1,7 +1,7 @@
 """The aarch64 NEON kernels against the portable C, byte for byte, at the C level: requant.h's NEON
 requantization (vqrdmulhq_s32 + vrshlq_s32 with TFLite's sign fixup for ties away from zero) lane by lane on
-random values and on every kind of tie, and the NEON GEMM and widening (gemm_neon.c) on random shapes with
-partial tiles.  The harnesses in tests/c are compiled for aarch64 and run natively on an aarch64 machine with a C
+random values and on every kind of tie, the NEON GEMM and widening (gemm_neon.c) on random shapes with
+partial tiles, and whole CONV_2D / FULLY_CONNECTED on the neon and dotprod (sdot) paths.  The harnesses in tests/c are compiled for aarch64 and run natively on an aarch64 machine with a C
 compiler, or on x86-64 with aarch64-linux-gnu-gcc and qemu-aarch64(-static) (user mode: seconds); skipped
 without either.  The per-op tests (tests/oneop.py runs every ISA) check the same paths through whole models."""
 
@@ -50,3 +50,13 @@ def test_neon_requantization_matches_the_portable_formula(tmp_path):
 def test_neon_gemm_and_widening_match_the_portable_path(tmp_path):
     out = _run(tmp_path, "neon_gemm_check.c", "gemm.c", "gemm_neon.c", "isa.c")
     assert "300 gemm cases, 0 differ" in out
+
+
+def test_neon_and_sdot_conv_and_fully_connected_match_the_portable_path(tmp_path):
+    """Whole CONV_2D / FULLY_CONNECTED kernels (im2col, padding, strides, dilations, pointwise, partial panels)
+    on neon and, where the CPU has it (qemu-user's default CPU does), dotprod."""
+    out = _run(tmp_path, "neon_conv_check.c", "gemm.c", "gemm_neon.c", "gemm_vnni.c", "isa.c", "conv.c",
+               "fully_connected.c")
+    assert "200 conv + fully connected cases, 0 differ" in out
+    if platform.machine() not in ("aarch64", "arm64"):
+        assert "neon only" not in out  # under qemu-user's max CPU the sdot path must have run

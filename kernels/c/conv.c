@@ -63,6 +63,9 @@ static void im2col_rows(const em_conv_args *a, int kp, int m0, int m1, int16_t *
 void em_conv2d(const void *args) {
     const em_conv_args *a = (const em_conv_args *)args;
     if (em_conv2d_vnni(a)) return; /* u8 im2col + vpdpbusd GEMM where a VNNI path is in effect */
+#ifdef EM_HAVE_NEON
+    if (em_conv2d_sdot(a)) return; /* int8 im2col + sdot GEMM where the dotprod path is in effect */
+#endif
     const int M = a->batch * a->out_h * a->out_w;
     const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c);
     /* Chunks of EM_CONV_ROWS rows (a multiple of the GEMM's 4-row tile): each

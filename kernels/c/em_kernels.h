@@ -203,13 +203,19 @@ void em_quantize_f32(const void *args);
 void em_dequantize_s8(const void *args);
 
 /* ---- VNNI GEMM paths for CONV_2D and FULLY_CONNECTED (gemm_vnni.c) ----
- * When the CPU has a VNNI path, em_pack_weights appends int32 column sums
+ * When the CPU has a VNNI path (or, on aarch64, the dot product), em_pack_weights appends int32 column sums
  * (padded to 16) and int8 panels [ceil(N/16)][K4/4][16][4] (K4: K rounded up
  * to 4) after the int16 panels, so one packed array serves every path.  These
  * run the whole op and return 1 when a VNNI path is in effect, else return 0
  * having done nothing (em_conv2d / em_fully_connected call them first). */
 int em_conv2d_vnni(const em_conv_args *a);
 int em_fully_connected_vnni(const em_fc_args *a);
+#ifdef EM_HAVE_NEON
+/* The SDOT paths (gemm_neon.c), on the same int8 section (packed where the CPU has the dot product): they run
+ * the whole op and return 1 when the dotprod path is in effect, else 0 having done nothing. */
+int em_conv2d_sdot(const em_conv_args *a);
+int em_fully_connected_sdot(const em_fc_args *a);
+#endif
 
 /* ---- TRANSPOSE of 1-byte elements (transpose.c): out (contiguous, dims) <-
  * in[sum(i[k] * in_strides[k])]; the lowering merges axes that stay adjacent. */

@@ -8,7 +8,8 @@
 /* Whether packed weights carry the VNNI section: decided by the CPU, not by the
  * path in effect, so a kernel built under one path runs under any other. */
 static int vnni_packed(void) {
-    return em_isa_supported(EM_ISA_AVXVNNI) || em_isa_supported(EM_ISA_AVX512VNNI);
+    return em_isa_supported(EM_ISA_AVXVNNI) || em_isa_supported(EM_ISA_AVX512VNNI) ||
+           em_isa_supported(EM_ISA_DOTPROD); /* the SDOT path (gemm_neon.c) reads the same int8 section */
 }
 
 size_t em_packed_weights_len(int N, int K) {

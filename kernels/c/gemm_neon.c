@@ -4,7 +4,11 @@
  * and add to int32 lanes.  A tile is 4 rows x 16 channels: 16 accumulators, 4 weight vectors and 4 activation
  * pairs, 24 of the 32 vector registers.  Sums are exact int32 (|a| <= 255, |w| <= 127, as on every path), so
  * the bytes are the portable path's whatever the order; the output stage is requant.h's NEON requantization. */
+#include <string.h>
 #include "requant.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #ifdef EM_HAVE_NEON
 
@@ -70,6 +74,177 @@ void em_widen_neon(const int8_t *x, int16_t *y, size_t n, int32_t off) {
         vst1q_s16(y + i + 8, vaddq_s16(vmovl_high_s8(v), o));
     }
     for (; i < n; i++) y[i] = (int16_t)(x[i] + off);
+}
+
+/* ---- SDOT (ARMv8.2 dot product) path: int8 x int8 on the int8 panels [N/16][K4/4][16][4] that em_pack_weights
+ * appends (with the column sums) when the CPU has a VNNI or a dot-product path.  sdot multiplies signed by
+ * signed bytes, so the activations go in as they are (no +128 flip as vpdpbusd needs) and
+ *     sum_k (x + in_offset) w = sum_k x w + in_offset sum_k w:
+ * the column-sum term is folded into the accumulators' start with the bias.  Padding taps hold the zero point
+ * (x + in_offset = 0), the k4 tail zeros against zero weights.  All int32, wrapping: the true sums fit, so the
+ * bytes are the portable path's. */
+#define EM_SDOT __attribute__((target("arch=armv8.2-a+dotprod")))
+
+typedef struct {
+    int N, K4;
+    const int8_t *a;          /* rows of K4 int8 */
+    const int8_t *w;          /* [ceil(N/16)][K4/4][16][4] */
+    const int32_t *colsum, *bias;
+    int32_t off;              /* in_offset */
+    const em_requant *rq;
+    int8_t *out;
+    int ldo;
+} em_gemm8;
+
+static inline int8x16_t em_dup4(const int8_t *p) {
+    int32_t v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return vreinterpretq_s8_s32(vdupq_n_s32(v));
+}
+
+/* 4 rows x 16 channels per tile: 16 accumulators, 4 weight vectors, 4 broadcast activations */
+static EM_SDOT void gemm_sdot(const em_gemm8 *g, int m0, int m1) {
+    const int nblocks = (g->N + EM_NR - 1) / EM_NR;
+    const int32x4_t off = vdupq_n_s32(g->off);
+    for (int nb = 0; nb < nblocks; nb++) {
+        const int c0 = nb * EM_NR;
+        const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
+        const int8_t *wp = g->w + (size_t)nb * g->K4 * EM_NR;
+        int32x4_t b[4];
+        for (int q = 0; q < 4; q++) b[q] = vmlaq_s32(vld1q_s32(g->bias + c0 + 4 * q), off, vld1q_s32(g->colsum + c0 + 4 * q));
+        for (int m = m0; m < m1; m += 4) {
+            const int rows = m1 - m < 4 ? m1 - m : 4;
+            const int8_t *a0 = g->a + (size_t)m * g->K4;
+            const int8_t *a1 = rows > 1 ? a0 + g->K4 : a0;
+            const int8_t *a2 = rows > 2 ? a0 + 2 * (size_t)g->K4 : a0;
+            const int8_t *a3 = rows > 3 ? a0 + 3 * (size_t)g->K4 : a0;
+            int32x4_t c[4][4];
+            for (int r = 0; r < 4; r++)
+                for (int q = 0; q < 4; q++) c[r][q] = b[q];
+            for (int k = 0; k < g->K4; k += 4) {
+                const int8_t *w = wp + (size_t)k * EM_NR;
+                const int8x16_t w0 = vld1q_s8(w), w1 = vld1q_s8(w + 16), w2 = vld1q_s8(w + 32), w3 = vld1q_s8(w + 48);
+                const int8x16_t x0 = em_dup4(a0 + k), x1 = em_dup4(a1 + k), x2 = em_dup4(a2 + k), x3 = em_dup4(a3 + k);
+#define EM_SDOT_ROW(r, x)                          \
+    c[r][0] = vdotq_s32(c[r][0], w0, x);           \
+    c[r][1] = vdotq_s32(c[r][1], w1, x);           \
+    c[r][2] = vdotq_s32(c[r][2], w2, x);           \
+    c[r][3] = vdotq_s32(c[r][3], w3, x);
+                EM_SDOT_ROW(0, x0)
+                EM_SDOT_ROW(1, x1)
+                EM_SDOT_ROW(2, x2)
+                EM_SDOT_ROW(3, x3)
+#undef EM_SDOT_ROW
+            }
+            for (int r = 0; r < rows; r++)
+                em_requant16_neon(c[r][0], c[r][1], c[r][2], c[r][3], g->rq, c0, n, g->out + (size_t)(m + r) * g->ldo + c0);
+        }
+    }
+}
+
+/* Rows m0..m1 of the int8 im2col matrix (row m at dst + (m - m0) * k4): the input bytes as they are, the zero
+ * point where the window leaves the image, zeros in the k4 tail. */
+static void im2col_s8(const em_conv_args *a, int K, int k4, int m0, int m1, int8_t *dst) {
+    const int hw = a->out_h * a->out_w;
+    const int8_t pad = (int8_t)(-a->in_offset);
+    if (a->k_h == 1 && a->k_w == 1 && a->stride_h == 1 && a->stride_w == 1 && a->pad_top == 0 && a->pad_left == 0) {
+        for (int m = m0; m < m1; m++) {
+            int8_t *row = dst + (size_t)(m - m0) * k4;
+            memcpy(row, a->in + (size_t)m * K, (size_t)K);
+            if (k4 > K) memset(row + K, 0, (size_t)(k4 - K));
+        }
+        return;
+    }
+    const int run = a->k_w * a->in_c;
+    int b = m0 / hw, oy = (m0 % hw) / a->out_w, ox = m0 % a->out_w;
+    for (int m = m0; m < m1; m++, ox++) {
+        if (ox == a->out_w) {
+            ox = 0;
+            if (++oy == a->out_h) oy = 0, b++;
+        }
+        int8_t *row = dst + (size_t)(m - m0) * k4;
+        int idx = 0;
+        const int ix0 = ox * a->stride_w - a->pad_left;
+        const int row_inside = a->dil_w == 1 && ix0 >= 0 && ix0 + a->k_w <= a->in_w;
+        for (int kh = 0; kh < a->k_h; kh++) {
+            const int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
+            if (iy < 0 || iy >= a->in_h) {
+                memset(row + idx, pad, (size_t)run);
+                idx += run;
+                continue;
+            }
+            const int8_t *line = a->in + ((size_t)b * a->in_h + iy) * a->in_w * a->in_c;
+            if (row_inside) {
+                memcpy(row + idx, line + (size_t)ix0 * a->in_c, (size_t)run);
+                idx += run;
+                continue;
+            }
+            for (int kw = 0; kw < a->k_w; kw++) {
+                const int ix = ix0 + kw * a->dil_w;
+                if (ix < 0 || ix >= a->in_w)
+                    memset(row + idx, pad, (size_t)a->in_c);
+                else
+                    memcpy(row + idx, line + (size_t)ix * a->in_c, (size_t)a->in_c);
+                idx += a->in_c;
+            }
+        }
+        if (idx < k4) memset(row + idx, 0, (size_t)(k4 - idx));
+    }
+}
+
+/* The int8 section of em_pack_weights' array (em_kernels.h, "VNNI GEMM paths"). */
+static void int8_weights(const int16_t *packed, int N, int kp, const int32_t **colsum, const int8_t **w8) {
+    const int nb = (N + EM_NR - 1) / EM_NR;
+    *colsum = (const int32_t *)(packed + (size_t)nb * kp * EM_NR);
+    *w8 = (const int8_t *)(*colsum + (size_t)nb * EM_NR);
+}
+
+int em_conv2d_sdot(const em_conv_args *a) {
+    if (em_isa_get() != EM_ISA_DOTPROD) return 0;
+    const int M = a->batch * a->out_h * a->out_w;
+    const int K = a->k_h * a->k_w * a->in_c;
+    const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c), k4 = (K + 3) & ~3;
+    const int32_t *colsum;
+    const int8_t *w8;
+    int8_weights(a->w, a->out_c, kp, &colsum, &w8);
+    /* scratch holds EM_CONV_ROWS rows of kp int16 per thread: as many rows of k4 <= 2 kp bytes */
+    const int chunks = (M + EM_CONV_ROWS - 1) / EM_CONV_ROWS;
+#pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
+    for (int c = 0; c < chunks; c++) {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        int8_t *buf = (int8_t *)(a->scratch + (size_t)tid * EM_CONV_ROWS * kp);
+        const int m0 = c * EM_CONV_ROWS, m1 = m0 + EM_CONV_ROWS < M ? m0 + EM_CONV_ROWS : M;
+        im2col_s8(a, K, k4, m0, m1, buf);
+        const em_gemm8 g = {a->out_c, k4, buf, w8, colsum, a->bias, a->in_offset, &a->rq,
+                            a->out + (size_t)m0 * a->out_c, a->out_c};
+        gemm_sdot(&g, 0, m1 - m0);
+    }
+    return 1;
+}
+
+int em_fully_connected_sdot(const em_fc_args *a) {
+    if (em_isa_get() != EM_ISA_DOTPROD) return 0;
+    const int K = a->in_features, kp = (K + 1) & ~1, k4 = (K + 3) & ~3;
+    const int32_t *colsum;
+    const int8_t *w8;
+    int8_weights(a->w, a->units, kp, &colsum, &w8);
+    int8_t *rows = (int8_t *)a->scratch; /* rows x kp int16 holds rows x k4 bytes */
+    for (int r = 0; r < a->rows; r++) {
+        memcpy(rows + (size_t)r * k4, a->in + (size_t)r * K, (size_t)K);
+        if (k4 > K) memset(rows + (size_t)r * k4 + K, 0, (size_t)(k4 - K));
+    }
+    const em_gemm8 g = {a->units, k4, rows, w8, colsum, a->bias, a->in_offset, &a->rq, a->out, a->units};
+    if (a->threads > 1 && a->rows >= 8) {
+        const int chunks = (a->rows + 3) / 4;
+#pragma omp parallel for num_threads(a->threads) schedule(static)
+        for (int c = 0; c < chunks; c++) gemm_sdot(&g, c * 4, c * 4 + 4 < a->rows ? c * 4 + 4 : a->rows);
+    } else {
+        gemm_sdot(&g, 0, a->rows);
+    }
+    return 1;
 }
 
 #endif
