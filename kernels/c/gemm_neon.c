@@ -25,6 +25,30 @@
         c[3] = vmlal_high_lane_s16(c[3], w1.val[1], av, 1);                     \
     } while (0)
 
+/* the same from a row's 8 activations (4 k pairs) in one register: pair j is lanes 2j, 2j + 1 */
+#define EM_NEON_MAC_ROWQ(c, xv, l0, l1)                                         \
+    do {                                                                        \
+        c[0] = vmlal_laneq_s16(c[0], vget_low_s16(w0.val[0]), xv, l0);          \
+        c[0] = vmlal_laneq_s16(c[0], vget_low_s16(w0.val[1]), xv, l1);          \
+        c[1] = vmlal_high_laneq_s16(c[1], w0.val[0], xv, l0);                   \
+        c[1] = vmlal_high_laneq_s16(c[1], w0.val[1], xv, l1);                   \
+        c[2] = vmlal_laneq_s16(c[2], vget_low_s16(w1.val[0]), xv, l0);          \
+        c[2] = vmlal_laneq_s16(c[2], vget_low_s16(w1.val[1]), xv, l1);          \
+        c[3] = vmlal_high_laneq_s16(c[3], w1.val[0], xv, l0);                   \
+        c[3] = vmlal_high_laneq_s16(c[3], w1.val[1], xv, l1);                   \
+    } while (0)
+
+/* k pair k + j of a 4-pair step: the panel's weights, then the 4 rows */
+#define EM_NEON_STEP(j)                                                         \
+    do {                                                                        \
+        const int16x8x2_t w0 = vld2q_s16(wb + (size_t)(k + j) * 32);            \
+        const int16x8x2_t w1 = vld2q_s16(wb + (size_t)(k + j) * 32 + 16);       \
+        EM_NEON_MAC_ROWQ(c[0], q0, 2 * j, 2 * j + 1);                           \
+        EM_NEON_MAC_ROWQ(c[1], q1, 2 * j, 2 * j + 1);                           \
+        EM_NEON_MAC_ROWQ(c[2], q2, 2 * j, 2 * j + 1);                           \
+        EM_NEON_MAC_ROWQ(c[3], q3, 2 * j, 2 * j + 1);                           \
+    } while (0)
+
 static inline int16x4_t em_pair(const int16_t *a) {
     int32_t v;
     __builtin_memcpy(&v, a, sizeof v); /* the rows are int16 pairs; no alignment assumed */
@@ -47,7 +71,16 @@ void em_gemm_neon(const em_gemm_args *g, int m0, int m1) {
             const int16_t *a2 = rows > 2 ? a0 + 2 * (size_t)g->Kp : a0;
             const int16_t *a3 = rows > 3 ? a0 + 3 * (size_t)g->Kp : a0;
             int32x4_t c[4][4] = {{b0, b1, b2, b3}, {b0, b1, b2, b3}, {b0, b1, b2, b3}, {b0, b1, b2, b3}};
-            for (int k = 0; k < k2; k++) {
+            int k = 0;
+            for (; k + 4 <= k2; k += 4) { /* 8 activations of each row in one load */
+                const int16x8_t q0 = vld1q_s16(a0 + 2 * k), q1 = vld1q_s16(a1 + 2 * k);
+                const int16x8_t q2 = vld1q_s16(a2 + 2 * k), q3 = vld1q_s16(a3 + 2 * k);
+                EM_NEON_STEP(0);
+                EM_NEON_STEP(1);
+                EM_NEON_STEP(2);
+                EM_NEON_STEP(3);
+            }
+            for (; k < k2; k++) {
                 const int16x8x2_t w0 = vld2q_s16(wb + (size_t)k * 32);
                 const int16x8x2_t w1 = vld2q_s16(wb + (size_t)k * 32 + 16);
                 const int16x4_t x0 = em_pair(a0 + 2 * k), x1 = em_pair(a1 + 2 * k);
@@ -121,7 +154,39 @@ static EM_SDOT void gemm_sdot(const em_gemm8 *g, int m0, int m1) {
             int32x4_t c[4][4];
             for (int r = 0; r < 4; r++)
                 for (int q = 0; q < 4; q++) c[r][q] = b[q];
-            for (int k = 0; k < g->K4; k += 4) {
+            int k = 0;
+            for (; k + 16 <= g->K4; k += 16) { /* 16 activations (4 groups) of each row in one load */
+                const int8x16_t q0 = vld1q_s8(a0 + k), q1 = vld1q_s8(a1 + k);
+                const int8x16_t q2 = vld1q_s8(a2 + k), q3 = vld1q_s8(a3 + k);
+#define EM_SDOT_GROUP(j)                                                        \
+    do {                                                                        \
+        const int8_t *w = wp + (size_t)(k + 4 * j) * EM_NR;                     \
+        const int8x16_t w0 = vld1q_s8(w), w1 = vld1q_s8(w + 16);                \
+        const int8x16_t w2 = vld1q_s8(w + 32), w3 = vld1q_s8(w + 48);           \
+        c[0][0] = vdotq_laneq_s32(c[0][0], w0, q0, j);                          \
+        c[0][1] = vdotq_laneq_s32(c[0][1], w1, q0, j);                          \
+        c[0][2] = vdotq_laneq_s32(c[0][2], w2, q0, j);                          \
+        c[0][3] = vdotq_laneq_s32(c[0][3], w3, q0, j);                          \
+        c[1][0] = vdotq_laneq_s32(c[1][0], w0, q1, j);                          \
+        c[1][1] = vdotq_laneq_s32(c[1][1], w1, q1, j);                          \
+        c[1][2] = vdotq_laneq_s32(c[1][2], w2, q1, j);                          \
+        c[1][3] = vdotq_laneq_s32(c[1][3], w3, q1, j);                          \
+        c[2][0] = vdotq_laneq_s32(c[2][0], w0, q2, j);                          \
+        c[2][1] = vdotq_laneq_s32(c[2][1], w1, q2, j);                          \
+        c[2][2] = vdotq_laneq_s32(c[2][2], w2, q2, j);                          \
+        c[2][3] = vdotq_laneq_s32(c[2][3], w3, q2, j);                          \
+        c[3][0] = vdotq_laneq_s32(c[3][0], w0, q3, j);                          \
+        c[3][1] = vdotq_laneq_s32(c[3][1], w1, q3, j);                          \
+        c[3][2] = vdotq_laneq_s32(c[3][2], w2, q3, j);                          \
+        c[3][3] = vdotq_laneq_s32(c[3][3], w3, q3, j);                          \
+    } while (0)
+                EM_SDOT_GROUP(0);
+                EM_SDOT_GROUP(1);
+                EM_SDOT_GROUP(2);
+                EM_SDOT_GROUP(3);
+#undef EM_SDOT_GROUP
+            }
+            for (; k < g->K4; k += 4) {
                 const int8_t *w = wp + (size_t)k * EM_NR;
                 const int8x16_t w0 = vld1q_s8(w), w1 = vld1q_s8(w + 16), w2 = vld1q_s8(w + 32), w3 = vld1q_s8(w + 48);
                 const int8x16_t x0 = em_dup4(a0 + k), x1 = em_dup4(a1 + k), x2 = em_dup4(a2 + k), x3 = em_dup4(a3 + k);
