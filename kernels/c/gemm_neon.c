@@ -15,27 +15,27 @@
 /* acc[0..3] (channels 0..15) += a[0] * w(even k) + a[1] * w(odd k) for one k pair; av holds a[0], a[1], a[0], a[1] */
 #define EM_NEON_MAC_ROW(c, av)                                                   \
     do {                                                                        \
-        c[0] = vmlal_lane_s16(c[0], vget_low_s16(w0.val[0]), av, 0);            \
-        c[0] = vmlal_lane_s16(c[0], vget_low_s16(w0.val[1]), av, 1);            \
-        c[1] = vmlal_high_lane_s16(c[1], w0.val[0], av, 0);                     \
-        c[1] = vmlal_high_lane_s16(c[1], w0.val[1], av, 1);                     \
-        c[2] = vmlal_lane_s16(c[2], vget_low_s16(w1.val[0]), av, 0);            \
-        c[2] = vmlal_lane_s16(c[2], vget_low_s16(w1.val[1]), av, 1);            \
-        c[3] = vmlal_high_lane_s16(c[3], w1.val[0], av, 0);                     \
-        c[3] = vmlal_high_lane_s16(c[3], w1.val[1], av, 1);                     \
+        c##0 = vmlal_lane_s16(c##0, vget_low_s16(w0.val[0]), av, 0);            \
+        c##0 = vmlal_lane_s16(c##0, vget_low_s16(w0.val[1]), av, 1);            \
+        c##1 = vmlal_high_lane_s16(c##1, w0.val[0], av, 0);                     \
+        c##1 = vmlal_high_lane_s16(c##1, w0.val[1], av, 1);                     \
+        c##2 = vmlal_lane_s16(c##2, vget_low_s16(w1.val[0]), av, 0);            \
+        c##2 = vmlal_lane_s16(c##2, vget_low_s16(w1.val[1]), av, 1);            \
+        c##3 = vmlal_high_lane_s16(c##3, w1.val[0], av, 0);                     \
+        c##3 = vmlal_high_lane_s16(c##3, w1.val[1], av, 1);                     \
     } while (0)
 
 /* the same from a row's 8 activations (4 k pairs) in one register: pair j is lanes 2j, 2j + 1 */
 #define EM_NEON_MAC_ROWQ(c, xv, l0, l1)                                         \
     do {                                                                        \
-        c[0] = vmlal_laneq_s16(c[0], vget_low_s16(w0.val[0]), xv, l0);          \
-        c[0] = vmlal_laneq_s16(c[0], vget_low_s16(w0.val[1]), xv, l1);          \
-        c[1] = vmlal_high_laneq_s16(c[1], w0.val[0], xv, l0);                   \
-        c[1] = vmlal_high_laneq_s16(c[1], w0.val[1], xv, l1);                   \
-        c[2] = vmlal_laneq_s16(c[2], vget_low_s16(w1.val[0]), xv, l0);          \
-        c[2] = vmlal_laneq_s16(c[2], vget_low_s16(w1.val[1]), xv, l1);          \
-        c[3] = vmlal_high_laneq_s16(c[3], w1.val[0], xv, l0);                   \
-        c[3] = vmlal_high_laneq_s16(c[3], w1.val[1], xv, l1);                   \
+        c##0 = vmlal_laneq_s16(c##0, vget_low_s16(w0.val[0]), xv, l0);          \
+        c##0 = vmlal_laneq_s16(c##0, vget_low_s16(w0.val[1]), xv, l1);          \
+        c##1 = vmlal_high_laneq_s16(c##1, w0.val[0], xv, l0);                   \
+        c##1 = vmlal_high_laneq_s16(c##1, w0.val[1], xv, l1);                   \
+        c##2 = vmlal_laneq_s16(c##2, vget_low_s16(w1.val[0]), xv, l0);          \
+        c##2 = vmlal_laneq_s16(c##2, vget_low_s16(w1.val[1]), xv, l1);          \
+        c##3 = vmlal_high_laneq_s16(c##3, w1.val[0], xv, l0);                   \
+        c##3 = vmlal_high_laneq_s16(c##3, w1.val[1], xv, l1);                   \
     } while (0)
 
 /* k pair k + j of a 4-pair step: the panel's weights, then the 4 rows */
@@ -43,10 +43,10 @@
     do {                                                                        \
         const int16x8x2_t w0 = vld2q_s16(wb + (size_t)(k + j) * 32);            \
         const int16x8x2_t w1 = vld2q_s16(wb + (size_t)(k + j) * 32 + 16);       \
-        EM_NEON_MAC_ROWQ(c[0], q0, 2 * j, 2 * j + 1);                           \
-        EM_NEON_MAC_ROWQ(c[1], q1, 2 * j, 2 * j + 1);                           \
-        EM_NEON_MAC_ROWQ(c[2], q2, 2 * j, 2 * j + 1);                           \
-        EM_NEON_MAC_ROWQ(c[3], q3, 2 * j, 2 * j + 1);                           \
+        EM_NEON_MAC_ROWQ(c0, q0, 2 * j, 2 * j + 1);                           \
+        EM_NEON_MAC_ROWQ(c1, q1, 2 * j, 2 * j + 1);                           \
+        EM_NEON_MAC_ROWQ(c2, q2, 2 * j, 2 * j + 1);                           \
+        EM_NEON_MAC_ROWQ(c3, q3, 2 * j, 2 * j + 1);                           \
     } while (0)
 
 static inline int16x4_t em_pair(const int16_t *a) {
@@ -70,7 +70,9 @@ void em_gemm_neon(const em_gemm_args *g, int m0, int m1) {
             const int16_t *a1 = rows > 1 ? a0 + g->Kp : a0;
             const int16_t *a2 = rows > 2 ? a0 + 2 * (size_t)g->Kp : a0;
             const int16_t *a3 = rows > 3 ? a0 + 3 * (size_t)g->Kp : a0;
-            int32x4_t c[4][4] = {{b0, b1, b2, b3}, {b0, b1, b2, b3}, {b0, b1, b2, b3}, {b0, b1, b2, b3}};
+            /* 16 named accumulators, not an array: gcc keeps them in registers */
+            int32x4_t c00 = b0, c01 = b1, c02 = b2, c03 = b3, c10 = b0, c11 = b1, c12 = b2, c13 = b3;
+            int32x4_t c20 = b0, c21 = b1, c22 = b2, c23 = b3, c30 = b0, c31 = b1, c32 = b2, c33 = b3;
             int k = 0;
             for (; k + 4 <= k2; k += 4) { /* 8 activations of each row in one load */
                 const int16x8_t q0 = vld1q_s16(a0 + 2 * k), q1 = vld1q_s16(a1 + 2 * k);
@@ -85,14 +87,16 @@ void em_gemm_neon(const em_gemm_args *g, int m0, int m1) {
                 const int16x8x2_t w1 = vld2q_s16(wb + (size_t)k * 32 + 16);
                 const int16x4_t x0 = em_pair(a0 + 2 * k), x1 = em_pair(a1 + 2 * k);
                 const int16x4_t x2 = em_pair(a2 + 2 * k), x3 = em_pair(a3 + 2 * k);
-                EM_NEON_MAC_ROW(c[0], x0);
-                EM_NEON_MAC_ROW(c[1], x1);
-                EM_NEON_MAC_ROW(c[2], x2);
-                EM_NEON_MAC_ROW(c[3], x3);
+                EM_NEON_MAC_ROW(c0, x0);
+                EM_NEON_MAC_ROW(c1, x1);
+                EM_NEON_MAC_ROW(c2, x2);
+                EM_NEON_MAC_ROW(c3, x3);
             }
-            for (int r = 0; r < rows; r++)
-                em_requant16_neon(c[r][0], c[r][1], c[r][2], c[r][3], &g->rq, c0, n,
-                                  g->out + (size_t)(m + r) * g->ldo + c0);
+            int8_t *o = g->out + (size_t)m * g->ldo + c0;
+            em_requant16_neon(c00, c01, c02, c03, &g->rq, c0, n, o);
+            if (rows > 1) em_requant16_neon(c10, c11, c12, c13, &g->rq, c0, n, o + g->ldo);
+            if (rows > 2) em_requant16_neon(c20, c21, c22, c23, &g->rq, c0, n, o + 2 * (size_t)g->ldo);
+            if (rows > 3) em_requant16_neon(c30, c31, c32, c33, &g->rq, c0, n, o + 3 * (size_t)g->ldo);
         }
     }
 }
@@ -151,9 +155,9 @@ static EM_SDOT void gemm_sdot(const em_gemm8 *g, int m0, int m1) {
             const int8_t *a1 = rows > 1 ? a0 + g->K4 : a0;
             const int8_t *a2 = rows > 2 ? a0 + 2 * (size_t)g->K4 : a0;
             const int8_t *a3 = rows > 3 ? a0 + 3 * (size_t)g->K4 : a0;
-            int32x4_t c[4][4];
-            for (int r = 0; r < 4; r++)
-                for (int q = 0; q < 4; q++) c[r][q] = b[q];
+            /* 16 named accumulators, not an array: gcc keeps them in registers */
+            int32x4_t c00 = b[0], c01 = b[1], c02 = b[2], c03 = b[3], c10 = b[0], c11 = b[1], c12 = b[2], c13 = b[3];
+            int32x4_t c20 = b[0], c21 = b[1], c22 = b[2], c23 = b[3], c30 = b[0], c31 = b[1], c32 = b[2], c33 = b[3];
             int k = 0;
             for (; k + 16 <= g->K4; k += 16) { /* 16 activations (4 groups) of each row in one load */
                 const int8x16_t q0 = vld1q_s8(a0 + k), q1 = vld1q_s8(a1 + k);
@@ -163,22 +167,22 @@ static EM_SDOT void gemm_sdot(const em_gemm8 *g, int m0, int m1) {
         const int8_t *w = wp + (size_t)(k + 4 * j) * EM_NR;                     \
         const int8x16_t w0 = vld1q_s8(w), w1 = vld1q_s8(w + 16);                \
         const int8x16_t w2 = vld1q_s8(w + 32), w3 = vld1q_s8(w + 48);           \
-        c[0][0] = vdotq_laneq_s32(c[0][0], w0, q0, j);                          \
-        c[0][1] = vdotq_laneq_s32(c[0][1], w1, q0, j);                          \
-        c[0][2] = vdotq_laneq_s32(c[0][2], w2, q0, j);                          \
-        c[0][3] = vdotq_laneq_s32(c[0][3], w3, q0, j);                          \
-        c[1][0] = vdotq_laneq_s32(c[1][0], w0, q1, j);                          \
-        c[1][1] = vdotq_laneq_s32(c[1][1], w1, q1, j);                          \
-        c[1][2] = vdotq_laneq_s32(c[1][2], w2, q1, j);                          \
-        c[1][3] = vdotq_laneq_s32(c[1][3], w3, q1, j);                          \
-        c[2][0] = vdotq_laneq_s32(c[2][0], w0, q2, j);                          \
-        c[2][1] = vdotq_laneq_s32(c[2][1], w1, q2, j);                          \
-        c[2][2] = vdotq_laneq_s32(c[2][2], w2, q2, j);                          \
-        c[2][3] = vdotq_laneq_s32(c[2][3], w3, q2, j);                          \
-        c[3][0] = vdotq_laneq_s32(c[3][0], w0, q3, j);                          \
-        c[3][1] = vdotq_laneq_s32(c[3][1], w1, q3, j);                          \
-        c[3][2] = vdotq_laneq_s32(c[3][2], w2, q3, j);                          \
-        c[3][3] = vdotq_laneq_s32(c[3][3], w3, q3, j);                          \
+        c00 = vdotq_laneq_s32(c00, w0, q0, j);                          \
+        c01 = vdotq_laneq_s32(c01, w1, q0, j);                          \
+        c02 = vdotq_laneq_s32(c02, w2, q0, j);                          \
+        c03 = vdotq_laneq_s32(c03, w3, q0, j);                          \
+        c10 = vdotq_laneq_s32(c10, w0, q1, j);                          \
+        c11 = vdotq_laneq_s32(c11, w1, q1, j);                          \
+        c12 = vdotq_laneq_s32(c12, w2, q1, j);                          \
+        c13 = vdotq_laneq_s32(c13, w3, q1, j);                          \
+        c20 = vdotq_laneq_s32(c20, w0, q2, j);                          \
+        c21 = vdotq_laneq_s32(c21, w1, q2, j);                          \
+        c22 = vdotq_laneq_s32(c22, w2, q2, j);                          \
+        c23 = vdotq_laneq_s32(c23, w3, q2, j);                          \
+        c30 = vdotq_laneq_s32(c30, w0, q3, j);                          \
+        c31 = vdotq_laneq_s32(c31, w1, q3, j);                          \
+        c32 = vdotq_laneq_s32(c32, w2, q3, j);                          \
+        c33 = vdotq_laneq_s32(c33, w3, q3, j);                          \
     } while (0)
                 EM_SDOT_GROUP(0);
                 EM_SDOT_GROUP(1);
@@ -191,18 +195,21 @@ static EM_SDOT void gemm_sdot(const em_gemm8 *g, int m0, int m1) {
                 const int8x16_t w0 = vld1q_s8(w), w1 = vld1q_s8(w + 16), w2 = vld1q_s8(w + 32), w3 = vld1q_s8(w + 48);
                 const int8x16_t x0 = em_dup4(a0 + k), x1 = em_dup4(a1 + k), x2 = em_dup4(a2 + k), x3 = em_dup4(a3 + k);
 #define EM_SDOT_ROW(r, x)                          \
-    c[r][0] = vdotq_s32(c[r][0], w0, x);           \
-    c[r][1] = vdotq_s32(c[r][1], w1, x);           \
-    c[r][2] = vdotq_s32(c[r][2], w2, x);           \
-    c[r][3] = vdotq_s32(c[r][3], w3, x);
+    c##r##0 = vdotq_s32(c##r##0, w0, x);           \
+    c##r##1 = vdotq_s32(c##r##1, w1, x);           \
+    c##r##2 = vdotq_s32(c##r##2, w2, x);           \
+    c##r##3 = vdotq_s32(c##r##3, w3, x);
                 EM_SDOT_ROW(0, x0)
                 EM_SDOT_ROW(1, x1)
                 EM_SDOT_ROW(2, x2)
                 EM_SDOT_ROW(3, x3)
 #undef EM_SDOT_ROW
             }
-            for (int r = 0; r < rows; r++)
-                em_requant16_neon(c[r][0], c[r][1], c[r][2], c[r][3], g->rq, c0, n, g->out + (size_t)(m + r) * g->ldo + c0);
+            int8_t *o = g->out + (size_t)m * g->ldo + c0;
+            em_requant16_neon(c00, c01, c02, c03, g->rq, c0, n, o);
+            if (rows > 1) em_requant16_neon(c10, c11, c12, c13, g->rq, c0, n, o + g->ldo);
+            if (rows > 2) em_requant16_neon(c20, c21, c22, c23, g->rq, c0, n, o + 2 * (size_t)g->ldo);
+            if (rows > 3) em_requant16_neon(c30, c31, c32, c33, g->rq, c0, n, o + 3 * (size_t)g->ldo);
         }
     }
 }

@@ -23,7 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-TRACE = re.compile(rb"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/")
+TRACE = re.compile(rb"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/[^\]]*\] ?(\S*)")
 INSN = re.compile(rb"^0x([0-9a-f]+):  [0-9a-f]{8} ")
 
 
@@ -69,8 +69,8 @@ def layer_lines(model: Path) -> list[str]:
     return lines
 
 
-def executed(exe: Path, path: str, reps: int, shapes: str) -> int:
-    """Guest instructions executed by one run of layers.c."""
+def executed(exe: Path, path: str, reps: int, shapes: str, by_symbol: dict | None = None) -> int:
+    """Guest instructions executed by one run of layers.c (per function into by_symbol, when given)."""
     p = subprocess.Popen(["qemu-aarch64-static", "-d", "in_asm,exec,nochain", str(exe), path, str(reps)],
                          stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          env={"QEMU_CPU": "cortex-a76"})  # fmt: skip  # a76: has the dot product
@@ -84,7 +84,11 @@ def executed(exe: Path, path: str, reps: int, shapes: str) -> int:
                 blocks[cur], cur = n, None
             mt = TRACE.match(line)
             if mt:
-                total += blocks.get(mt.group(1).lstrip(b"0") or b"0", 0)
+                k = blocks.get(mt.group(1).lstrip(b"0") or b"0", 0)
+                total += k
+                if by_symbol is not None:
+                    sym = mt.group(2).decode()
+                    by_symbol[sym] = by_symbol.get(sym, 0) + k
         elif line.startswith(b"0x"):
             mi = INSN.match(line)
             if mi:
@@ -102,6 +106,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", type=Path)
     ap.add_argument("--paths", default="portable,neon,dotprod")
+    ap.add_argument("--by-symbol", action="store_true", help="also the top functions per path")
     args = ap.parse_args()
     shapes = "\n".join(layer_lines(args.model)) + "\n"
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,9 +118,13 @@ def main() -> None:
         base = None
         print(f"{args.model.name}: {len(shapes.splitlines())} conv/depthwise/FC layers")
         for path in args.paths.split(","):
-            per = executed(exe, path, 2, shapes) - executed(exe, path, 1, shapes)
+            two, one = {}, {}
+            per = executed(exe, path, 2, shapes, two) - executed(exe, path, 1, shapes, one)
             base = base or per
             print(f"  {path:9s} {per:>13,d} instructions per inference  ({per / base:.3f} of {args.paths.split(',')[0]})")
+            if args.by_symbol:
+                diff = sorted(((two[k] - one.get(k, 0), k) for k in two), reverse=True)[:8]
+                print("    " + ", ".join(f"{k or '?'} {v:,d}" for v, k in diff if v > 0))
 
 
 if __name__ == "__main__":
