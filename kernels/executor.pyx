@@ -17,7 +17,7 @@ from libc.stdlib cimport malloc, free
 
 cdef extern from "c/em_kernels.h":
     ctypedef void (*em_kernel_fn)(const void *args) noexcept nogil
-    int EM_ISA_PORTABLE, EM_ISA_AVX2, EM_ISA_AVXVNNI, EM_ISA_AVX512VNNI
+    int EM_ISA_PORTABLE, EM_ISA_AVX2, EM_ISA_AVXVNNI, EM_ISA_AVX512VNNI, EM_ISA_NEON, EM_ISA_DOTPROD
     int em_isa_best() nogil
     int em_isa_get() nogil
     int em_isa_set(int isa) nogil
@@ -176,9 +176,10 @@ cdef extern from "c/em_kernels.h":
 ROUND_ALL_UP = 2**31 - 1
 
 # In order of preference; a CPU need not have every path below its best one (AVX-512 VNNI without
-# AVX-VNNI), so set_isa falls back to the highest path at or below the one asked for that the CPU has.
+# AVX-VNNI), so set_isa falls back to the highest path at or below the one asked for that the CPU has, within
+# its family: x86 (avx2, avxvnni, avx512vnni) or aarch64 (neon, dotprod); a path of the other family gives portable.
 ISA_NAMES = {EM_ISA_PORTABLE: "portable", EM_ISA_AVX2: "avx2", EM_ISA_AVXVNNI: "avxvnni",
-             EM_ISA_AVX512VNNI: "avx512vnni"}
+             EM_ISA_AVX512VNNI: "avx512vnni", EM_ISA_NEON: "neon", EM_ISA_DOTPROD: "dotprod"}
 
 
 def isa():
@@ -197,8 +198,9 @@ def available_isas():
 
 
 def set_isa(name):
-    """Select a path by name ('portable', 'avx2', 'avxvnni', 'avx512vnni') or 'auto'; returns the path in
-    effect, which never exceeds the CPU: the highest path it has at or below the one named.
+    """Select a path by name ('portable', 'avx2', 'avxvnni', 'avx512vnni', 'neon', 'dotprod') or 'auto'; returns
+    the path in effect, which never exceeds the CPU: the highest path it has at or below the one named, in the
+    same family (x86 or aarch64), else portable.
     Raises ValueError for an unknown name."""
     codes = {v: k for k, v in ISA_NAMES.items()}
     if name == "auto":

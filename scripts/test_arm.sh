@@ -19,6 +19,8 @@
 #
 # Usage: scripts/test_arm.sh [PYTEST ARGS...]     default: the TESTS below, -q
 #        CACHE=dir (default ~/.cache/edge_maas)   KEEP=1: keep the temp dir (the root, mounted nothing) afterwards
+#        ARM_CPU=cortex-a76 (or neoverse-n1): the emulated CPU (default cortex-a72, which lacks the dot product;
+#        a76 / n1 have it, so the native `dotprod` path runs too)
 set -euo pipefail
 # all of it in main(), called on the last line with its exit: bash parses a function whole before running it and
 # reads no more of the file, so editing this file during a run (minutes) cannot change what that run executes
@@ -36,6 +38,7 @@ TESTS=(tests/test_arm_semantics.py tests/test_op_activations.py tests/test_op_ad
        tests/test_op_movement.py tests/test_op_pooling.py tests/test_op_softmax.py tests/test_kernels_quantize.py
        tests/test_native_zoo.py tests/test_native_isa.py tests/test_native_prepare.py tests/test_native_bad_input.py)
 PYV=3.11  # bookworm's python3
+CPU=${ARM_CPU:-cortex-a72}
 
 now() { date +%s; }
 T0=$(now)
@@ -189,12 +192,12 @@ bind /dev "$ROOT/dev"
 bind "$T/cpuinfo" "$ROOT/proc/cpuinfo"
 mkdir -p "$ROOT/tmp" && chmod 1777 "$ROOT/tmp"
 [ $# -gt 0 ] || set -- -q "${TESTS[@]}"
-echo "[arm] pytest under qemu-aarch64 (QEMU_CPU=cortex-a72): $*"
+echo "[arm] pytest under qemu-aarch64 (QEMU_CPU=$CPU): $*"
 t=$(now)
 rc=0
-chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/tmp LANG=C.UTF-8 QEMU_CPU=cortex-a72 \
+chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/tmp LANG=C.UTF-8 QEMU_CPU="$CPU" \
   PYTHONPATH=/src:/opt/deps PYTHONDONTWRITEBYTECODE=1 HYPOTHESIS_STORAGE_DIRECTORY=/tmp/hypothesis \
-  /bin/sh -c 'cd /src && python3 -c "import platform, edge_maas.kernels.executor as e; print(\"[arm] machine\", platform.machine(), \"isa\", e.isa())" && exec python3 -m pytest -p no:cacheprovider "$@"' \
+  /bin/sh -c 'cd /src && python3 -c "import platform, edge_maas.kernels.executor as e; print(\"[arm] machine\", platform.machine(), \"isa\", e.isa(), \"paths\", e.available_isas())" && exec python3 -m pytest -p no:cacheprovider "$@"' \
   sh "$@" || rc=$?
 TIMES[tests]=$(( $(now) - t ))
 TIMES[total]=$(( $(now) - T0 ))

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from arm import AARCH64
 from edge_maas.kernels import executor as ex
+from arm import ONE_LSB
 from oneop import ISAS, Op, T, build_model, int8_input, isa, native_matches_interpreter, qscale
 
 PROBE = "from edge_maas.kernels import executor as ex; print(ex.isa())"
@@ -27,9 +28,14 @@ def _isa_in_subprocess(value: str | None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=False)
 
 
+ARM = ("neon", "dotprod")  # the aarch64 family; the others are portable and x86's
+
+
 def _expected(name: str) -> str:
-    """The highest path the CPU has at or below `name`."""
-    return [n for n in NAMES[: NAMES.index(name) + 1] if n in ex.available_isas()][-1]
+    """The highest path the CPU has at or below `name` in its family (x86 or aarch64), else portable."""
+    below = NAMES[: NAMES.index(name) + 1]
+    family = ["portable"] + [n for n in below if (n in ARM) == (name in ARM) and n != "portable"]
+    return [n for n in family if n in ex.available_isas()][-1]
 
 
 def test_every_path_is_listed_and_the_best_is_the_default():
@@ -42,6 +48,23 @@ def test_every_path_is_listed_and_the_best_is_the_default():
         assert "avx512vnni" in ISAS
     if "avx_vnni" in flags:
         assert "avxvnni" in ISAS
+
+
+def test_paths_follow_the_machine_family_and_hwcaps():
+    """aarch64 always has neon, and dotprod exactly when the kernel's AT_HWCAP says ASIMDDP; x86 has neither,
+    and aarch64 no x86 path."""
+    import ctypes
+    import platform
+
+    if platform.machine() in ("aarch64", "arm64"):
+        hwcap = ctypes.CDLL(None).getauxval
+        hwcap.restype, hwcap.argtypes = ctypes.c_ulong, [ctypes.c_ulong]
+        dotprod = bool(hwcap(16) & (1 << 20))  # AT_HWCAP, HWCAP_ASIMDDP
+        assert ISAS == ["portable", "neon"] + (["dotprod"] if dotprod else [])
+    else:
+        assert not set(ARM) & set(ISAS)
+        assert ex.set_isa("neon") == ex.set_isa("dotprod") == "portable"
+        ex.set_isa("auto")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -62,7 +85,7 @@ def test_set_isa_never_exceeds_the_cpu():
             assert ex.set_isa(name) == _expected(name) == ex.isa()
         assert ex.set_isa("auto") == ex.best_isa()
         with pytest.raises(ValueError, match="unknown instruction set"):
-            ex.set_isa("neon")
+            ex.set_isa("sse9")
     finally:
         ex.set_isa(before)
 
@@ -111,8 +134,10 @@ def test_vnni_conv_tiles_match_the_interpreter(h, w, c, o, k, stride, in_zp, out
     model = _conv_model(2, h, w, c, o, k, stride, in_zp, out_zp, rng)
     feeds = [{"x": int8_input(rng, (2, h, w, c))} for _ in range(2)]
     feeds.append({"x": np.full((2, h, w, c), -128 if in_zp > 0 else 127, np.int8)})  # largest |x - zp|
-    native_matches_interpreter(model, feeds)
-    native_matches_interpreter(model, feeds[:1], threads=2)  # per-thread scratch slices
+    # on aarch64 the interpreter's conv rounds once (ruy, tests/arm.py): 1 LSB departures; every path there must
+    # still give the same bytes (the neon / dotprod tiles and tails against portable)
+    native_matches_interpreter(model, feeds, arm=ONE_LSB)
+    native_matches_interpreter(model, feeds[:1], threads=2, arm=ONE_LSB)  # per-thread scratch slices
 
 
 @X86_ONLY
@@ -131,7 +156,8 @@ def test_vnni_fully_connected_matches_the_interpreter(rows, k, n, in_zp, threads
         [Op("FULLY_CONNECTED", ["x", "w", "b"], ["y"], "FullyConnectedOptions", {"fusedActivationFunction": 0})],
         ["x"], ["y"],
     )  # fmt: skip
-    native_matches_interpreter(model, [{"x": int8_input(rng, (rows, k))} for _ in range(2)], threads=threads)
+    feeds = [{"x": int8_input(rng, (rows, k))} for _ in range(2)]
+    native_matches_interpreter(model, feeds, threads=threads, arm=ONE_LSB)  # aarch64: as the conv cases above
 
 
 @pytest.mark.parametrize("round_up_below", [0, 5, 16, 21, ex.ROUND_ALL_UP])

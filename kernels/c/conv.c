@@ -238,6 +238,9 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
 void em_conv2d(const void *args) {
     const em_conv_args *a = (const em_conv_args *)args;
     if (em_conv2d_vnni(a)) return; /* u8 im2col + vpdpbusd GEMM where a VNNI path is in effect */
+#ifdef EM_HAVE_NEON
+    if (em_conv2d_sdot(a)) return; /* int8 im2col + sdot GEMM where the dotprod path is in effect */
+#endif
     const int M = a->batch * a->out_h * a->out_w;
     const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c);
 #ifdef EM_HAVE_AVX2

@@ -15,12 +15,18 @@ typedef void (*em_kernel_fn)(const void *args);
 /* ---- instruction-set dispatch (isa.c) ---- */
 /* Ordered by preference; a CPU need not have every path below the one it has
  * best (AVX-512 VNNI without AVX-VNNI), so "supported" is checked per path. */
-enum { EM_ISA_PORTABLE = 0, EM_ISA_AVX2 = 1, EM_ISA_AVXVNNI = 2, EM_ISA_AVX512VNNI = 3, EM_ISA_COUNT = 4 };
+enum { EM_ISA_PORTABLE = 0, EM_ISA_AVX2 = 1, EM_ISA_AVXVNNI = 2, EM_ISA_AVX512VNNI = 3,
+       EM_ISA_NEON = 4, EM_ISA_DOTPROD = 5, EM_ISA_COUNT = 6 };
+/* The x86 paths (AVX2..AVX512VNNI) and the aarch64 ones (NEON, DOTPROD) never meet on one CPU: x86 code tests
+ * em_isa_get() >= EM_ISA_AVX2 only inside EM_HAVE_AVX2 (x86 builds), ARM code >= EM_ISA_NEON inside EM_HAVE_NEON. */
 int em_isa_best(void);        /* best this CPU and build support */
 int em_isa_get(void);
 int em_isa_set(int isa);      /* the highest supported path <= isa (-1: best); returns what is in effect */
 int em_isa_supported(int isa);
 int em_isa_has_vnni(int isa); /* the int8 GEMM runs on vpdpbusd (gemm_vnni.c) */
+#if defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+#define EM_HAVE_NEON 1        /* Advanced SIMD is part of the aarch64 baseline */
+#endif
 #if defined(__x86_64__) && ((defined(__clang__) && __clang_major__ >= 12) || \
                             (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
 #define EM_HAVE_AVXVNNI 1     /* target("avxvnni") and __builtin_cpu_supports("avxvnni") exist */
@@ -56,6 +62,10 @@ typedef struct {
 void em_gemm(const em_gemm_args *g, int m0, int m1);
 /* y[i] = x[i] + off as int16: the GEMM's operand widening (im2col, FC rows). */
 void em_widen(const int8_t *x, int16_t *y, size_t n, int32_t off);
+#ifdef EM_HAVE_NEON
+void em_gemm_neon(const em_gemm_args *g, int m0, int m1);           /* gemm_neon.c */
+void em_widen_neon(const int8_t *x, int16_t *y, size_t n, int32_t off);
+#endif
 size_t em_packed_weights_len(int N, int K);
 void em_pack_weights(const int8_t *w, int N, int K, int16_t *packed);
 
@@ -85,6 +95,9 @@ typedef struct {
     int threads;
 } em_dwconv_args;
 void em_depthwise_conv2d(const void *args);
+#ifdef EM_HAVE_NEON
+int em_dwconv_neon(const em_dwconv_args *a); /* depthwise_neon.c: 1 when it ran the op (neon path, multiplier 1) */
+#endif
 
 /* ---- FULLY_CONNECTED (fully_connected.c) ---- */
 typedef struct {
@@ -193,13 +206,19 @@ void em_quantize_f32(const void *args);
 void em_dequantize_s8(const void *args);
 
 /* ---- VNNI GEMM paths for CONV_2D and FULLY_CONNECTED (gemm_vnni.c) ----
- * When the CPU has a VNNI path, em_pack_weights appends int32 column sums
+ * When the CPU has a VNNI path (or, on aarch64, the dot product), em_pack_weights appends int32 column sums
  * (padded to 16) and int8 panels [ceil(N/16)][K4/4][16][4] (K4: K rounded up
  * to 4) after the int16 panels, so one packed array serves every path.  These
  * run the whole op and return 1 when a VNNI path is in effect, else return 0
  * having done nothing (em_conv2d / em_fully_connected call them first). */
 int em_conv2d_vnni(const em_conv_args *a);
 int em_fully_connected_vnni(const em_fc_args *a);
+#ifdef EM_HAVE_NEON
+/* The SDOT paths (gemm_neon.c), on the same int8 section (packed where the CPU has the dot product): they run
+ * the whole op and return 1 when the dotprod path is in effect, else 0 having done nothing. */
+int em_conv2d_sdot(const em_conv_args *a);
+int em_fully_connected_sdot(const em_fc_args *a);
+#endif
 
 /* ---- TRANSPOSE of 1-byte elements (transpose.c): out (contiguous, dims) <-
  * in[sum(i[k] * in_strides[k])]; the lowering merges axes that stay adjacent. */

@@ -5,6 +5,9 @@
 void em_fully_connected(const void *args) {
     const em_fc_args *a = (const em_fc_args *)args;
     if (em_fully_connected_vnni(a)) return; /* vpdpbusd GEMM where a VNNI path is in effect */
+#ifdef EM_HAVE_NEON
+    if (em_fully_connected_sdot(a)) return; /* sdot GEMM where the dotprod path is in effect */
+#endif
     const int kp = (a->in_features + 1) & ~1;
     for (int r = 0; r < a->rows; r++) {
         const int8_t *x = a->in + (size_t)r * a->in_features;

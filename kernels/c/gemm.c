@@ -8,7 +8,8 @@
 /* Whether packed weights carry the VNNI section: decided by the CPU, not by the
  * path in effect, so a kernel built under one path runs under any other. */
 static int vnni_packed(void) {
-    return em_isa_supported(EM_ISA_AVXVNNI) || em_isa_supported(EM_ISA_AVX512VNNI);
+    return em_isa_supported(EM_ISA_AVXVNNI) || em_isa_supported(EM_ISA_AVX512VNNI) ||
+           em_isa_supported(EM_ISA_DOTPROD); /* the SDOT path (gemm_neon.c) reads the same int8 section */
 }
 
 size_t em_packed_weights_len(int N, int K) {
@@ -149,12 +150,18 @@ void em_widen(const int8_t *x, int16_t *y, size_t n, int32_t off) {
 #ifdef EM_HAVE_AVX2
     if (em_isa_get() >= EM_ISA_AVX2) { widen_avx2(x, y, n, off); return; }
 #endif
+#ifdef EM_HAVE_NEON
+    if (em_isa_get() >= EM_ISA_NEON) { em_widen_neon(x, y, n, off); return; }
+#endif
     for (size_t i = 0; i < n; i++) y[i] = (int16_t)(x[i] + off);
 }
 
 void em_gemm(const em_gemm_args *g, int m0, int m1) {
 #ifdef EM_HAVE_AVX2
     if (em_isa_get() >= EM_ISA_AVX2) { gemm_avx2(g, m0, m1); return; }
+#endif
+#ifdef EM_HAVE_NEON
+    if (em_isa_get() >= EM_ISA_NEON) { em_gemm_neon(g, m0, m1); return; }
 #endif
     gemm_portable(g, m0, m1);
 }

@@ -1,4 +1,4 @@
-/* Row requantization, portable and AVX2.  Internal to the kernels. */
+/* Row requantization, portable, AVX2 and NEON.  Internal to the kernels. */
 #ifndef EDGE_MAAS_REQUANT_H
 #define EDGE_MAAS_REQUANT_H
 #include "em_kernels.h"
@@ -89,6 +89,77 @@ static inline EM_AVX2 void em_requant_row_avx2(const int32_t *acc, int n, const 
         for (int j = 0; j < n - i; j++) tmp[j] = acc[i + j];
         em_requant16_avx2(_mm256_loadu_si256((const __m256i *)tmp), _mm256_loadu_si256((const __m256i *)(tmp + 8)),
                           rq, c0 + i, n - i, out + i);
+    }
+}
+#endif
+
+#ifdef EM_HAVE_NEON
+#include <arm_neon.h>
+
+/* MultiplyByQuantizedMultiplier on 4 lanes, per-lane multiplier (> 0) and shift: the same double rounding as
+ * the portable path.  vqrdmulhq_s32 is gemmlowp's SaturatingRoundingDoublingHighMul exactly ((2ab + 2^31) >> 32
+ * = floor((ab + 2^30) / 2^31), saturating the one INT32_MIN^2 case).  vrshlq_s32 by -right rounds ties up,
+ * floor((hm + 2^(right-1)) / 2^right) computed without overflow: ruy's rounding (channels < round_up_below).
+ * RoundingDivideByPOT rounds ties away from zero: subtract 1 from negative hm first (TFLite's optimized NEON
+ * fixup; hm & -right keeps hm's sign bit only when right > 0; saturating, INT32_MIN stays put and INT32_MIN >>
+ * right is right either way), then floor((hm - 1 + 2^(r-1)) / 2^r) = floor(hm / 2^r) + (rem > 2^(r-1)),
+ * which is gemmlowp's threshold test for negative hm. */
+static inline int32x4_t em_mbqm_neon(int32x4_t x, int32x4_t mult, int32x4_t shift, int c0, int round_up_below) {
+    const int32x4_t zero = vdupq_n_s32(0);
+    const int32x4_t left = vmaxq_s32(shift, zero);
+    const int32x4_t neg_right = vminq_s32(shift, zero);
+    /* SSHL by a non-negative amount: a plain (wrapping) left shift, as (uint32_t)x << left */
+    const int32x4_t hm = vqrdmulhq_s32(vshlq_s32(x, left), mult);
+    int32x4_t up = zero;
+    if (c0 < round_up_below) {
+        up = vrshlq_s32(hm, neg_right);
+        if (c0 + 4 <= round_up_below) return up;
+    }
+    const int32x4_t fixup = vshrq_n_s32(vandq_s32(hm, neg_right), 31);
+    const int32x4_t away = vrshlq_s32(vqaddq_s32(hm, fixup), neg_right);
+    if (c0 >= round_up_below) return away;
+    static const int32_t lanes[4] = {0, 1, 2, 3};
+    const uint32x4_t is_up = vcltq_s32(vaddq_s32(vdupq_n_s32(c0), vld1q_s32(lanes)), vdupq_n_s32(round_up_below));
+    return vbslq_s32(is_up, up, away);
+}
+
+/* 16 accumulators (channels c0..c0+15) -> 16 int8, n <= 16 of them stored.  int32 -> int16 saturating, then
+ * zp and the clamp in int16: exact, the int8 clamp bounds lie well inside the int16 range (as AVX2). */
+static inline void em_requant16_neon(int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3, const em_requant *rq,
+                                     int c0, int n, int8_t *out) {
+    const int32_t *m = rq->mult + c0, *sh = rq->shift + c0;
+    const int r = rq->round_up_below;
+    int32x4_t r0 = em_mbqm_neon(a0, vld1q_s32(m), vld1q_s32(sh), c0, r);
+    int32x4_t r1 = em_mbqm_neon(a1, vld1q_s32(m + 4), vld1q_s32(sh + 4), c0 + 4, r);
+    int32x4_t r2 = em_mbqm_neon(a2, vld1q_s32(m + 8), vld1q_s32(sh + 8), c0 + 8, r);
+    int32x4_t r3 = em_mbqm_neon(a3, vld1q_s32(m + 12), vld1q_s32(sh + 12), c0 + 12, r);
+    const int16x8_t zp = vdupq_n_s16((int16_t)rq->zp);
+    const int16x8_t lo = vdupq_n_s16((int16_t)rq->act_min), hi = vdupq_n_s16((int16_t)rq->act_max);
+    int16x8_t s0 = vqaddq_s16(vcombine_s16(vqmovn_s32(r0), vqmovn_s32(r1)), zp);
+    int16x8_t s1 = vqaddq_s16(vcombine_s16(vqmovn_s32(r2), vqmovn_s32(r3)), zp);
+    s0 = vminq_s16(vmaxq_s16(s0, lo), hi);
+    s1 = vminq_s16(vmaxq_s16(s1, lo), hi);
+    const int8x16_t b = vcombine_s8(vqmovn_s16(s0), vqmovn_s16(s1));
+    if (n == 16) {
+        vst1q_s8(out, b);
+    } else {
+        int8_t tmp[16];
+        vst1q_s8(tmp, b);
+        for (int i = 0; i < n; i++) out[i] = tmp[i];
+    }
+}
+
+/* A row of n accumulators; rq arrays must be readable up to a multiple of 16. */
+static inline void em_requant_row_neon(const int32_t *acc, int n, const em_requant *rq, int c0, int8_t *out) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        em_requant16_neon(vld1q_s32(acc + i), vld1q_s32(acc + i + 4), vld1q_s32(acc + i + 8),
+                          vld1q_s32(acc + i + 12), rq, c0 + i, 16, out + i);
+    if (i < n) {
+        int32_t tmp[16] = {0};
+        for (int j = 0; j < n - i; j++) tmp[j] = acc[i + j];
+        em_requant16_neon(vld1q_s32(tmp), vld1q_s32(tmp + 4), vld1q_s32(tmp + 8), vld1q_s32(tmp + 12), rq, c0 + i,
+                          n - i, out + i);
     }
 }
 #endif

@@ -1,0 +1,322 @@
+/* NEON path of the int16 GEMM (CONV_2D via im2col, FULLY_CONNECTED) and of the operand widening, on the
+ * panels gemm.c packs: [N/16][Kp/2][16 lanes][2] int16.  One ld2 per half panel splits each k pair into the
+ * even-k and odd-k weights of 8 channels; smlal / smlal2 by element multiply them by one activation of a row
+ * and add to int32 lanes.  A tile is 4 rows x 16 channels: 16 accumulators, 4 weight vectors and 4 activation
+ * pairs, 24 of the 32 vector registers.  Sums are exact int32 (|a| <= 255, |w| <= 127, as on every path), so
+ * the bytes are the portable path's whatever the order; the output stage is requant.h's NEON requantization. */
+#include <string.h>
+#include "requant.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifdef EM_HAVE_NEON
+
+/* acc[0..3] (channels 0..15) += a[0] * w(even k) + a[1] * w(odd k) for one k pair; av holds a[0], a[1], a[0], a[1] */
+#define EM_NEON_MAC_ROW(c, av)                                                   \
+    do {                                                                        \
+        c##0 = vmlal_lane_s16(c##0, vget_low_s16(w0.val[0]), av, 0);            \
+        c##0 = vmlal_lane_s16(c##0, vget_low_s16(w0.val[1]), av, 1);            \
+        c##1 = vmlal_high_lane_s16(c##1, w0.val[0], av, 0);                     \
+        c##1 = vmlal_high_lane_s16(c##1, w0.val[1], av, 1);                     \
+        c##2 = vmlal_lane_s16(c##2, vget_low_s16(w1.val[0]), av, 0);            \
+        c##2 = vmlal_lane_s16(c##2, vget_low_s16(w1.val[1]), av, 1);            \
+        c##3 = vmlal_high_lane_s16(c##3, w1.val[0], av, 0);                     \
+        c##3 = vmlal_high_lane_s16(c##3, w1.val[1], av, 1);                     \
+    } while (0)
+
+/* the same from a row's 8 activations (4 k pairs) in one register: pair j is lanes 2j, 2j + 1 */
+#define EM_NEON_MAC_ROWQ(c, xv, l0, l1)                                         \
+    do {                                                                        \
+        c##0 = vmlal_laneq_s16(c##0, vget_low_s16(w0.val[0]), xv, l0);          \
+        c##0 = vmlal_laneq_s16(c##0, vget_low_s16(w0.val[1]), xv, l1);          \
+        c##1 = vmlal_high_laneq_s16(c##1, w0.val[0], xv, l0);                   \
+        c##1 = vmlal_high_laneq_s16(c##1, w0.val[1], xv, l1);                   \
+        c##2 = vmlal_laneq_s16(c##2, vget_low_s16(w1.val[0]), xv, l0);          \
+        c##2 = vmlal_laneq_s16(c##2, vget_low_s16(w1.val[1]), xv, l1);          \
+        c##3 = vmlal_high_laneq_s16(c##3, w1.val[0], xv, l0);                   \
+        c##3 = vmlal_high_laneq_s16(c##3, w1.val[1], xv, l1);                   \
+    } while (0)
+
+/* k pair k + j of a 4-pair step: the panel's weights, then the 4 rows */
+#define EM_NEON_STEP(j)                                                         \
+    do {                                                                        \
+        const int16x8x2_t w0 = vld2q_s16(wb + (size_t)(k + j) * 32);            \
+        const int16x8x2_t w1 = vld2q_s16(wb + (size_t)(k + j) * 32 + 16);       \
+        EM_NEON_MAC_ROWQ(c0, q0, 2 * j, 2 * j + 1);                           \
+        EM_NEON_MAC_ROWQ(c1, q1, 2 * j, 2 * j + 1);                           \
+        EM_NEON_MAC_ROWQ(c2, q2, 2 * j, 2 * j + 1);                           \
+        EM_NEON_MAC_ROWQ(c3, q3, 2 * j, 2 * j + 1);                           \
+    } while (0)
+
+static inline int16x4_t em_pair(const int16_t *a) {
+    int32_t v;
+    __builtin_memcpy(&v, a, sizeof v); /* the rows are int16 pairs; no alignment assumed */
+    return vreinterpret_s16_s32(vdup_n_s32(v));
+}
+
+void em_gemm_neon(const em_gemm_args *g, int m0, int m1) {
+    const int k2 = g->Kp / 2;
+    for (int nb = 0; nb * EM_NR < g->N; nb++) {
+        const int16_t *wb = g->w + (size_t)nb * k2 * 2 * EM_NR;
+        const int c0 = nb * EM_NR;
+        const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
+        const int32x4_t b0 = vld1q_s32(g->bias + c0), b1 = vld1q_s32(g->bias + c0 + 4);
+        const int32x4_t b2 = vld1q_s32(g->bias + c0 + 8), b3 = vld1q_s32(g->bias + c0 + 12);
+        for (int m = m0; m < m1; m += 4) {
+            const int rows = m1 - m < 4 ? m1 - m : 4;
+            /* rows past m1 reread row m (valid memory); their sums are dropped */
+            const int16_t *a0 = g->a + (size_t)m * g->Kp;
+            const int16_t *a1 = rows > 1 ? a0 + g->Kp : a0;
+            const int16_t *a2 = rows > 2 ? a0 + 2 * (size_t)g->Kp : a0;
+            const int16_t *a3 = rows > 3 ? a0 + 3 * (size_t)g->Kp : a0;
+            /* 16 named accumulators, not an array: gcc keeps them in registers */
+            int32x4_t c00 = b0, c01 = b1, c02 = b2, c03 = b3, c10 = b0, c11 = b1, c12 = b2, c13 = b3;
+            int32x4_t c20 = b0, c21 = b1, c22 = b2, c23 = b3, c30 = b0, c31 = b1, c32 = b2, c33 = b3;
+            int k = 0;
+            for (; k + 4 <= k2; k += 4) { /* 8 activations of each row in one load */
+                const int16x8_t q0 = vld1q_s16(a0 + 2 * k), q1 = vld1q_s16(a1 + 2 * k);
+                const int16x8_t q2 = vld1q_s16(a2 + 2 * k), q3 = vld1q_s16(a3 + 2 * k);
+                EM_NEON_STEP(0);
+                EM_NEON_STEP(1);
+                EM_NEON_STEP(2);
+                EM_NEON_STEP(3);
+            }
+            for (; k < k2; k++) {
+                const int16x8x2_t w0 = vld2q_s16(wb + (size_t)k * 32);
+                const int16x8x2_t w1 = vld2q_s16(wb + (size_t)k * 32 + 16);
+                const int16x4_t x0 = em_pair(a0 + 2 * k), x1 = em_pair(a1 + 2 * k);
+                const int16x4_t x2 = em_pair(a2 + 2 * k), x3 = em_pair(a3 + 2 * k);
+                EM_NEON_MAC_ROW(c0, x0);
+                EM_NEON_MAC_ROW(c1, x1);
+                EM_NEON_MAC_ROW(c2, x2);
+                EM_NEON_MAC_ROW(c3, x3);
+            }
+            int8_t *o = g->out + (size_t)m * g->ldo + c0;
+            em_requant16_neon(c00, c01, c02, c03, &g->rq, c0, n, o);
+            if (rows > 1) em_requant16_neon(c10, c11, c12, c13, &g->rq, c0, n, o + g->ldo);
+            if (rows > 2) em_requant16_neon(c20, c21, c22, c23, &g->rq, c0, n, o + 2 * (size_t)g->ldo);
+            if (rows > 3) em_requant16_neon(c30, c31, c32, c33, &g->rq, c0, n, o + 3 * (size_t)g->ldo);
+        }
+    }
+}
+
+void em_widen_neon(const int8_t *x, int16_t *y, size_t n, int32_t off) {
+    /* x + off fits int16 (|off| <= 128), so the 16-bit add cannot wrap */
+    const int16x8_t o = vdupq_n_s16((int16_t)off);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const int8x16_t v = vld1q_s8(x + i);
+        vst1q_s16(y + i, vaddq_s16(vmovl_s8(vget_low_s8(v)), o));
+        vst1q_s16(y + i + 8, vaddq_s16(vmovl_high_s8(v), o));
+    }
+    for (; i < n; i++) y[i] = (int16_t)(x[i] + off);
+}
+
+/* ---- SDOT (ARMv8.2 dot product) path: int8 x int8 on the int8 panels [N/16][K4/4][16][4] that em_pack_weights
+ * appends (with the column sums) when the CPU has a VNNI or a dot-product path.  sdot multiplies signed by
+ * signed bytes, so the activations go in as they are (no +128 flip as vpdpbusd needs) and
+ *     sum_k (x + in_offset) w = sum_k x w + in_offset sum_k w:
+ * the column-sum term is folded into the accumulators' start with the bias.  Padding taps hold the zero point
+ * (x + in_offset = 0), the k4 tail zeros against zero weights.  All int32, wrapping: the true sums fit, so the
+ * bytes are the portable path's. */
+#define EM_SDOT __attribute__((target("arch=armv8.2-a+dotprod")))
+
+typedef struct {
+    int N, K4;
+    const int8_t *a;          /* rows of K4 int8 */
+    const int8_t *w;          /* [ceil(N/16)][K4/4][16][4] */
+    const int32_t *colsum, *bias;
+    int32_t off;              /* in_offset */
+    const em_requant *rq;
+    int8_t *out;
+    int ldo;
+} em_gemm8;
+
+static inline int8x16_t em_dup4(const int8_t *p) {
+    int32_t v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return vreinterpretq_s8_s32(vdupq_n_s32(v));
+}
+
+/* 4 rows x 16 channels per tile: 16 accumulators, 4 weight vectors, 4 broadcast activations */
+static EM_SDOT void gemm_sdot(const em_gemm8 *g, int m0, int m1) {
+    const int nblocks = (g->N + EM_NR - 1) / EM_NR;
+    const int32x4_t off = vdupq_n_s32(g->off);
+    for (int nb = 0; nb < nblocks; nb++) {
+        const int c0 = nb * EM_NR;
+        const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
+        const int8_t *wp = g->w + (size_t)nb * g->K4 * EM_NR;
+        int32x4_t b[4];
+        for (int q = 0; q < 4; q++) b[q] = vmlaq_s32(vld1q_s32(g->bias + c0 + 4 * q), off, vld1q_s32(g->colsum + c0 + 4 * q));
+        for (int m = m0; m < m1; m += 4) {
+            const int rows = m1 - m < 4 ? m1 - m : 4;
+            const int8_t *a0 = g->a + (size_t)m * g->K4;
+            const int8_t *a1 = rows > 1 ? a0 + g->K4 : a0;
+            const int8_t *a2 = rows > 2 ? a0 + 2 * (size_t)g->K4 : a0;
+            const int8_t *a3 = rows > 3 ? a0 + 3 * (size_t)g->K4 : a0;
+            /* 16 named accumulators, not an array: gcc keeps them in registers */
+            int32x4_t c00 = b[0], c01 = b[1], c02 = b[2], c03 = b[3], c10 = b[0], c11 = b[1], c12 = b[2], c13 = b[3];
+            int32x4_t c20 = b[0], c21 = b[1], c22 = b[2], c23 = b[3], c30 = b[0], c31 = b[1], c32 = b[2], c33 = b[3];
+            int k = 0;
+            for (; k + 16 <= g->K4; k += 16) { /* 16 activations (4 groups) of each row in one load */
+                const int8x16_t q0 = vld1q_s8(a0 + k), q1 = vld1q_s8(a1 + k);
+                const int8x16_t q2 = vld1q_s8(a2 + k), q3 = vld1q_s8(a3 + k);
+#define EM_SDOT_GROUP(j)                                                        \
+    do {                                                                        \
+        const int8_t *w = wp + (size_t)(k + 4 * j) * EM_NR;                     \
+        const int8x16_t w0 = vld1q_s8(w), w1 = vld1q_s8(w + 16);                \
+        const int8x16_t w2 = vld1q_s8(w + 32), w3 = vld1q_s8(w + 48);           \
+        c00 = vdotq_laneq_s32(c00, w0, q0, j);                          \
+        c01 = vdotq_laneq_s32(c01, w1, q0, j);                          \
+        c02 = vdotq_laneq_s32(c02, w2, q0, j);                          \
+        c03 = vdotq_laneq_s32(c03, w3, q0, j);                          \
+        c10 = vdotq_laneq_s32(c10, w0, q1, j);                          \
+        c11 = vdotq_laneq_s32(c11, w1, q1, j);                          \
+        c12 = vdotq_laneq_s32(c12, w2, q1, j);                          \
+        c13 = vdotq_laneq_s32(c13, w3, q1, j);                          \
+        c20 = vdotq_laneq_s32(c20, w0, q2, j);                          \
+        c21 = vdotq_laneq_s32(c21, w1, q2, j);                          \
+        c22 = vdotq_laneq_s32(c22, w2, q2, j);                          \
+        c23 = vdotq_laneq_s32(c23, w3, q2, j);                          \
+        c30 = vdotq_laneq_s32(c30, w0, q3, j);                          \
+        c31 = vdotq_laneq_s32(c31, w1, q3, j);                          \
+        c32 = vdotq_laneq_s32(c32, w2, q3, j);                          \
+        c33 = vdotq_laneq_s32(c33, w3, q3, j);                          \
+    } while (0)
+                EM_SDOT_GROUP(0);
+                EM_SDOT_GROUP(1);
+                EM_SDOT_GROUP(2);
+                EM_SDOT_GROUP(3);
+#undef EM_SDOT_GROUP
+            }
+            for (; k < g->K4; k += 4) {
+                const int8_t *w = wp + (size_t)k * EM_NR;
+                const int8x16_t w0 = vld1q_s8(w), w1 = vld1q_s8(w + 16), w2 = vld1q_s8(w + 32), w3 = vld1q_s8(w + 48);
+                const int8x16_t x0 = em_dup4(a0 + k), x1 = em_dup4(a1 + k), x2 = em_dup4(a2 + k), x3 = em_dup4(a3 + k);
+#define EM_SDOT_ROW(r, x)                          \
+    c##r##0 = vdotq_s32(c##r##0, w0, x);           \
+    c##r##1 = vdotq_s32(c##r##1, w1, x);           \
+    c##r##2 = vdotq_s32(c##r##2, w2, x);           \
+    c##r##3 = vdotq_s32(c##r##3, w3, x);
+                EM_SDOT_ROW(0, x0)
+                EM_SDOT_ROW(1, x1)
+                EM_SDOT_ROW(2, x2)
+                EM_SDOT_ROW(3, x3)
+#undef EM_SDOT_ROW
+            }
+            int8_t *o = g->out + (size_t)m * g->ldo + c0;
+            em_requant16_neon(c00, c01, c02, c03, g->rq, c0, n, o);
+            if (rows > 1) em_requant16_neon(c10, c11, c12, c13, g->rq, c0, n, o + g->ldo);
+            if (rows > 2) em_requant16_neon(c20, c21, c22, c23, g->rq, c0, n, o + 2 * (size_t)g->ldo);
+            if (rows > 3) em_requant16_neon(c30, c31, c32, c33, g->rq, c0, n, o + 3 * (size_t)g->ldo);
+        }
+    }
+}
+
+/* Rows m0..m1 of the int8 im2col matrix (row m at dst + (m - m0) * k4): the input bytes as they are, the zero
+ * point where the window leaves the image, zeros in the k4 tail. */
+static void im2col_s8(const em_conv_args *a, int K, int k4, int m0, int m1, int8_t *dst) {
+    const int hw = a->out_h * a->out_w;
+    const int8_t pad = (int8_t)(-a->in_offset);
+    if (a->k_h == 1 && a->k_w == 1 && a->stride_h == 1 && a->stride_w == 1 && a->pad_top == 0 && a->pad_left == 0) {
+        for (int m = m0; m < m1; m++) {
+            int8_t *row = dst + (size_t)(m - m0) * k4;
+            memcpy(row, a->in + (size_t)m * K, (size_t)K);
+            if (k4 > K) memset(row + K, 0, (size_t)(k4 - K));
+        }
+        return;
+    }
+    const int run = a->k_w * a->in_c;
+    int b = m0 / hw, oy = (m0 % hw) / a->out_w, ox = m0 % a->out_w;
+    for (int m = m0; m < m1; m++, ox++) {
+        if (ox == a->out_w) {
+            ox = 0;
+            if (++oy == a->out_h) oy = 0, b++;
+        }
+        int8_t *row = dst + (size_t)(m - m0) * k4;
+        int idx = 0;
+        const int ix0 = ox * a->stride_w - a->pad_left;
+        const int row_inside = a->dil_w == 1 && ix0 >= 0 && ix0 + a->k_w <= a->in_w;
+        for (int kh = 0; kh < a->k_h; kh++) {
+            const int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
+            if (iy < 0 || iy >= a->in_h) {
+                memset(row + idx, pad, (size_t)run);
+                idx += run;
+                continue;
+            }
+            const int8_t *line = a->in + ((size_t)b * a->in_h + iy) * a->in_w * a->in_c;
+            if (row_inside) {
+                memcpy(row + idx, line + (size_t)ix0 * a->in_c, (size_t)run);
+                idx += run;
+                continue;
+            }
+            for (int kw = 0; kw < a->k_w; kw++) {
+                const int ix = ix0 + kw * a->dil_w;
+                if (ix < 0 || ix >= a->in_w)
+                    memset(row + idx, pad, (size_t)a->in_c);
+                else
+                    memcpy(row + idx, line + (size_t)ix * a->in_c, (size_t)a->in_c);
+                idx += a->in_c;
+            }
+        }
+        if (idx < k4) memset(row + idx, 0, (size_t)(k4 - idx));
+    }
+}
+
+/* The int8 section of em_pack_weights' array (em_kernels.h, "VNNI GEMM paths"). */
+static void int8_weights(const int16_t *packed, int N, int kp, const int32_t **colsum, const int8_t **w8) {
+    const int nb = (N + EM_NR - 1) / EM_NR;
+    *colsum = (const int32_t *)(packed + (size_t)nb * kp * EM_NR);
+    *w8 = (const int8_t *)(*colsum + (size_t)nb * EM_NR);
+}
+
+int em_conv2d_sdot(const em_conv_args *a) {
+    if (em_isa_get() != EM_ISA_DOTPROD) return 0;
+    const int M = a->batch * a->out_h * a->out_w;
+    const int K = a->k_h * a->k_w * a->in_c;
+    const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c), k4 = (K + 3) & ~3;
+    const int32_t *colsum;
+    const int8_t *w8;
+    int8_weights(a->w, a->out_c, kp, &colsum, &w8);
+    /* scratch holds EM_CONV_ROWS rows of kp int16 per thread: as many rows of k4 <= 2 kp bytes */
+    const int chunks = (M + EM_CONV_ROWS - 1) / EM_CONV_ROWS;
+#pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
+    for (int c = 0; c < chunks; c++) {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        int8_t *buf = (int8_t *)(a->scratch + (size_t)tid * EM_CONV_ROWS * kp);
+        const int m0 = c * EM_CONV_ROWS, m1 = m0 + EM_CONV_ROWS < M ? m0 + EM_CONV_ROWS : M;
+        im2col_s8(a, K, k4, m0, m1, buf);
+        const em_gemm8 g = {a->out_c, k4, buf, w8, colsum, a->bias, a->in_offset, &a->rq,
+                            a->out + (size_t)m0 * a->out_c, a->out_c};
+        gemm_sdot(&g, 0, m1 - m0);
+    }
+    return 1;
+}
+
+int em_fully_connected_sdot(const em_fc_args *a) {
+    if (em_isa_get() != EM_ISA_DOTPROD) return 0;
+    const int K = a->in_features, kp = (K + 1) & ~1, k4 = (K + 3) & ~3;
+    const int32_t *colsum;
+    const int8_t *w8;
+    int8_weights(a->w, a->units, kp, &colsum, &w8);
+    int8_t *rows = (int8_t *)a->scratch; /* rows x kp int16 holds rows x k4 bytes */
+    for (int r = 0; r < a->rows; r++) {
+        memcpy(rows + (size_t)r * k4, a->in + (size_t)r * K, (size_t)K);
+        if (k4 > K) memset(rows + (size_t)r * k4 + K, 0, (size_t)(k4 - K));
+    }
+    const em_gemm8 g = {a->units, k4, rows, w8, colsum, a->bias, a->in_offset, &a->rq, a->out, a->units};
+    if (a->threads > 1 && a->rows >= 8) {
+        const int chunks = (a->rows + 3) / 4;
+#pragma omp parallel for num_threads(a->threads) schedule(static)
+        for (int c = 0; c < chunks; c++) gemm_sdot(&g, c * 4, c * 4 + 4 < a->rows ? c * 4 + 4 : a->rows);
+    } else {
+        gemm_sdot(&g, 0, a->rows);
+    }
+    return 1;
+}
+
+#endif

@@ -1,0 +1,131 @@
+"""Executed aarch64 instructions per inference of a model's CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED layers
+on each native path (portable, neon, dotprod), counted under qemu-user (issue 12: emulation says nothing about
+speed; instruction counts say something).
+
+The layers' shapes come from the .tflite; tools/arm_insn/layers.c runs them with random int8 data, cross-compiled
+(aarch64-linux-gnu-gcc, setup.py's flags, static) and run by qemu-aarch64-static with `-d in_asm,exec,nochain`:
+every translated block's instructions are logged once (in_asm) and every execution of a block once (exec; nochain
+so chained blocks log too), so the executed count is the sum over executions of the block's length.  Per
+inference = count(2 runs) - count(1 run): setup (random data, packing) cancels.  The Debian qemu 7.2 build has no
+TCG plugins (no libinsn.so), hence the log.
+
+Usage: python tools/arm_insn/count.py MODEL.tflite [--paths portable,neon,dotprod]
+Needs: aarch64-linux-gnu-gcc, qemu-aarch64-static, flatbuffers (edge_maas.tflite's schema bindings)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+TRACE = re.compile(rb"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/[^\]]*\] ?(\S*)")
+INSN = re.compile(rb"^0x([0-9a-f]+):  [0-9a-f]{8} ")
+
+
+def _same_pad(n: int, k: int, s: int, d: int, out: int) -> int:
+    return max((out - 1) * s + (k - 1) * d + 1 - n, 0) // 2
+
+
+def layer_lines(model: Path) -> list[str]:
+    """The model's conv / depthwise / FC layers as layers.c reads them."""
+    from edge_maas.tflite import _schema_generated as s
+
+    m = s.Model.GetRootAsModel(model.read_bytes(), 0)
+    g = m.Subgraphs(0)
+    names = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
+    lines = []
+    for i in range(g.OperatorsLength()):
+        op = g.Operators(i)
+        code = m.OperatorCodes(op.OpcodeIndex())
+        name = names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())]
+        if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            continue
+        shape = [list(g.Tensors(op.Inputs(j)).ShapeAsNumpy()) for j in range(2)]
+        out = list(g.Tensors(op.Outputs(0)).ShapeAsNumpy())
+        if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            t = op.BuiltinOptions()
+            o = s.Conv2DOptions() if name == "CONV_2D" else s.DepthwiseConv2DOptions()
+            o.Init(t.Bytes, t.Pos)
+            (b, h, w, c), (_, kh, kw, _) = shape[0], shape[1]
+            oh, ow, oc = out[1], out[2], out[3]
+            sh, sw, dh, dw = o.StrideH(), o.StrideW(), o.DilationHFactor(), o.DilationWFactor()
+            same = o.Padding() == 0
+            pt = _same_pad(h, kh, sh, dh, oh) if same else 0
+            pl = _same_pad(w, kw, sw, dw, ow) if same else 0
+            fourth = oc if name == "CONV_2D" else oc // c
+            lines.append(f"{'conv' if name == 'CONV_2D' else 'dw'} {b} {h} {w} {c} {fourth} {kh} {kw} {sh} {sw} "
+                         f"{dh} {dw} {pt} {pl} {oh} {ow}")  # fmt: skip
+        elif name == "FULLY_CONNECTED":
+            n, k = shape[1]
+            rows = 1
+            for v in shape[0]:
+                rows *= int(v)
+            lines.append(f"fc {rows // k} {k} {n}")
+    return lines
+
+
+def executed(exe: Path, path: str, reps: int, shapes: str, by_symbol: dict | None = None) -> int:
+    """Guest instructions executed by one run of layers.c (per function into by_symbol, when given)."""
+    p = subprocess.Popen(["qemu-aarch64-static", "-d", "in_asm,exec,nochain", str(exe), path, str(reps)],
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         env={"QEMU_CPU": "cortex-a76"})  # fmt: skip  # a76: has the dot product
+    p.stdin.write(shapes.encode())
+    p.stdin.close()
+    blocks: dict[bytes, int] = {}
+    cur, n, total = None, 0, 0
+    for line in p.stderr:
+        if line.startswith(b"Trace"):
+            if cur is not None:
+                blocks[cur], cur = n, None
+            mt = TRACE.match(line)
+            if mt:
+                k = blocks.get(mt.group(1).lstrip(b"0") or b"0", 0)
+                total += k
+                if by_symbol is not None:
+                    sym = mt.group(2).decode()
+                    by_symbol[sym] = by_symbol.get(sym, 0) + k
+        elif line.startswith(b"0x"):
+            mi = INSN.match(line)
+            if mi:
+                if cur is None:
+                    cur, n = mi.group(1).lstrip(b"0") or b"0", 0
+                n += 1
+        elif line.startswith(b"IN:") and cur is not None:
+            blocks[cur], cur = n, None
+    if p.wait() != 0:
+        raise RuntimeError(f"layers {path} exited {p.returncode}")
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", type=Path)
+    ap.add_argument("--paths", default="portable,neon,dotprod")
+    ap.add_argument("--by-symbol", action="store_true", help="also the top functions per path")
+    args = ap.parse_args()
+    shapes = "\n".join(layer_lines(args.model)) + "\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = Path(tmp) / "layers"
+        srcs = sorted(str(p) for p in (REPO / "kernels" / "c").glob("*.c"))
+        subprocess.run(["aarch64-linux-gnu-gcc", "-O3", "-fno-strict-aliasing", "-ffp-contract=off", "-static",
+                        f"-I{REPO / 'kernels'}", f"-I{REPO / 'kernels' / 'c'}", str(REPO / "tools" / "arm_insn" / "layers.c"),
+                        *srcs, "-o", str(exe), "-lm"], check=True)  # fmt: skip
+        base = None
+        print(f"{args.model.name}: {len(shapes.splitlines())} conv/depthwise/FC layers")
+        for path in args.paths.split(","):
+            two, one = {}, {}
+            per = executed(exe, path, 2, shapes, two) - executed(exe, path, 1, shapes, one)
+            base = base or per
+            print(f"  {path:9s} {per:>13,d} instructions per inference  ({per / base:.3f} of {args.paths.split(',')[0]})")
+            if args.by_symbol:
+                diff = sorted(((two[k] - one.get(k, 0), k) for k in two), reverse=True)[:8]
+                print("    " + ", ".join(f"{k or '?'} {v:,d}" for v, k in diff if v > 0))
+
+
+if __name__ == "__main__":
+    main()
