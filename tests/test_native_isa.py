@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from arm import AARCH64
-from edge_maas.kernels import executor as ex
 from arm import ONE_LSB
+from edge_maas.kernels import executor as ex
 from oneop import ISAS, Op, T, build_model, int8_input, isa, native_matches_interpreter, qscale
 
 PROBE = "from edge_maas.kernels import executor as ex; print(ex.isa())"
@@ -122,12 +121,6 @@ CONV_CASES = [
 ]
 
 
-# x86 only: on aarch64 the interpreter's conv/FC output stage is ruy's single rounding, and test_op_conv /
-# test_op_fully_connected hold native to the x86 bytes there with that departure asserted (tests/arm.py)
-X86_ONLY = pytest.mark.skipif(AARCH64, reason="VNNI tile cases compare with the x86 interpreter's conv/FC rounding")
-
-
-@X86_ONLY
 @pytest.mark.parametrize("h, w, c, o, k, stride, in_zp, out_zp", CONV_CASES)
 def test_vnni_conv_tiles_match_the_interpreter(h, w, c, o, k, stride, in_zp, out_zp):
     rng = np.random.default_rng(h * 1000 + c * 10 + o + in_zp)
@@ -140,7 +133,6 @@ def test_vnni_conv_tiles_match_the_interpreter(h, w, c, o, k, stride, in_zp, out
     native_matches_interpreter(model, feeds[:1], threads=2, arm=ONE_LSB)  # per-thread scratch slices
 
 
-@X86_ONLY
 @pytest.mark.parametrize("rows, k, n, in_zp, threads", [(1, 1280, 100, -128, 1), (13, 37, 72, 127, 2), (3, 4, 9, 0, 1)])
 def test_vnni_fully_connected_matches_the_interpreter(rows, k, n, in_zp, threads):
     rng = np.random.default_rng(rows + k + n)
