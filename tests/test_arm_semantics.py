@@ -13,6 +13,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from arm import AARCH64, dequantize_aarch64, ruy_single_rounding
+from conftest import litert_semantics
 from edge_maas.kernels import executor as ex
 from edge_maas.kernels import quantize_ref
 from edge_maas.kernels.ref.fully_connected import fully_connected
@@ -100,6 +101,7 @@ def test_fully_connected_output_stage_per_cpu():
     np.testing.assert_array_equal(interp, single if AARCH64 else double)
 
 
+@litert_semantics("its DEQUANTIZE is 1 float32 ulp off ai-edge-litert's at some values (test_kernels_quantize)")
 def test_dequantize_per_cpu():
     """The interpreter's DEQUANTIZE on every int8 value (32 blocks of 8, a tail of 3): on x86 q*s - zp*s in the
     blocks (kernels/quantize_ref.py), on aarch64 float32(q - zp) * s, departing at some values (asserted)."""
