@@ -170,6 +170,11 @@ cdef extern from "c/em_kernels.h":
     # ---- SUB (sub.c) ----
     void em_sub(const void *args) noexcept nogil
 
+    # ---- float lookup tables: TANH, GELU (lut_float.c) ----
+    int EM_LUT_TANH, EM_LUT_GELU, EM_LUT_GELU_APPROX
+    void em_float_lut_table(int kind, float in_scale, int32_t in_zp, float out_scale, int32_t out_zp,
+                            int8_t *table) nogil
+
 
 # round_up_below: channels below it round the requantizing shift's ties up (ruy, and the
 # optimized depthwise kernel's 8-lane blocks), the others away from zero (TFLite scalar code).
@@ -248,6 +253,21 @@ def logistic_table(float in_scale, int in_zp, float out_scale, int out_zp):
     table = np.empty(256, np.int8)
     cdef int8_t[::1] tv = table
     em_logistic_table(in_scale, in_zp, out_scale, out_zp, &tv[0])
+    return table
+
+
+_FLOAT_LUTS = {"tanh": EM_LUT_TANH, "gelu": EM_LUT_GELU, "gelu_approximate": EM_LUT_GELU_APPROX}
+
+
+def float_lut_table(str kind, float in_scale, int in_zp, float out_scale, int out_zp):
+    """The 256-entry int8 table of a float-LUT op ('tanh', 'gelu', 'gelu_approximate'), built in C float with
+    libm as the interpreter's LUTPopulate does (lut_float.c); index = (uint8) input value.
+    Raises ValueError for an unknown kind."""
+    if kind not in _FLOAT_LUTS:
+        raise ValueError(f"unknown table {kind!r}; one of {sorted(_FLOAT_LUTS)}")
+    table = np.empty(256, np.int8)
+    cdef int8_t[::1] tv = table
+    em_float_lut_table(_FLOAT_LUTS[kind], in_scale, in_zp, out_scale, out_zp, &tv[0])
     return table
 
 

@@ -32,46 +32,46 @@ def _conv(name, x, y, c_in, c_out, in_scale, rng):
     )  # fmt: skip
 
 
-def _conv_tanh_conv() -> bytes:
-    """CONV_2D -> TANH (no native kernel; the interpreter has an int8 one) -> CONV_2D, 8x8x4."""
+def _conv_abs_conv() -> bytes:
+    """CONV_2D -> ABS (no native kernel; the interpreter has an int8 one) -> CONV_2D, 8x8x4."""
     rng = np.random.default_rng(3)
     t1, c1 = _conv("c1", "x", "a", 4, 4, SX, rng)
     t2, c2 = _conv("c2", "t", "y", 4, 4, 1 / 128, rng)
     return build_model(
         [T("x", (1, 8, 8, 4), "int8", [SX], [2]), T("a", (1, 8, 8, 4), "int8", [SX], [-3]),
          T("t", (1, 8, 8, 4), "int8", [1 / 128], [0]), T("y", (1, 8, 8, 4), "int8", [SY], [1]), *t1, *t2],
-        [c1, Op("TANH", ["a"], ["t"]), c2], ["x"], ["y"],
+        [c1, Op("ABS", ["a"], ["t"]), c2], ["x"], ["y"],
     )  # fmt: skip
 
 
 def test_every_missing_op_named_at_once():
-    """TANH (op 0) and GELU (op 2) have no kernel; MUL (op 3) has one but not for float32: all three in one
+    """ABS (op 0) and LOG (op 2) have no kernel; MUL (op 3) has one but not for float32: all three in one
     error, each with its index and why; the supported ADD (op 1) is not listed."""
     q = ([0.05], [0])
     model = build_model(
         [T("x", (1, 8), "int8", [1 / 128], [0]), T("a", (1, 8), "int8", [1 / 128], [0]),
          T("b", (1, 8), "int8", [1 / 64], [0]), T("g", (1, 8), "int8", *q),
          T("f", (1, 8), "float32"), T("h", (1, 8), "float32")],
-        [Op("TANH", ["x"], ["a"]), Op("ADD", ["a", "x"], ["b"], "AddOptions", {}), Op("GELU", ["b"], ["g"]),
+        [Op("ABS", ["x"], ["a"]), Op("ADD", ["a", "x"], ["b"], "AddOptions", {}), Op("LOG", ["b"], ["g"]),
          Op("MUL", ["f", "f"], ["h"], "MulOptions", {})],
         ["x", "f"], ["g", "h"],
     )  # fmt: skip
     with pytest.raises(UnsupportedOpError) as info:
         NativeBackend(model)
     exc = info.value
-    assert [(p.index, p.op) for p in exc.problems] == [(0, "TANH"), (2, "GELU"), (3, "MUL")]
+    assert [(p.index, p.op) for p in exc.problems] == [(0, "ABS"), (2, "LOG"), (3, "MUL")]
     text = str(exc)
-    assert "cannot run 3 ops" in text and "op 0 (TANH): no kernel for TANH" in text
-    assert "op 2 (GELU): no kernel for GELU" in text and "op 3 (MUL):" in text and "float32" in text
+    assert "cannot run 3 ops" in text and "op 0 (ABS): no kernel for ABS" in text
+    assert "op 2 (LOG): no kernel for LOG" in text and "op 3 (MUL):" in text and "float32" in text
     assert "op 1 (ADD)" not in text and "'litert' backend" in text
-    assert exc.summary.startswith("native lacks TANH (op 0), GELU (op 2); native cannot run MUL (op 3: ")
+    assert exc.summary.startswith("native lacks ABS (op 0), LOG (op 2); native cannot run MUL (op 3: ")
 
 
 @pytest.fixture
 def split_dir(tmp_path):
-    blob = _conv_tanh_conv()
+    blob = _conv_abs_conv()
     graph = load_graph(blob)
-    split_model(graph, plan_every_op(graph), tmp_path, "conv_tanh_conv", source_bytes=blob)
+    split_model(graph, plan_every_op(graph), tmp_path, "conv_abs_conv", source_bytes=blob)
     return tmp_path, blob
 
 
@@ -84,41 +84,41 @@ def test_mixed_stages_bit_exact_and_logged(split_dir, caplog):
         pipe = Pipeline.from_manifest(folder / "manifest.json", "native")
     files = [f"shard_0{i}.tflite" for i in range(3)]
     lines = [r.getMessage() for r in caplog.records if r.name == "edge_maas.backends"]
-    assert lines == [f"stage 0 ({files[0]}): native", f"stage 1 ({files[1]}): interpreter: native lacks TANH (op 0)",
+    assert lines == [f"stage 0 ({files[0]}): native", f"stage 1 ({files[1]}): interpreter: native lacks ABS (op 0)",
                      f"stage 2 ({files[2]}): native"]  # fmt: skip
     assert [st.kind for st in pipe.stages] == ["native", "litert", "native"]
     assert isinstance(pipe.stages[0].backend, NativeBackend) and isinstance(pipe.stages[1].backend, LiteRTBackend)
     for feed in feeds:
         assert pipe.run(feed)["y"].tobytes() == whole.run(feed)["y"].tobytes()
     # strict: the same model fails on the shard native cannot run, naming the op
-    with pytest.raises(UnsupportedOpError, match=r"op 0 \(TANH\): no kernel for TANH"):
+    with pytest.raises(UnsupportedOpError, match=r"op 0 \(ABS\): no kernel for ABS"):
         Pipeline.from_manifest(folder / "manifest.json", "native-only")
 
 
 def test_cli_mixed_and_strict(split_dir):
     """The installed CLI: --backend native runs and says (with -v) where each stage ran, with the interpreter's
-    bytes; --backend native-only exits 2 with one error line naming TANH."""
+    bytes; --backend native-only exits 2 with one error line naming ABS."""
     folder, blob = split_dir
     x = np.random.default_rng(1).integers(-128, 128, (1, 8, 8, 4), dtype=np.int8)
     np.save(folder / "x.npy", x)
     res = subprocess.run([EXE, "-v", "run", folder / "manifest.json", "--input", folder / "x.npy", "--output",
                           folder / "y.npy", "--backend", "native"], capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert res.returncode == 0, res.stderr
-    assert "stage 1 (shard_01.tflite): interpreter: native lacks TANH (op 0)" in res.stderr
+    assert "stage 1 (shard_01.tflite): interpreter: native lacks ABS (op 0)" in res.stderr
     assert "stage 0 (shard_00.tflite): native" in res.stderr
     assert np.load(folder / "y.npy").tobytes() == LiteRTBackend(blob, xnnpack=False).run({"x": x})["y"].tobytes()
     res = subprocess.run([EXE, "run", folder / "manifest.json", "--input", folder / "x.npy", "--output",
                           folder / "z.npy", "--backend", "native-only"], capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert res.returncode == 2
     err = res.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("edge-maas: error: ") and "no kernel for TANH" in err[0]
+    assert len(err) == 1 and err[0].startswith("edge-maas: error: ") and "no kernel for ABS" in err[0]
 
 
 def test_device_installer_mixed_stages(split_dir, monkeypatch):
-    """A device with backend "native" installs the split: the TANH shard on the built-in kernels, the others
+    """A device with backend "native" installs the split: the ABS shard on the built-in kernels, the others
     native, and the golden pair passes (x86-64: the built-in kernels are the reference).  Where they are not the
     reference (``_X86`` off, as on aarch64) the mixed pipeline is not trusted and, native being unable to load
-    the TANH shard, the install is refused with the health-check error instead of serving unchecked bytes."""
+    the ABS shard, the install is refused with the health-check error instead of serving unchecked bytes."""
     from edge_maas.device import install
     from edge_maas.errors import EdgeMaasError
     from edge_maas.manifest import Manifest
@@ -134,7 +134,7 @@ def test_device_installer_mixed_stages(split_dir, monkeypatch):
     assert [st.kind for st in pipe.stages] == ["native", "litert", "native"]
     pipe.close()
     monkeypatch.setattr(install, "_X86", False)
-    with pytest.raises(EdgeMaasError, match="health check impossible here: native cannot run it .*TANH"):
+    with pytest.raises(EdgeMaasError, match="health check impossible here: native cannot run it .*ABS"):
         installer.pipeline(manifest)
 
 
@@ -148,7 +148,7 @@ def test_service_pipeline_mixed(split_dir, caplog):
         pipe = ServicePipeline.from_manifest(folder / "manifest.json", "native")
     assert sorted(pipe.kinds.values()) == ["litert", "native", "native"]
     lines = [r.getMessage() for r in caplog.records if r.name == "edge_maas.backends"]
-    assert sum("interpreter: native lacks TANH (op 0)" in m for m in lines) == 1 and len(lines) == 3
+    assert sum("interpreter: native lacks ABS (op 0)" in m for m in lines) == 1 and len(lines) == 3
     assert all(m.startswith("submodel ") for m in lines)
     assert pipe.check_golden(pipe.local_tasks()) == []
     pipe.close()
@@ -162,5 +162,5 @@ def test_mixed_without_an_interpreter(split_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
     monkeypatch.setitem(sys.modules, "tflite_runtime", None)
     folder, _ = split_dir
-    with pytest.raises(UnsupportedOpError, match=r"stage 1 \(shard_01.tflite\): .*TANH.*no TFLite interpreter found"):
+    with pytest.raises(UnsupportedOpError, match=r"stage 1 \(shard_01.tflite\): .*ABS.*no TFLite interpreter found"):
         Pipeline.from_manifest(folder / "manifest.json", "native")

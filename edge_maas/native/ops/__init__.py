@@ -17,6 +17,7 @@ _MODULES = {
     "DEQUANTIZE": "quantize:lower_dequantize",
     "EXPAND_DIMS": "movement:lower_reshape",
     "FULLY_CONNECTED": "fully_connected",
+    "GELU": "gelu",
     "HARD_SWISH": "activations:lower_hard_swish",
     "LEAKY_RELU": "relu:lower_leaky_relu",
     "LOGISTIC": "activations:lower_logistic",
@@ -42,6 +43,7 @@ _MODULES = {
     "SQUEEZE": "movement:lower_reshape",
     "STRIDED_SLICE": "movement:lower_strided_slice",
     "SUB": "sub",
+    "TANH": "tanh",
     "TRANSPOSE": "transpose",
 }
 
