@@ -175,6 +175,32 @@ cdef extern from "c/em_kernels.h":
     void em_float_lut_table(int kind, float in_scale, int32_t in_zp, float out_scale, int32_t out_zp,
                             int8_t *table) nogil
 
+    # ---- RESIZE_BILINEAR (resize_bilinear.c) ----
+    ctypedef struct em_resize_bilinear_args:
+        const int8_t *inp "in"
+        int8_t *out
+        int batch, in_h, in_w, channels, out_h, out_w
+        const int32_t *ymap
+        const int32_t *xmap
+    void em_resize_bilinear(const void *args) noexcept nogil
+
+    # ---- PRELU (prelu.c) ----
+    void em_prelu(const void *args) noexcept nogil
+
+    # ---- BATCH_MATMUL (batch_matmul.c) ----
+    ctypedef struct em_batch_matmul_args:
+        const int8_t *lhs
+        const int8_t *rhs
+        int8_t *out
+        int batch[3]
+        long lhs_bs[3]
+        long rhs_bs[3]
+        int rows, cols, depth
+        long lhs_rs, lhs_ks, rhs_ks, rhs_cs
+        int32_t lhs_offset, rhs_offset, out_zp, mult, shift
+        int16_t *scratch
+    void em_batch_matmul(const void *args) noexcept nogil
+
 
 # round_up_below: channels below it round the requantizing shift's ties up (ruy, and the
 # optimized depthwise kernel's 8-lane blocks), the others away from zero (TFLite scalar code).
@@ -641,6 +667,71 @@ cdef class Sub(Binary):
         Binary.__init__(self, "add", in1, in2, out, dims, s1, s2, **params)
         self.fn = <em_kernel_fn>em_sub
         self.name = "sub"
+
+
+cdef class ResizeBilinear(Kernel):
+    """RESIZE_BILINEAR on int8 NHWC: inp [batch, in_h, in_w, channels] -> out [batch, out_h, out_w, channels].
+    ymap: int32 [3, out_h] (lower source row, upper source row, fraction in 1/1024 in [-512, 1023]), xmap: int32
+    [3, out_w] likewise (kernels/ref/resize_bilinear.py axis_map).  Raises ValueError for indices outside the input
+    or fractions outside that range (the int32 sums rely on it)."""
+    cdef em_resize_bilinear_args a
+
+    def __init__(self, inp, out, ymap, xmap, *, int batch, int in_h, int in_w, int channels, int out_h, int out_w):
+        cdef em_resize_bilinear_args *a = &self.a
+        for name, m, n_in, n_out in (("ymap", ymap, in_h, out_h), ("xmap", xmap, in_w, out_w)):
+            if m.shape != (3, n_out):
+                raise ValueError(f"{name} has shape {m.shape}; (3, {n_out}) expected")
+            if m[:2].min() < 0 or m[:2].max() >= n_in or m[2].min() < -512 or m[2].max() > 1023:
+                raise ValueError(f"{name} reaches outside the input or has a fraction outside [-512, 1023]")
+        a.inp = <const int8_t *>_addr(inp, np.int8, batch * in_h * in_w * channels, self.keep)
+        a.out = <int8_t *>_addr(out, np.int8, batch * out_h * out_w * channels, self.keep)
+        a.ymap = <const int32_t *>_addr(ymap, np.int32, 3 * out_h, self.keep)
+        a.xmap = <const int32_t *>_addr(xmap, np.int32, 3 * out_w, self.keep)
+        a.batch, a.in_h, a.in_w, a.channels, a.out_h, a.out_w = batch, in_h, in_w, channels, out_h, out_w
+        self.fn = <em_kernel_fn>em_resize_bilinear
+        self.args = a
+
+
+cdef class Prelu(Binary):
+    """PRELU: Binary's arguments with in2 = alpha; (in1_mult, in1_shift) scale x - zp >= 0, (in2_mult, in2_shift)
+    scale (x - zp) * (alpha - alpha_zp) below; output clamped to int8."""
+
+    def __init__(self, inp, alpha, out, dims, s1, s2, **params):
+        Binary.__init__(self, "add", inp, alpha, out, dims, s1, s2, **params)
+        self.fn = <em_kernel_fn>em_prelu
+        self.name = "prelu"
+
+
+cdef class BatchMatMul(Kernel):
+    """BATCH_MATMUL on int8: out [batch (3 axes), rows, cols] (contiguous) from lhs (i, k) at i * lhs_rs +
+    k * lhs_ks and rhs (k, c) at k * rhs_ks + c * rhs_cs, per batch offsets lhs_bs / rhs_bs (0: broadcast);
+    offsets are the negated zero points; (mult, shift) the output multiplier.  scratch: int16 >= (rows + cols) *
+    depth (the operands widened)."""
+    cdef em_batch_matmul_args a
+
+    def __init__(self, lhs, rhs, out, batch, lhs_bs, rhs_bs, *, int rows, int cols, int depth, long lhs_rs,
+                 long lhs_ks, long rhs_ks, long rhs_cs, int lhs_offset, int rhs_offset, int out_zp, int mult,
+                 int shift, scratch):
+        cdef em_batch_matmul_args *a = &self.a
+        if len(batch) != 3 or len(lhs_bs) != 3 or len(rhs_bs) != 3 or min(batch) < 1 or min(rows, cols, depth) < 1:
+            raise ValueError(f"bad batch {batch} or matrix {rows}x{depth}x{cols}")
+        span_l = 1 + sum((n - 1) * s for n, s in zip(batch, lhs_bs)) + (rows - 1) * lhs_rs + (depth - 1) * lhs_ks
+        span_r = 1 + sum((n - 1) * s for n, s in zip(batch, rhs_bs)) + (depth - 1) * rhs_ks + (cols - 1) * rhs_cs
+        if min(*lhs_bs, *rhs_bs, lhs_rs, lhs_ks, rhs_ks, rhs_cs) < 0:
+            raise ValueError("negative strides")
+        a.lhs = <const int8_t *>_addr(lhs, np.int8, span_l, self.keep)
+        a.rhs = <const int8_t *>_addr(rhs, np.int8, span_r, self.keep)
+        a.out = <int8_t *>_addr(out, np.int8, int(np.prod(batch)) * rows * cols, self.keep)
+        a.scratch = <int16_t *>_addr(scratch, np.int16, (rows + cols) * depth, self.keep)
+        if mult < 0:
+            raise ValueError("negative quantized multiplier")
+        for i in range(3):
+            a.batch[i], a.lhs_bs[i], a.rhs_bs[i] = batch[i], lhs_bs[i], rhs_bs[i]
+        a.rows, a.cols, a.depth = rows, cols, depth
+        a.lhs_rs, a.lhs_ks, a.rhs_ks, a.rhs_cs = lhs_rs, lhs_ks, rhs_ks, rhs_cs
+        a.lhs_offset, a.rhs_offset, a.out_zp, a.mult, a.shift = lhs_offset, rhs_offset, out_zp, mult, shift
+        self.fn = <em_kernel_fn>em_batch_matmul
+        self.args = a
 
 
 cdef class Program:

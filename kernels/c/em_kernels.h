@@ -245,4 +245,30 @@ void em_sub(const void *args);
 enum { EM_LUT_TANH = 0, EM_LUT_GELU = 1, EM_LUT_GELU_APPROX = 2 };
 void em_float_lut_table(int kind, float in_scale, int32_t in_zp, float out_scale, int32_t out_zp, int8_t *table);
 
+/* ---- RESIZE_BILINEAR on int8 (resize_bilinear.c): ResizeBilinearInteger with the per-row / per-column source
+ * indices and 1/1024 fractions precomputed: ymap = [y0[out_h], y1[out_h], dy[out_h]], xmap likewise. */
+typedef struct {
+    const int8_t *in; int8_t *out;
+    int batch, in_h, in_w, channels, out_h, out_w;
+    const int32_t *ymap, *xmap;
+} em_resize_bilinear_args;
+void em_resize_bilinear(const void *args);
+
+/* ---- PRELU on int8 (prelu.c; em_binary_args: in2 = alpha, in1_mult/in1_shift for x >= zp, in2_mult/in2_shift
+ * for the negative side) ---- */
+void em_prelu(const void *args);
+
+/* ---- BATCH_MATMUL on int8 (batch_matmul.c): out [batch..., rows, cols] contiguous; lhs element (i, k) at
+ * i * lhs_rs + k * lhs_ks, rhs element (k, c) at k * rhs_ks + c * rhs_cs, batch strides 0 where broadcast. */
+typedef struct {
+    const int8_t *lhs, *rhs; int8_t *out;
+    int batch[3];
+    long lhs_bs[3], rhs_bs[3];
+    int rows, cols, depth;
+    long lhs_rs, lhs_ks, rhs_ks, rhs_cs;
+    int32_t lhs_offset, rhs_offset, out_zp, mult, shift;
+    int16_t *scratch;           /* (rows + cols) * depth int16: the widened operands */
+} em_batch_matmul_args;
+void em_batch_matmul(const void *args);
+
 #endif
