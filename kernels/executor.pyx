@@ -170,8 +170,8 @@ cdef extern from "c/em_kernels.h":
     # ---- SUB (sub.c) ----
     void em_sub(const void *args) noexcept nogil
 
-    # ---- float lookup tables: TANH, GELU (lut_float.c) ----
-    int EM_LUT_TANH, EM_LUT_GELU, EM_LUT_GELU_APPROX
+    # ---- float lookup tables: TANH, GELU, ELU, EXP (lut_float.c) ----
+    int EM_LUT_TANH, EM_LUT_GELU, EM_LUT_GELU_APPROX, EM_LUT_ELU, EM_LUT_EXP
     void em_float_lut_table(int kind, float in_scale, int32_t in_zp, float out_scale, int32_t out_zp,
                             int8_t *table) nogil
 
@@ -282,12 +282,13 @@ def logistic_table(float in_scale, int in_zp, float out_scale, int out_zp):
     return table
 
 
-_FLOAT_LUTS = {"tanh": EM_LUT_TANH, "gelu": EM_LUT_GELU, "gelu_approximate": EM_LUT_GELU_APPROX}
+_FLOAT_LUTS = {"tanh": EM_LUT_TANH, "gelu": EM_LUT_GELU, "gelu_approximate": EM_LUT_GELU_APPROX, "elu": EM_LUT_ELU,
+               "exp": EM_LUT_EXP}
 
 
 def float_lut_table(str kind, float in_scale, int in_zp, float out_scale, int out_zp):
-    """The 256-entry int8 table of a float-LUT op ('tanh', 'gelu', 'gelu_approximate'), built in C float with
-    libm as the interpreter's LUTPopulate does (lut_float.c); index = (uint8) input value.
+    """The 256-entry int8 table of a float-LUT op ('tanh', 'gelu', 'gelu_approximate', 'elu', 'exp'), built in
+    C float with libm as the interpreter's LUTPopulate does (lut_float.c); index = (uint8) input value.
     Raises ValueError for an unknown kind."""
     if kind not in _FLOAT_LUTS:
         raise ValueError(f"unknown table {kind!r}; one of {sorted(_FLOAT_LUTS)}")

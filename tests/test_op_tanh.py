@@ -6,30 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from edge_maas.kernels import executor as ex
 from edge_maas.kernels.ref.float_lut import float_lut_table
+from float_lut_case import TINY_SCALES, check, model
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from oneop import Op, T, build_model, native_matches_interpreter, qscale
+from oneop import native_matches_interpreter, qscale
 
 from edge_maas.backends.native import NativeBackend
 from edge_maas.errors import UnsupportedOpError
-
-ALL = np.arange(-128, 128, dtype=np.int8)
-X = np.concatenate([ALL, ALL[::-1], ALL[7:50]])  # 555 values: the table at many positions
-
-
-def _model(si, zi, so, zo, shape=(1, X.size), dtype="int8"):
-    return build_model([T("x", shape, dtype, [si], [zi]), T("y", shape, dtype, [so], [zo])],
-                       [Op("TANH", ["x"], ["y"])], ["x"], ["y"])  # fmt: skip
-
-
-def check(si, zi, so, zo):
-    si, so = qscale(si), qscale(so)
-    got = native_matches_interpreter(_model(si, zi, so, zo), [{"x": X[None]}])[0]["y"][0]
-    want = float_lut_table("tanh", si, zi, so, zo)
-    np.testing.assert_array_equal(got, want[X.view(np.uint8)])
-    np.testing.assert_array_equal(ex.float_lut_table("tanh", si, zi, so, zo), want)  # C table == numpy table
 
 
 @settings(max_examples=60, deadline=None)
@@ -37,16 +21,17 @@ def check(si, zi, so, zo):
 @example(si=0.05, zi=0, so=1 / 128, zo=0)  # the converter's output quantization
 @example(si=0.0235, zi=-7, so=1 / 128, zo=0)
 def test_tanh(si, zi, so, zo):
-    check(si, zi, so, zo)
+    check("TANH", "tanh", si, zi, so, zo)
 
 
-@pytest.mark.parametrize("so", [1e-12, 1e-38, 1e-40, 1e-45])
+@pytest.mark.parametrize("so", TINY_SCALES)
 def test_tanh_tiny_output_scale(so):
     """rescaled = tanh(x) / so overflows int32 (and 1 / so itself overflows float at 1e-40): the interpreter
     saturates, so positive values give 127 (x86's plain cvttss2si would give INT32_MIN -> -128), and 0 * inf
     (x = 0) gives 0."""
-    check(0.0196, -120, so, -92)
-    check(0.05, 0, so, 0)
+    got = check("TANH", "tanh", 0.0196, -120, so, -92)
+    assert got[-1] == 127
+    check("TANH", "tanh", 0.05, 0, so, 0)
 
 
 @settings(max_examples=10, deadline=None)
@@ -54,10 +39,10 @@ def test_tanh_tiny_output_scale(so):
 def test_tanh_shapes(shape, seed):
     """Any rank and size: the table kernel runs the flat tensor."""
     x = np.random.default_rng(seed).integers(-128, 128, shape, dtype=np.int8)
-    got = native_matches_interpreter(_model(0.03, 5, 1 / 128, 0, tuple(shape)), [{"x": x}])[0]["y"]
+    got = native_matches_interpreter(model("TANH", 0.03, 5, 1 / 128, 0, shape=tuple(shape)), [{"x": x}])[0]["y"]
     np.testing.assert_array_equal(got, float_lut_table("tanh", qscale(0.03), 5, 1 / 128, 0)[x.view(np.uint8)])
 
 
 def test_tanh_uint8_refused():
     with pytest.raises(UnsupportedOpError, match=r"op 0 \(TANH\): tensor 'x' is uint8"):
-        NativeBackend(_model(0.05, 128, 1 / 128, 128, dtype="uint8"))
+        NativeBackend(model("TANH", 0.05, 128, 1 / 128, 128, dtype="uint8"))

@@ -240,9 +240,9 @@ void em_minimum(const void *args);
 /* ---- SUB on int8 (sub.c; em_binary_args as ADD, input 2's multiplier negated, no int16 wrap) ---- */
 void em_sub(const void *args);
 
-/* ---- float lookup tables of TANH, GELU (lut_float.c): the interpreter's LUTPopulateInt8 with the op's float
+/* ---- float lookup tables of TANH, GELU, ELU, EXP (lut_float.c): the interpreter's LUTPopulateInt8 with the op's float
  * transform and libm; run by em_lut. */
-enum { EM_LUT_TANH = 0, EM_LUT_GELU = 1, EM_LUT_GELU_APPROX = 2 };
+enum { EM_LUT_TANH = 0, EM_LUT_GELU = 1, EM_LUT_GELU_APPROX = 2, EM_LUT_ELU = 3, EM_LUT_EXP = 4 };
 void em_float_lut_table(int kind, float in_scale, int32_t in_zp, float out_scale, int32_t out_zp, int8_t *table);
 
 /* ---- RESIZE_BILINEAR on int8 (resize_bilinear.c): ResizeBilinearInteger with the per-row / per-column source

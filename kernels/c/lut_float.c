@@ -1,7 +1,7 @@
-/* 256-entry tables of int8 ops that the interpreter runs as float lookup tables (TANH, GELU, ...), built
+/* 256-entry tables of int8 ops that the interpreter runs as float lookup tables (TANH, GELU, ELU, EXP), built
  * exactly as its Prepare builds them: tflite/kernels/internal/common.h LUTPopulateInt8 with the op's float
  * transform from activations.cc / reference/gelu.h, in float32, with libm's float functions (the interpreter's
- * std::tanh(float) etc. call the same glibc tanhf / erfcf / expm1f at run time).  Built with
+ * std::tanh(float) etc. call the same glibc tanhf / erfcf / expm1f / expf at run time).  Built with
  * -ffp-contract=off, so each float operation rounds once, as on x86-64 (measured: the interpreter's tables
  * are the unfused expressions; tests/test_op_tanh.py, tests/test_op_gelu.py).
  *
@@ -47,8 +47,16 @@ static float gelu_approx_transform(float x) {
     return 0.5f * x * (1.f + tanhf(sqrt_2_over_pi * (x + 0.044715f * x * x * x)));
 }
 
+/* activations.cc EluPrepare: [](float value) { return value < 0.0f ? std::expm1(value) : value; } */
+static float elu_transform(float x) { return x < 0.0f ? expm1f(x) : x; }
+
+/* exp.cc Prepare: [](float value) { return std::exp(value); }; large inputs give inf -> 127 (saturating) */
+static float exp_transform(float x) { return expf(x); }
+
 void em_float_lut_table(int kind, float in_scale, int32_t in_zp, float out_scale, int32_t out_zp, int8_t *table) {
     float (*fn)(float) = kind == EM_LUT_GELU ? gelu_transform
-                       : kind == EM_LUT_GELU_APPROX ? gelu_approx_transform : tanh_transform;
+                       : kind == EM_LUT_GELU_APPROX ? gelu_approx_transform
+                       : kind == EM_LUT_ELU ? elu_transform
+                       : kind == EM_LUT_EXP ? exp_transform : tanh_transform;
     populate(in_scale, in_zp, out_scale, out_zp, fn, table);
 }

@@ -1,7 +1,7 @@
-"""Float lookup-table int8 ops (TANH, GELU) reference: the interpreter's LUTPopulateInt8
+"""Float lookup-table int8 ops (TANH, GELU, ELU, EXP) reference: the interpreter's LUTPopulateInt8
 (tflite/kernels/internal/common.h) with each op's float transform, one value at a time in float32.
 
-The float functions come from the C library through ctypes (tanhf, erfcf), as the interpreter's std::tanh(float)
+The float functions come from the C library through ctypes (tanhf, erfcf, expm1f, expf), as the interpreter's std::tanh(float)
 and std::erfc(float) call them: numpy's float32 tanh is another implementation and differs in the last bit on
 some inputs, which moves rounding ties.  A float outside int32 (or NaN) converts as the interpreter's build does,
 measured: saturating, NaN -> 0 (kernels/c/lut_float.c)."""
@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 _libm = ctypes.CDLL(ctypes.util.find_library("m") or None)
-for _name in ("tanhf", "erfcf"):
+for _name in ("tanhf", "erfcf", "expm1f", "expf"):
     getattr(_libm, _name).restype = ctypes.c_float
     getattr(_libm, _name).argtypes = [ctypes.c_float]
 
@@ -37,7 +37,15 @@ def _gelu_approximate(x: np.float32) -> np.float32:  # GeluTransformApproximate,
     return f32(0.5) * x * (f32(1) + _tanh(_SQRT_2_OVER_PI * (x + f32(0.044715) * x * x * x)))
 
 
-TRANSFORMS = {"tanh": _tanh, "gelu": _gelu, "gelu_approximate": _gelu_approximate}
+def _elu(x: np.float32) -> np.float32:  # EluPrepare
+    return f32(_libm.expm1f(float(x))) if x < 0 else x
+
+
+def _exp(x: np.float32) -> np.float32:  # exp.cc Prepare; inf above ~88.7
+    return f32(_libm.expf(float(x)))
+
+
+TRANSFORMS = {"tanh": _tanh, "gelu": _gelu, "gelu_approximate": _gelu_approximate, "elu": _elu, "exp": _exp}
 
 
 def _to_int32(v: float) -> int:

@@ -16,6 +16,8 @@ _MODULES = {
     "DEPTH_TO_SPACE": "depth_space:lower_depth_to_space",
     "DEPTHWISE_CONV_2D": "depthwise_conv",
     "DEQUANTIZE": "quantize:lower_dequantize",
+    "ELU": "elu",
+    "EXP": "exp",
     "EXPAND_DIMS": "movement:lower_reshape",
     "FULLY_CONNECTED": "fully_connected",
     "GELU": "gelu",
