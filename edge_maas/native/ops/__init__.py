@@ -29,6 +29,7 @@ _MODULES = {
     "MEAN": "mean",
     "MINIMUM": "minmax",
     "MUL": "mul",
+    "PACK": "pack:lower_pack",
     "PAD": "movement:lower_pad",
     "PADV2": "movement:lower_pad",
     "PRELU": "prelu",
@@ -50,6 +51,7 @@ _MODULES = {
     "SUB": "sub",
     "TANH": "tanh",
     "TRANSPOSE": "transpose",
+    "UNPACK": "pack:lower_unpack",
 }
 
 
