@@ -201,6 +201,43 @@ cdef extern from "c/em_kernels.h":
         int16_t *scratch
     void em_batch_matmul(const void *args) noexcept nogil
 
+    # ---- ARG_MAX / ARG_MIN (arg_min_max.c) ----
+    ctypedef struct em_arg_min_max_args:
+        const int8_t *inp "in"
+        void *out
+        long outer
+        int axis_size, inner, is_max, out64, is_unsigned
+        int32_t *scratch
+    void em_arg_min_max(const void *args) noexcept nogil
+
+    # ---- REDUCE_MAX / REDUCE_MIN (reduce_max.c) ----
+    ctypedef struct em_reduce_args:
+        const int8_t *inp "in"
+        int8_t *out
+        int dims[5]
+        long out_strides[5]
+        long out_size
+        int is_max
+    void em_reduce_max(const void *args) noexcept nogil
+
+    # ---- RESIZE_NEAREST_NEIGHBOR, any index map (resize_nearest.c) ----
+    ctypedef struct em_resize_nearest_args:
+        const void *inp "in"
+        void *out
+        int batch, in_h, in_w, channels, out_h, out_w, elem_size
+        const int32_t *ymap
+        const int32_t *xmap
+    void em_resize_nearest(const void *args) noexcept nogil
+
+    # ---- GATHER, constant positions (gather.c) ----
+    ctypedef struct em_gather_args:
+        const void *inp "in"
+        void *out
+        long outer
+        int axis_size, inner, n, elem_size
+        const int32_t *pos
+    void em_gather(const void *args) noexcept nogil
+
 
 # round_up_below: channels below it round the requantizing shift's ties up (ruy, and the
 # optimized depthwise kernel's 8-lane blocks), the others away from zero (TFLite scalar code).
@@ -732,6 +769,87 @@ cdef class BatchMatMul(Kernel):
         a.lhs_rs, a.lhs_ks, a.rhs_ks, a.rhs_cs = lhs_rs, lhs_ks, rhs_ks, rhs_cs
         a.lhs_offset, a.rhs_offset, a.out_zp, a.mult, a.shift = lhs_offset, rhs_offset, out_zp, mult, shift
         self.fn = <em_kernel_fn>em_batch_matmul
+        self.args = a
+
+
+cdef class ArgMinMax(Kernel):
+    """ARG_MAX (is_max) or ARG_MIN over the middle axis of inp [outer, axis_size, inner] (int8 or uint8) ->
+    out [outer, inner] int32 or int64; the first index on ties.  scratch: int32 >= 2 * inner."""
+    cdef em_arg_min_max_args a
+
+    def __init__(self, inp, out, *, long outer, int axis_size, int inner, bint is_max, scratch):
+        cdef em_arg_min_max_args *a = &self.a
+        if inp.dtype not in (np.int8, np.uint8) or out.dtype not in (np.int32, np.int64):
+            raise TypeError(f"arg min/max of {inp.dtype} to {out.dtype}: int8/uint8 to int32/int64 only")
+        if min(outer, axis_size, inner) < 1:
+            raise ValueError("empty arg min/max")
+        a.inp = <const int8_t *>_addr(inp.view(np.int8), np.int8, outer * axis_size * inner, self.keep)
+        a.out = <void *>_addr(out, out.dtype, outer * inner, self.keep)
+        a.scratch = <int32_t *>_addr(scratch, np.int32, 2 * inner, self.keep)
+        a.outer, a.axis_size, a.inner, a.is_max = outer, axis_size, inner, is_max
+        a.out64, a.is_unsigned = out.dtype == np.int64, inp.dtype == np.uint8
+        self.fn = <em_kernel_fn>em_arg_min_max
+        self.args = a
+
+
+cdef class ReduceMax(Kernel):
+    """REDUCE_MAX (is_max) or REDUCE_MIN of int8 stored values: inp a contiguous 5-D box dims, each element folded
+    into out[sum(i[k] * out_strides[k])] (strides 0 on reduced axes); out has out_size elements."""
+    cdef em_reduce_args a
+
+    def __init__(self, inp, out, dims, out_strides, *, bint is_max):
+        cdef em_reduce_args *a = &self.a
+        if len(dims) != 5 or len(out_strides) != 5 or min(dims) < 1 or min(out_strides) < 0:
+            raise ValueError(f"bad dims {dims} or strides {out_strides}")
+        if 1 + sum((d - 1) * s for d, s in zip(dims, out_strides)) > out.size:
+            raise ValueError("reduction reaches outside the output")
+        a.inp = <const int8_t *>_addr(inp, np.int8, int(np.prod(dims)), self.keep)
+        a.out = <int8_t *>_addr(out, np.int8, 1, self.keep)
+        for i in range(5):
+            a.dims[i], a.out_strides[i] = dims[i], out_strides[i]
+        a.out_size, a.is_max = out.size, is_max
+        self.fn = <em_kernel_fn>em_reduce_max
+        self.args = a
+
+
+cdef class ResizeNearest(Kernel):
+    """RESIZE_NEAREST_NEIGHBOR with any index map: out [batch, out_h, out_w, channels] pixel (y, x) <- inp
+    [batch, in_h, in_w, channels] pixel (ymap[y], xmap[x]); 1-byte elements.  Raises ValueError for an index
+    outside the input."""
+    cdef em_resize_nearest_args a
+
+    def __init__(self, inp, out, ymap, xmap, *, int batch, int in_h, int in_w, int channels, int out_h, int out_w):
+        cdef em_resize_nearest_args *a = &self.a
+        if inp.dtype.itemsize != 1 or out.dtype != inp.dtype:
+            raise TypeError(f"resize of {inp.dtype} to {out.dtype}: one 1-byte type only")
+        for m, n_in, n_out in ((ymap, in_h, out_h), (xmap, in_w, out_w)):
+            if m.shape != (n_out,) or m.min() < 0 or m.max() >= n_in:
+                raise ValueError("index map of the wrong size or reaching outside the input")
+        a.inp = <const void *>_addr(inp.view(np.int8), np.int8, batch * in_h * in_w * channels, self.keep)
+        a.out = <void *>_addr(out.view(np.int8), np.int8, batch * out_h * out_w * channels, self.keep)
+        a.ymap = <const int32_t *>_addr(ymap, np.int32, out_h, self.keep)
+        a.xmap = <const int32_t *>_addr(xmap, np.int32, out_w, self.keep)
+        a.batch, a.in_h, a.in_w, a.channels, a.out_h, a.out_w, a.elem_size = batch, in_h, in_w, channels, out_h, out_w, 1
+        self.fn = <em_kernel_fn>em_resize_nearest
+        self.args = a
+
+
+cdef class Gather(Kernel):
+    """GATHER of 1-byte elements: out [outer, n, inner] <- inp [outer, axis_size, inner] at positions pos (int32,
+    n values).  Raises ValueError for a position outside [0, axis_size)."""
+    cdef em_gather_args a
+
+    def __init__(self, inp, out, pos, *, long outer, int axis_size, int inner):
+        cdef em_gather_args *a = &self.a
+        if inp.dtype.itemsize != 1 or out.dtype != inp.dtype:
+            raise TypeError(f"gather of {inp.dtype} to {out.dtype}: one 1-byte type only")
+        if pos.size < 1 or pos.min() < 0 or pos.max() >= axis_size or min(outer, axis_size, inner) < 1:
+            raise ValueError("positions outside the axis, or an empty gather")
+        a.inp = <const void *>_addr(inp.view(np.int8), np.int8, outer * axis_size * inner, self.keep)
+        a.out = <void *>_addr(out.view(np.int8), np.int8, outer * pos.size * inner, self.keep)
+        a.pos = <const int32_t *>_addr(pos, np.int32, pos.size, self.keep)
+        a.outer, a.axis_size, a.inner, a.n, a.elem_size = outer, axis_size, inner, pos.size, 1
+        self.fn = <em_kernel_fn>em_gather
         self.args = a
 
 

@@ -1,17 +1,13 @@
 """RESIZE_NEAREST_NEIGHBOR on int8 by whole factors: native (every ISA) == interpreter == numpy
-(kernels/ref/resize_nearest.py), with and without half-pixel centers; other mappings are refused."""
+(kernels/ref/resize_nearest.py), with and without half-pixel centers; other mappings: test_op_resize_nearest_any.py."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from edge_maas.kernels.ref.resize_nearest import resize_nearest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from oneop import Op, T, build_model, int8_input, native_matches_interpreter
-
-from edge_maas.backends.native import NativeBackend
-from edge_maas.errors import UnsupportedOpError
 
 Q = ([0.05], [3])
 
@@ -35,15 +31,6 @@ def test_resize_nearest_whole_factors(b, h, w, c, ky, kx, half, seed):
     got = native_matches_interpreter(_model(shape, out_hw, half=half), [{"x": x}])[0]["y"]
     np.testing.assert_array_equal(got, resize_nearest(x, out_hw, half_pixel_centers=half))
     np.testing.assert_array_equal(got, x.repeat(ky, axis=1).repeat(kx, axis=2))
-
-
-@pytest.mark.parametrize("shape, out_hw, align, half", [
-    ((1, 4, 4, 3), (6, 6), False, False),  # 1.5x: not a whole factor
-    ((1, 3, 3, 2), (9, 9), True, False),  # align_corners 3 -> 9: sources 0,0,1,1,1,1,2,2,2, not i // 3
-])  # fmt: skip
-def test_resize_nearest_other_mappings_refused(shape, out_hw, align, half):
-    with pytest.raises(UnsupportedOpError, match="not a whole-factor repeat"):
-        NativeBackend(_model(shape, out_hw, align, half))
 
 
 def test_resize_nearest_align_corners_that_repeats():

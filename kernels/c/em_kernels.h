@@ -271,4 +271,39 @@ typedef struct {
 } em_batch_matmul_args;
 void em_batch_matmul(const void *args);
 
+/* ---- ARG_MAX / ARG_MIN (arg_min_max.c): input [outer][axis_size][inner], first index on ties ---- */
+typedef struct {
+    const int8_t *in; void *out;   /* out: int32 or int64 [outer][inner] */
+    long outer; int axis_size, inner;
+    int is_max, out64, is_unsigned;
+    int32_t *scratch;              /* 2 * inner int32 */
+} em_arg_min_max_args;
+void em_arg_min_max(const void *args);
+
+/* ---- REDUCE_MAX / REDUCE_MIN on int8 (reduce_max.c): input a contiguous 5-D box; out_strides 0 on reduced axes */
+typedef struct {
+    const int8_t *in; int8_t *out;
+    int dims[5];
+    long out_strides[5];
+    long out_size;
+    int is_max;
+} em_reduce_args;
+void em_reduce_max(const void *args);
+
+/* ---- RESIZE_NEAREST_NEIGHBOR with any index map (resize_nearest.c) ---- */
+typedef struct {
+    const void *in; void *out;
+    int batch, in_h, in_w, channels, out_h, out_w, elem_size;
+    const int32_t *ymap, *xmap;    /* source row per output row, source column per output column */
+} em_resize_nearest_args;
+void em_resize_nearest(const void *args);
+
+/* ---- GATHER with constant positions (gather.c): [outer][axis_size][inner] -> [outer][n][inner] ---- */
+typedef struct {
+    const void *in; void *out;
+    long outer; int axis_size, inner, n, elem_size;
+    const int32_t *pos;            /* n positions, each in [0, axis_size) */
+} em_gather_args;
+void em_gather(const void *args);
+
 #endif
