@@ -238,6 +238,19 @@ cdef extern from "c/em_kernels.h":
         const int32_t *pos
     void em_gather(const void *args) noexcept nogil
 
+    # ---- LOG_SOFTMAX (log_softmax.c) ----
+    ctypedef struct em_log_softmax_args:
+        const int8_t *inp "in"
+        int8_t *out
+        int outer, depth
+        const float *table
+        float in_scale, out_scale
+        int32_t out_zp
+    void em_log_softmax(const void *args) noexcept nogil
+
+    # ---- SQUARED_DIFFERENCE (squared_difference.c) ----
+    void em_squared_difference(const void *args) noexcept nogil
+
 
 # round_up_below: channels below it round the requantizing shift's ties up (ruy, and the
 # optimized depthwise kernel's 8-lane blocks), the others away from zero (TFLite scalar code).
@@ -851,6 +864,32 @@ cdef class Gather(Kernel):
         a.outer, a.axis_size, a.inner, a.n, a.elem_size = outer, axis_size, inner, pos.size, 1
         self.fn = <em_kernel_fn>em_gather
         self.args = a
+
+
+cdef class LogSoftmax(Kernel):
+    """LOG_SOFTMAX over the last axis of [outer, depth] int8; table = softmax_table(in_scale, 1.0)."""
+    cdef em_log_softmax_args a
+
+    def __init__(self, inp, out, int outer, int depth, table, float in_scale, float out_scale, int out_zp):
+        cdef em_log_softmax_args *a = &self.a
+        a.inp = <const int8_t *>_addr(inp, np.int8, outer * depth, self.keep)
+        a.out = <int8_t *>_addr(out, np.int8, outer * depth, self.keep)
+        a.table = <const float *>_addr(table, np.float32, 256, self.keep)
+        if not (in_scale > 0 and out_scale > 0):
+            raise ValueError(f"scales must be positive, got {in_scale}, {out_scale}")
+        a.outer, a.depth, a.in_scale, a.out_scale, a.out_zp = outer, depth, in_scale, out_scale, out_zp
+        self.fn = <em_kernel_fn>em_log_softmax
+        self.args = a
+
+
+cdef class SquaredDifference(Binary):
+    """SQUARED_DIFFERENCE: Binary's ADD arguments (input multipliers < 1, left_shift 7) run by
+    em_squared_difference."""
+
+    def __init__(self, in1, in2, out, dims, s1, s2, **params):
+        Binary.__init__(self, "add", in1, in2, out, dims, s1, s2, **params)
+        self.fn = <em_kernel_fn>em_squared_difference
+        self.name = "squared_difference"
 
 
 cdef class Program:

@@ -306,4 +306,17 @@ typedef struct {
 } em_gather_args;
 void em_gather(const void *args);
 
+/* ---- LOG_SOFTMAX int8 (log_softmax.c): SOFTMAX's exp table (beta 1), logf of the in-order float sum ---- */
+typedef struct {
+    const int8_t *in; int8_t *out;
+    int outer, depth;
+    const float *table;            /* em_softmax_table(in_scale, 1) */
+    float in_scale, out_scale;
+    int32_t out_zp;
+} em_log_softmax_args;
+void em_log_softmax(const void *args);
+
+/* ---- SQUARED_DIFFERENCE on int8 (squared_difference.c; em_binary_args as ADD, left_shift 7) ---- */
+void em_squared_difference(const void *args);
+
 #endif

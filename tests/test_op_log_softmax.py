@@ -1,0 +1,41 @@
+"""LOG_SOFTMAX on int8: native (every ISA) == interpreter == numpy (kernels/ref/log_softmax.py) over random shapes,
+input quantizations (wide and narrow scales: large log-sums, rint ties) and rows with many equal values; the
+output quantization the interpreter requires (16/256, 127), anything else refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from edge_maas.kernels import executor as ex
+from edge_maas.kernels.ref.log_softmax import log_softmax
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from oneop import Op, T, build_model, native_matches_interpreter, qscale
+
+from edge_maas.backends.native import NativeBackend
+from edge_maas.errors import UnsupportedOpError
+
+
+def _model(shape, si, zi, so=16 / 256, zo=127):
+    return build_model([T("x", shape, "int8", [si], [zi]), T("y", shape, "int8", [so], [zo])],
+                       [Op("LOG_SOFTMAX", ["x"], ["y"])], ["x"], ["y"])  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.lists(st.integers(1, 40), min_size=1, max_size=3).map(tuple), si=st.floats(0.001, 2.0),
+       zi=st.integers(-128, 127), narrow=st.booleans(), seed=st.integers(0, 2**31))  # fmt: skip
+@example(shape=(1, 1000), si=0.1, zi=-20, narrow=False, seed=0)  # an ImageNet head
+@example(shape=(4, 10), si=0.0625, zi=0, narrow=True, seed=1)  # in_scale = out_scale: values on half steps
+def test_log_softmax(shape, si, zi, narrow, seed):
+    rng = np.random.default_rng(seed)
+    si = qscale(si)
+    lo, hi = (-3, 3) if narrow else (-128, 128)
+    x = rng.integers(lo, hi, shape).astype(np.int8)
+    got = native_matches_interpreter(_model(shape, si, zi), [{"x": x}])[0]["y"]
+    want = log_softmax(x.reshape(-1, shape[-1]), ex.softmax_table(si, 1.0), si, 16 / 256, 127).reshape(shape)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_log_softmax_output_quantization_refused():
+    with pytest.raises(UnsupportedOpError, match=r"must be \(16/256, 127\)"):
+        NativeBackend(_model((1, 10), 0.1, 0, so=0.1, zo=127))
