@@ -251,6 +251,15 @@ cdef extern from "c/em_kernels.h":
     # ---- SQUARED_DIFFERENCE (squared_difference.c) ----
     void em_squared_difference(const void *args) noexcept nogil
 
+    # ---- SUM (reduce_sum.c) ----
+    ctypedef struct em_reduce_sum_args:
+        em_reduce_args r
+        int32_t *scratch
+        float in_scale, out_scale
+        int32_t in_zp, out_zp
+        long count
+    void em_reduce_sum(const void *args) noexcept nogil
+
 
 # round_up_below: channels below it round the requantizing shift's ties up (ruy, and the
 # optimized depthwise kernel's 8-lane blocks), the others away from zero (TFLite scalar code).
@@ -890,6 +899,31 @@ cdef class SquaredDifference(Binary):
         Binary.__init__(self, "add", in1, in2, out, dims, s1, s2, **params)
         self.fn = <em_kernel_fn>em_squared_difference
         self.name = "squared_difference"
+
+
+cdef class ReduceSum(Kernel):
+    """SUM of int8: inp a contiguous 5-D box dims folded into out_size int32 sums (out_strides 0 on reduced axes,
+    count elements each), then rescaled in float as the interpreter.  scratch: int32 >= out size."""
+    cdef em_reduce_sum_args a
+
+    def __init__(self, inp, out, dims, out_strides, *, float in_scale, int in_zp, float out_scale, int out_zp,
+                 long count, scratch):
+        cdef em_reduce_sum_args *a = &self.a
+        if len(dims) != 5 or len(out_strides) != 5 or min(dims) < 1 or min(out_strides) < 0:
+            raise ValueError(f"bad dims {dims} or strides {out_strides}")
+        if 1 + sum((d - 1) * s for d, s in zip(dims, out_strides)) > out.size:
+            raise ValueError("reduction reaches outside the output")
+        if not (in_scale > 0 and out_scale > 0) or count < 1:
+            raise ValueError("scales must be positive and count >= 1")
+        a.r.inp = <const int8_t *>_addr(inp, np.int8, int(np.prod(dims)), self.keep)
+        a.r.out = <int8_t *>_addr(out, np.int8, 1, self.keep)
+        a.scratch = <int32_t *>_addr(scratch, np.int32, out.size, self.keep)
+        for i in range(5):
+            a.r.dims[i], a.r.out_strides[i] = dims[i], out_strides[i]
+        a.r.out_size, a.r.is_max = out.size, 0
+        a.in_scale, a.in_zp, a.out_scale, a.out_zp, a.count = in_scale, in_zp, out_scale, out_zp, count
+        self.fn = <em_kernel_fn>em_reduce_sum
+        self.args = a
 
 
 cdef class Program:

@@ -319,4 +319,14 @@ void em_log_softmax(const void *args);
 /* ---- SQUARED_DIFFERENCE on int8 (squared_difference.c; em_binary_args as ADD, left_shift 7) ---- */
 void em_squared_difference(const void *args);
 
+/* ---- SUM on int8 (reduce_sum.c): REDUCE_MAX's fold into int32 sums, then the interpreter's float rescale ---- */
+typedef struct {
+    em_reduce_args r;              /* in, out, dims, out_strides, out_size (is_max unused) */
+    int32_t *scratch;              /* out_size int32 */
+    float in_scale, out_scale;
+    int32_t in_zp, out_zp;
+    long count;                    /* elements summed per output */
+} em_reduce_sum_args;
+void em_reduce_sum(const void *args);
+
 #endif

@@ -56,6 +56,7 @@ _MODULES = {
     "SQUEEZE": "movement:lower_reshape",
     "STRIDED_SLICE": "movement:lower_strided_slice",
     "SUB": "sub",
+    "SUM": "reduce_sum",
     "TANH": "tanh",
     "TRANSPOSE": "transpose",
     "UNPACK": "pack:lower_unpack",

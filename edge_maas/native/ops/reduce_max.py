@@ -10,10 +10,10 @@ from edge_maas.native.lowering import Lowered, OpContext
 from edge_maas.native.shapes import contiguous_strides
 
 
-def lower(ctx: OpContext) -> Lowered:
+def reduce_layout(ctx: OpContext) -> tuple[list[int], list[int], int]:
+    """(5-D dims of the input with same-fate axes merged, output strides (0 on reduced axes), elements per output)
+    from the constant axes (any order, negative, repeated) and keep_dims; checks the output shape."""
     x, axes_t, y = ctx.input(0), ctx.input(1), ctx.output()
-    if ctx.qparams(x) != ctx.qparams(y):
-        raise ctx.fail("input and output differ in quantization; the interpreter requires them equal")
     if axes_t is None or axes_t.dtype not in ("int32", "int64"):
         raise ctx.fail("axes must be an int32 or int64 tensor")
     shape, rank = [int(d) for d in x.shape], len(x.shape)
@@ -43,12 +43,21 @@ def lower(ctx: OpContext) -> Lowered:
         raise ctx.fail(f"{len(dims)} alternating reduced / kept axis groups; at most 5 supported")
     dims, red = [1] * (5 - len(dims)) + dims, [False] * (5 - len(red)) + red
     kept = contiguous_strides([d for d, r in zip(dims, red) if not r])
-    strides, k = [], 0
-    for r in red:
+    strides, k, count = [], 0, 1
+    for d, r in zip(dims, red):
         if r:
             strides.append(0)
+            count *= d
         else:
             strides.append(kept[k])
             k += 1
+    return dims, strides, count
+
+
+def lower(ctx: OpContext) -> Lowered:
+    x, y = ctx.input(0), ctx.output()
+    if ctx.qparams(x) != ctx.qparams(y):
+        raise ctx.fail("input and output differ in quantization; the interpreter requires them equal")
+    dims, strides, _ = reduce_layout(ctx)
     src, dst, is_max = ctx.array(x).reshape(-1), ctx.activation(y).reshape(-1), ctx.op.op == "REDUCE_MAX"
     return Lowered(lambda _s: ex.ReduceMax(src, dst, dims, strides, is_max=is_max))
