@@ -41,7 +41,7 @@ _MODULES = {
     "SPLIT_V": "split:lower_split_v",
     "SQUEEZE": "movement:lower_reshape",
     "STRIDED_SLICE": "movement:lower_strided_slice",
-    "SUB": "sub",
+    "SUB": "add:lower_sub",
     "TRANSPOSE": "transpose",
 }
 
