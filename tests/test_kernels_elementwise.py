@@ -1,5 +1,6 @@
 """ADD, SUB and MUL kernels called directly on every instruction-set path against their numpy references, over
-parameters the one-op models rarely reach: each requantization shift from 0 to 30, multipliers at both ends of
+parameters the one-op models rarely reach: each requantization shift from 0 to 30, left shifts 1-3 (where each
+input term's rounding shows in the output), multipliers at both ends of
 [2^30, 2^31) (and the exact 1/2 of the larger-scale input), SUB's negated multiplier, broadcast scalars along the
 row (the 8-element wrap blocks), rows of every length 1..70 (SIMD runs and scalar tails) and outputs far outside
 int8 (ADD's int16 wrap, MUL's int16 saturation).  Each path must give the reference's bytes."""
@@ -54,8 +55,10 @@ def test_add_sub_every_path(name, kind):
         if rng.random() < 0.3:
             h1, h2 = -int(rng.integers(0, 3)), -int(rng.integers(0, 3))
         mo, ho = _mult(rng), -int(rng.integers(0, 31)) if rng.random() < 0.3 else -int(rng.integers(8, 22))
+        # a small left shift and output shift make each input term's rounding show in the output bytes
+        ls, ho = (int(rng.integers(1, 4)), -int(rng.integers(0, 3))) if trial % 4 == 1 else (20, ho)
         p = _offsets(rng) | {"in1_mult": m1, "in1_shift": h1, "in2_mult": -m2 if kind == "sub" else m2,
-                             "in2_shift": h2, "out_mult": mo, "out_shift": ho, "left_shift": 20}  # fmt: skip
+                             "in2_shift": h2, "out_mult": mo, "out_shift": ho, "left_shift": ls}  # fmt: skip
         lo, hi = _act(rng)
         out = np.empty(int(np.prod(dims)), np.int8)
         k = ex.Binary(kind, x1, x2, out, dims, s1, s2, act_min=int(lo), act_max=int(hi), **p)

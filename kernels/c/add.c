@@ -10,7 +10,7 @@
  * SIMD paths (AVX2 8 lanes, AVX-512 16, NEON 4) along contiguous or broadcast rows, the same
  * integer steps as addsub_one: each input term and the output use binary.h's uniform
  * requantization; an input whose multiplier is exactly 1/2 (the larger-scale input, always:
- * its multiplier is s / (2 s) = 2^30 x 2^-31) is v >> 1, exact as v = u << left_shift is even. */
+ * its multiplier is s / (2 s) = 2^30 x 2^-31) is v / 2 = u << (left_shift - 1), exactly. */
 #include "binary.h"
 
 static inline int8_t addsub_one(const em_binary_args *a, int32_t x1, int32_t x2, int wrap) {
@@ -56,64 +56,82 @@ static addsub_q addsub_prepare(const em_binary_args *a) {
 }
 
 #ifdef EM_HAVE_AVX2
-static inline EM_AVX2 __m256i term_avx2(const int8_t *p, int stride, int32_t off, int ls, const em_uq *q, int half) {
+/* Everything the AVX2 loop needs, in registers (see binary.h: no reloads through the args). */
+typedef struct {
+    em_uq8 q1, q2, qo;
+    __m256i o1, o2, zo;
+    __m128i ls, ls1;
+    int half1, half2;
+} addsub8;
+
+/* (x + off) << ls requantized; half: (x + off) << (ls - 1), the same integer */
+static inline EM_AVX2 __m256i term_avx2(const int8_t *p, int stride, __m256i off, __m128i ls, __m128i ls1,
+                                        const em_uq8 *q, int half) {
     __m256i x = stride ? _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)) : _mm256_set1_epi32(p[0]);
-    x = _mm256_sll_epi32(_mm256_add_epi32(x, _mm256_set1_epi32(off)), _mm_cvtsi32_si128(ls));
-    return half ? _mm256_srai_epi32(x, 1) : em_uq_avx2(x, q);
+    x = _mm256_add_epi32(x, off);
+    return half ? _mm256_sll_epi32(x, ls1) : em_uq_avx2(_mm256_sll_epi32(x, ls), q);
 }
 
 /* 8 outputs plus the zero point, int32. */
-static inline EM_AVX2 __m256i out8_avx2(const em_binary_args *a, const addsub_q *k, const int8_t *p1, int s1,
-                                        const int8_t *p2, int s2) {
-    __m256i sum = _mm256_add_epi32(term_avx2(p1, s1, a->in1_offset, a->left_shift, &k->q1, k->half1),
-                                   term_avx2(p2, s2, a->in2_offset, a->left_shift, &k->q2, k->half2));
-    return _mm256_add_epi32(em_uq_avx2(sum, &k->qo), _mm256_set1_epi32(a->out_offset));
+static inline EM_AVX2 __m256i out8_avx2(const addsub8 *k, const int8_t *p1, int s1, const int8_t *p2, int s2) {
+    __m256i sum = _mm256_add_epi32(term_avx2(p1, s1, k->o1, k->ls, k->ls1, &k->q1, k->half1),
+                                   term_avx2(p2, s2, k->o2, k->ls, k->ls1, &k->q2, k->half2));
+    return _mm256_add_epi32(em_uq_avx2(sum, &k->qo), k->zo);
 }
 
-static EM_AVX2 void addsub_avx2(const em_binary_args *a, const addsub_q *k, int wrap) {
+static EM_AVX2 void addsub_avx2(const em_binary_args *a, const addsub_q *q, int wrap) {
     const int n = a->dims[4], s1 = a->s1[4], s2 = a->s2[4], blocked = wrap_end(a, wrap);
+    const addsub8 k = {em_uq8_make(&q->q1), em_uq8_make(&q->q2), em_uq8_make(&q->qo),
+                       _mm256_set1_epi32(a->in1_offset), _mm256_set1_epi32(a->in2_offset),
+                       _mm256_set1_epi32(a->out_offset), _mm_cvtsi32_si128(a->left_shift),
+                       _mm_cvtsi32_si128(a->left_shift - 1), q->half1, q->half2};
     const __m256i lo = _mm256_set1_epi16((short)a->act_min), hi = _mm256_set1_epi16((short)a->act_max);
     const __m256i low16 = _mm256_set1_epi32(0xFFFF);
     EM_BINARY_ROWS(a, {
+        int8_t *out = a->out + o;
         int i = 0;
         /* a run of 16 lies wholly before `blocked` (ADD) or no element wraps (SUB) */
         for (; i + 16 <= n; i += 16) {
-            __m256i v0 = out8_avx2(a, k, p1 + (long)i * s1, s1, p2 + (long)i * s2, s2);
-            __m256i v1 = out8_avx2(a, k, p1 + (long)(i + 8) * s1, s1, p2 + (long)(i + 8) * s2, s2);
+            __m256i v0 = out8_avx2(&k, p1 + (long)i * s1, s1, p2 + (long)i * s2, s2);
+            __m256i v1 = out8_avx2(&k, p1 + (long)(i + 8) * s1, s1, p2 + (long)(i + 8) * s2, s2);
             /* ADD: the low 16 bits (wrap); SUB: int16 saturation, exact under the int8 clamp */
             __m256i w = wrap ? _mm256_packus_epi32(_mm256_and_si256(v0, low16), _mm256_and_si256(v1, low16))
                              : _mm256_packs_epi32(v0, v1);
             w = _mm256_min_epi16(_mm256_max_epi16(_mm256_permute4x64_epi64(w, 0xD8), lo), hi);
-            _mm_storeu_si128((__m128i *)(a->out + o + i),
+            _mm_storeu_si128((__m128i *)(out + i),
                              _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
         }
-        for (; i < n; i++) a->out[o + i] = addsub_one(a, p1[(long)i * s1], p2[(long)i * s2], i < blocked);
+        for (; i < n; i++) out[i] = addsub_one(a, p1[(long)i * s1], p2[(long)i * s2], i < blocked);
     });
 }
 
-static inline EM_AVX512 __m512i term_avx512(const int8_t *p, int stride, int32_t off, int ls, const em_uq *q,
-                                            int half) {
+static inline EM_AVX512 __m512i term_avx512(const int8_t *p, int stride, __m512i off, __m128i ls, __m128i ls1,
+                                            const em_uq16 *q, int half) {
     __m512i x = stride ? _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)) : _mm512_set1_epi32(p[0]);
-    x = _mm512_sll_epi32(_mm512_add_epi32(x, _mm512_set1_epi32(off)), _mm_cvtsi32_si128(ls));
-    return half ? _mm512_srai_epi32(x, 1) : em_uq_avx512(x, q);
+    x = _mm512_add_epi32(x, off);
+    return half ? _mm512_sll_epi32(x, ls1) : em_uq_avx512(_mm512_sll_epi32(x, ls), q);
 }
 
-static EM_AVX512 void addsub_avx512(const em_binary_args *a, const addsub_q *k, int wrap) {
+static EM_AVX512 void addsub_avx512(const em_binary_args *a, const addsub_q *q, int wrap) {
     const int n = a->dims[4], s1 = a->s1[4], s2 = a->s2[4], blocked = wrap_end(a, wrap);
-    const __m256i lo = _mm256_set1_epi16((short)a->act_min), hi = _mm256_set1_epi16((short)a->act_max);
+    const em_uq16 q1 = em_uq16_make(&q->q1), q2 = em_uq16_make(&q->q2), qo = em_uq16_make(&q->qo);
+    const int half1 = q->half1, half2 = q->half2;
+    const __m512i o1 = _mm512_set1_epi32(a->in1_offset), o2 = _mm512_set1_epi32(a->in2_offset);
     const __m512i zo = _mm512_set1_epi32(a->out_offset);
+    const __m128i ls = _mm_cvtsi32_si128(a->left_shift), ls1 = _mm_cvtsi32_si128(a->left_shift - 1);
+    const __m256i lo = _mm256_set1_epi16((short)a->act_min), hi = _mm256_set1_epi16((short)a->act_max);
     EM_BINARY_ROWS(a, {
+        int8_t *out = a->out + o;
         int i = 0;
         for (; i + 16 <= n; i += 16) {
-            __m512i sum = _mm512_add_epi32(
-                term_avx512(p1 + (long)i * s1, s1, a->in1_offset, a->left_shift, &k->q1, k->half1),
-                term_avx512(p2 + (long)i * s2, s2, a->in2_offset, a->left_shift, &k->q2, k->half2));
-            __m512i v = _mm512_add_epi32(em_uq_avx512(sum, &k->qo), zo);
+            __m512i sum = _mm512_add_epi32(term_avx512(p1 + (long)i * s1, s1, o1, ls, ls1, &q1, half1),
+                                           term_avx512(p2 + (long)i * s2, s2, o2, ls, ls1, &q2, half2));
+            __m512i v = _mm512_add_epi32(em_uq_avx512(sum, &qo), zo);
             __m256i w = wrap ? _mm512_cvtepi32_epi16(v) : _mm512_cvtsepi32_epi16(v); /* wrap / saturate */
             w = _mm256_min_epi16(_mm256_max_epi16(w, lo), hi);
-            _mm_storeu_si128((__m128i *)(a->out + o + i), _mm256_cvtsepi16_epi8(w));
+            _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtsepi16_epi8(w));
         }
-        for (; i < n; i++) a->out[o + i] = addsub_one(a, p1[(long)i * s1], p2[(long)i * s2], i < blocked);
+        for (; i < n; i++) out[i] = addsub_one(a, p1[(long)i * s1], p2[(long)i * s2], i < blocked);
     });
 }
 #endif

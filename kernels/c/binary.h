@@ -31,7 +31,6 @@
 typedef struct {
     int32_t mult;
     int left, right;    /* shift > 0: left = shift, right = 0; else left = 0, right = -shift */
-    int32_t round;      /* 2^(right - 1), 0 when right == 0 */
 } em_uq;
 
 static inline em_uq em_uq_make(int32_t mult, int32_t shift) {
@@ -39,7 +38,6 @@ static inline em_uq em_uq_make(int32_t mult, int32_t shift) {
     q.mult = mult;
     q.left = shift > 0 ? shift : 0;
     q.right = shift > 0 ? 0 : -shift;
-    q.round = q.right > 0 && q.right < 32 ? (int32_t)(1u << (q.right - 1)) : 0;
     return q;
 }
 
@@ -50,38 +48,71 @@ static inline int em_uq_simd_ok(const em_uq *q) {
 }
 
 #ifdef EM_HAVE_AVX2
-/* MultiplyByQuantizedMultiplier on 8 lanes with one multiplier.
+/* MultiplyByQuantizedMultiplier on 8 (16) lanes with one multiplier.
  * hm = SRDHM(x, m) = floor((x m + 2^30) / 2^31) (requant.h's em_mbqm_avx2 explains why).
  * RoundingDivideByPOT(hm, r), ties away from zero, is floor((hm + 2^(r-1) - [hm < 0]) / 2^r),
  * and [hm < 0] may be replaced by [x m < 0]: they differ only when -2^30 <= x m < 0, where
- * hm = 0 and both give 0 for r >= 1.  [x m < 0] is x's sign bit, or (m < 0) x > 0: no
- * 64-bit compare, no per-lane shift. */
-static inline EM_AVX2 __m256i em_uq_avx2(__m256i x, const em_uq *q) {
-    const __m256i m = _mm256_set1_epi32(q->mult), nudge = _mm256_set1_epi64x(1LL << 30);
-    if (q->left) x = _mm256_sll_epi32(x, _mm_cvtsi32_si128(q->left)); /* wraps, as (uint32_t)x << left */
-    __m256i pe = _mm256_add_epi64(_mm256_mul_epi32(x, m), nudge);
-    __m256i po = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), m), nudge);
+ * hm = 0 and both give 0 for r >= 1 (so may x = 0 count either way).  [x m < 0] is then the
+ * sign bit of x, or of ~x when m < 0: no 64-bit compare, no per-lane shift.
+ * The kernels build the constants once (em_uq8_make) and keep them in registers: values
+ * read through the args struct would be reloaded after every int8 store, which may alias. */
+typedef struct {
+    __m256i m, nudge, msign;
+    __m128i left, right;
+    int shl, shr;
+} em_uq8;
+
+static inline EM_AVX2 em_uq8 em_uq8_make(const em_uq *q) {
+    em_uq8 v;
+    v.m = _mm256_set1_epi32(q->mult);
+    /* 2^(r-1) added after the 2^31 division rides in the nudge as 2^(30+r): a multiple of 2^31 */
+    v.nudge = _mm256_set1_epi64x((1LL << 30) + (q->right > 0 ? 1LL << (30 + q->right) : 0));
+    v.msign = _mm256_set1_epi32(q->mult < 0 ? -1 : 0);
+    v.left = _mm_cvtsi32_si128(q->left);
+    v.right = _mm_cvtsi32_si128(q->right);
+    v.shl = q->left > 0;
+    v.shr = q->right > 0;
+    return v;
+}
+
+static inline EM_AVX2 __m256i em_uq_avx2(__m256i x, const em_uq8 *v) {
+    if (v->shl) x = _mm256_sll_epi32(x, v->left); /* wraps, as (uint32_t)x << left */
+    __m256i pe = _mm256_add_epi64(_mm256_mul_epi32(x, v->m), v->nudge);
+    __m256i po = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), v->m), v->nudge);
     __m256i hm = _mm256_blend_epi32(_mm256_srli_epi64(pe, 31), _mm256_slli_epi64(po, 1), 0xAA);
-    if (q->right == 0) return hm;
-    __m256i neg = q->mult < 0 ? _mm256_cmpgt_epi32(x, _mm256_setzero_si256()) : _mm256_srai_epi32(x, 31);
-    hm = _mm256_add_epi32(hm, _mm256_add_epi32(_mm256_set1_epi32(q->round), neg));
-    return _mm256_sra_epi32(hm, _mm_cvtsi32_si128(q->right));
+    if (!v->shr) return hm; /* (the nudge is 2^30 then) */
+    __m256i neg = _mm256_srai_epi32(_mm256_xor_si256(x, v->msign), 31);
+    return _mm256_sra_epi32(_mm256_add_epi32(hm, neg), v->right);
 }
 
 #define EM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2")))
+typedef struct {
+    __m512i m, nudge, msign;
+    __m128i left, right;
+    int shl, shr;
+} em_uq16;
+
+static inline EM_AVX512 em_uq16 em_uq16_make(const em_uq *q) {
+    em_uq16 v;
+    v.m = _mm512_set1_epi32(q->mult);
+    v.nudge = _mm512_set1_epi64((1LL << 30) + (q->right > 0 ? 1LL << (30 + q->right) : 0));
+    v.msign = _mm512_set1_epi32(q->mult < 0 ? -1 : 0);
+    v.left = _mm_cvtsi32_si128(q->left);
+    v.right = _mm_cvtsi32_si128(q->right);
+    v.shl = q->left > 0;
+    v.shr = q->right > 0;
+    return v;
+}
+
 /* The same on 16 lanes. */
-static inline EM_AVX512 __m512i em_uq_avx512(__m512i x, const em_uq *q) {
-    const __m512i m = _mm512_set1_epi32(q->mult), nudge = _mm512_set1_epi64(1LL << 30);
-    if (q->left) x = _mm512_sll_epi32(x, _mm_cvtsi32_si128(q->left));
-    __m512i pe = _mm512_add_epi64(_mm512_mul_epi32(x, m), nudge);
-    __m512i po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), m), nudge);
+static inline EM_AVX512 __m512i em_uq_avx512(__m512i x, const em_uq16 *v) {
+    if (v->shl) x = _mm512_sll_epi32(x, v->left);
+    __m512i pe = _mm512_add_epi64(_mm512_mul_epi32(x, v->m), v->nudge);
+    __m512i po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), v->m), v->nudge);
     __m512i hm = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 31), _mm512_slli_epi64(po, 1));
-    if (q->right == 0) return hm;
-    const __m512i zero = _mm512_setzero_si512();
-    __mmask16 neg = q->mult < 0 ? _mm512_cmpgt_epi32_mask(x, zero) : _mm512_cmplt_epi32_mask(x, zero);
-    hm = _mm512_add_epi32(hm, _mm512_set1_epi32(q->round));
-    hm = _mm512_mask_sub_epi32(hm, neg, hm, _mm512_set1_epi32(1));
-    return _mm512_sra_epi32(hm, _mm_cvtsi32_si128(q->right));
+    if (!v->shr) return hm;
+    __m512i neg = _mm512_srai_epi32(_mm512_xor_si512(x, v->msign), 31);
+    return _mm512_sra_epi32(_mm512_add_epi32(hm, neg), v->right);
 }
 #endif
 
