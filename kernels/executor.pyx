@@ -481,7 +481,8 @@ cdef class RequantizeRows(Kernel):
 
 
 cdef class Binary(Kernel):
-    """ADD or MUL with broadcasting; shapes padded to 5-D, strides in elements (0 = broadcast)."""
+    """ADD, SUB or MUL with broadcasting; shapes padded to 5-D, strides in elements (0 = broadcast).
+    SUB takes ADD's arguments with in2_mult negated (its kernel is ADD's without the int16 wrap)."""
     cdef em_binary_args a
 
     def __init__(self, str kind, in1, in2, out, dims, s1, s2, *, int in1_offset, int in2_offset, int out_offset,
@@ -508,6 +509,8 @@ cdef class Binary(Kernel):
         a.act_min, a.act_max = act_min, act_max
         if kind == "add":
             self.fn = <em_kernel_fn>em_add
+        elif kind == "sub":
+            self.fn = <em_kernel_fn>em_sub
         elif kind == "mul":
             self.fn = <em_kernel_fn>em_mul
         else:
@@ -630,7 +633,8 @@ cdef class Lut(Kernel):
 
 
 cdef class Quantize(Kernel):
-    """float32 -> int8 (QUANTIZE) or int8 -> float32 (DEQUANTIZE), the interpreter's rounding."""
+    """float32 -> int8 or uint8 (QUANTIZE), int8 or uint8 -> float32 (DEQUANTIZE), the interpreter's rounding;
+    the float side picks the direction, the quantized side's dtype the kernel.  Raises TypeError for other dtypes."""
     cdef em_quant_args a
 
     def __init__(self, inp, out, float scale, int zero_point):
@@ -639,14 +643,16 @@ cdef class Quantize(Kernel):
             raise ValueError(f"input has {inp.size} elements, output {out.size}")
         if not scale > 0:
             raise ValueError(f"scale must be positive, got {scale}")
-        if inp.dtype == np.float32:
-            a.inp = <const void *>_addr(inp, np.float32, 1, self.keep)
-            a.out = <void *>_addr(out, np.int8, inp.size, self.keep)
-            self.fn = <em_kernel_fn>em_quantize_f32
+        quantizing = inp.dtype == np.float32
+        qdtype = out.dtype if quantizing else inp.dtype
+        if qdtype == np.int8:
+            self.fn = <em_kernel_fn>(em_quantize_f32 if quantizing else em_dequantize_s8)
+        elif qdtype == np.uint8:
+            self.fn = <em_kernel_fn>(em_quantize_f32_u8 if quantizing else em_dequantize_u8)
         else:
-            a.inp = <const void *>_addr(inp, np.int8, 1, self.keep)
-            a.out = <void *>_addr(out, np.float32, inp.size, self.keep)
-            self.fn = <em_kernel_fn>em_dequantize_s8
+            raise TypeError(f"quantized side is {qdtype}; int8 or uint8 expected")
+        a.inp = <const void *>_addr(inp, np.float32 if quantizing else qdtype, 1, self.keep)
+        a.out = <void *>_addr(out, qdtype if quantizing else np.float32, inp.size, self.keep)
         a.n, a.scale, a.zero_point = inp.size, scale, zero_point
         self.args = a
 
@@ -674,28 +680,6 @@ cdef class Transpose(Kernel):
         self.args = a
 
 
-cdef class QuantizeU8(Kernel):
-    """float32 -> uint8 (QUANTIZE) or uint8 -> float32 (DEQUANTIZE): the int8 kernels' rounding on unsigned bytes."""
-    cdef em_quant_args a
-
-    def __init__(self, inp, out, float scale, int zero_point):
-        cdef em_quant_args *a = &self.a
-        if inp.size != out.size:
-            raise ValueError(f"input has {inp.size} elements, output {out.size}")
-        if not scale > 0:
-            raise ValueError(f"scale must be positive, got {scale}")
-        if inp.dtype == np.float32:
-            a.inp = <const void *>_addr(inp, np.float32, 1, self.keep)
-            a.out = <void *>_addr(out, np.uint8, inp.size, self.keep)
-            self.fn = <em_kernel_fn>em_quantize_f32_u8
-        else:
-            a.inp = <const void *>_addr(inp, np.uint8, 1, self.keep)
-            a.out = <void *>_addr(out, np.float32, inp.size, self.keep)
-            self.fn = <em_kernel_fn>em_dequantize_u8
-        a.n, a.scale, a.zero_point = inp.size, scale, zero_point
-        self.args = a
-
-
 cdef class MinMax(Kernel):
     """MAXIMUM or MINIMUM of raw int8 values with broadcasting; shapes padded to 5-D, strides in elements."""
     cdef em_binary_args a
@@ -718,15 +702,6 @@ cdef class MinMax(Kernel):
             a.dims[i], a.s1[i], a.s2[i] = dims[i], s1[i], s2[i]
         self.fn = <em_kernel_fn>(em_maximum if kind == "maximum" else em_minimum)
         self.args = a
-
-
-cdef class Sub(Binary):
-    """SUB: Binary's ADD arguments (give in2_mult negated) run by em_sub, which does not wrap to int16."""
-
-    def __init__(self, in1, in2, out, dims, s1, s2, **params):
-        Binary.__init__(self, "add", in1, in2, out, dims, s1, s2, **params)
-        self.fn = <em_kernel_fn>em_sub
-        self.name = "sub"
 
 
 cdef class ResizeBilinear(Kernel):

@@ -1,67 +1,197 @@
-/* ADD (int8): both inputs scaled to a common 2^left_shift fixed-point scale,
- * summed, then requantized to the output, as TFLite's integer Add (which
- * rounds ties away from zero throughout).  In the interpreter's vectorized
- * loop the output plus zero point wraps to int16 before the clamp (only outputs
- * far outside int8 see it); its runs are 16 elements, or 8 when one operand is
- * a broadcast scalar along the row.  The tail of the row stays int32. */
+/* ADD and SUB (int8), one kernel: both inputs scaled to a common 2^left_shift fixed-point
+ * scale, summed, then requantized to the output, as TFLite's integer Add (ties away from
+ * zero throughout).  SUB is the same arithmetic with input 2's multiplier negated by the
+ * caller (as the interpreter's sub.cc sets it up).  They differ in one thing: in the
+ * interpreter's vectorized ADD loop the output plus zero point wraps to int16 before the
+ * clamp (only outputs far outside int8 see it); its runs are 16 elements, or 8 when one
+ * operand is a broadcast scalar along the row, and the tail of the row stays int32.  Its
+ * SUB saturates like the scalar code at every position (measured): no wrap.
+ *
+ * SIMD paths (AVX2 8 lanes, AVX-512 16, NEON 4) along contiguous or broadcast rows, the same
+ * integer steps as addsub_one: each input term and the output use binary.h's uniform
+ * requantization; an input whose multiplier is exactly 1/2 (the larger-scale input, always:
+ * its multiplier is s / (2 s) = 2^30 x 2^-31) is v / 2 = u << (left_shift - 1), exactly. */
 #include "binary.h"
-#include "requant.h"
 
-static inline int add_block(int s1, int s2) { return s1 == 0 || s2 == 0 ? 8 : 16; }
-
-static inline int8_t add_one(const em_binary_args *a, int32_t x1, int32_t x2, int in_block) {
+static inline int8_t addsub_one(const em_binary_args *a, int32_t x1, int32_t x2, int wrap) {
     int32_t v1 = (int32_t)((uint32_t)(x1 + a->in1_offset) << a->left_shift);
     int32_t v2 = (int32_t)((uint32_t)(x2 + a->in2_offset) << a->left_shift);
     int32_t sum = em_multiply_by_quantized_multiplier(v1, a->in1_mult, a->in1_shift) +
                   em_multiply_by_quantized_multiplier(v2, a->in2_mult, a->in2_shift);
     int32_t v = em_multiply_by_quantized_multiplier(sum, a->out_mult, a->out_shift) + a->out_offset;
-    if (in_block) v = (int16_t)(uint16_t)(uint32_t)v;
+    if (wrap) v = (int16_t)(uint16_t)(uint32_t)v;
     return em_clamp_i8(v, a->act_min, a->act_max);
 }
 
-static void add_portable(const em_binary_args *a) {
-    const int s1 = a->s1[4], s2 = a->s2[4], n = a->dims[4], blocked = n - n % add_block(s1, s2);
+/* Elements before this index of each row wrap to int16 (ADD only). */
+static inline int wrap_end(const em_binary_args *a, int wrap) {
+    const int n = a->dims[4], block = a->s1[4] == 0 || a->s2[4] == 0 ? 8 : 16;
+    return wrap ? n - n % block : 0;
+}
+
+static void addsub_portable(const em_binary_args *a, int wrap) {
+    const int s1 = a->s1[4], s2 = a->s2[4], n = a->dims[4], blocked = wrap_end(a, wrap);
     EM_BINARY_ROWS(a, {
-        for (int i = 0; i < n; i++) a->out[o + i] = add_one(a, p1[(long)i * s1], p2[(long)i * s2], i < blocked);
+        for (int i = 0; i < n; i++) a->out[o + i] = addsub_one(a, p1[(long)i * s1], p2[(long)i * s2], i < blocked);
     });
 }
 
-#ifdef EM_HAVE_AVX2
-static inline EM_AVX2 __m256i load8(const int8_t *p, int stride) {
-    return stride ? _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)) : _mm256_set1_epi32(p[0]);
+/* The SIMD paths' constants; ok when their preconditions hold (left_shift in [1, 20] keeps
+ * |v| < 2^28 and even; the multipliers are below one, so no left shifts). */
+typedef struct {
+    em_uq q1, q2, qo;
+    int half1, half2, ok;
+} addsub_q;
+
+static addsub_q addsub_prepare(const em_binary_args *a) {
+    addsub_q k;
+    k.q1 = em_uq_make(a->in1_mult, a->in1_shift);
+    k.q2 = em_uq_make(a->in2_mult, a->in2_shift);
+    k.qo = em_uq_make(a->out_mult, a->out_shift);
+    k.half1 = a->in1_mult == (1 << 30) && a->in1_shift == 0;
+    k.half2 = a->in2_mult == (1 << 30) && a->in2_shift == 0;
+    k.ok = a->s1[4] <= 1 && a->s2[4] <= 1 && a->left_shift >= 1 && a->left_shift <= 20 && em_uq_simd_ok(&k.q1) &&
+           em_uq_simd_ok(&k.q2) && em_uq_simd_ok(&k.qo) && !k.q1.left && !k.q2.left && !k.qo.left;
+    return k;
 }
 
-/* Inner axis contiguous (stride 1) or broadcast (stride 0): 8 lanes at a time. */
-static EM_AVX2 void add_avx2(const em_binary_args *a) {
-    const __m128i ls = _mm_cvtsi32_si128(a->left_shift);
-    const __m256i o1 = _mm256_set1_epi32(a->in1_offset), o2 = _mm256_set1_epi32(a->in2_offset);
-    const __m256i m1 = _mm256_set1_epi32(a->in1_mult), h1 = _mm256_set1_epi32(a->in1_shift);
-    const __m256i m2 = _mm256_set1_epi32(a->in2_mult), h2 = _mm256_set1_epi32(a->in2_shift);
-    const __m256i mo = _mm256_set1_epi32(a->out_mult), ho = _mm256_set1_epi32(a->out_shift);
-    const __m256i zo = _mm256_set1_epi32(a->out_offset);
-    const __m256i lo = _mm256_set1_epi32(a->act_min), hi = _mm256_set1_epi32(a->act_max);
-    const int n = a->dims[4], s1 = a->s1[4], s2 = a->s2[4], blocked = n - n % add_block(s1, s2);
+#ifdef EM_HAVE_AVX2
+/* Everything the AVX2 loop needs, in registers (see binary.h: no reloads through the args). */
+typedef struct {
+    em_uq8 q1, q2, qo;
+    __m256i o1, o2, zo;
+    __m128i ls, ls1;
+    int half1, half2;
+} addsub8;
+
+/* (x + off) << ls requantized; half: (x + off) << (ls - 1), the same integer */
+static inline EM_AVX2 __m256i term_avx2(const int8_t *p, int stride, __m256i off, __m128i ls, __m128i ls1,
+                                        const em_uq8 *q, int half) {
+    __m256i x = stride ? _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)) : _mm256_set1_epi32(p[0]);
+    x = _mm256_add_epi32(x, off);
+    return half ? _mm256_sll_epi32(x, ls1) : em_uq_avx2(_mm256_sll_epi32(x, ls), q);
+}
+
+/* 8 outputs plus the zero point, int32. */
+static inline EM_AVX2 __m256i out8_avx2(const addsub8 *k, const int8_t *p1, int s1, const int8_t *p2, int s2) {
+    __m256i sum = _mm256_add_epi32(term_avx2(p1, s1, k->o1, k->ls, k->ls1, &k->q1, k->half1),
+                                   term_avx2(p2, s2, k->o2, k->ls, k->ls1, &k->q2, k->half2));
+    return _mm256_add_epi32(em_uq_avx2(sum, &k->qo), k->zo);
+}
+
+static EM_AVX2 void addsub_avx2(const em_binary_args *a, const addsub_q *q, int wrap) {
+    const int n = a->dims[4], s1 = a->s1[4], s2 = a->s2[4], blocked = wrap_end(a, wrap);
+    const addsub8 k = {em_uq8_make(&q->q1), em_uq8_make(&q->q2), em_uq8_make(&q->qo),
+                       _mm256_set1_epi32(a->in1_offset), _mm256_set1_epi32(a->in2_offset),
+                       _mm256_set1_epi32(a->out_offset), _mm_cvtsi32_si128(a->left_shift),
+                       _mm_cvtsi32_si128(a->left_shift - 1), q->half1, q->half2};
+    const __m256i lo = _mm256_set1_epi16((short)a->act_min), hi = _mm256_set1_epi16((short)a->act_max);
+    const __m256i low16 = _mm256_set1_epi32(0xFFFF);
+    EM_BINARY_ROWS(a, {
+        int8_t *out = a->out + o;
+        int i = 0;
+        /* a run of 16 lies wholly before `blocked` (ADD) or no element wraps (SUB) */
+        for (; i + 16 <= n; i += 16) {
+            __m256i v0 = out8_avx2(&k, p1 + (long)i * s1, s1, p2 + (long)i * s2, s2);
+            __m256i v1 = out8_avx2(&k, p1 + (long)(i + 8) * s1, s1, p2 + (long)(i + 8) * s2, s2);
+            /* ADD: the low 16 bits (wrap); SUB: int16 saturation, exact under the int8 clamp */
+            __m256i w = wrap ? _mm256_packus_epi32(_mm256_and_si256(v0, low16), _mm256_and_si256(v1, low16))
+                             : _mm256_packs_epi32(v0, v1);
+            w = _mm256_min_epi16(_mm256_max_epi16(_mm256_permute4x64_epi64(w, 0xD8), lo), hi);
+            _mm_storeu_si128((__m128i *)(out + i),
+                             _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
+        }
+        for (; i < n; i++) out[i] = addsub_one(a, p1[(long)i * s1], p2[(long)i * s2], i < blocked);
+    });
+}
+
+static inline EM_AVX512 __m512i term_avx512(const int8_t *p, int stride, __m512i off, __m128i ls, __m128i ls1,
+                                            const em_uq16 *q, int half) {
+    __m512i x = stride ? _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)) : _mm512_set1_epi32(p[0]);
+    x = _mm512_add_epi32(x, off);
+    return half ? _mm512_sll_epi32(x, ls1) : em_uq_avx512(_mm512_sll_epi32(x, ls), q);
+}
+
+static EM_AVX512 void addsub_avx512(const em_binary_args *a, const addsub_q *q, int wrap) {
+    const int n = a->dims[4], s1 = a->s1[4], s2 = a->s2[4], blocked = wrap_end(a, wrap);
+    const em_uq16 q1 = em_uq16_make(&q->q1), q2 = em_uq16_make(&q->q2), qo = em_uq16_make(&q->qo);
+    const int half1 = q->half1, half2 = q->half2;
+    const __m512i o1 = _mm512_set1_epi32(a->in1_offset), o2 = _mm512_set1_epi32(a->in2_offset);
+    const __m512i zo = _mm512_set1_epi32(a->out_offset);
+    const __m128i ls = _mm_cvtsi32_si128(a->left_shift), ls1 = _mm_cvtsi32_si128(a->left_shift - 1);
+    const __m256i lo = _mm256_set1_epi16((short)a->act_min), hi = _mm256_set1_epi16((short)a->act_max);
+    EM_BINARY_ROWS(a, {
+        int8_t *out = a->out + o;
+        int i = 0;
+        for (; i + 16 <= n; i += 16) {
+            __m512i sum = _mm512_add_epi32(term_avx512(p1 + (long)i * s1, s1, o1, ls, ls1, &q1, half1),
+                                           term_avx512(p2 + (long)i * s2, s2, o2, ls, ls1, &q2, half2));
+            __m512i v = _mm512_add_epi32(em_uq_avx512(sum, &qo), zo);
+            __m256i w = wrap ? _mm512_cvtepi32_epi16(v) : _mm512_cvtsepi32_epi16(v); /* wrap / saturate */
+            w = _mm256_min_epi16(_mm256_max_epi16(w, lo), hi);
+            _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtsepi16_epi8(w));
+        }
+        for (; i < n; i++) out[i] = addsub_one(a, p1[(long)i * s1], p2[(long)i * s2], i < blocked);
+    });
+}
+#endif
+
+#ifdef EM_HAVE_NEON
+/* 4 input terms from 4 offset inputs (int16) */
+static inline int32x4_t term_neon(int16x4_t u, int ls, int32_t mult, int32_t shift, int half) {
+    const int32x4_t v = vshlq_s32(vmovl_s16(u), vdupq_n_s32(ls));
+    return half ? vshrq_n_s32(v, 1) : em_uq_neon(v, mult, shift);
+}
+
+static void addsub_neon(const em_binary_args *a, const addsub_q *k, int wrap) {
+    const int n = a->dims[4], s1 = a->s1[4], s2 = a->s2[4], blocked = wrap_end(a, wrap), ls = a->left_shift;
+    const int16x8_t o1 = vdupq_n_s16((int16_t)a->in1_offset), o2 = vdupq_n_s16((int16_t)a->in2_offset);
+    const int16x8_t zo16 = vdupq_n_s16((int16_t)a->out_offset);
+    const int32x4_t zo = vdupq_n_s32(a->out_offset);
+    const int16x8_t lo = vdupq_n_s16((int16_t)a->act_min), hi = vdupq_n_s16((int16_t)a->act_max);
     EM_BINARY_ROWS(a, {
         int i = 0;
-        for (; i + 8 <= n; i += 8) {
-            __m256i v1 = _mm256_sll_epi32(_mm256_add_epi32(load8(p1 + (long)i * s1, s1), o1), ls);
-            __m256i v2 = _mm256_sll_epi32(_mm256_add_epi32(load8(p2 + (long)i * s2, s2), o2), ls);
-            __m256i sum = _mm256_add_epi32(em_mbqm_avx2(v1, m1, h1, 0, 0), em_mbqm_avx2(v2, m2, h2, 0, 0));
-            __m256i v = _mm256_add_epi32(em_mbqm_avx2(sum, mo, ho, 0, 0), zo);
-            if (i < blocked) v = _mm256_srai_epi32(_mm256_slli_epi32(v, 16), 16); /* int16 wrap */
-            v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
-            __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-            _mm_storel_epi64((__m128i *)(a->out + o + i), _mm_packs_epi16(w, w));
+        for (; i + 16 <= n; i += 16) {
+            const int8x16_t x1 = s1 ? vld1q_s8(p1 + i) : vdupq_n_s8(p1[0]);
+            const int8x16_t x2 = s2 ? vld1q_s8(p2 + i) : vdupq_n_s8(p2[0]);
+            /* x + offset lies in [-255, 255]: int16 */
+            const int16x8_t u1[2] = {vaddq_s16(vmovl_s8(vget_low_s8(x1)), o1), vaddq_s16(vmovl_high_s8(x1), o1)};
+            const int16x8_t u2[2] = {vaddq_s16(vmovl_s8(vget_low_s8(x2)), o2), vaddq_s16(vmovl_high_s8(x2), o2)};
+            int16x8_t w[2];
+            for (int h = 0; h < 2; h++) {
+                int32x4_t r[2];
+                for (int q = 0; q < 2; q++) {
+                    const int16x4_t a1 = q ? vget_high_s16(u1[h]) : vget_low_s16(u1[h]);
+                    const int16x4_t a2 = q ? vget_high_s16(u2[h]) : vget_low_s16(u2[h]);
+                    const int32x4_t sum = vaddq_s32(term_neon(a1, ls, a->in1_mult, a->in1_shift, k->half1),
+                                                    term_neon(a2, ls, a->in2_mult, a->in2_shift, k->half2));
+                    r[q] = em_uq_neon(sum, a->out_mult, a->out_shift);
+                }
+                /* ADD: narrow without saturation, then the zero point in int16 (the interpreter's vmovn and
+                 * vaddq_s16: both wrap); SUB: zero point in int32, saturating narrow */
+                w[h] = wrap ? vaddq_s16(vcombine_s16(vmovn_s32(r[0]), vmovn_s32(r[1])), zo16)
+                            : vcombine_s16(vqmovn_s32(vaddq_s32(r[0], zo)), vqmovn_s32(vaddq_s32(r[1], zo)));
+                w[h] = vminq_s16(vmaxq_s16(w[h], lo), hi);
+            }
+            vst1q_s8(a->out + o + i, vcombine_s8(vqmovn_s16(w[0]), vqmovn_s16(w[1])));
         }
-        for (; i < n; i++) a->out[o + i] = add_one(a, p1[(long)i * s1], p2[(long)i * s2], i < blocked);
+        for (; i < n; i++) a->out[o + i] = addsub_one(a, p1[(long)i * s1], p2[(long)i * s2], i < blocked);
     });
 }
 #endif
 
-void em_add(const void *args) {
-    const em_binary_args *a = (const em_binary_args *)args;
+static void addsub(const em_binary_args *a, int wrap) {
+    const addsub_q k = addsub_prepare(a);
 #ifdef EM_HAVE_AVX2
-    if (em_isa_get() >= EM_ISA_AVX2 && a->s1[4] <= 1 && a->s2[4] <= 1) { add_avx2(a); return; }
+    if (k.ok && em_isa_get() == EM_ISA_AVX512VNNI) { addsub_avx512(a, &k, wrap); return; }
+    if (k.ok && em_isa_get() >= EM_ISA_AVX2) { addsub_avx2(a, &k, wrap); return; }
 #endif
-    add_portable(a);
+#ifdef EM_HAVE_NEON
+    if (k.ok && em_isa_get() >= EM_ISA_NEON) { addsub_neon(a, &k, wrap); return; }
+#endif
+    addsub_portable(a, wrap);
 }
+
+void em_add(const void *args) { addsub((const em_binary_args *)args, 1); }
+
+void em_sub(const void *args) { addsub((const em_binary_args *)args, 0); }

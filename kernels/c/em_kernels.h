@@ -118,7 +118,7 @@ typedef struct {
 } em_requant_rows_args;
 void em_requantize_rows(const void *args);
 
-/* ---- element-wise binary ops with broadcasting (add.c, mul.c) ----
+/* ---- element-wise binary ops with broadcasting (add.c: ADD and SUB, mul.c) ----
  * Shapes are padded to 5-D; in1/in2 strides are in elements, 0 on broadcast
  * axes; the output is contiguous. */
 typedef struct {
@@ -229,7 +229,7 @@ typedef struct {
 } em_transpose_args;
 void em_transpose(const void *args);
 
-/* ---- QUANTIZE float -> uint8, DEQUANTIZE uint8 -> float (quantize_u8.c; em_quant_args) ---- */
+/* ---- QUANTIZE float -> uint8, DEQUANTIZE uint8 -> float (quantize.c; em_quant_args) ---- */
 void em_quantize_f32_u8(const void *args);
 void em_dequantize_u8(const void *args);
 
@@ -237,7 +237,7 @@ void em_dequantize_u8(const void *args);
 void em_maximum(const void *args);
 void em_minimum(const void *args);
 
-/* ---- SUB on int8 (sub.c; em_binary_args as ADD, input 2's multiplier negated, no int16 wrap) ---- */
+/* ---- SUB on int8 (add.c; em_binary_args as ADD, input 2's multiplier negated, no int16 wrap) ---- */
 void em_sub(const void *args);
 
 /* ---- float lookup tables of TANH, GELU, ELU, EXP (lut_float.c): the interpreter's LUTPopulateInt8 with the op's float

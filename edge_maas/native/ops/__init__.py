@@ -55,7 +55,7 @@ _MODULES = {
     "SQUARED_DIFFERENCE": "squared_difference",
     "SQUEEZE": "movement:lower_reshape",
     "STRIDED_SLICE": "movement:lower_strided_slice",
-    "SUB": "sub",
+    "SUB": "add:lower_sub",
     "SUM": "reduce_sum",
     "TANH": "tanh",
     "TRANSPOSE": "transpose",

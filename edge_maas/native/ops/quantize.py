@@ -34,11 +34,11 @@ def lower_dequantize(ctx: OpContext) -> Lowered:
 
 
 def _float_boundary(ctx: OpContext, quantized) -> Lowered:
-    """float32 <-> int8/uint8 with the quantized side's (scale, zero point); the kernel picks the direction."""
+    """float32 <-> int8/uint8 with the quantized side's (scale, zero point); the kernel picks the direction and
+    the type from the arrays' dtypes."""
     scale, zp = ctx.qparams(quantized, quantized.dtype)
     src, dst = ctx.array(ctx.input(0)).reshape(-1), ctx.activation(ctx.output()).reshape(-1)
-    kernel = ex.QuantizeU8 if quantized.dtype == "uint8" else ex.Quantize
-    return Lowered(lambda _s: kernel(src, dst, scale, zp))
+    return Lowered(lambda _s: ex.Quantize(src, dst, scale, zp))
 
 
 def _requantize(ctx: OpContext) -> Lowered:
