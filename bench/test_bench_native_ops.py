@@ -72,6 +72,11 @@ def test_op(benchmark, name, kind):
     blob = one_op_model(name)
     h, w, c = CASES[name][1]
     feed = {"x": np.random.default_rng(3).integers(-128, 128, (1, h, w, c), dtype=np.int8)}
+    _bench(benchmark, blob, feed, name, kind)
+
+
+def _bench(benchmark, blob: bytes, feed: dict, name: str, kind: str) -> None:
+    """Time one runner of RUNNERS on the model, after checking its output is the built-in kernels' bytes."""
     want = LiteRTBackend(blob, threads=1, xnnpack=False).run(feed)["y"]
     native = kind != "litert_builtin"
     runner = NativeBackend(blob, threads=1) if native else LiteRTBackend(blob, threads=1, xnnpack=False)
@@ -85,3 +90,47 @@ def test_op(benchmark, name, kind):
         benchmark(runner.run, feed)
     finally:
         ex.set_isa(before)
+
+
+# The small ops (issue 12: ADD was 1.5 ns/element, MEAN 14 us in MobileNetV2): name -> (op, input shapes, options)
+SMALL_CASES = {
+    "add_32x32x16": ("ADD", [(1, 32, 32, 16), (1, 32, 32, 16)], ("AddOptions", {})),  # ResNet-8's residual add
+    "add_12x12x16_bcast": ("ADD", [(1, 12, 12, 16), (1, 1, 1, 16)], ("AddOptions", {})),
+    "sub_32x32x16": ("SUB", [(1, 32, 32, 16), (1, 32, 32, 16)], ("SubOptions", {})),
+    "mul_32x32x16": ("MUL", [(1, 32, 32, 16), (1, 32, 32, 16)], ("MulOptions", {})),
+    "mean_3x3x1280": ("MEAN", [(1, 3, 3, 1280)], ("ReducerOptions", {"keepDims": True})),  # MobileNetV2's head
+    "avgpool2x2_32x32x64": ("AVERAGE_POOL_2D", [(1, 32, 32, 64)], ("Pool2DOptions", {})),
+    "maxpool2x2_32x32x64": ("MAX_POOL_2D", [(1, 32, 32, 64)], ("Pool2DOptions", {})),
+}
+
+
+def small_op_model(name: str) -> bytes:
+    """The case as a one-op int8 model: seeded scales and zero points; pooling 2x2 stride 2, MEAN over H, W."""
+    op, shapes, (opt_name, opts) = SMALL_CASES[name]
+    rng = np.random.default_rng(22)
+    scales = [qscale(v) for v in rng.uniform(0.01, 0.1, len(shapes) + 1)]
+    zps = [int(v) for v in rng.integers(-20, 20, len(shapes) + 1)]
+    tensors = [T(f"x{i}", s, "int8", [scales[i]], [zps[i]]) for i, s in enumerate(shapes)]
+    inputs = [t.name for t in tensors]
+    (b, h, w, c) = shapes[0]
+    if op in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+        scales[-1], zps[-1] = scales[0], zps[0]  # pooling keeps the quantization
+        opts = {"padding": 1, "strideH": 2, "strideW": 2, "filterHeight": 2, "filterWidth": 2}
+        out_shape = (b, h // 2, w // 2, c)
+    elif op == "MEAN":
+        tensors.append(T("axes", (2,), "int32", [], [], 0, np.array([1, 2], np.int32)))
+        inputs.append("axes")
+        out_shape = (b, 1, 1, c)
+    else:
+        out_shape = tuple(max(d) for d in zip(*shapes))
+    tensors.append(T("y", out_shape, "int8", [scales[-1]], [zps[-1]]))
+    return build_model(tensors, [Op(op, inputs, ["y"], opt_name, opts)], inputs[: len(shapes)], ["y"])
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+@pytest.mark.parametrize("name", list(SMALL_CASES))
+def test_small_op(benchmark, name, kind):
+    blob = small_op_model(name)
+    rng = np.random.default_rng(3)
+    feed = {f"x{i}": rng.integers(-128, 128, s, dtype=np.int8) for i, s in enumerate(SMALL_CASES[name][1])}
+    _bench(benchmark, blob, feed, name, kind)

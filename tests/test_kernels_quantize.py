@@ -96,3 +96,22 @@ def test_kernel_argument_errors():
         qk.requantize(np.zeros(4, np.int32), 1 << 30, 40, 0, np.zeros(4, np.int8))
     with pytest.raises(ValueError):  # wrong dtype never reaches C
         qk.requantize(np.zeros(4, np.int64), 1 << 30, 0, 0, np.zeros(4, np.int8))
+
+
+def test_executor_quantize_picks_the_kernel_by_dtype():
+    """One Quantize class: the float side gives the direction, the quantized side's dtype (int8 / uint8) the
+    kernel; anything else is refused before C runs."""
+    from edge_maas.kernels import executor as ex
+
+    x = np.array([-1.0, 0.26, 3.0] * 3, np.float32)  # 9 values: a block of 8 and a scalar tail
+    for dtype, zp in ((np.int8, -3), (np.uint8, 120)):
+        q = np.empty(x.size, dtype)
+        ex.Quantize(x, q, 0.02, zp).run()
+        want = np.clip(np.round(x.astype(np.float64) / np.float64(np.float32(0.02))) + zp, *((-128, 127) if dtype ==
+                       np.int8 else (0, 255))).astype(dtype)  # fmt: skip
+        np.testing.assert_array_equal(q, want)
+        back = np.empty(x.size, np.float32)
+        ex.Quantize(q, back, 0.02, zp).run()
+        np.testing.assert_allclose(back, (q.astype(np.float64) - zp) * 0.02, rtol=1e-6)
+    with pytest.raises(TypeError, match="int8 or uint8"):
+        ex.Quantize(x, np.empty(x.size, np.int16), 0.02, 0)
