@@ -8,6 +8,7 @@
  * bytes whatever its order. */
 #include <string.h>
 #include "requant.h"
+#include "depthwise_x86.h"
 
 #define DW_BODY(REQUANT_ROW)                                                                              \
     const int ocp = (a->out_c + 15) & ~15;                                                                \
@@ -335,13 +336,275 @@ static EM_AVX2 void dw_avx2_dm1(const em_dwconv_args *a) {
 }
 #endif
 
+/* ---- the x86 flat-row paths (depthwise_x86.h) ---- */
+
+#define DW_MAX_SLOTS 32 /* row buffers per thread: the rows one output row reads, (k_h - 1) * dil_h + 1 */
+
+typedef struct {
+    int P, PL, Q, Wj, Ls, NS;
+    size_t hdr, wsp, i32, i64, slot, total;
+} dw_layout;
+
+static size_t al64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Sizes of the plan's parts; 0 where the flat paths do not apply (too many taps, rows or bytes, a right shift
+ * past 31). */
+static int dw_layout_of(const em_dwconv_args *a, dw_layout *L) {
+    const int C = a->out_c, taps = a->k_h * a->k_w;
+    if (C < 1 || taps < 1 || taps > 256 || a->stride_w < 1 || a->out_w < 1) return 0;
+    for (int c = 0; c < C; c++)
+        if (a->rq.shift[c] < -31 || a->rq.shift[c] > 31) return 0;
+    int g = C, h = 8;
+    while (h) { int t = g % h; g = h; h = t; }
+    L->P = C / g * 8;
+    L->PL = L->P + 64;
+    L->Q = L->P / 4 + 16;
+    L->Wj = a->out_w + (a->k_w - 1) * a->dil_w / a->stride_w;
+    L->Ls = (int)al64((size_t)L->Wj * C + 64);
+    L->NS = (a->k_h - 1) * a->dil_h + 1;
+    if (L->NS > DW_MAX_SLOTS) return 0;
+    L->slot = (size_t)a->stride_w * L->Ls;
+    L->hdr = al64(sizeof(em_dw_plan));
+    L->wsp = al64((size_t)taps * 4 * L->PL);
+    L->i32 = al64((size_t)4 * L->Q * sizeof(int32_t));
+    L->i64 = al64((size_t)4 * (L->Q / 2) * sizeof(int64_t));
+    const int threads = a->threads > 1 ? a->threads : 1;
+    L->total = 64 + L->hdr + L->wsp + 3 * L->i32 + 10 * L->i64 + L->slot * (1 + (size_t)threads * L->NS);
+    return L->total <= ((size_t)64 << 20);
+}
+
+size_t em_dwconv_plan_len(const em_dwconv_args *a) {
+#ifdef EM_HAVE_AVX2
+    dw_layout L;
+    return dw_layout_of(a, &L) ? L.total : 0;
+#else
+    (void)a;
+    return 0;
+#endif
+}
+
+void em_dwconv_plan_init(em_dwconv_args *a, void *buf) {
+    dw_layout L;
+    a->plan = NULL;
+    if (!buf || !dw_layout_of(a, &L)) return;
+    uint8_t *q = (uint8_t *)(((uintptr_t)buf + 63) & ~(uintptr_t)63);
+    em_dw_plan *p = (em_dw_plan *)q;
+    q += L.hdr;
+    const int C = a->out_c, taps = a->k_h * a->k_w, Q = L.Q, Q2 = L.Q / 2;
+    p->C = C, p->P = L.P, p->PL = L.PL, p->Q = Q, p->taps = taps;
+    p->zp = a->rq.zp, p->act_min = a->rq.act_min, p->act_max = a->rq.act_max;
+    int8_t *wsp = (int8_t *)q;
+    q += L.wsp;
+    for (int t = 0; t < taps; t++)
+        for (int k = 0; k < 4; k++)
+            for (int i = 0; i < L.PL; i++)
+                wsp[((size_t)t * 4 + k) * L.PL + i] = i % 4 == k ? (int8_t)a->w[(size_t)t * C + i % C] : 0;
+    int32_t *bias = (int32_t *)q, *left = (int32_t *)(q + L.i32), *d32 = (int32_t *)(q + 2 * L.i32);
+    q += 3 * L.i32;
+    int64_t *v64[10];
+    for (int i = 0; i < 10; i++, q += L.i64) v64[i] = (int64_t *)q;
+    int64_t *me = v64[0], *mo = v64[1], *ke = v64[2], *ko = v64[3], *ke2 = v64[4], *ko2 = v64[5], *se = v64[6],
+            *so = v64[7], *awe = v64[8], *awo = v64[9];
+    p->any_left = p->any_away = 0;
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < Q; l++) {
+            const int c = (4 * l + k) % C;
+            uint32_t sum = 0; /* int32 sums wrap, as the interpreter's accumulators */
+            for (int t = 0; t < taps; t++) sum += (uint32_t)(int32_t)a->w[(size_t)t * C + c];
+            bias[k * Q + l] = (int32_t)((uint32_t)a->bias[c] + (uint32_t)(a->in_offset - 128) * sum);
+            const int sh = a->rq.shift[c], r = sh > 0 ? 0 : -sh, s = 31 + r;
+            const int away = c >= a->rq.round_up_below && r >= 1;
+            left[k * Q + l] = sh > 0 ? sh : 0;
+            d32[k * Q + l] = s == 31 ? 0 : (int32_t)((uint32_t)1 << (63 - s));
+            p->any_left |= sh > 0;
+            p->any_away |= away;
+            const int64_t K = (1LL << 30) + (r >= 1 ? (int64_t)1 << (30 + r) : 0);
+            const size_t j = (size_t)k * Q2 + l / 2;
+            if (l % 2 == 0) {
+                me[j] = a->rq.mult[c], ke[j] = K, ke2[j] = (int64_t)((uint64_t)K + (1ULL << 63)), se[j] = s;
+                awe[j] = away ? 1LL << 31 : 0;
+            } else {
+                mo[j] = a->rq.mult[c], ko[j] = K, ko2[j] = (int64_t)((uint64_t)K + (1ULL << 63)), so[j] = s;
+                awo[j] = away ? 1LL << 31 : 0;
+            }
+        }
+    p->wsp = wsp, p->bias = bias, p->left = left, p->d32 = d32;
+    p->me = me, p->mo = mo, p->ke = ke, p->ko = ko, p->ke2 = ke2, p->ko2 = ko2, p->se = se, p->so = so;
+    p->awe = awe, p->awo = awo;
+    p->sw = a->stride_w, p->Ls = L.Ls, p->NS = L.NS, p->slot = L.slot, p->Wj = L.Wj;
+    memset(q, (uint8_t)(int8_t)(-a->in_offset) ^ 0x80, L.slot);
+    p->zprow = q;
+    p->rings = q + L.slot;
+    for (int kw = 0; kw < a->k_w; kw++)
+        p->tap_off[kw] = (kw * a->dil_w) % a->stride_w * L.Ls + (kw * a->dil_w) / a->stride_w * C;
+    a->plan = p;
+}
+
+/* Input row (b, iy) into a row buffer: padded pixel X = ix + pad_left at phase row X % stride_w, index
+ * X / stride_w, each input channel depth_mult times, as x ^ 0x80; pads hold the zero point's. */
+static void dw_prep_row(const em_dwconv_args *a, const em_dw_plan *p, uint8_t *dst, const int8_t *src) {
+    const int C = a->out_c, dm = a->depth_mult, ic = a->in_c, sw = p->sw, pl = a->pad_left;
+    const uint8_t pad = p->zprow[0];
+    for (int ph = 0; ph < sw; ph++) {
+        uint8_t *d = dst + (size_t)ph * p->Ls;
+        /* pixels j in [lo, hi) lie inside the image: 0 <= ph + j * sw - pl < in_w */
+        int lo = pl - ph > 0 ? (pl - ph + sw - 1) / sw : 0;
+        int hi = a->in_w + pl - ph > 0 ? (a->in_w + pl - ph + sw - 1) / sw : 0;
+        if (lo > p->Wj) lo = p->Wj;
+        if (hi > p->Wj) hi = p->Wj;
+        if (hi < lo) hi = lo;
+        memset(d, pad, (size_t)lo * C);
+        memset(d + (size_t)hi * C, pad, (size_t)(p->Wj - hi) * C);
+        const int8_t *s = src + (size_t)(ph + lo * sw - pl) * ic;
+        if (dm == 1 && sw == 1) {
+            const size_t n = (size_t)(hi - lo) * C;
+            uint8_t *o = d + (size_t)lo * C;
+            for (size_t i = 0; i < n; i++) o[i] = (uint8_t)s[i] ^ 0x80;
+        } else {
+            for (int j = lo; j < hi; j++, s += (size_t)sw * ic) {
+                uint8_t *o = d + (size_t)j * C;
+                if (dm == 1) {
+                    for (int c = 0; c < C; c++) o[c] = (uint8_t)s[c] ^ 0x80;
+                } else {
+                    for (int c = 0; c < ic; c++) memset(o + (size_t)c * dm, (uint8_t)s[c] ^ 0x80, (size_t)dm);
+                }
+            }
+        }
+    }
+}
+
+/* Every output row through the row kernel: the row buffers its taps read are prepared once per thread and
+ * kept in a ring while later rows read them. */
+static void dw_flat(const em_dwconv_args *a, em_dw_row_fn row) {
+    const em_dw_plan *p = (const em_dw_plan *)a->plan;
+    const int rows = a->batch * a->out_h, len = a->out_w * a->out_c;
+#pragma omp parallel num_threads(a->threads) if (a->threads > 1)
+    {
+        int tid = 0;
+        DW_TID(tid);
+        uint8_t *ring = p->rings + (size_t)tid * p->NS * p->slot;
+        long tags[DW_MAX_SLOTS];
+        const uint8_t *tap[256];
+        for (int i = 0; i < p->NS; i++) tags[i] = -1;
+#pragma omp for schedule(static)
+        for (int r = 0; r < rows; r++) {
+            const int b = r / a->out_h, oy = r % a->out_h;
+            for (int kh = 0; kh < a->k_h; kh++) {
+                const int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
+                const uint8_t *rb = p->zprow;
+                if (iy >= 0 && iy < a->in_h) {
+                    const int slot = iy % p->NS;
+                    const long tag = (long)b * a->in_h + iy;
+                    uint8_t *buf = ring + (size_t)slot * p->slot;
+                    if (tags[slot] != tag) {
+                        dw_prep_row(a, p, buf, a->in + (size_t)tag * a->in_w * a->in_c);
+                        tags[slot] = tag;
+                    }
+                    rb = buf;
+                }
+                for (int kw = 0; kw < a->k_w; kw++) tap[kh * a->k_w + kw] = rb + p->tap_off[kw];
+            }
+            row(p, tap, a->out + (size_t)r * len, len);
+        }
+    }
+}
+
+#ifdef EM_HAVE_AVX2
+/* Requantization of 8 lanes of stream k at lane q0 (even): the 64-bit single rounding of depthwise_x86.h.  AVX2
+ * has no 64-bit arithmetic shift, so the sums carry 2^63 (nonnegative as unsigned), are shifted logically and
+ * give back 2^(63 - s). */
+static inline EM_AVX2 __m256i dw_rq8(__m256i x, const em_dw_plan *p, int k, int q0) {
+    const size_t o32 = (size_t)k * p->Q + q0, o64 = (size_t)k * (p->Q / 2) + (q0 >> 1);
+#define LD(ptr) _mm256_loadu_si256((const __m256i *)(ptr))
+    if (p->any_left) x = _mm256_sllv_epi32(x, LD(p->left + o32));
+    __m256i pe = _mm256_mul_epi32(x, LD(p->me + o64));
+    __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), LD(p->mo + o64));
+    if (p->any_away) {
+        const __m256i lim = _mm256_set1_epi64x(-(1LL << 30));
+        const __m256i ne = _mm256_cmpgt_epi64(lim, pe), no = _mm256_cmpgt_epi64(lim, po);
+        pe = _mm256_sub_epi64(_mm256_add_epi64(pe, LD(p->ke2 + o64)), _mm256_and_si256(ne, LD(p->awe + o64)));
+        po = _mm256_sub_epi64(_mm256_add_epi64(po, LD(p->ko2 + o64)), _mm256_and_si256(no, LD(p->awo + o64)));
+    } else {
+        pe = _mm256_add_epi64(pe, LD(p->ke2 + o64));
+        po = _mm256_add_epi64(po, LD(p->ko2 + o64));
+    }
+    pe = _mm256_srlv_epi64(pe, LD(p->se + o64));
+    po = _mm256_srlv_epi64(po, LD(p->so + o64));
+    return _mm256_sub_epi32(_mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA), LD(p->d32 + o32));
+}
+
+/* Streams 0..3 (lane i of stream k: output byte 4i + k) -> 32 int8 in order, n <= 32 stored.  int32 -> int16
+ * saturating, zp and the clamp in int16 (em_requant16_avx2's output stage). */
+static inline EM_AVX2 void dw_out32(__m256i r0, __m256i r1, __m256i r2, __m256i r3, const em_dw_plan *p,
+                                    int8_t *out, int n) {
+    const __m256i zp = _mm256_set1_epi16((short)p->zp);
+    const __m256i lo = _mm256_set1_epi16((short)p->act_min), hi = _mm256_set1_epi16((short)p->act_max);
+    __m256i s01 = _mm256_min_epi16(_mm256_max_epi16(_mm256_adds_epi16(_mm256_packs_epi32(r0, r1), zp), lo), hi);
+    __m256i s23 = _mm256_min_epi16(_mm256_max_epi16(_mm256_adds_epi16(_mm256_packs_epi32(r2, r3), zp), lo), hi);
+    /* per 128-bit lane: stream k's lanes 4L..4L+3 at bytes 4k..4k+3 -> output order */
+    const __m256i order = _mm256_setr_epi8(EM_DW_UNSPREAD, EM_DW_UNSPREAD);
+    const __m256i b = _mm256_shuffle_epi8(_mm256_packs_epi16(s01, s23), order);
+    if (n >= 32) {
+        _mm256_storeu_si256((__m256i *)out, b);
+    } else {
+        int8_t t[32];
+        _mm256_storeu_si256((__m256i *)t, b);
+        memcpy(out, t, (size_t)n);
+    }
+}
+
+/* One output row in 32-byte chunks; DP(acc, x, w) adds the u8 x s8 products of each 4 bytes to acc. */
+#define DW_ROW_YMM(NAME, TARGET, DP)                                                                          \
+    static TARGET void NAME(const em_dw_plan *p, const uint8_t *const *tap, int8_t *out, int len) {          \
+        const size_t PL = (size_t)p->PL;                                                                      \
+        const int Q = p->Q, step = 32 % p->P;                                                                 \
+        int ph = 0;                                                                                           \
+        for (int f = 0; f < len; f += 32) {                                                                   \
+            const int q0 = ph >> 2;                                                                           \
+            __m256i a0 = LD(p->bias + q0), a1 = LD(p->bias + Q + q0), a2 = LD(p->bias + 2 * Q + q0),          \
+                    a3 = LD(p->bias + 3 * Q + q0);                                                            \
+            const int8_t *w = p->wsp + ph;                                                                    \
+            for (int t = 0; t < p->taps; t++, w += 4 * PL) {                                                  \
+                const __m256i x = LD(tap[t] + f);                                                             \
+                a0 = DP(a0, x, LD(w));                                                                        \
+                a1 = DP(a1, x, LD(w + PL));                                                                   \
+                a2 = DP(a2, x, LD(w + 2 * PL));                                                               \
+                a3 = DP(a3, x, LD(w + 3 * PL));                                                               \
+            }                                                                                                 \
+            dw_out32(dw_rq8(a0, p, 0, q0), dw_rq8(a1, p, 1, q0), dw_rq8(a2, p, 2, q0), dw_rq8(a3, p, 3, q0), \
+                     p, out + f, len - f);                                                                    \
+            ph += step;                                                                                       \
+            if (ph >= p->P) ph -= p->P;                                                                       \
+        }                                                                                                     \
+    }
+/* AVX2: vpmaddubsw gives each 16-bit pair one product (the other weight byte is 0: no saturation, |.| <=
+ * 255 * 128), vpmaddwd by 1 adds the pairs of each 32-bit lane */
+#define DW_DP_AVX2(acc, x, w) \
+    _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((x), (w)), _mm256_set1_epi16(1)))
+DW_ROW_YMM(dw_row_avx2, EM_AVX2, DW_DP_AVX2)
+#ifdef EM_HAVE_AVXVNNI
+#define EM_DW_AVXVNNI __attribute__((target("avxvnni,avx2,fma")))
+DW_ROW_YMM(dw_row_avxvnni, EM_DW_AVXVNNI, _mm256_dpbusd_avx_epi32)
+#endif
+#undef LD
+#endif
+
 void em_depthwise_conv2d(const void *args) {
     const em_dwconv_args *a = (const em_dwconv_args *)args;
 #ifdef EM_HAVE_NEON
     if (em_dwconv_neon(a)) return; /* depthwise_neon.c: depth multiplier 1 on the neon/dotprod paths */
 #endif
 #ifdef EM_HAVE_AVX2
-    if (em_isa_get() >= EM_ISA_AVX2) {
+    const int isa = em_isa_get();
+    if (a->plan && isa >= EM_ISA_AVX2) {
+        dw_flat(a, isa == EM_ISA_AVX512VNNI ? em_dw_row_avx512
+#ifdef EM_HAVE_AVXVNNI
+                   : isa == EM_ISA_AVXVNNI ? dw_row_avxvnni
+#endif
+                                            : dw_row_avx2);
+        return;
+    }
+    if (isa >= EM_ISA_AVX2) {
         if (a->depth_mult == 1 && a->out_c >= 16) {
             dw_avx2_dm1(a);
             return;
