@@ -406,6 +406,8 @@ void em_dwconv_plan_init(em_dwconv_args *a, void *buf) {
     int64_t *me = v64[0], *mo = v64[1], *ke = v64[2], *ko = v64[3], *ke2 = v64[4], *ko2 = v64[5], *se = v64[6],
             *so = v64[7], *awe = v64[8], *awo = v64[9];
     p->any_left = p->any_away = 0;
+    p->odd_high = 1;
+    for (int c = 0; c < C; c++) p->odd_high &= a->rq.shift[c] <= -1;
     for (int k = 0; k < 4; k++)
         for (int l = 0; l < Q; l++) {
             const int c = (4 * l + k) % C;
@@ -424,7 +426,7 @@ void em_dwconv_plan_init(em_dwconv_args *a, void *buf) {
                 me[j] = a->rq.mult[c], ke[j] = K, ke2[j] = (int64_t)((uint64_t)K + (1ULL << 63)), se[j] = s;
                 awe[j] = away ? 1LL << 31 : 0;
             } else {
-                mo[j] = a->rq.mult[c], ko[j] = K, ko2[j] = (int64_t)((uint64_t)K + (1ULL << 63)), so[j] = s;
+                mo[j] = a->rq.mult[c], ko[j] = K, ko2[j] = (int64_t)((uint64_t)K + (1ULL << 63)), so[j] = s - 32 * p->odd_high;
                 awo[j] = away ? 1LL << 31 : 0;
             }
         }
@@ -438,6 +440,17 @@ void em_dwconv_plan_init(em_dwconv_args *a, void *buf) {
     for (int kw = 0; kw < a->k_w; kw++)
         p->tap_off[kw] = (kw * a->dil_w) % a->stride_w * L.Ls + (kw * a->dil_w) / a->stride_w * C;
     a->plan = p;
+}
+
+/* d[i] = s[i] ^ 0x80 (x + 128 as u8), 16 bytes at a time (SSE2, the x86-64 baseline). */
+static inline void dw_xor_copy(uint8_t *restrict d, const int8_t *restrict s, size_t n) {
+    size_t i = 0;
+#ifdef EM_HAVE_AVX2
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    for (; i + 16 <= n; i += 16)
+        _mm_storeu_si128((__m128i *)(d + i), _mm_xor_si128(_mm_loadu_si128((const __m128i *)(s + i)), flip));
+#endif
+    for (; i < n; i++) d[i] = (uint8_t)s[i] ^ 0x80;
 }
 
 /* Input row (b, iy) into a row buffer: padded pixel X = ix + pad_left at phase row X % stride_w, index
@@ -457,14 +470,12 @@ static void dw_prep_row(const em_dwconv_args *a, const em_dw_plan *p, uint8_t *d
         memset(d + (size_t)hi * C, pad, (size_t)(p->Wj - hi) * C);
         const int8_t *s = src + (size_t)(ph + lo * sw - pl) * ic;
         if (dm == 1 && sw == 1) {
-            const size_t n = (size_t)(hi - lo) * C;
-            uint8_t *o = d + (size_t)lo * C;
-            for (size_t i = 0; i < n; i++) o[i] = (uint8_t)s[i] ^ 0x80;
+            dw_xor_copy(d + (size_t)lo * C, s, (size_t)(hi - lo) * C);
         } else {
             for (int j = lo; j < hi; j++, s += (size_t)sw * ic) {
                 uint8_t *o = d + (size_t)j * C;
                 if (dm == 1) {
-                    for (int c = 0; c < C; c++) o[c] = (uint8_t)s[c] ^ 0x80;
+                    dw_xor_copy(o, s, (size_t)C);
                 } else {
                     for (int c = 0; c < ic; c++) memset(o + (size_t)c * dm, (uint8_t)s[c] ^ 0x80, (size_t)dm);
                 }
@@ -530,7 +541,8 @@ static inline EM_AVX2 __m256i dw_rq8(__m256i x, const em_dw_plan *p, int k, int 
     }
     pe = _mm256_srlv_epi64(pe, LD(p->se + o64));
     po = _mm256_srlv_epi64(po, LD(p->so + o64));
-    return _mm256_sub_epi32(_mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA), LD(p->d32 + o32));
+    if (!p->odd_high) po = _mm256_slli_epi64(po, 32);
+    return _mm256_sub_epi32(_mm256_blend_epi32(pe, po, 0xAA), LD(p->d32 + o32));
 }
 
 /* Streams 0..3 (lane i of stream k: output byte 4i + k) -> 32 int8 in order, n <= 32 stored.  int32 -> int16
@@ -553,18 +565,48 @@ static inline EM_AVX2 void dw_out32(__m256i r0, __m256i r1, __m256i r2, __m256i 
     }
 }
 
-/* One output row in 32-byte chunks; DP(acc, x, w) adds the u8 x s8 products of each 4 bytes to acc. */
+/* One output row in 32-byte chunks, two at a time (eight vpdpbusd chains: one chunk's four wait on the
+ * instruction's latency); DP(acc, x, w) adds the u8 x s8 products of each 4 bytes to acc. */
 #define DW_ROW_YMM(NAME, TARGET, DP)                                                                          \
     static TARGET void NAME(const em_dw_plan *p, const uint8_t *const *tap, int8_t *out, int len) {          \
         const size_t PL = (size_t)p->PL;                                                                      \
-        const int Q = p->Q, step = 32 % p->P;                                                                 \
-        int ph = 0;                                                                                           \
-        for (int f = 0; f < len; f += 32) {                                                                   \
+        const int Q = p->Q, step = 32 % p->P, taps = p->taps;                                                 \
+        const int32_t *bias = p->bias;                                                                        \
+        const int8_t *wsp = p->wsp;                                                                           \
+        int ph = 0, f = 0;                                                                                    \
+        for (; f + 32 < len; f += 64) {                                                                       \
+            int ph1 = ph + step;                                                                              \
+            if (ph1 >= p->P) ph1 -= p->P;                                                                     \
+            const int q0 = ph >> 2, q1 = ph1 >> 2;                                                            \
+            __m256i a0 = LD(bias + q0), a1 = LD(bias + Q + q0), a2 = LD(bias + 2 * Q + q0),                   \
+                    a3 = LD(bias + 3 * Q + q0);                                                               \
+            __m256i b0 = LD(bias + q1), b1 = LD(bias + Q + q1), b2 = LD(bias + 2 * Q + q1),                   \
+                    b3 = LD(bias + 3 * Q + q1);                                                               \
+            const int8_t *w = wsp + ph, *v = wsp + ph1;                                                       \
+            for (int t = 0; t < taps; t++, w += 4 * PL, v += 4 * PL) {                                        \
+                const __m256i x = LD(tap[t] + f), y = LD(tap[t] + f + 32);                                    \
+                a0 = DP(a0, x, LD(w));                                                                        \
+                b0 = DP(b0, y, LD(v));                                                                        \
+                a1 = DP(a1, x, LD(w + PL));                                                                   \
+                b1 = DP(b1, y, LD(v + PL));                                                                   \
+                a2 = DP(a2, x, LD(w + 2 * PL));                                                               \
+                b2 = DP(b2, y, LD(v + 2 * PL));                                                               \
+                a3 = DP(a3, x, LD(w + 3 * PL));                                                               \
+                b3 = DP(b3, y, LD(v + 3 * PL));                                                               \
+            }                                                                                                 \
+            dw_out32(dw_rq8(a0, p, 0, q0), dw_rq8(a1, p, 1, q0), dw_rq8(a2, p, 2, q0), dw_rq8(a3, p, 3, q0), \
+                     p, out + f, 32);                                                                         \
+            dw_out32(dw_rq8(b0, p, 0, q1), dw_rq8(b1, p, 1, q1), dw_rq8(b2, p, 2, q1), dw_rq8(b3, p, 3, q1), \
+                     p, out + f + 32, len - f - 32);                                                          \
+            ph = ph1 + step;                                                                                  \
+            if (ph >= p->P) ph -= p->P;                                                                       \
+        }                                                                                                     \
+        if (f < len) { /* the last chunk alone */                                                             \
             const int q0 = ph >> 2;                                                                           \
-            __m256i a0 = LD(p->bias + q0), a1 = LD(p->bias + Q + q0), a2 = LD(p->bias + 2 * Q + q0),          \
-                    a3 = LD(p->bias + 3 * Q + q0);                                                            \
-            const int8_t *w = p->wsp + ph;                                                                    \
-            for (int t = 0; t < p->taps; t++, w += 4 * PL) {                                                  \
+            __m256i a0 = LD(bias + q0), a1 = LD(bias + Q + q0), a2 = LD(bias + 2 * Q + q0),                   \
+                    a3 = LD(bias + 3 * Q + q0);                                                               \
+            const int8_t *w = wsp + ph;                                                                       \
+            for (int t = 0; t < taps; t++, w += 4 * PL) {                                                     \
                 const __m256i x = LD(tap[t] + f);                                                             \
                 a0 = DP(a0, x, LD(w));                                                                        \
                 a1 = DP(a1, x, LD(w + PL));                                                                   \
@@ -573,8 +615,6 @@ static inline EM_AVX2 void dw_out32(__m256i r0, __m256i r1, __m256i r2, __m256i 
             }                                                                                                 \
             dw_out32(dw_rq8(a0, p, 0, q0), dw_rq8(a1, p, 1, q0), dw_rq8(a2, p, 2, q0), dw_rq8(a3, p, 3, q0), \
                      p, out + f, len - f);                                                                    \
-            ph += step;                                                                                       \
-            if (ph >= p->P) ph -= p->P;                                                                       \
         }                                                                                                     \
     }
 /* AVX2: vpmaddubsw gives each 16-bit pair one product (the other weight byte is 0: no saturation, |.| <=

@@ -25,6 +25,8 @@
 typedef struct {
     int C, P, PL, Q, taps;   /* channels (out_c), period lcm(C, 8), bytes per weight stream (P + 64), lanes Q */
     int any_left, any_away;  /* some channel shifts left; some rounds ties away from zero */
+    int odd_high;            /* every channel shifts right (r >= 1): so holds s - 32, which leaves the odd lanes'
+                              * result in the high half where they belong, without a shift by 32 */
     int32_t zp, act_min, act_max;
     const int8_t *wsp;       /* [taps][4][PL] spread weights: [t][k][p] = w[t][p % C] where p % 4 == k, else 0 */
     const int32_t *bias;     /* [4][Q] bias' of lane q of stream k: channel (4q + k) % C */
