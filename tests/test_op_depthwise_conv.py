@@ -112,9 +112,9 @@ def _check(h, w, c, dm, k, stride, dil, same, act, in_zp, out_zp, seed, batch=1,
             T("b", (o,), "int32", [in_s * s for s in w_s], [0] * o, 0, bias),
             T("y", (batch, oh, ow, o), "int8", [out_s], [out_zp]),
         ],
-        [Op("DEPTHWISE_CONV_2D", ["x", "w", "b"], ["y"], "DepthwiseConv2DOptions", dict(
-            padding=0 if same else 1, strideH=stride, strideW=stride, depthMultiplier=dm,
-            dilationHFactor=dil, dilationWFactor=dil, fusedActivationFunction=act))],
+        [Op("DEPTHWISE_CONV_2D", ["x", "w", "b"], ["y"], "DepthwiseConv2DOptions", {
+            "padding": 0 if same else 1, "strideH": stride, "strideW": stride, "depthMultiplier": dm,
+            "dilationHFactor": dil, "dilationWFactor": dil, "fusedActivationFunction": act})],
         ["x"], ["y"],
     )  # fmt: skip
     x = int8_input(rng, (batch, h, w, c))
