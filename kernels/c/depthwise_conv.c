@@ -369,7 +369,7 @@ static int dw_layout_of(const em_dwconv_args *a, dw_layout *L) {
     L->i32 = al64((size_t)4 * L->Q * sizeof(int32_t));
     L->i64 = al64((size_t)4 * (L->Q / 2) * sizeof(int64_t));
     const int threads = a->threads > 1 ? a->threads : 1;
-    L->total = 64 + L->hdr + L->wsp + 3 * L->i32 + 10 * L->i64 + L->slot * (1 + (size_t)threads * L->NS);
+    L->total = 64 + L->hdr + L->wsp + 4 * L->i32 + 10 * L->i64 + L->slot * (1 + (size_t)threads * L->NS);
     return L->total <= ((size_t)64 << 20);
 }
 
@@ -399,8 +399,9 @@ void em_dwconv_plan_init(em_dwconv_args *a, void *buf) {
         for (int k = 0; k < 4; k++)
             for (int i = 0; i < L.PL; i++)
                 wsp[((size_t)t * 4 + k) * L.PL + i] = i % 4 == k ? (int8_t)a->w[(size_t)t * C + i % C] : 0;
-    int32_t *bias = (int32_t *)q, *left = (int32_t *)(q + L.i32), *d32 = (int32_t *)(q + 2 * L.i32);
-    q += 3 * L.i32;
+    int32_t *bias = (int32_t *)q, *left = (int32_t *)(q + L.i32), *d32 = (int32_t *)(q + 2 * L.i32),
+            *hs = (int32_t *)(q + 3 * L.i32);
+    q += 4 * L.i32;
     int64_t *v64[10];
     for (int i = 0; i < 10; i++, q += L.i64) v64[i] = (int64_t *)q;
     int64_t *me = v64[0], *mo = v64[1], *ke = v64[2], *ko = v64[3], *ke2 = v64[4], *ko2 = v64[5], *se = v64[6],
@@ -418,6 +419,7 @@ void em_dwconv_plan_init(em_dwconv_args *a, void *buf) {
             const int away = c >= a->rq.round_up_below && r >= 1;
             left[k * Q + l] = sh > 0 ? sh : 0;
             d32[k * Q + l] = s == 31 ? 0 : (int32_t)((uint32_t)1 << (63 - s));
+            hs[k * Q + l] = s - 32;
             p->any_left |= sh > 0;
             p->any_away |= away;
             const int64_t K = (1LL << 30) + (r >= 1 ? (int64_t)1 << (30 + r) : 0);
@@ -430,7 +432,7 @@ void em_dwconv_plan_init(em_dwconv_args *a, void *buf) {
                 awo[j] = away ? 1LL << 31 : 0;
             }
         }
-    p->wsp = wsp, p->bias = bias, p->left = left, p->d32 = d32;
+    p->wsp = wsp, p->bias = bias, p->left = left, p->d32 = d32, p->hs = hs;
     p->me = me, p->mo = mo, p->ke = ke, p->ko = ko, p->ke2 = ke2, p->ko2 = ko2, p->se = se, p->so = so;
     p->awe = awe, p->awo = awo;
     p->sw = a->stride_w, p->Ls = L.Ls, p->NS = L.NS, p->slot = L.slot, p->Wj = L.Wj;
@@ -530,6 +532,19 @@ static inline EM_AVX2 __m256i dw_rq8(__m256i x, const em_dw_plan *p, int k, int 
     if (p->any_left) x = _mm256_sllv_epi32(x, LD(p->left + o32));
     __m256i pe = _mm256_mul_epi32(x, LD(p->me + o64));
     __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), LD(p->mo + o64));
+    if (p->odd_high) {
+        /* s >= 32: floor(A / 2^s) = (A's high half) >> (s - 32), a 32-bit arithmetic shift of the high halves */
+        if (p->any_away) {
+            const __m256i lim = _mm256_set1_epi64x(-(1LL << 30));
+            const __m256i ne = _mm256_cmpgt_epi64(lim, pe), no = _mm256_cmpgt_epi64(lim, po);
+            pe = _mm256_sub_epi64(_mm256_add_epi64(pe, LD(p->ke + o64)), _mm256_and_si256(ne, LD(p->awe + o64)));
+            po = _mm256_sub_epi64(_mm256_add_epi64(po, LD(p->ko + o64)), _mm256_and_si256(no, LD(p->awo + o64)));
+        } else {
+            pe = _mm256_add_epi64(pe, LD(p->ke + o64));
+            po = _mm256_add_epi64(po, LD(p->ko + o64));
+        }
+        return _mm256_srav_epi32(_mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA), LD(p->hs + o32));
+    }
     if (p->any_away) {
         const __m256i lim = _mm256_set1_epi64x(-(1LL << 30));
         const __m256i ne = _mm256_cmpgt_epi64(lim, pe), no = _mm256_cmpgt_epi64(lim, po);

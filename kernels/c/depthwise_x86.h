@@ -32,6 +32,7 @@ typedef struct {
     const int32_t *bias;     /* [4][Q] bias' of lane q of stream k: channel (4q + k) % C */
     const int32_t *left;     /* [4][Q] left shift */
     const int32_t *d32;      /* [4][Q] 2^(63 - s) mod 2^32: the offset the AVX2 logical shift leaves */
+    const int32_t *hs;       /* [4][Q] s - 32: the arithmetic shift of the sums' high halves (odd_high) */
     /* [4][Q/2] 64-bit, even (e) and odd (o) lanes q = 2j, 2j + 1: multiplier (low half), rounding addend
      * 2^30 + c 2^31 (k2: plus 2^63 for the logical shifts of AVX2), shift 31 + r, 2^31 for ties away */
     const int64_t *me, *mo, *ke, *ko, *ke2, *ko2, *se, *so, *awe, *awo;
