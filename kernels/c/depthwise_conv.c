@@ -486,39 +486,52 @@ static void dw_prep_row(const em_dwconv_args *a, const em_dw_plan *p, uint8_t *d
     }
 }
 
-/* Every output row through the row kernel: the row buffers its taps read are prepared once per thread and
- * kept in a ring while later rows read them. */
-static void dw_flat(const em_dwconv_args *a, em_dw_row_fn row) {
+/* Output rows [r0, r1) through the row kernel on thread tid's ring of row buffers: each input row a row reads
+ * is prepared once and kept while the next rows read it. */
+static void dw_flat_rows(const em_dwconv_args *a, em_dw_row_fn row, int tid, int r0, int r1) {
     const em_dw_plan *p = (const em_dw_plan *)a->plan;
-    const int rows = a->batch * a->out_h, len = a->out_w * a->out_c;
-#pragma omp parallel num_threads(a->threads) if (a->threads > 1)
-    {
-        int tid = 0;
-        DW_TID(tid);
-        uint8_t *ring = p->rings + (size_t)tid * p->NS * p->slot;
-        long tags[DW_MAX_SLOTS];
-        const uint8_t *tap[256];
-        for (int i = 0; i < p->NS; i++) tags[i] = -1;
-#pragma omp for schedule(static)
-        for (int r = 0; r < rows; r++) {
-            const int b = r / a->out_h, oy = r % a->out_h;
-            for (int kh = 0; kh < a->k_h; kh++) {
-                const int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
-                const uint8_t *rb = p->zprow;
-                if (iy >= 0 && iy < a->in_h) {
-                    const int slot = iy % p->NS;
-                    const long tag = (long)b * a->in_h + iy;
-                    uint8_t *buf = ring + (size_t)slot * p->slot;
-                    if (tags[slot] != tag) {
-                        dw_prep_row(a, p, buf, a->in + (size_t)tag * a->in_w * a->in_c);
-                        tags[slot] = tag;
-                    }
-                    rb = buf;
+    const int len = a->out_w * a->out_c;
+    uint8_t *ring = p->rings + (size_t)tid * p->NS * p->slot;
+    long tags[DW_MAX_SLOTS];
+    const uint8_t *tap[256];
+    for (int i = 0; i < p->NS; i++) tags[i] = -1;
+    for (int r = r0; r < r1; r++) {
+        const int b = r / a->out_h, oy = r % a->out_h;
+        for (int kh = 0; kh < a->k_h; kh++) {
+            const int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
+            const uint8_t *rb = p->zprow;
+            if (iy >= 0 && iy < a->in_h) {
+                const int slot = iy % p->NS;
+                const long tag = (long)b * a->in_h + iy;
+                uint8_t *buf = ring + (size_t)slot * p->slot;
+                if (tags[slot] != tag) {
+                    dw_prep_row(a, p, buf, a->in + (size_t)tag * a->in_w * a->in_c);
+                    tags[slot] = tag;
                 }
-                for (int kw = 0; kw < a->k_w; kw++) tap[kh * a->k_w + kw] = rb + p->tap_off[kw];
+                rb = buf;
             }
-            row(p, tap, a->out + (size_t)r * len, len);
+            for (int kw = 0; kw < a->k_w; kw++) tap[kh * a->k_w + kw] = rb + p->tap_off[kw];
         }
+        row(p, tap, a->out + (size_t)r * len, len);
+    }
+}
+
+/* Every output row; with threads, a contiguous block of rows per thread (its ring reused along the block).  One
+ * thread calls the rows directly: an OpenMP region costs about a microsecond, a small layer's whole time. */
+static void dw_flat(const em_dwconv_args *a, em_dw_row_fn row) {
+    const int rows = a->batch * a->out_h;
+    if (a->threads <= 1) {
+        dw_flat_rows(a, row, 0, 0, rows);
+        return;
+    }
+#pragma omp parallel num_threads(a->threads)
+    {
+        int tid = 0, n = 1;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+        n = omp_get_num_threads();
+#endif
+        dw_flat_rows(a, row, tid, (int)((long)rows * tid / n), (int)((long)rows * (tid + 1) / n));
     }
 }
 
