@@ -337,6 +337,7 @@ static EM_AVX2 void dw_avx2_dm1(const em_dwconv_args *a) {
 #endif
 
 /* ---- the x86 flat-row paths (depthwise_x86.h) ---- */
+#ifdef EM_HAVE_AVX2
 
 #define DW_MAX_SLOTS 32 /* row buffers per thread: the rows one output row reads, (k_h - 1) * dil_h + 1 */
 
@@ -374,13 +375,8 @@ static int dw_layout_of(const em_dwconv_args *a, dw_layout *L) {
 }
 
 size_t em_dwconv_plan_len(const em_dwconv_args *a) {
-#ifdef EM_HAVE_AVX2
     dw_layout L;
     return dw_layout_of(a, &L) ? L.total : 0;
-#else
-    (void)a;
-    return 0;
-#endif
 }
 
 void em_dwconv_plan_init(em_dwconv_args *a, void *buf) {
@@ -447,11 +443,9 @@ void em_dwconv_plan_init(em_dwconv_args *a, void *buf) {
 /* d[i] = s[i] ^ 0x80 (x + 128 as u8), 16 bytes at a time (SSE2, the x86-64 baseline). */
 static inline void dw_xor_copy(uint8_t *restrict d, const int8_t *restrict s, size_t n) {
     size_t i = 0;
-#ifdef EM_HAVE_AVX2
     const __m128i flip = _mm_set1_epi8((char)0x80);
     for (; i + 16 <= n; i += 16)
         _mm_storeu_si128((__m128i *)(d + i), _mm_xor_si128(_mm_loadu_si128((const __m128i *)(s + i)), flip));
-#endif
     for (; i < n; i++) d[i] = (uint8_t)s[i] ^ 0x80;
 }
 
@@ -535,7 +529,6 @@ static void dw_flat(const em_dwconv_args *a, em_dw_row_fn row) {
     }
 }
 
-#ifdef EM_HAVE_AVX2
 /* Requantization of 8 lanes of stream k at lane q0 (even): the 64-bit single rounding of depthwise_x86.h.  AVX2
  * has no 64-bit arithmetic shift, so the sums carry 2^63 (nonnegative as unsigned), are shifted logically and
  * give back 2^(63 - s). */
@@ -655,6 +648,16 @@ DW_ROW_YMM(dw_row_avx2, EM_AVX2, DW_DP_AVX2)
 DW_ROW_YMM(dw_row_avxvnni, EM_DW_AVXVNNI, _mm256_dpbusd_avx_epi32)
 #endif
 #undef LD
+#else
+size_t em_dwconv_plan_len(const em_dwconv_args *a) {
+    (void)a;
+    return 0; /* no plan off x86 */
+}
+
+void em_dwconv_plan_init(em_dwconv_args *a, void *buf) {
+    (void)buf;
+    a->plan = NULL;
+}
 #endif
 
 void em_depthwise_conv2d(const void *args) {
