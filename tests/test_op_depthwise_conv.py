@@ -2,8 +2,9 @@
 strides, paddings, per-channel scales; channel counts around the 8-lane split), on every ISA in oneop.ISAS.
 
 The x86 paths run the flat-row plan (kernels/c/depthwise_x86.h): rows of 32 (avx2, avxvnni) or 64 (avx512vnni)
-byte chunks, two at a time and a last one alone, weights and constants repeating with the channel (period
-lcm(C, 8)), row buffers per stride phase, a ring of them per thread, one 64-bit rounding per lane; shapes the
+byte chunks, two at a time and a last one alone, weights and constants repeating with the channel (periods
+lcm(C, 8) and lcm(C, 64)), row buffers per stride phase, a ring of them per thread, on the VNNI paths
+interleaved 4 taps to a 32-bit lane (two groups for 5 taps a row), one 64-bit rounding per lane; shapes the
 plan refuses run the per-pixel AVX2 kernels.  The cases below name the part of it each one reaches."""
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def test_depthwise_depth_multipliers_small_channels(c, dm):
 
 # The plan's rows and channels, every ISA: long rows with an odd number of chunks and a partial last one (12 x 40
 # x 24: 960 bytes a row, the constants' period 24 not a divisor of the chunk), stride 3 (three phase rows), a
-# dilated 5x5 window (a ring of 9 row buffers), 2 threads (a ring each), and windows the plan refuses (rows 4
+# dilated 5x5 window (a ring of 9 row buffers, two groups of interleaved taps), 2 threads (a ring each), and windows the plan refuses (rows 4
 # x 11 apart: more row buffers than it keeps) which run the per-pixel AVX2 kernels: dm 1 with >= 16 channels
 # (dw_avx2_dm1) and the groups of 8 (dw_avx2_groups), whose 40-wide rows have pixels 4 at a time inside the
 # image (a group gathering several channels, dm 2, and one channel broadcast, dm 8).
