@@ -71,48 +71,37 @@ static inline EM_DW_AVX512 void dw_out64(__m512i a0, __m512i a1, __m512i a2, __m
         _mm512_mask_storeu_epi8(out, (__mmask64)(((uint64_t)1 << n) - 1), b);
 }
 
-/* One output row in 64-byte chunks, two at a time (eight vpdpbusd chains: one chunk's four wait on the
- * instruction's latency); ir: one interleaved row per kernel row and tap group. */
-void EM_DW_AVX512 em_dw_row_avx512(const em_dw_plan *p, const uint8_t *const *ir, int8_t *out, int len) {
+/* Chunks f and, when two, f + 64 (eight vpdpbusd chains: one chunk's four wait on the instruction's latency); ir:
+ * one interleaved row per kernel row and tap group. */
+static EM_DW_INLINE EM_DW_AVX512 void dw_chunks(const em_dw_plan *p, const uint8_t *const *ir, int8_t *out, int len,
+                                                int f, int ph, int ph1, const int two) {
     const em_dw_consts *cs = &p->in;
-    const int Y = cs->Q, step = 64 % p->P64, nr = p->k_h * p->G;
+    const int Y = cs->Q, nr = p->k_h * p->G, q0 = ph >> 2, q1 = ph1 >> 2;
     const int32_t *bias = cs->bias;
-    int ph = 0, f = 0;
-    for (; f + 64 < len; f += 128) {
-        int ph1 = ph + step;
-        if (ph1 >= p->P64) ph1 -= p->P64;
-        const int q0 = ph >> 2, q1 = ph1 >> 2;
-        __m512i a0 = LD(bias + q0), a1 = LD(bias + Y + q0), a2 = LD(bias + 2 * Y + q0), a3 = LD(bias + 3 * Y + q0);
-        __m512i b0 = LD(bias + q1), b1 = LD(bias + Y + q1), b2 = LD(bias + 2 * Y + q1), b3 = LD(bias + 3 * Y + q1);
-        const int32_t *w = p->iw + q0, *v = p->iw + q1;
-        for (int r = 0; r < nr; r++, w += 4 * (size_t)Y, v += 4 * (size_t)Y) {
-            const uint8_t *x = ir[r] + 4 * (size_t)f;
-            a0 = _mm512_dpbusd_epi32(a0, LD(x), LD(w));
-            a1 = _mm512_dpbusd_epi32(a1, LD(x + 64), LD(w + Y));
-            a2 = _mm512_dpbusd_epi32(a2, LD(x + 128), LD(w + 2 * Y));
-            a3 = _mm512_dpbusd_epi32(a3, LD(x + 192), LD(w + 3 * Y));
+    __m512i a0 = LD(bias + q0), a1 = LD(bias + Y + q0), a2 = LD(bias + 2 * Y + q0), a3 = LD(bias + 3 * Y + q0);
+    __m512i b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+    if (two) b0 = LD(bias + q1), b1 = LD(bias + Y + q1), b2 = LD(bias + 2 * Y + q1), b3 = LD(bias + 3 * Y + q1);
+    const int32_t *w = p->iw + q0, *v = p->iw + q1;
+    for (int r = 0; r < nr; r++, w += 4 * (size_t)Y, v += 4 * (size_t)Y) {
+        const uint8_t *x = ir[r] + 4 * (size_t)f;
+        a0 = _mm512_dpbusd_epi32(a0, LD(x), LD(w));
+        a1 = _mm512_dpbusd_epi32(a1, LD(x + 64), LD(w + Y));
+        a2 = _mm512_dpbusd_epi32(a2, LD(x + 128), LD(w + 2 * Y));
+        a3 = _mm512_dpbusd_epi32(a3, LD(x + 192), LD(w + 3 * Y));
+        if (two) {
             b0 = _mm512_dpbusd_epi32(b0, LD(x + 256), LD(v));
             b1 = _mm512_dpbusd_epi32(b1, LD(x + 320), LD(v + Y));
             b2 = _mm512_dpbusd_epi32(b2, LD(x + 384), LD(v + 2 * Y));
             b3 = _mm512_dpbusd_epi32(b3, LD(x + 448), LD(v + 3 * Y));
         }
-        dw_out64(a0, a1, a2, a3, p, q0, out + f, 64);
-        dw_out64(b0, b1, b2, b3, p, q1, out + f + 64, len - f - 64);
-        ph = ph1 + step;
-        if (ph >= p->P64) ph -= p->P64;
     }
-    if (f < len) { /* the last chunk alone */
-        const int q0 = ph >> 2;
-        __m512i a0 = LD(bias + q0), a1 = LD(bias + Y + q0), a2 = LD(bias + 2 * Y + q0), a3 = LD(bias + 3 * Y + q0);
-        const int32_t *w = p->iw + q0;
-        for (int r = 0; r < nr; r++, w += 4 * (size_t)Y) {
-            const uint8_t *x = ir[r] + 4 * (size_t)f;
-            a0 = _mm512_dpbusd_epi32(a0, LD(x), LD(w));
-            a1 = _mm512_dpbusd_epi32(a1, LD(x + 64), LD(w + Y));
-            a2 = _mm512_dpbusd_epi32(a2, LD(x + 128), LD(w + 2 * Y));
-            a3 = _mm512_dpbusd_epi32(a3, LD(x + 192), LD(w + 3 * Y));
-        }
-        dw_out64(a0, a1, a2, a3, p, q0, out + f, len - f);
-    }
+    dw_out64(a0, a1, a2, a3, p, q0, out + f, two ? 64 : len - f);
+    if (two) dw_out64(b0, b1, b2, b3, p, q1, out + f + 64, len - f - 64);
+}
+
+void EM_DW_AVX512 em_dw_row_avx512(const em_dw_plan *p, const uint8_t *const *ir, int8_t *out, int len) {
+#define DW_CHUNKS(f, ph, ph1, two) dw_chunks(p, ir, out, len, f, ph, ph1, two)
+    EM_DW_CHUNK_LOOP(DW_CHUNKS, 64, p->P64);
+#undef DW_CHUNKS
 }
 #endif

@@ -675,49 +675,39 @@ static inline EM_AVX2 void dw_out32(__m256i r0, __m256i r1, __m256i r2, __m256i 
     _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((x), (w)), _mm256_set1_epi16(1)))
 #define DW_RQ4(a, q) dw_rq8(a##0, p, cs, 0, q), dw_rq8(a##1, p, cs, 1, q), dw_rq8(a##2, p, cs, 2, q), \
                      dw_rq8(a##3, p, cs, 3, q)
-static EM_AVX2 void dw_row_avx2(const em_dw_plan *p, const uint8_t *const *tap, int8_t *out, int len) {
+/* Spread chunks f and, when two, f + 32 (eight chains of multiply-adds: one chunk's four wait on latency). */
+static EM_DW_INLINE EM_AVX2 void dw_spread_chunks(const em_dw_plan *p, const uint8_t *const *tap, int8_t *out,
+                                                  int len, int f, int ph, int ph1, const int two) {
     const em_dw_consts *cs = &p->sp;
     const size_t PL = (size_t)p->PL;
-    const int Q = cs->Q, step = 32 % p->P, taps = p->taps;
+    const int Q = cs->Q, q0 = ph >> 2, q1 = ph1 >> 2;
     const int32_t *bias = cs->bias;
-    const int8_t *wsp = p->wsp;
-    int ph = 0, f = 0;
-    for (; f + 32 < len; f += 64) {
-        int ph1 = ph + step;
-        if (ph1 >= p->P) ph1 -= p->P;
-        const int q0 = ph >> 2, q1 = ph1 >> 2;
-        __m256i a0 = LD(bias + q0), a1 = LD(bias + Q + q0), a2 = LD(bias + 2 * Q + q0), a3 = LD(bias + 3 * Q + q0);
-        __m256i b0 = LD(bias + q1), b1 = LD(bias + Q + q1), b2 = LD(bias + 2 * Q + q1), b3 = LD(bias + 3 * Q + q1);
-        const int8_t *w = wsp + ph, *v = wsp + ph1;
-        for (int t = 0; t < taps; t++, w += 4 * PL, v += 4 * PL) {
-            const __m256i x = LD(tap[t] + f), y = LD(tap[t] + f + 32);
-            a0 = DW_DP_AVX2(a0, x, LD(w));
+    __m256i a0 = LD(bias + q0), a1 = LD(bias + Q + q0), a2 = LD(bias + 2 * Q + q0), a3 = LD(bias + 3 * Q + q0);
+    __m256i b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+    if (two) b0 = LD(bias + q1), b1 = LD(bias + Q + q1), b2 = LD(bias + 2 * Q + q1), b3 = LD(bias + 3 * Q + q1);
+    const int8_t *w = p->wsp + ph, *v = p->wsp + ph1;
+    for (int t = 0; t < p->taps; t++, w += 4 * PL, v += 4 * PL) {
+        const __m256i x = LD(tap[t] + f);
+        a0 = DW_DP_AVX2(a0, x, LD(w));
+        a1 = DW_DP_AVX2(a1, x, LD(w + PL));
+        a2 = DW_DP_AVX2(a2, x, LD(w + 2 * PL));
+        a3 = DW_DP_AVX2(a3, x, LD(w + 3 * PL));
+        if (two) {
+            const __m256i y = LD(tap[t] + f + 32);
             b0 = DW_DP_AVX2(b0, y, LD(v));
-            a1 = DW_DP_AVX2(a1, x, LD(w + PL));
             b1 = DW_DP_AVX2(b1, y, LD(v + PL));
-            a2 = DW_DP_AVX2(a2, x, LD(w + 2 * PL));
             b2 = DW_DP_AVX2(b2, y, LD(v + 2 * PL));
-            a3 = DW_DP_AVX2(a3, x, LD(w + 3 * PL));
             b3 = DW_DP_AVX2(b3, y, LD(v + 3 * PL));
         }
-        dw_out32(DW_RQ4(a, q0), p, 1, out + f, 32);
-        dw_out32(DW_RQ4(b, q1), p, 1, out + f + 32, len - f - 32);
-        ph = ph1 + step;
-        if (ph >= p->P) ph -= p->P;
     }
-    if (f < len) { /* the last chunk alone */
-        const int q0 = ph >> 2;
-        __m256i a0 = LD(bias + q0), a1 = LD(bias + Q + q0), a2 = LD(bias + 2 * Q + q0), a3 = LD(bias + 3 * Q + q0);
-        const int8_t *w = wsp + ph;
-        for (int t = 0; t < taps; t++, w += 4 * PL) {
-            const __m256i x = LD(tap[t] + f);
-            a0 = DW_DP_AVX2(a0, x, LD(w));
-            a1 = DW_DP_AVX2(a1, x, LD(w + PL));
-            a2 = DW_DP_AVX2(a2, x, LD(w + 2 * PL));
-            a3 = DW_DP_AVX2(a3, x, LD(w + 3 * PL));
-        }
-        dw_out32(DW_RQ4(a, q0), p, 1, out + f, len - f);
-    }
+    dw_out32(DW_RQ4(a, q0), p, 1, out + f, two ? 32 : len - f);
+    if (two) dw_out32(DW_RQ4(b, q1), p, 1, out + f + 32, len - f - 32);
+}
+
+static EM_AVX2 void dw_row_avx2(const em_dw_plan *p, const uint8_t *const *tap, int8_t *out, int len) {
+#define DW_CHUNKS(f, ph, ph1, two) dw_spread_chunks(p, tap, out, len, f, ph, ph1, two)
+    EM_DW_CHUNK_LOOP(DW_CHUNKS, 32, p->P);
+#undef DW_CHUNKS
 }
 
 #ifdef EM_HAVE_AVXVNNI
@@ -741,49 +731,38 @@ static EM_AVX2 void dw_ilv_avx2(const em_dw_plan *p, const uint8_t *const *src, 
     }
 }
 
-/* AVX-VNNI, interleaved layout: one output row in 32-byte chunks, two at a time; per kernel row and tap group
- * one vpdpbusd per register (4 taps each). */
-static EM_DW_AVXVNNI void dw_row_avxvnni(const em_dw_plan *p, const uint8_t *const *ir, int8_t *out, int len) {
+/* AVX-VNNI, interleaved chunks f and, when two, f + 32: per kernel row and tap group one vpdpbusd per register
+ * (4 taps each). */
+static EM_DW_INLINE EM_DW_AVXVNNI void dw_ilv_chunks(const em_dw_plan *p, const uint8_t *const *ir, int8_t *out,
+                                                    int len, int f, int ph, int ph1, const int two) {
     const em_dw_consts *cs = &p->in;
-    const int Y = cs->Q, step = 32 % p->P64, nr = p->k_h * p->G;
+    const int Y = cs->Q, nr = p->k_h * p->G, q0 = ph >> 2, q1 = ph1 >> 2;
     const int32_t *bias = cs->bias;
-    int ph = 0, f = 0;
-    for (; f + 32 < len; f += 64) {
-        int ph1 = ph + step;
-        if (ph1 >= p->P64) ph1 -= p->P64;
-        const int q0 = ph >> 2, q1 = ph1 >> 2;
-        __m256i a0 = LD(bias + q0), a1 = LD(bias + Y + q0), a2 = LD(bias + 2 * Y + q0), a3 = LD(bias + 3 * Y + q0);
-        __m256i b0 = LD(bias + q1), b1 = LD(bias + Y + q1), b2 = LD(bias + 2 * Y + q1), b3 = LD(bias + 3 * Y + q1);
-        const int32_t *w = p->iw + q0, *v = p->iw + q1;
-        for (int r = 0; r < nr; r++, w += 4 * (size_t)Y, v += 4 * (size_t)Y) {
-            const uint8_t *x = ir[r] + 4 * (size_t)f;
-            a0 = _mm256_dpbusd_avx_epi32(a0, LD(x), LD(w));
-            a1 = _mm256_dpbusd_avx_epi32(a1, LD(x + 32), LD(w + Y));
-            a2 = _mm256_dpbusd_avx_epi32(a2, LD(x + 64), LD(w + 2 * Y));
-            a3 = _mm256_dpbusd_avx_epi32(a3, LD(x + 96), LD(w + 3 * Y));
+    __m256i a0 = LD(bias + q0), a1 = LD(bias + Y + q0), a2 = LD(bias + 2 * Y + q0), a3 = LD(bias + 3 * Y + q0);
+    __m256i b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+    if (two) b0 = LD(bias + q1), b1 = LD(bias + Y + q1), b2 = LD(bias + 2 * Y + q1), b3 = LD(bias + 3 * Y + q1);
+    const int32_t *w = p->iw + q0, *v = p->iw + q1;
+    for (int r = 0; r < nr; r++, w += 4 * (size_t)Y, v += 4 * (size_t)Y) {
+        const uint8_t *x = ir[r] + 4 * (size_t)f;
+        a0 = _mm256_dpbusd_avx_epi32(a0, LD(x), LD(w));
+        a1 = _mm256_dpbusd_avx_epi32(a1, LD(x + 32), LD(w + Y));
+        a2 = _mm256_dpbusd_avx_epi32(a2, LD(x + 64), LD(w + 2 * Y));
+        a3 = _mm256_dpbusd_avx_epi32(a3, LD(x + 96), LD(w + 3 * Y));
+        if (two) {
             b0 = _mm256_dpbusd_avx_epi32(b0, LD(x + 128), LD(v));
             b1 = _mm256_dpbusd_avx_epi32(b1, LD(x + 160), LD(v + Y));
             b2 = _mm256_dpbusd_avx_epi32(b2, LD(x + 192), LD(v + 2 * Y));
             b3 = _mm256_dpbusd_avx_epi32(b3, LD(x + 224), LD(v + 3 * Y));
         }
-        dw_out32(DW_RQ4(a, q0), p, 0, out + f, 32);
-        dw_out32(DW_RQ4(b, q1), p, 0, out + f + 32, len - f - 32);
-        ph = ph1 + step;
-        if (ph >= p->P64) ph -= p->P64;
     }
-    if (f < len) { /* the last chunk alone */
-        const int q0 = ph >> 2;
-        __m256i a0 = LD(bias + q0), a1 = LD(bias + Y + q0), a2 = LD(bias + 2 * Y + q0), a3 = LD(bias + 3 * Y + q0);
-        const int32_t *w = p->iw + q0;
-        for (int r = 0; r < nr; r++, w += 4 * (size_t)Y) {
-            const uint8_t *x = ir[r] + 4 * (size_t)f;
-            a0 = _mm256_dpbusd_avx_epi32(a0, LD(x), LD(w));
-            a1 = _mm256_dpbusd_avx_epi32(a1, LD(x + 32), LD(w + Y));
-            a2 = _mm256_dpbusd_avx_epi32(a2, LD(x + 64), LD(w + 2 * Y));
-            a3 = _mm256_dpbusd_avx_epi32(a3, LD(x + 96), LD(w + 3 * Y));
-        }
-        dw_out32(DW_RQ4(a, q0), p, 0, out + f, len - f);
-    }
+    dw_out32(DW_RQ4(a, q0), p, 0, out + f, two ? 32 : len - f);
+    if (two) dw_out32(DW_RQ4(b, q1), p, 0, out + f + 32, len - f - 32);
+}
+
+static EM_DW_AVXVNNI void dw_row_avxvnni(const em_dw_plan *p, const uint8_t *const *ir, int8_t *out, int len) {
+#define DW_CHUNKS(f, ph, ph1, two) dw_ilv_chunks(p, ir, out, len, f, ph, ph1, two)
+    EM_DW_CHUNK_LOOP(DW_CHUNKS, 32, p->P64);
+#undef DW_CHUNKS
 }
 #endif
 #undef LD

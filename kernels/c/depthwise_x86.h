@@ -73,6 +73,23 @@ void em_dw_row_avx512(const em_dw_plan *p, const uint8_t *const *ir, int8_t *out
 void em_dw_ilv_avx512(const em_dw_plan *p, const uint8_t *const *src, int k_w, uint8_t *ir, int len);
 #endif
 
+/* A row's chunks of BYTES, two per CHUNKS(f, ph, ph1, 1) call and the last one alone (CHUNKS(f, ph, ph, 0)), ph
+ * the chunk's start mod PERIOD (the layout's constants' offset); len and the CHUNKS body in scope. */
+#define EM_DW_CHUNK_LOOP(CHUNKS, BYTES, PERIOD)                                                               \
+    do {                                                                                                      \
+        const int step_ = (BYTES) % (PERIOD);                                                                 \
+        int ph_ = 0, f_ = 0;                                                                                  \
+        for (; f_ + (BYTES) < len; f_ += 2 * (BYTES)) {                                                       \
+            int ph1_ = ph_ + step_;                                                                           \
+            if (ph1_ >= (PERIOD)) ph1_ -= (PERIOD);                                                           \
+            CHUNKS(f_, ph_, ph1_, 1);                                                                         \
+            ph_ = ph1_ + step_;                                                                               \
+            if (ph_ >= (PERIOD)) ph_ -= (PERIOD);                                                             \
+        }                                                                                                     \
+        if (f_ < len) CHUNKS(f_, ph_, ph_, 0);                                                                \
+    } while (0)
+#define EM_DW_INLINE inline __attribute__((always_inline))
+
 /* vpshufb order per 16 bytes: packed by stream k at byte 4k + m (m: lane within the 16), wanted at 4m + k. */
 #define EM_DW_UNSPREAD 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15
 
