@@ -6,7 +6,8 @@ Each group is one op run by the interpreter without delegates (``litert_builtin`
 the best ISA (``native``) and on the portable C path (``native_portable``), in the same run, so the ratio
 native / built-in is read inside a group.  The cases are the shapes the issue measured slow: a depthwise
 convolution with depth multiplier 8 on one input channel (the first layer of a speech CNN on 49x40 log-mel
-frames), depth multiplier 2 on 16 channels, and 3x3 CONV_2D with few channels (16 -> 16 on 32x32, ResNet-8's
+frames), depth multiplier 2 on 16 channels, depth multiplier 1 at MobileNetV2 0.35's shapes (48x48x16, the
+stride-2 48x48x48, 6x6x144: the largest depthwise costs of the model, and its many small layers), and 3x3 CONV_2D with few channels (16 -> 16 on 32x32, ResNet-8's
 first stack; 3 -> 16, its stem).  Weights, scales and inputs are seeded random.
 """
 
@@ -30,6 +31,9 @@ CASES = {
     "dw3x3_dm8_49x40x1": ("DEPTHWISE_CONV_2D", (49, 40, 1), 3, 1, 8, 8),
     "dw3x3_dm2_25x20x16": ("DEPTHWISE_CONV_2D", (25, 20, 16), 3, 1, 32, 2),
     "dw3x3_dm1_48x48x8": ("DEPTHWISE_CONV_2D", (48, 48, 8), 3, 1, 8, 1),
+    "dw3x3_dm1_48x48x16": ("DEPTHWISE_CONV_2D", (48, 48, 16), 3, 1, 16, 1),
+    "dw3x3_dm1_s2_48x48x48": ("DEPTHWISE_CONV_2D", (48, 48, 48), 3, 2, 48, 1),
+    "dw3x3_dm1_6x6x144": ("DEPTHWISE_CONV_2D", (6, 6, 144), 3, 1, 144, 1),
     "conv3x3_16to16_32x32": ("CONV_2D", (32, 32, 16), 3, 1, 16, None),
     "conv3x3_3to16_32x32": ("CONV_2D", (32, 32, 3), 3, 1, 16, None),
     "conv3x3_8to16_s2_49x40": ("CONV_2D", (49, 40, 8), 3, 2, 16, None),

@@ -58,7 +58,10 @@ cdef extern from "c/em_kernels.h":
         em_requant rq
         int32_t *scratch
         int threads
+        void *plan
     void em_depthwise_conv2d(const void *args) noexcept nogil
+    size_t em_dwconv_plan_len(const em_dwconv_args *a) noexcept nogil
+    void em_dwconv_plan_init(em_dwconv_args *a, void *buf) noexcept nogil
 
     ctypedef struct em_fc_args:
         const int8_t *inp "in"
@@ -441,6 +444,11 @@ cdef class DepthwiseConv2D(Kernel):
         a.out_h, a.out_w, a.out_c, a.depth_mult = out_h, out_w, out_c, depth_mult
         a.k_h, a.k_w, a.stride_h, a.stride_w, a.dil_h, a.dil_w = k_h, k_w, stride_h, stride_w, dil_h, dil_w
         a.pad_top, a.pad_left, a.in_offset = pad_top, pad_left, in_offset
+        a.plan = NULL
+        cdef size_t plan_len = em_dwconv_plan_len(a)
+        if plan_len:  # x86: weights and constants laid out once for the vector paths, and their row buffers
+            plan = np.zeros(plan_len, dtype=np.uint8)
+            em_dwconv_plan_init(a, <void *>_addr(plan, np.uint8, plan_len, self.keep))
         self.fn = <em_kernel_fn>em_depthwise_conv2d
         self.args = a
 

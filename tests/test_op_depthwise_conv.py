@@ -1,11 +1,17 @@
 """DEPTHWISE_CONV_2D: native == interpreter == numpy reference (depth multipliers, dilations,
-strides, paddings, per-channel scales; channel counts around the 8-lane split), on every ISA in oneop.ISAS."""
+strides, paddings, per-channel scales; channel counts around the 8-lane split), on every ISA in oneop.ISAS.
+
+The x86 paths run the flat-row plan (kernels/c/depthwise_x86.h): rows of 32 (avx2, avxvnni) or 64 (avx512vnni)
+byte chunks, two at a time and a last one alone, weights and constants repeating with the channel (periods
+lcm(C, 8) and lcm(C, 64)), row buffers per stride phase, a ring of them per thread, on the VNNI paths
+interleaved 4 taps to a 32-bit lane (two groups for 5 taps a row), one 64-bit rounding per lane; shapes the
+plan refuses run the per-pixel AVX2 kernels.  The cases below name the part of it each one reaches."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import litert_semantics
+from conftest import litert_semantics, skip_unless_litert_semantics
 from edge_maas.kernels.ref.depthwise_conv import depthwise_conv2d
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -41,19 +47,65 @@ def test_depthwise_depth_multipliers_small_channels(c, dm):
         assert _check(h, w, c, dm, k, stride, dil, same, act=i % 2, **zps, seed=c * 100 + dm * 7 + i, batch=batch)
 
 
-def _check(h, w, c, dm, k, stride, dil, same, act, in_zp, out_zp, seed, batch=1) -> bool:
+# The plan's rows and channels, every ISA: long rows with an odd number of chunks and a partial last one (12 x 40
+# x 24: 960 bytes a row, the constants' period 24 not a divisor of the chunk), stride 3 (three phase rows), a
+# dilated 5x5 window (a ring of 9 row buffers, two groups of interleaved taps), 2 threads (a ring each), and windows the plan refuses (rows 4
+# x 11 apart: more row buffers than it keeps) which run the per-pixel AVX2 kernels: dm 1 with >= 16 channels
+# (dw_avx2_dm1) and the groups of 8 (dw_avx2_groups), whose 40-wide rows have pixels 4 at a time inside the
+# image (a group gathering several channels, dm 2, and one channel broadcast, dm 8).
+@pytest.mark.parametrize(
+    "h, w, c, dm, k, stride, dil, same, threads",
+    [
+        (12, 40, 24, 1, 3, 1, 1, True, 1),
+        (13, 17, 20, 1, 3, 3, 1, True, 1),
+        (14, 15, 12, 1, 5, 1, 2, True, 1),
+        (9, 11, 40, 1, 3, 2, 1, True, 2),
+        (9, 8, 6, 2, 3, 1, 1, False, 2),
+        (24, 40, 17, 1, 4, 1, 11, True, 1),
+        (24, 40, 3, 2, 4, 1, 11, True, 1),
+        (24, 40, 2, 8, 4, 1, 11, True, 1),
+    ],
+)  # fmt: skip
+def test_depthwise_plan_rows(h, w, c, dm, k, stride, dil, same, threads):
+    if dm == 2:
+        skip_unless_litert_semantics("its DEPTHWISE_CONV_2D with depth multiplier 2 is 1 LSB off ai-edge-litert's")
+    assert _check(h, w, c, dm, k, stride, dil, same, act=1, in_zp=-7, out_zp=5, seed=h * w + c, threads=threads)
+
+
+# The requantization's rounding, every ISA: power-of-two scales (2^-2, 2^-3: a quarter or an eighth of the sums
+# are ties) with small values so few outputs clamp; the interpreter rounds ties up in the blocks of 8 channels and
+# away from zero in the c % 8 tail, and the 64-bit single rounding must give both.  "shifts": scales from 0.3 to
+# 3.5 per channel, so multipliers shift left (by 1 or 2), not at all, or right by 1 (r = 0 lanes, which keep the
+# shift by 32 of the odd lanes).
+@pytest.mark.parametrize("c", [5, 16, 21, 40])
+@pytest.mark.parametrize("scales", ["ties", "shifts"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_rounding(c, scales, stride):
+    rng = np.random.default_rng(c * 10 + stride)
+    if scales == "ties":
+        w_s = [float(v) for v in rng.choice([2.0**-2, 2.0**-3], c)]
+    else:
+        w_s = [qscale(v) for v in rng.uniform(0.3, 3.5, c)]
+    assert _check(9, 10, c, 1, 3, stride, 1, True, act=0, in_zp=3, out_zp=-2, seed=c, in_s=1.0, out_s=1.0,
+                  w_s=w_s, w_max=2, x_max=12, b_max=40)  # fmt: skip
+
+
+def _check(h, w, c, dm, k, stride, dil, same, act, in_zp, out_zp, seed, batch=1, threads=1, in_s=None, out_s=None,
+           w_s=None, w_max=127, x_max=None, b_max=20000) -> bool:  # fmt: skip
     """Build the one-op model, compare native (every ISA) with the interpreter and the reference; False when the
-    window leaves no output (nothing checked)."""
+    window leaves no output (nothing checked).  in_s, out_s, w_s: the scales (default random); w_max, x_max,
+    b_max: bounds of the random weights, inputs (about the zero point) and bias."""
     rng = np.random.default_rng(seed)
     o, eff = c * dm, (k - 1) * dil + 1
     oh = (h + stride - 1) // stride if same else (h - eff + stride) // stride
     ow = (w + stride - 1) // stride if same else (w - eff + stride) // stride
     if oh < 1 or ow < 1:
         return False
-    in_s, out_s = qscale(rng.uniform(0.01, 0.1)), qscale(rng.uniform(0.02, 0.5))
-    w_s = [qscale(v) for v in rng.uniform(0.001, 0.05, o)]
-    weights = rng.integers(-127, 128, (1, k, k, o), dtype=np.int8)
-    bias = rng.integers(-20000, 20000, o).astype(np.int32)
+    in_s = qscale(rng.uniform(0.01, 0.1)) if in_s is None else in_s
+    out_s = qscale(rng.uniform(0.02, 0.5)) if out_s is None else out_s
+    w_s = [qscale(v) for v in rng.uniform(0.001, 0.05, o)] if w_s is None else w_s
+    weights = rng.integers(-w_max, w_max + 1, (1, k, k, o), dtype=np.int8)
+    bias = rng.integers(-b_max, b_max, o).astype(np.int32)
     model = build_model(
         [
             T("x", (batch, h, w, c), "int8", [in_s], [in_zp]),
@@ -61,13 +113,15 @@ def _check(h, w, c, dm, k, stride, dil, same, act, in_zp, out_zp, seed, batch=1)
             T("b", (o,), "int32", [in_s * s for s in w_s], [0] * o, 0, bias),
             T("y", (batch, oh, ow, o), "int8", [out_s], [out_zp]),
         ],
-        [Op("DEPTHWISE_CONV_2D", ["x", "w", "b"], ["y"], "DepthwiseConv2DOptions", dict(
-            padding=0 if same else 1, strideH=stride, strideW=stride, depthMultiplier=dm,
-            dilationHFactor=dil, dilationWFactor=dil, fusedActivationFunction=act))],
+        [Op("DEPTHWISE_CONV_2D", ["x", "w", "b"], ["y"], "DepthwiseConv2DOptions", {
+            "padding": 0 if same else 1, "strideH": stride, "strideW": stride, "depthMultiplier": dm,
+            "dilationHFactor": dil, "dilationWFactor": dil, "fusedActivationFunction": act})],
         ["x"], ["y"],
     )  # fmt: skip
     x = int8_input(rng, (batch, h, w, c))
-    got = native_matches_interpreter(model, [{"x": x}])[0]["y"]
+    if x_max is not None:
+        x = np.clip(rng.integers(-x_max, x_max + 1, (batch, h, w, c)) + in_zp, -128, 127).astype(np.int8)
+    got = native_matches_interpreter(model, [{"x": x}], threads=threads)[0]["y"]
     mult, shift = conv_output_multipliers("test", in_s, w_s, out_s, o)
     lo, hi = activation_range(act, out_s, out_zp, "test")
     mode = 0 if same else 1

@@ -8,6 +8,7 @@
  * bytes whatever its order. */
 #include <string.h>
 #include "requant.h"
+#include "depthwise_x86.h"
 
 #define DW_BODY(REQUANT_ROW)                                                                              \
     const int ocp = (a->out_c + 15) & ~15;                                                                \
@@ -335,13 +336,467 @@ static EM_AVX2 void dw_avx2_dm1(const em_dwconv_args *a) {
 }
 #endif
 
+/* ---- the x86 flat-row paths (depthwise_x86.h) ---- */
+#ifdef EM_HAVE_AVX2
+
+#define DW_MAX_SLOTS 32 /* row buffers per thread: the rows one output row reads, (k_h - 1) * dil_h + 1 */
+
+typedef struct {
+    int P, PL, Q, Wj, Ls, NS, G, P64, Y, irlen;
+    size_t hdr, wsp, i32, i64, yi32, yi64, iw, slot, islot, zp, total;
+} dw_layout;
+
+static size_t al64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static int dw_gcd(int a, int b) {
+    while (b) {
+        int t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* Sizes of the plan's parts; 0 where the flat paths do not apply (too many taps, rows or bytes, a right shift
+ * past 31). */
+static int dw_layout_of(const em_dwconv_args *a, dw_layout *L) {
+    const int C = a->out_c, taps = a->k_h * a->k_w;
+    if (C < 1 || taps < 1 || taps > 256 || a->stride_w < 1 || a->out_w < 1) return 0;
+    for (int c = 0; c < C; c++)
+        if (a->rq.shift[c] < -31 || a->rq.shift[c] > 31) return 0;
+    L->P = C / dw_gcd(C, 8) * 8;
+    L->PL = L->P + 64;
+    L->Q = L->P / 4 + 16;
+    L->P64 = C / dw_gcd(C, 64) * 64;
+    L->Y = L->P64 / 4 + 16;
+    L->G = (a->k_w + 3) / 4;
+    const size_t len = (size_t)a->out_w * C;
+    L->irlen = (int)(4 * al64(len));
+    L->Wj = a->out_w + (a->k_w - 1) * a->dil_w / a->stride_w;
+    L->Ls = (int)al64((size_t)L->Wj * C + 64);
+    L->NS = (a->k_h - 1) * a->dil_h + 1;
+    if (L->NS > DW_MAX_SLOTS || len > ((size_t)1 << 28)) return 0;
+    L->slot = (size_t)a->stride_w * L->Ls;
+    L->islot = (size_t)L->G * L->irlen;
+    L->zp = L->slot > L->islot ? L->slot : L->islot;
+    L->hdr = al64(sizeof(em_dw_plan));
+    L->wsp = al64((size_t)taps * 4 * L->PL);
+    L->i32 = al64((size_t)4 * L->Q * sizeof(int32_t));
+    L->i64 = al64((size_t)4 * (L->Q / 2) * sizeof(int64_t));
+    L->yi32 = al64((size_t)4 * L->Y * sizeof(int32_t));
+    L->yi64 = al64((size_t)4 * (L->Y / 2) * sizeof(int64_t));
+    L->iw = al64((size_t)a->k_h * L->G * 4 * L->Y * sizeof(int32_t));
+    const size_t threads = a->threads > 1 ? (size_t)a->threads : 1;
+    L->total = 64 + L->hdr + L->wsp + 4 * L->i32 + 10 * L->i64 + L->iw + 4 * L->yi32 + 10 * L->yi64 + L->zp +
+               threads * L->NS * (L->slot + L->islot);
+    return L->total <= ((size_t)64 << 20);
+}
+
+size_t em_dwconv_plan_len(const em_dwconv_args *a) {
+    dw_layout L;
+    return dw_layout_of(a, &L) ? L.total : 0;
+}
+
+/* Channel of lane l of stream / register k: spread (4l + k), interleaved (4l - 3 (l % 4) + 4k), mod C. */
+static int dw_lane_channel(int interleaved, int l, int k, int C) {
+    return (interleaved ? 4 * l - 3 * (l % 4) + 4 * k : 4 * l + k) % C;
+}
+
+/* The requantization constants (and bias') of one layout, from *q on (advanced). */
+static void dw_fill_consts(const em_dwconv_args *a, const em_dw_plan *p, em_dw_consts *cs, uint8_t **q, int Q,
+                           int interleaved, size_t i32, size_t i64) {
+    const int C = a->out_c, taps = a->k_h * a->k_w, Q2 = Q / 2;
+    int32_t *bias = (int32_t *)*q, *left = (int32_t *)(*q + i32), *d32 = (int32_t *)(*q + 2 * i32),
+            *hs = (int32_t *)(*q + 3 * i32);
+    *q += 4 * i32;
+    int64_t *v64[10];
+    for (int i = 0; i < 10; i++, *q += i64) v64[i] = (int64_t *)*q;
+    int64_t *me = v64[0], *mo = v64[1], *ke = v64[2], *ko = v64[3], *ke2 = v64[4], *ko2 = v64[5], *se = v64[6],
+            *so = v64[7], *awe = v64[8], *awo = v64[9];
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < Q; l++) {
+            const int c = dw_lane_channel(interleaved, l, k, C);
+            uint32_t sum = 0; /* int32 sums wrap, as the interpreter's accumulators */
+            for (int t = 0; t < taps; t++) sum += (uint32_t)(int32_t)a->w[(size_t)t * C + c];
+            bias[k * Q + l] = (int32_t)((uint32_t)a->bias[c] + (uint32_t)(a->in_offset - 128) * sum);
+            const int sh = a->rq.shift[c], r = sh > 0 ? 0 : -sh, s = 31 + r;
+            const int away = c >= a->rq.round_up_below && r >= 1;
+            left[k * Q + l] = sh > 0 ? sh : 0;
+            d32[k * Q + l] = s == 31 ? 0 : (int32_t)((uint32_t)1 << (63 - s));
+            hs[k * Q + l] = s - 32;
+            const int64_t K = (1LL << 30) + (r >= 1 ? (int64_t)1 << (30 + r) : 0);
+            const int64_t K2 = (int64_t)((uint64_t)K + (1ULL << 63));
+            const size_t j = (size_t)k * Q2 + l / 2;
+            if (l % 2 == 0) {
+                me[j] = a->rq.mult[c], ke[j] = K, ke2[j] = K2, se[j] = s, awe[j] = away ? 1LL << 31 : 0;
+            } else {
+                mo[j] = a->rq.mult[c], ko[j] = K, ko2[j] = K2, so[j] = s - 32 * p->odd_high;
+                awo[j] = away ? 1LL << 31 : 0;
+            }
+        }
+    cs->Q = Q, cs->bias = bias, cs->left = left, cs->d32 = d32, cs->hs = hs;
+    cs->me = me, cs->mo = mo, cs->ke = ke, cs->ko = ko, cs->ke2 = ke2, cs->ko2 = ko2, cs->se = se, cs->so = so;
+    cs->awe = awe, cs->awo = awo;
+}
+
+void em_dwconv_plan_init(em_dwconv_args *a, void *buf) {
+    dw_layout L;
+    a->plan = NULL;
+    if (!buf || !dw_layout_of(a, &L)) return;
+    uint8_t *q = (uint8_t *)(((uintptr_t)buf + 63) & ~(uintptr_t)63);
+    em_dw_plan *p = (em_dw_plan *)q;
+    q += L.hdr;
+    const int C = a->out_c, taps = a->k_h * a->k_w;
+    p->C = C, p->P = L.P, p->PL = L.PL, p->taps = taps, p->k_h = a->k_h;
+    p->zp = a->rq.zp, p->act_min = a->rq.act_min, p->act_max = a->rq.act_max;
+    p->any_left = p->any_away = 0;
+    p->odd_high = 1;
+    for (int c = 0; c < C; c++) {
+        const int sh = a->rq.shift[c];
+        p->odd_high &= sh <= -1;
+        p->any_left |= sh > 0;
+        p->any_away |= c >= a->rq.round_up_below && sh <= -1;
+    }
+    int8_t *wsp = (int8_t *)q;
+    q += L.wsp;
+    for (int t = 0; t < taps; t++)
+        for (int k = 0; k < 4; k++)
+            for (int i = 0; i < L.PL; i++)
+                wsp[((size_t)t * 4 + k) * L.PL + i] = i % 4 == k ? (int8_t)a->w[(size_t)t * C + i % C] : 0;
+    p->wsp = wsp;
+    dw_fill_consts(a, p, &p->sp, &q, L.Q, 0, L.i32, L.i64);
+    int32_t *iw = (int32_t *)q;
+    q += L.iw;
+    for (int kh = 0; kh < a->k_h; kh++)
+        for (int g = 0; g < L.G; g++)
+            for (int k = 0; k < 4; k++)
+                for (int y = 0; y < L.Y; y++) {
+                    const int c = dw_lane_channel(1, y, k, C);
+                    uint32_t v = 0;
+                    for (int j = 0; j < 4 && 4 * g + j < a->k_w; j++)
+                        v |= (uint32_t)(uint8_t)a->w[((size_t)kh * a->k_w + 4 * g + j) * C + c] << (8 * j);
+                    iw[(((size_t)kh * L.G + g) * 4 + k) * L.Y + y] = (int32_t)v;
+                }
+    p->G = L.G, p->P64 = L.P64, p->irlen = L.irlen, p->iw = iw;
+    dw_fill_consts(a, p, &p->in, &q, L.Y, 1, L.yi32, L.yi64);
+    p->sw = a->stride_w, p->Ls = L.Ls, p->NS = L.NS, p->slot = L.slot, p->Wj = L.Wj, p->islot = L.islot;
+    memset(q, (uint8_t)(int8_t)(-a->in_offset) ^ 0x80, L.zp);
+    p->zprow = q;
+    q += L.zp;
+    const size_t threads = a->threads > 1 ? (size_t)a->threads : 1;
+    p->rings = q;
+    p->irings = q + threads * L.NS * L.slot;
+    for (int kw = 0; kw < a->k_w; kw++)
+        p->tap_off[kw] = (kw * a->dil_w) % a->stride_w * L.Ls + (kw * a->dil_w) / a->stride_w * C;
+    a->plan = p;
+}
+
+/* d[i] = s[i] ^ 0x80 (x + 128 as u8), 32 bytes at a time (the plan runs on AVX2 and above). */
+static inline EM_AVX2 void dw_xor_copy(uint8_t *restrict d, const int8_t *restrict s, size_t n) {
+    size_t i = 0;
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    for (; i + 32 <= n; i += 32)
+        _mm256_storeu_si256((__m256i *)(d + i),
+                            _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(s + i)), flip));
+    for (; i < n; i++) d[i] = (uint8_t)s[i] ^ 0x80;
+}
+
+/* One pixel's C bytes: 32- or 16-byte copies, the last one overlapping the one before (no byte loop). */
+static inline EM_AVX2 void dw_xor_pixel(uint8_t *restrict d, const int8_t *restrict s, int C) {
+    if (C >= 32) {
+        const __m256i flip = _mm256_set1_epi8((char)0x80);
+        for (int c = 0; c + 32 < C; c += 32)
+            _mm256_storeu_si256((__m256i *)(d + c),
+                                _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(s + c)), flip));
+        _mm256_storeu_si256((__m256i *)(d + C - 32),
+                            _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(s + C - 32)), flip));
+    } else if (C >= 16) {
+        const __m128i flip = _mm_set1_epi8((char)0x80);
+        _mm_storeu_si128((__m128i *)d, _mm_xor_si128(_mm_loadu_si128((const __m128i *)s), flip));
+        _mm_storeu_si128((__m128i *)(d + C - 16), _mm_xor_si128(_mm_loadu_si128((const __m128i *)(s + C - 16)), flip));
+    } else {
+        for (int c = 0; c < C; c++) d[c] = (uint8_t)s[c] ^ 0x80;
+    }
+}
+
+/* Input row (b, iy) into a row buffer: padded pixel X = ix + pad_left at phase row X % stride_w, index
+ * X / stride_w, each input channel depth_mult times, as x ^ 0x80; pads hold the zero point's. */
+static EM_AVX2 void dw_prep_row(const em_dwconv_args *a, const em_dw_plan *p, uint8_t *dst, const int8_t *src) {
+    const int C = a->out_c, dm = a->depth_mult, ic = a->in_c, sw = p->sw, pl = a->pad_left;
+    const uint8_t pad = p->zprow[0];
+    for (int ph = 0; ph < sw; ph++) {
+        uint8_t *d = dst + (size_t)ph * p->Ls;
+        /* pixels j in [lo, hi) lie inside the image: 0 <= ph + j * sw - pl < in_w */
+        int lo = pl - ph > 0 ? (pl - ph + sw - 1) / sw : 0;
+        int hi = a->in_w + pl - ph > 0 ? (a->in_w + pl - ph + sw - 1) / sw : 0;
+        if (lo > p->Wj) lo = p->Wj;
+        if (hi > p->Wj) hi = p->Wj;
+        if (hi < lo) hi = lo;
+        memset(d, pad, (size_t)lo * C);
+        memset(d + (size_t)hi * C, pad, (size_t)(p->Wj - hi) * C);
+        const int8_t *s = src + (size_t)(ph + lo * sw - pl) * ic;
+        if (dm == 1 && sw == 1) {
+            dw_xor_copy(d + (size_t)lo * C, s, (size_t)(hi - lo) * C);
+        } else {
+            for (int j = lo; j < hi; j++, s += (size_t)sw * ic) {
+                uint8_t *o = d + (size_t)j * C;
+                if (dm == 1) {
+                    dw_xor_pixel(o, s, C);
+                } else {
+                    for (int c = 0; c < ic; c++) memset(o + (size_t)c * dm, (uint8_t)s[c] ^ 0x80, (size_t)dm);
+                }
+            }
+        }
+    }
+}
+
+/* Output rows [r0, r1) through the row kernel on thread tid's ring of row buffers: each input row a row reads
+ * is prepared once and kept while the next rows read it.  ilv: the interleaved layout (VNNI paths), each
+ * input row prepared into a scratch row buffer, then interleaved into the ring. */
+static void dw_flat_rows(const em_dwconv_args *a, em_dw_row_fn row, em_dw_ilv_fn ilv, int tid, int r0, int r1) {
+    const em_dw_plan *p = (const em_dw_plan *)a->plan;
+    const int len = a->out_w * a->out_c, G = p->G;
+    uint8_t *ring = ilv ? p->irings + (size_t)tid * p->NS * p->islot : p->rings + (size_t)tid * p->NS * p->slot;
+    uint8_t *scratch = p->rings + (size_t)tid * p->NS * p->slot; /* the spread ring, unused by ilv */
+    const size_t slot = ilv ? p->islot : p->slot;
+    long tags[DW_MAX_SLOTS];
+    const uint8_t *tap[256], *src[256];
+    for (int i = 0; i < p->NS; i++) tags[i] = -1;
+    for (int r = r0; r < r1; r++) {
+        const int b = r / a->out_h, oy = r % a->out_h;
+        for (int kh = 0; kh < a->k_h; kh++) {
+            const int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
+            const uint8_t *rb = p->zprow;
+            if (iy >= 0 && iy < a->in_h) {
+                const int s = iy % p->NS;
+                const long tag = (long)b * a->in_h + iy;
+                uint8_t *buf = ring + (size_t)s * slot;
+                if (tags[s] != tag) {
+                    const int8_t *in = a->in + (size_t)tag * a->in_w * a->in_c;
+                    if (ilv) {
+                        dw_prep_row(a, p, scratch, in);
+                        for (int kw = 0; kw < a->k_w; kw++) src[kw] = scratch + p->tap_off[kw];
+                        ilv(p, src, a->k_w, buf, len);
+                    } else {
+                        dw_prep_row(a, p, buf, in);
+                    }
+                    tags[s] = tag;
+                }
+                rb = buf;
+            }
+            if (ilv)
+                for (int g = 0; g < G; g++) tap[kh * G + g] = rb + (size_t)g * p->irlen;
+            else
+                for (int kw = 0; kw < a->k_w; kw++) tap[kh * a->k_w + kw] = rb + p->tap_off[kw];
+        }
+        row(p, tap, a->out + (size_t)r * len, len);
+    }
+}
+
+/* Every output row; with threads, a contiguous block of rows per thread (its ring reused along the block).  One
+ * thread calls the rows directly: an OpenMP region costs about a microsecond, a small layer's whole time. */
+static void dw_flat(const em_dwconv_args *a, em_dw_row_fn row, em_dw_ilv_fn ilv) {
+    const int rows = a->batch * a->out_h;
+    if (a->threads <= 1) {
+        dw_flat_rows(a, row, ilv, 0, 0, rows);
+        return;
+    }
+#pragma omp parallel num_threads(a->threads)
+    {
+        int tid = 0, n = 1;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+        n = omp_get_num_threads();
+#endif
+        dw_flat_rows(a, row, ilv, tid, (int)((long)rows * tid / n), (int)((long)rows * (tid + 1) / n));
+    }
+}
+
+/* Requantization of 8 lanes of stream k at lane q0 (even) of constants cs: the 64-bit single rounding of
+ * depthwise_x86.h.  AVX2 has no 64-bit arithmetic shift: where every channel shifts right the result is the
+ * sums' high halves shifted by s - 32 (32-bit arithmetic shifts); else the sums carry 2^63 (nonnegative as
+ * unsigned), are shifted logically and give back 2^(63 - s). */
+#define LD(ptr) _mm256_loadu_si256((const __m256i *)(ptr))
+static inline EM_AVX2 __m256i dw_rq8(__m256i x, const em_dw_plan *p, const em_dw_consts *cs, int k, int q0) {
+    const size_t o32 = (size_t)k * cs->Q + q0, o64 = (size_t)k * (cs->Q / 2) + (q0 >> 1);
+    if (p->any_left) x = _mm256_sllv_epi32(x, LD(cs->left + o32));
+    __m256i pe = _mm256_mul_epi32(x, LD(cs->me + o64));
+    __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), LD(cs->mo + o64));
+    __m256i ae = _mm256_setzero_si256(), ao = ae; /* 2^31 where ties go away from zero and p < -2^30 */
+    if (p->any_away) {
+        const __m256i lim = _mm256_set1_epi64x(-(1LL << 30));
+        ae = _mm256_and_si256(_mm256_cmpgt_epi64(lim, pe), LD(cs->awe + o64));
+        ao = _mm256_and_si256(_mm256_cmpgt_epi64(lim, po), LD(cs->awo + o64));
+    }
+    if (p->odd_high) {
+        pe = _mm256_add_epi64(pe, LD(cs->ke + o64));
+        po = _mm256_add_epi64(po, LD(cs->ko + o64));
+        if (p->any_away) {
+            pe = _mm256_sub_epi64(pe, ae);
+            po = _mm256_sub_epi64(po, ao);
+        }
+        return _mm256_srav_epi32(_mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA), LD(cs->hs + o32));
+    }
+    pe = _mm256_add_epi64(pe, LD(cs->ke2 + o64));
+    po = _mm256_add_epi64(po, LD(cs->ko2 + o64));
+    if (p->any_away) {
+        pe = _mm256_sub_epi64(pe, ae);
+        po = _mm256_sub_epi64(po, ao);
+    }
+    pe = _mm256_srlv_epi64(pe, LD(cs->se + o64));
+    po = _mm256_slli_epi64(_mm256_srlv_epi64(po, LD(cs->so + o64)), 32);
+    return _mm256_sub_epi32(_mm256_blend_epi32(pe, po, 0xAA), LD(cs->d32 + o32));
+}
+
+/* Registers 0..3 (requantized) -> 32 int8, n <= 32 stored: int32 -> int16 saturating, zp and the clamp in int16
+ * (em_requant16_avx2's output stage).  Packing leaves per 128-bit lane register k's 4 lanes at bytes 4k..4k+3:
+ * the interleaved layout's order; the spread one's is transposed per 16 bytes. */
+static inline EM_AVX2 void dw_out32(__m256i r0, __m256i r1, __m256i r2, __m256i r3, const em_dw_plan *p,
+                                    int spread, int8_t *out, int n) {
+    const __m256i zp = _mm256_set1_epi16((short)p->zp);
+    const __m256i lo = _mm256_set1_epi16((short)p->act_min), hi = _mm256_set1_epi16((short)p->act_max);
+    __m256i s01 = _mm256_min_epi16(_mm256_max_epi16(_mm256_adds_epi16(_mm256_packs_epi32(r0, r1), zp), lo), hi);
+    __m256i s23 = _mm256_min_epi16(_mm256_max_epi16(_mm256_adds_epi16(_mm256_packs_epi32(r2, r3), zp), lo), hi);
+    __m256i b = _mm256_packs_epi16(s01, s23);
+    if (spread) b = _mm256_shuffle_epi8(b, _mm256_setr_epi8(EM_DW_UNSPREAD, EM_DW_UNSPREAD));
+    if (n >= 32) {
+        _mm256_storeu_si256((__m256i *)out, b);
+    } else {
+        int8_t t[32];
+        _mm256_storeu_si256((__m256i *)t, b);
+        memcpy(out, t, (size_t)n);
+    }
+}
+
+/* AVX2, spread layout: one output row in 32-byte chunks, two at a time (eight chains of multiply-adds); per tap
+ * and stream vpmaddubsw gives each 16-bit pair one product (the other weight byte is 0: no saturation, |.| <=
+ * 255 * 128), vpmaddwd by 1 adds the pairs of each 32-bit lane. */
+#define DW_DP_AVX2(acc, x, w) \
+    _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((x), (w)), _mm256_set1_epi16(1)))
+#define DW_RQ4(a, q) dw_rq8(a##0, p, cs, 0, q), dw_rq8(a##1, p, cs, 1, q), dw_rq8(a##2, p, cs, 2, q), \
+                     dw_rq8(a##3, p, cs, 3, q)
+/* Spread chunks f and, when two, f + 32 (eight chains of multiply-adds: one chunk's four wait on latency). */
+static EM_DW_INLINE EM_AVX2 void dw_spread_chunks(const em_dw_plan *p, const uint8_t *const *tap, int8_t *out,
+                                                  int len, int f, int ph, int ph1, const int two) {
+    const em_dw_consts *cs = &p->sp;
+    const size_t PL = (size_t)p->PL;
+    const int Q = cs->Q, q0 = ph >> 2, q1 = ph1 >> 2;
+    const int32_t *bias = cs->bias;
+    __m256i a0 = LD(bias + q0), a1 = LD(bias + Q + q0), a2 = LD(bias + 2 * Q + q0), a3 = LD(bias + 3 * Q + q0);
+    __m256i b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+    if (two) b0 = LD(bias + q1), b1 = LD(bias + Q + q1), b2 = LD(bias + 2 * Q + q1), b3 = LD(bias + 3 * Q + q1);
+    const int8_t *w = p->wsp + ph, *v = p->wsp + ph1;
+    for (int t = 0; t < p->taps; t++, w += 4 * PL, v += 4 * PL) {
+        const __m256i x = LD(tap[t] + f);
+        a0 = DW_DP_AVX2(a0, x, LD(w));
+        a1 = DW_DP_AVX2(a1, x, LD(w + PL));
+        a2 = DW_DP_AVX2(a2, x, LD(w + 2 * PL));
+        a3 = DW_DP_AVX2(a3, x, LD(w + 3 * PL));
+        if (two) {
+            const __m256i y = LD(tap[t] + f + 32);
+            b0 = DW_DP_AVX2(b0, y, LD(v));
+            b1 = DW_DP_AVX2(b1, y, LD(v + PL));
+            b2 = DW_DP_AVX2(b2, y, LD(v + 2 * PL));
+            b3 = DW_DP_AVX2(b3, y, LD(v + 3 * PL));
+        }
+    }
+    dw_out32(DW_RQ4(a, q0), p, 1, out + f, two ? 32 : len - f);
+    if (two) dw_out32(DW_RQ4(b, q1), p, 1, out + f + 32, len - f - 32);
+}
+
+static EM_AVX2 void dw_row_avx2(const em_dw_plan *p, const uint8_t *const *tap, int8_t *out, int len) {
+#define DW_CHUNKS(f, ph, ph1, two) dw_spread_chunks(p, tap, out, len, f, ph, ph1, two)
+    EM_DW_CHUNK_LOOP(DW_CHUNKS, 32, p->P);
+#undef DW_CHUNKS
+}
+
+#ifdef EM_HAVE_AVXVNNI
+#define EM_DW_AVXVNNI __attribute__((target("avxvnni,avx2,fma")))
+/* The interleaved row of one input row, 32 bytes of each tap's phase row at a time: bytes of taps 4g..4g+3
+ * interleaved (unpacks within 128-bit lanes), so register k of a chunk holds per lane L its bytes 16L + 4k.. */
+static EM_AVX2 void dw_ilv_avx2(const em_dw_plan *p, const uint8_t *const *src, int k_w, uint8_t *ir, int len) {
+    for (int g = 0; g < p->G; g++) {
+        const uint8_t *s[4];
+        for (int j = 0; j < 4; j++) s[j] = 4 * g + j < k_w ? src[4 * g + j] : p->zprow; /* weight 0 */
+        uint8_t *d = ir + (size_t)g * p->irlen;
+        for (int f = 0; f < len; f += 32, d += 128) {
+            const __m256i A = LD(s[0] + f), B = LD(s[1] + f), C = LD(s[2] + f), D = LD(s[3] + f);
+            const __m256i ab0 = _mm256_unpacklo_epi8(A, B), ab1 = _mm256_unpackhi_epi8(A, B);
+            const __m256i cd0 = _mm256_unpacklo_epi8(C, D), cd1 = _mm256_unpackhi_epi8(C, D);
+            _mm256_storeu_si256((__m256i *)d, _mm256_unpacklo_epi16(ab0, cd0));
+            _mm256_storeu_si256((__m256i *)(d + 32), _mm256_unpackhi_epi16(ab0, cd0));
+            _mm256_storeu_si256((__m256i *)(d + 64), _mm256_unpacklo_epi16(ab1, cd1));
+            _mm256_storeu_si256((__m256i *)(d + 96), _mm256_unpackhi_epi16(ab1, cd1));
+        }
+    }
+}
+
+/* AVX-VNNI, interleaved chunks f and, when two, f + 32: per kernel row and tap group one vpdpbusd per register
+ * (4 taps each). */
+static EM_DW_INLINE EM_DW_AVXVNNI void dw_ilv_chunks(const em_dw_plan *p, const uint8_t *const *ir, int8_t *out,
+                                                    int len, int f, int ph, int ph1, const int two) {
+    const em_dw_consts *cs = &p->in;
+    const int Y = cs->Q, nr = p->k_h * p->G, q0 = ph >> 2, q1 = ph1 >> 2;
+    const int32_t *bias = cs->bias;
+    __m256i a0 = LD(bias + q0), a1 = LD(bias + Y + q0), a2 = LD(bias + 2 * Y + q0), a3 = LD(bias + 3 * Y + q0);
+    __m256i b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+    if (two) b0 = LD(bias + q1), b1 = LD(bias + Y + q1), b2 = LD(bias + 2 * Y + q1), b3 = LD(bias + 3 * Y + q1);
+    const int32_t *w = p->iw + q0, *v = p->iw + q1;
+    for (int r = 0; r < nr; r++, w += 4 * (size_t)Y, v += 4 * (size_t)Y) {
+        const uint8_t *x = ir[r] + 4 * (size_t)f;
+        a0 = _mm256_dpbusd_avx_epi32(a0, LD(x), LD(w));
+        a1 = _mm256_dpbusd_avx_epi32(a1, LD(x + 32), LD(w + Y));
+        a2 = _mm256_dpbusd_avx_epi32(a2, LD(x + 64), LD(w + 2 * Y));
+        a3 = _mm256_dpbusd_avx_epi32(a3, LD(x + 96), LD(w + 3 * Y));
+        if (two) {
+            b0 = _mm256_dpbusd_avx_epi32(b0, LD(x + 128), LD(v));
+            b1 = _mm256_dpbusd_avx_epi32(b1, LD(x + 160), LD(v + Y));
+            b2 = _mm256_dpbusd_avx_epi32(b2, LD(x + 192), LD(v + 2 * Y));
+            b3 = _mm256_dpbusd_avx_epi32(b3, LD(x + 224), LD(v + 3 * Y));
+        }
+    }
+    dw_out32(DW_RQ4(a, q0), p, 0, out + f, two ? 32 : len - f);
+    if (two) dw_out32(DW_RQ4(b, q1), p, 0, out + f + 32, len - f - 32);
+}
+
+static EM_DW_AVXVNNI void dw_row_avxvnni(const em_dw_plan *p, const uint8_t *const *ir, int8_t *out, int len) {
+#define DW_CHUNKS(f, ph, ph1, two) dw_ilv_chunks(p, ir, out, len, f, ph, ph1, two)
+    EM_DW_CHUNK_LOOP(DW_CHUNKS, 32, p->P64);
+#undef DW_CHUNKS
+}
+#endif
+#undef LD
+#else
+size_t em_dwconv_plan_len(const em_dwconv_args *a) {
+    (void)a;
+    return 0; /* no plan off x86 */
+}
+
+void em_dwconv_plan_init(em_dwconv_args *a, void *buf) {
+    (void)buf;
+    a->plan = NULL;
+}
+#endif
+
 void em_depthwise_conv2d(const void *args) {
     const em_dwconv_args *a = (const em_dwconv_args *)args;
 #ifdef EM_HAVE_NEON
     if (em_dwconv_neon(a)) return; /* depthwise_neon.c: depth multiplier 1 on the neon/dotprod paths */
 #endif
 #ifdef EM_HAVE_AVX2
-    if (em_isa_get() >= EM_ISA_AVX2) {
+    const int isa = em_isa_get();
+    if (a->plan && isa >= EM_ISA_AVX2) {
+        if (isa == EM_ISA_AVX512VNNI)
+            dw_flat(a, em_dw_row_avx512, em_dw_ilv_avx512);
+#ifdef EM_HAVE_AVXVNNI
+        else if (isa == EM_ISA_AVXVNNI)
+            dw_flat(a, dw_row_avxvnni, dw_ilv_avx2);
+#endif
+        else
+            dw_flat(a, dw_row_avx2, NULL);
+        return;
+    }
+    if (isa >= EM_ISA_AVX2) {
         if (a->depth_mult == 1 && a->out_c >= 16) {
             dw_avx2_dm1(a);
             return;

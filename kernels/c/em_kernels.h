@@ -93,8 +93,14 @@ typedef struct {
     const int32_t *bias; em_requant rq;
     int32_t *scratch;      /* threads x out_c padded accumulators */
     int threads;
+    void *plan;            /* x86: em_dwconv_plan_init's block (NULL: the per-pixel paths) */
 } em_dwconv_args;
 void em_depthwise_conv2d(const void *args);
+/* Bytes of the x86 plan for these arguments (weights, requantization constants and row buffers laid out for the
+ * vector paths; see depthwise_x86.h), 0 where none is made (not x86, or too large); em_dwconv_plan_init fills
+ * buf (that many bytes, zeroed, any alignment) from every other field of a and sets a->plan. */
+size_t em_dwconv_plan_len(const em_dwconv_args *a);
+void em_dwconv_plan_init(em_dwconv_args *a, void *buf);
 #ifdef EM_HAVE_NEON
 int em_dwconv_neon(const em_dwconv_args *a); /* depthwise_neon.c: 1 when it ran the op (neon path, multiplier 1) */
 #endif
