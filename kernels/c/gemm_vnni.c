@@ -13,23 +13,26 @@
  * k is one zmm) and AVX-VNNI (the VEX form on ymm: a panel is two ymm).  Each
  * is compiled with a target attribute, so the build stays portable. */
 #include <string.h>
+#include "conv_driver.h"
 #include "requant.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #ifdef EM_HAVE_AVX2
 
+/* The GEMM's operand: each of its rows (an output pixel) is nseg runs of seg4 bytes (a multiple of 4) of
+ * u = x + 128, run s at the row's pointer + seg_off[s]; one run of K4 bytes for im2col rows and FULLY_CONNECTED,
+ * a filter row (or tap) each for the indirect conv, whose rows point into a padded image.  The weights' k order
+ * is the runs' order. */
 typedef struct {
-    int N, K4;                 /* K4: bytes per A row (K rounded up to 4) */
-    const uint8_t *a;          /* rows of u = x + 128 */
-    const int8_t *w;           /* [ceil(N/16)][K4/4][16][4] */
+    int N;
+    int nseg, seg4;
+    const ptrdiff_t *seg_off;
+    const int8_t *w;           /* [ceil(N/16)][nseg * seg4 / 4][16][4] */
     const int32_t *colsum, *bias;
     int32_t corr;              /* in_offset - 128 */
     const em_requant *rq;
-    int8_t *out;
-    int ldo;
 } gemm8;
+
+static const ptrdiff_t zero_off[1] = {0};
 
 static inline int32_t load_i32(const uint8_t *p) {
     int32_t v;
@@ -180,67 +183,94 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void store512(__m512i x, const rq512 *q, c
         _mm_mask_storeu_epi8(out, (__mmask16)((1u << q->n) - 1), b);
 }
 
-static EM_AVX512VNNI EM_ALWAYS_INLINE void tile512(const gemm8 *g, int m, int nb, const int MR, const int NP) {
-    __m512i acc[MR][NP];
+#define EM_MR_MAX 8 /* most rows per tile */
+
+/* One tile: MR rows (rows[r], outputs out + r * ldo) x NP panels from panel nb; q: the panels' output stages.
+ * MR and NP are constants at every call, so the loops unroll and the accumulators stay in registers. */
+static EM_AVX512VNNI EM_ALWAYS_INLINE void tile512(const gemm8 *g, const uint8_t *const *rows, int8_t *out, int ldo,
+                                                  int nb, const rq512 *q, const int MR, const int NP) {
+    /* fixed sizes: an array sized by MR / NP would be a VLA, kept in memory; these unroll into registers */
+    __m512i acc[EM_MR_MAX][4];
+    const int K4 = g->nseg * g->seg4;
     const __m512i corr = _mm512_set1_epi32(g->corr);
-    const int8_t *wp[NP];
+#pragma GCC unroll 8
     for (int p = 0; p < NP; p++) {
         const int c0 = (nb + p) * EM_NR;
         __m512i b = _mm512_add_epi32(_mm512_loadu_si512((const void *)(g->bias + c0)),
                                      _mm512_mullo_epi32(corr, _mm512_loadu_si512((const void *)(g->colsum + c0))));
+#pragma GCC unroll 16
         for (int r = 0; r < MR; r++) acc[r][p] = b;
-        wp[p] = g->w + (size_t)(nb + p) * g->K4 * EM_NR;
     }
-    const uint8_t *ar = g->a + (size_t)m * g->K4;
-    int k = 0;
+    const int8_t *w0 = g->w + (size_t)nb * K4 * EM_NR;
+    /* one row (FULLY_CONNECTED on one input, tails): NP chains alone would wait on vpdpbusd's latency, so 4
+     * k-groups go to 4 accumulator sets, added at the end (integer sums: the same bytes) */
+    __m512i s1[4], s2[4], s3[4];
     if (MR == 1) {
-        /* one row (FULLY_CONNECTED on one input, tails): NP chains alone would wait on vpdpbusd's latency,
-         * so 4 k-groups go to 4 accumulator sets, added at the end (integer sums: the same bytes) */
-        __m512i s1[NP], s2[NP], s3[NP];
+#pragma GCC unroll 8
         for (int p = 0; p < NP; p++) s1[p] = s2[p] = s3[p] = _mm512_setzero_si512();
-        for (; k + 16 <= g->K4; k += 16) {
-            __m512i x0 = _mm512_set1_epi32(load_i32(ar + k)), x1 = _mm512_set1_epi32(load_i32(ar + k + 4));
-            __m512i x2 = _mm512_set1_epi32(load_i32(ar + k + 8)), x3 = _mm512_set1_epi32(load_i32(ar + k + 12));
-            for (int p = 0; p < NP; p++) {
-                const int8_t *w = wp[p] + (size_t)k * EM_NR;
-                acc[0][p] = _mm512_dpbusd_epi32(acc[0][p], x0, _mm512_loadu_si512((const void *)w));
-                s1[p] = _mm512_dpbusd_epi32(s1[p], x1, _mm512_loadu_si512((const void *)(w + 64)));
-                s2[p] = _mm512_dpbusd_epi32(s2[p], x2, _mm512_loadu_si512((const void *)(w + 128)));
-                s3[p] = _mm512_dpbusd_epi32(s3[p], x3, _mm512_loadu_si512((const void *)(w + 192)));
+    }
+    for (int s = 0; s < g->nseg; s++) {
+        const uint8_t *a[EM_MR_MAX];
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++) a[r] = rows[r] + g->seg_off[s];
+        const int8_t *w = w0 + (size_t)s * g->seg4 * EM_NR;
+        int k = 0;
+        if (MR == 1) {
+            for (; k + 16 <= g->seg4; k += 16) {
+                const __m512i x0 = _mm512_set1_epi32(load_i32(a[0] + k)), x1 = _mm512_set1_epi32(load_i32(a[0] + k + 4));
+                const __m512i x2 = _mm512_set1_epi32(load_i32(a[0] + k + 8)), x3 = _mm512_set1_epi32(load_i32(a[0] + k + 12));
+#pragma GCC unroll 8
+                for (int p = 0; p < NP; p++) {
+                    const int8_t *wk = w + (size_t)p * K4 * EM_NR + (size_t)k * EM_NR;
+                    acc[0][p] = _mm512_dpbusd_epi32(acc[0][p], x0, _mm512_loadu_si512((const void *)wk));
+                    s1[p] = _mm512_dpbusd_epi32(s1[p], x1, _mm512_loadu_si512((const void *)(wk + 64)));
+                    s2[p] = _mm512_dpbusd_epi32(s2[p], x2, _mm512_loadu_si512((const void *)(wk + 128)));
+                    s3[p] = _mm512_dpbusd_epi32(s3[p], x3, _mm512_loadu_si512((const void *)(wk + 192)));
+                }
             }
         }
+        for (; k < g->seg4; k += 4) {
+            __m512i wv[4];
+#pragma GCC unroll 8
+            for (int p = 0; p < NP; p++)
+                wv[p] = _mm512_loadu_si512((const void *)(w + (size_t)p * K4 * EM_NR + (size_t)k * EM_NR));
+#pragma GCC unroll 16
+            for (int r = 0; r < MR; r++) {
+                const __m512i x = _mm512_set1_epi32(load_i32(a[r] + k));
+#pragma GCC unroll 8
+                for (int p = 0; p < NP; p++) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], x, wv[p]);
+            }
+        }
+    }
+    if (MR == 1) {
+#pragma GCC unroll 8
         for (int p = 0; p < NP; p++)
             acc[0][p] = _mm512_add_epi32(_mm512_add_epi32(acc[0][p], s1[p]), _mm512_add_epi32(s2[p], s3[p]));
     }
-    for (; k < g->K4; k += 4) {
-        __m512i wv[NP];
-        for (int p = 0; p < NP; p++) wv[p] = _mm512_loadu_si512((const void *)(wp[p] + (size_t)k * EM_NR));
-        for (int r = 0; r < MR; r++) {
-            __m512i x = _mm512_set1_epi32(load_i32(ar + (size_t)r * g->K4 + k));
-            for (int p = 0; p < NP; p++) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], x, wv[p]);
-        }
-    }
-    rq512 q[NP];
-    for (int p = 0; p < NP; p++) rq512_prep(&q[p], g, (nb + p) * EM_NR);
+#pragma GCC unroll 16
     for (int r = 0; r < MR; r++)
-        for (int p = 0; p < NP; p++) store512(acc[r][p], &q[p], g->rq, g->out + (size_t)(m + r) * g->ldo + q[p].c0);
+#pragma GCC unroll 8
+        for (int p = 0; p < NP; p++) store512(acc[r][p], &q[p], g->rq, out + (size_t)r * ldo + q[p].c0);
 }
 
-/* Rows m0..m1 for panels nb..nb+NP: as many MR-row tiles as fit, then 4-row, then single rows. */
-#define ROWS512(MR, NP)                                                  \
-    do {                                                                 \
-        int m = m0;                                                      \
-        for (; m + (MR) <= m1; m += (MR)) tile512(g, m, nb, (MR), (NP)); \
-        for (; m + 4 <= m1; m += 4) tile512(g, m, nb, 4, (NP));          \
-        for (; m < m1; m++) tile512(g, m, nb, 1, (NP));                  \
+/* The n rows for panels nb..nb+NP: as many MR-row tiles as fit, then 4-row, then single rows. */
+#define ROWS512(MR, NP)                                                                           \
+    do {                                                                                          \
+        rq512 q[4];                                                                               \
+        for (int p = 0; p < (NP); p++) rq512_prep(&q[p], g, (nb + p) * EM_NR);                    \
+        int m = 0;                                                                                \
+        for (; m + (MR) <= n; m += (MR)) tile512(g, rows + m, out + (size_t)m * ldo, ldo, nb, q, (MR), (NP)); \
+        for (; m + 4 <= n; m += 4) tile512(g, rows + m, out + (size_t)m * ldo, ldo, nb, q, 4, (NP));          \
+        for (; m < n; m++) tile512(g, rows + m, out + (size_t)m * ldo, ldo, nb, q, 1, (NP));                  \
     } while (0)
 
-static EM_AVX512VNNI void gemm_avx512vnni(const gemm8 *g, int m0, int m1) {
+static EM_AVX512VNNI void gemm_avx512vnni(const gemm8 *g, const uint8_t *const *rows, int n, int8_t *out, int ldo) {
     const int nblocks = (g->N + EM_NR - 1) / EM_NR;
     int nb = 0;
-    /* enough independent accumulators to cover vpdpbusd's latency (~5 cycles, 2 a cycle) */
-    for (; nb + 4 <= nblocks; nb += 4) ROWS512(4, 4);
-    if (nblocks - nb == 3) ROWS512(4, 3);
+    /* enough independent accumulators to cover vpdpbusd's latency, few enough loads per vpdpbusd
+     * (a weight panel per NP, a broadcast per row), within the 32 zmm */
+    for (; nb + 4 <= nblocks; nb += 4) ROWS512(5, 4);
+    if (nblocks - nb == 3) ROWS512(6, 3);
     else if (nblocks - nb == 2) ROWS512(8, 2);
     else if (nblocks - nb == 1) ROWS512(8, 1);
 }
@@ -250,53 +280,70 @@ static EM_AVX512VNNI void gemm_avx512vnni(const gemm8 *g, int m0, int m1) {
 #define EM_AVXVNNI __attribute__((target("avxvnni,avx2,fma")))
 
 /* NH = 2: both halves of the panel; NH = 1: channels 0-7 only (the last panel holds <= 8). */
-static EM_AVXVNNI EM_ALWAYS_INLINE void tile256(const gemm8 *g, int m, int nb, const int MR, const int NH) {
-    __m256i acc[MR][2];
+static EM_AVXVNNI EM_ALWAYS_INLINE void tile256(const gemm8 *g, const uint8_t *const *rows, int8_t *out, int ldo,
+                                               int nb, const int MR, const int NH) {
+    __m256i acc[EM_MR_MAX][2]; /* fixed sizes, as tile512 */
+    const int K4 = g->nseg * g->seg4;
     const __m256i corr = _mm256_set1_epi32(g->corr);
     const int c0 = nb * EM_NR;
-    const int8_t *wp = g->w + (size_t)nb * g->K4 * EM_NR;
+#pragma GCC unroll 2
     for (int h = 0; h < NH; h++) {
         __m256i b = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(g->bias + c0 + 8 * h)),
                                      _mm256_mullo_epi32(corr, _mm256_loadu_si256((const __m256i *)(g->colsum + c0 + 8 * h))));
+#pragma GCC unroll 16
         for (int r = 0; r < MR; r++) acc[r][h] = b;
     }
-    const uint8_t *ar = g->a + (size_t)m * g->K4;
-    int k = 0;
-    if (MR == 1) { /* one row: 2 accumulator sets over k, as tile512 (vpdpbusd latency) */
-        __m256i s1[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-        for (; k + 8 <= g->K4; k += 8) {
-            __m256i x0 = _mm256_set1_epi32(load_i32(ar + k)), x1 = _mm256_set1_epi32(load_i32(ar + k + 4));
-            for (int h = 0; h < NH; h++) {
-                const int8_t *w = wp + (size_t)k * EM_NR + 32 * h;
-                acc[0][h] = _mm256_dpbusd_avx_epi32(acc[0][h], x0, _mm256_loadu_si256((const __m256i *)w));
-                s1[h] = _mm256_dpbusd_avx_epi32(s1[h], x1, _mm256_loadu_si256((const __m256i *)(w + 64)));
+    const int8_t *w0 = g->w + (size_t)nb * K4 * EM_NR;
+    __m256i s1[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    for (int s = 0; s < g->nseg; s++) {
+        const uint8_t *a[EM_MR_MAX];
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++) a[r] = rows[r] + g->seg_off[s];
+        const int8_t *w = w0 + (size_t)s * g->seg4 * EM_NR;
+        int k = 0;
+        if (MR == 1) { /* one row: 2 accumulator sets over k, as tile512 (vpdpbusd latency) */
+            for (; k + 8 <= g->seg4; k += 8) {
+                const __m256i x0 = _mm256_set1_epi32(load_i32(a[0] + k)), x1 = _mm256_set1_epi32(load_i32(a[0] + k + 4));
+#pragma GCC unroll 2
+                for (int h = 0; h < NH; h++) {
+                    const int8_t *wk = w + (size_t)k * EM_NR + 32 * h;
+                    acc[0][h] = _mm256_dpbusd_avx_epi32(acc[0][h], x0, _mm256_loadu_si256((const __m256i *)wk));
+                    s1[h] = _mm256_dpbusd_avx_epi32(s1[h], x1, _mm256_loadu_si256((const __m256i *)(wk + 64)));
+                }
             }
         }
-        for (int h = 0; h < NH; h++) acc[0][h] = _mm256_add_epi32(acc[0][h], s1[h]);
-    }
-    for (; k < g->K4; k += 4) {
-        __m256i wv[2];
-        for (int h = 0; h < NH; h++) wv[h] = _mm256_loadu_si256((const __m256i *)(wp + (size_t)k * EM_NR + 32 * h));
-        for (int r = 0; r < MR; r++) {
-            __m256i x = _mm256_set1_epi32(load_i32(ar + (size_t)r * g->K4 + k));
-            for (int h = 0; h < NH; h++) acc[r][h] = _mm256_dpbusd_avx_epi32(acc[r][h], x, wv[h]);
+        for (; k < g->seg4; k += 4) {
+            __m256i wv[2];
+#pragma GCC unroll 2
+            for (int h = 0; h < NH; h++) wv[h] = _mm256_loadu_si256((const __m256i *)(w + (size_t)k * EM_NR + 32 * h));
+#pragma GCC unroll 16
+            for (int r = 0; r < MR; r++) {
+                const __m256i x = _mm256_set1_epi32(load_i32(a[r] + k));
+#pragma GCC unroll 2
+                for (int h = 0; h < NH; h++) acc[r][h] = _mm256_dpbusd_avx_epi32(acc[r][h], x, wv[h]);
+            }
         }
     }
+    if (MR == 1) {
+#pragma GCC unroll 2
+        for (int h = 0; h < NH; h++) acc[0][h] = _mm256_add_epi32(acc[0][h], s1[h]);
+    }
     const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
+#pragma GCC unroll 16
     for (int r = 0; r < MR; r++)
         em_requant16_avx2(acc[r][0], NH == 2 ? acc[r][1] : _mm256_setzero_si256(), g->rq, c0, n,
-                          g->out + (size_t)(m + r) * g->ldo + c0);
+                          out + (size_t)r * ldo + c0);
 }
 
-#define ROWS256(MR, NH)                                                  \
-    do {                                                                 \
-        int m = m0;                                                      \
-        for (; m + (MR) <= m1; m += (MR)) tile256(g, m, nb, (MR), (NH)); \
-        for (; m + 4 <= m1; m += 4) tile256(g, m, nb, 4, (NH));          \
-        for (; m < m1; m++) tile256(g, m, nb, 1, (NH));                  \
+#define ROWS256(MR, NH)                                                                                       \
+    do {                                                                                                      \
+        int m = 0;                                                                                            \
+        for (; m + (MR) <= n; m += (MR)) tile256(g, rows + m, out + (size_t)m * ldo, ldo, nb, (MR), (NH));   \
+        for (; m + 4 <= n; m += 4) tile256(g, rows + m, out + (size_t)m * ldo, ldo, nb, 4, (NH));            \
+        for (; m < n; m++) tile256(g, rows + m, out + (size_t)m * ldo, ldo, nb, 1, (NH));                    \
     } while (0)
 
-static EM_AVXVNNI void gemm_avxvnni(const gemm8 *g, int m0, int m1) {
+static EM_AVXVNNI void gemm_avxvnni(const gemm8 *g, const uint8_t *const *rows, int n, int8_t *out, int ldo) {
     const int nblocks = (g->N + EM_NR - 1) / EM_NR;
     for (int nb = 0; nb < nblocks; nb++) {
         if (g->N - nb * EM_NR <= 8) ROWS256(8, 1);
@@ -305,15 +352,16 @@ static EM_AVXVNNI void gemm_avxvnni(const gemm8 *g, int m0, int m1) {
 }
 #endif
 
-static void gemm8_run(int isa, const gemm8 *g, int m0, int m1) {
+/* n rows (pointers) of the operand -> n output rows at out, ldo apart, on the path isa names. */
+static void gemm8_run(int isa, const gemm8 *g, const uint8_t *const *rows, int n, int8_t *out, int ldo) {
 #ifdef EM_HAVE_AVXVNNI
     if (isa == EM_ISA_AVXVNNI) {
-        gemm_avxvnni(g, m0, m1);
+        gemm_avxvnni(g, rows, n, out, ldo);
         return;
     }
 #endif
     (void)isa;
-    gemm_avx512vnni(g, m0, m1);
+    gemm_avx512vnni(g, rows, n, out, ldo);
 }
 
 /* The VNNI section of em_pack_weights' array (see em_kernels.h). */
@@ -323,33 +371,159 @@ static void vnni_weights(const int16_t *packed, int N, int kp, const int32_t **c
     *w8 = (const int8_t *)(*colsum + (size_t)nb * EM_NR);
 }
 
+/* ---- CONV_2D: an indirect GEMM on a padded image, else im2col ---- */
+/* Most runs per row the indirect conv keeps offsets for (filter rows, or taps); more take im2col. */
+#define EM_SEG_MAX 64
+
+typedef struct {
+    int isa;
+    gemm8 g;
+    int K, k4;              /* im2col rows of k4 bytes */
+    const uint8_t *img;     /* indirect: the padded image, hp x wp pixels per batch item */
+    int hp, wp;
+    ptrdiff_t off[EM_SEG_MAX];
+} vnni_conv;
+
+/* The padded image's size: the rows and columns the windows reach, from -pad_top / -pad_left on. */
+static void image_dims(const em_conv_args *a, int *hp, int *wp) {
+    *hp = (a->out_h - 1) * a->stride_h + (a->k_h - 1) * a->dil_h + 1;
+    *wp = (a->out_w - 1) * a->stride_w + (a->k_w - 1) * a->dil_w + 1;
+}
+
+/* The indirect conv's runs: a filter row (k_w x in_c bytes, contiguous in the image when dil_w is 1), else a
+ * tap (in_c bytes), each rounded up to 4-byte groups; returns how many (0: too many, im2col instead).  Where a
+ * run is not whole groups its weights are the conv section of em_pack_conv_weights (zeros past each run: the
+ * bytes read past a run, of the next pixel, add nothing), else the VNNI section of em_pack_weights. */
+static int conv_runs(int k_h, int k_w, int C, int dil_w, int *run, int *seg4) {
+    const int per_row = dil_w == 1 || k_w == 1;
+    *run = per_row ? k_w * C : C;
+    *seg4 = (*run + 3) & ~3;
+    const int n = per_row ? k_h : k_h * k_w;
+    return n <= EM_SEG_MAX ? n : 0;
+}
+
+/* The x86 VNNI paths are on this CPU (the conv section is packed for them only). */
+static int x86_vnni(void) { return em_isa_supported(EM_ISA_AVXVNNI) || em_isa_supported(EM_ISA_AVX512VNNI); }
+
+size_t em_conv_packed_len(int N, int k_h, int k_w, int in_c, int dil_w) {
+    int run, seg4;
+    const int nseg = conv_runs(k_h, k_w, in_c, dil_w, &run, &seg4);
+    size_t len = em_packed_weights_len(N, k_h * k_w * in_c);
+    if (nseg && run != seg4 && x86_vnni()) len += (size_t)(N + EM_NR - 1) / EM_NR * nseg * seg4 * EM_NR / 2;
+    return len;
+}
+
+void em_pack_conv_weights(const int8_t *w, int N, int k_h, int k_w, int in_c, int dil_w, int16_t *packed) {
+    const int K = k_h * k_w * in_c;
+    em_pack_weights(w, N, K, packed);
+    int run, seg4;
+    const int nseg = conv_runs(k_h, k_w, in_c, dil_w, &run, &seg4);
+    if (!nseg || run == seg4 || !x86_vnni()) return;
+    const size_t base = em_packed_weights_len(N, K);
+    int8_t *p8 = (int8_t *)(packed + base);
+    const int k4 = nseg * seg4;
+    memset(p8, 0, (em_conv_packed_len(N, k_h, k_w, in_c, dil_w) - base) * sizeof(int16_t));
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) {
+            const int kk = k / run * seg4 + k % run; /* k in the padded runs */
+            p8[((size_t)(n / EM_NR) * (k4 / 4) + kk / 4) * 4 * EM_NR + (n % EM_NR) * 4 + (kk & 3)] = w[(size_t)n * K + k];
+        }
+}
+
+/* Byte offsets of the runs from a window's top-left pixel in an image wp pixels wide. */
+static void run_offsets(const em_conv_args *a, int wp, int nseg, ptrdiff_t *off) {
+    const int per_kh = nseg == a->k_h;
+    for (int s = 0; s < nseg; s++) {
+        const int kh = per_kh ? s : s / a->k_w, kw = per_kh ? 0 : s % a->k_w;
+        off[s] = ((ptrdiff_t)kh * a->dil_h * wp + (ptrdiff_t)kw * a->dil_w) * a->in_c;
+    }
+}
+
+size_t em_conv_vnni_image_bytes(const em_conv_args *a) {
+    int hp, wp, run, seg4;
+    image_dims(a, &hp, &wp);
+    if (!conv_runs(a->k_h, a->k_w, a->in_c, a->dil_w, &run, &seg4)) return 0;
+    return (size_t)a->batch * hp * wp * a->in_c + 4; /* + what the last run may read past the image */
+}
+
+/* u = x + 128 of the input, inside a border of the flipped zero point (128 - in_offset: adds nothing after the
+ * correction), so that every tap of every window is a plain load. */
+static void build_image(const em_conv_args *a, uint8_t *img, int hp, int wp) {
+    const uint8_t pad = (uint8_t)(128 - a->in_offset);
+    const int C = a->in_c;
+    const int x0 = a->pad_left < wp ? a->pad_left : wp;
+    const int x1 = a->pad_left + a->in_w < wp ? a->pad_left + a->in_w : wp;
+    for (int b = 0; b < a->batch; b++)
+        for (int py = 0; py < hp; py++) {
+            uint8_t *row = img + ((size_t)b * hp + py) * wp * C;
+            const int iy = py - a->pad_top;
+            if (iy < 0 || iy >= a->in_h) {
+                memset(row, pad, (size_t)wp * C);
+                continue;
+            }
+            memset(row, pad, (size_t)x0 * C);
+            flip_avx2(a->in + ((size_t)b * a->in_h + iy) * a->in_w * C, row + (size_t)x0 * C, (size_t)(x1 - x0) * C);
+            memset(row + (size_t)x1 * C, pad, (size_t)(wp - x1) * C);
+        }
+}
+
+static void fill_indirect(const em_conv_args *a, const void *ctx, int m0, int m1, void *buf, const void **rows) {
+    const vnni_conv *v = (const vnni_conv *)ctx;
+    (void)buf;
+    const int hw = a->out_h * a->out_w;
+    int b = m0 / hw, oy = (m0 % hw) / a->out_w, ox = m0 % a->out_w;
+    for (int m = m0; m < m1; m++, ox++) {
+        if (ox == a->out_w) {
+            ox = 0;
+            if (++oy == a->out_h) oy = 0, b++;
+        }
+        rows[m - m0] = v->img + (((size_t)b * v->hp + (size_t)oy * a->stride_h) * v->wp + (size_t)ox * a->stride_w) *
+                                    a->in_c;
+    }
+}
+
+static void fill_im2col(const em_conv_args *a, const void *ctx, int m0, int m1, void *buf, const void **rows) {
+    const vnni_conv *v = (const vnni_conv *)ctx;
+    if (v->isa == EM_ISA_AVX512VNNI)
+        im2col_u8_512(a, v->K, v->k4, m0, m1, (uint8_t *)buf);
+    else
+        im2col_u8(a, v->K, v->k4, m0, m1, (uint8_t *)buf);
+    for (int m = m0; m < m1; m++) rows[m - m0] = (const uint8_t *)buf + (size_t)(m - m0) * v->k4;
+}
+
+static void gemm_chunk(const em_conv_args *a, const void *ctx, const void *buf, const void *const *rows, int n,
+                       int8_t *out) {
+    const vnni_conv *v = (const vnni_conv *)ctx;
+    (void)buf;
+    gemm8_run(v->isa, &v->g, (const uint8_t *const *)rows, n, out, a->out_c);
+}
+
 int em_conv2d_vnni(const em_conv_args *a) {
     const int isa = em_isa_get();
     if (!em_isa_has_vnni(isa)) return 0;
-    const int M = a->batch * a->out_h * a->out_w;
     const int K = a->k_h * a->k_w * a->in_c;
     const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c), k4 = (K + 3) & ~3;
-    const int32_t *colsum;
-    const int8_t *w8;
-    vnni_weights(a->w, a->out_c, kp, &colsum, &w8);
-    /* scratch holds EM_CONV_ROWS rows of kp int16 per thread: as many rows of k4 <= 2 kp bytes */
-    const int chunks = (M + EM_CONV_ROWS - 1) / EM_CONV_ROWS;
-#pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
-    for (int c = 0; c < chunks; c++) {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        uint8_t *buf = (uint8_t *)(a->scratch + (size_t)tid * EM_CONV_ROWS * kp);
-        int m0 = c * EM_CONV_ROWS, m1 = m0 + EM_CONV_ROWS < M ? m0 + EM_CONV_ROWS : M;
-        if (isa == EM_ISA_AVX512VNNI)
-            im2col_u8_512(a, K, k4, m0, m1, buf);
-        else
-            im2col_u8(a, K, k4, m0, m1, buf);
-        gemm8 g = {a->out_c, k4, buf, w8, colsum, a->bias, a->in_offset - 128, &a->rq,
-                   a->out + (size_t)m0 * a->out_c, a->out_c};
-        gemm8_run(isa, &g, 0, m1 - m0);
+    vnni_conv v = {.isa = isa, .K = K, .k4 = k4};
+    v.g = (gemm8){a->out_c, 1, k4, zero_off, NULL, NULL, a->bias, a->in_offset - 128, &a->rq};
+    vnni_weights(a->w, a->out_c, kp, &v.g.colsum, &v.g.w);
+    em_conv_path p = {fill_im2col, gemm_chunk, &v, (size_t)EM_CONV_ROWS * kp * sizeof(int16_t), 0};
+    int run, seg4;
+    const int nseg = conv_runs(a->k_h, a->k_w, a->in_c, a->dil_w, &run, &seg4);
+    if (nseg) { /* the indirect GEMM: the image in scratch (em_conv_scratch_bytes counts it), read by every thread */
+        image_dims(a, &v.hp, &v.wp);
+        uint8_t *img = (uint8_t *)a->scratch;
+        build_image(a, img, v.hp, v.wp);
+        memset(img + (size_t)a->batch * v.hp * v.wp * a->in_c, 0, 4);
+        run_offsets(a, v.wp, nseg, v.off);
+        v.img = img;
+        v.g.nseg = nseg;
+        v.g.seg4 = seg4;
+        v.g.seg_off = v.off;
+        if (run != seg4) /* the conv section, after em_pack_weights' array */
+            v.g.w = (const int8_t *)(a->w + em_packed_weights_len(a->out_c, K));
+        p.fill = fill_indirect;
     }
+    em_conv_run(a, &p);
     return 1;
 }
 
@@ -357,21 +531,22 @@ int em_fully_connected_vnni(const em_fc_args *a) {
     const int isa = em_isa_get();
     if (!em_isa_has_vnni(isa)) return 0;
     const int K = a->in_features, kp = (K + 1) & ~1, k4 = (K + 3) & ~3;
-    const int32_t *colsum;
-    const int8_t *w8;
-    vnni_weights(a->w, a->units, kp, &colsum, &w8);
-    uint8_t *rows = (uint8_t *)a->scratch; /* rows x kp int16 holds rows x k4 bytes */
+    gemm8 g = {a->units, 1, k4, zero_off, NULL, NULL, a->bias, a->in_offset - 128, &a->rq};
+    vnni_weights(a->w, a->units, kp, &g.colsum, &g.w);
+    uint8_t *in = (uint8_t *)a->scratch; /* rows x kp int16 holds rows x k4 bytes */
     for (int r = 0; r < a->rows; r++) {
-        flip(a->in + (size_t)r * K, rows + (size_t)r * k4, K);
-        if (k4 > K) memset(rows + (size_t)r * k4 + K, 0, (size_t)(k4 - K));
+        flip(a->in + (size_t)r * K, in + (size_t)r * k4, K);
+        if (k4 > K) memset(in + (size_t)r * k4 + K, 0, (size_t)(k4 - K));
     }
-    gemm8 g = {a->units, k4, rows, w8, colsum, a->bias, a->in_offset - 128, &a->rq, a->out, a->units};
-    if (a->threads > 1 && a->rows >= 8) {
-        const int chunks = (a->rows + 3) / 4;
-#pragma omp parallel for num_threads(a->threads) schedule(static)
-        for (int c = 0; c < chunks; c++) gemm8_run(isa, &g, c * 4, c * 4 + 4 < a->rows ? c * 4 + 4 : a->rows);
-    } else {
-        gemm8_run(isa, &g, 0, a->rows);
+    /* 4-row pieces across threads (with 8 rows or more), else all rows here; row pointers per piece */
+    const int step = a->threads > 1 && a->rows >= 8 ? 4 : EM_CONV_ROWS;
+    const int pieces = (a->rows + step - 1) / step;
+#pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1 && a->rows >= 8)
+    for (int c = 0; c < pieces; c++) {
+        const uint8_t *rows[EM_CONV_ROWS];
+        const int m0 = c * step, n = a->rows - m0 < step ? a->rows - m0 : step;
+        for (int i = 0; i < n; i++) rows[i] = in + (size_t)(m0 + i) * k4;
+        gemm8_run(isa, &g, rows, n, a->out + (size_t)m0 * a->units, a->units);
     }
     return 1;
 }
@@ -386,6 +561,21 @@ int em_conv2d_vnni(const em_conv_args *a) {
 int em_fully_connected_vnni(const em_fc_args *a) {
     (void)a;
     return 0;
+}
+
+size_t em_conv_vnni_image_bytes(const em_conv_args *a) {
+    (void)a;
+    return 0;
+}
+
+size_t em_conv_packed_len(int N, int k_h, int k_w, int in_c, int dil_w) {
+    (void)dil_w;
+    return em_packed_weights_len(N, k_h * k_w * in_c);
+}
+
+void em_pack_conv_weights(const int8_t *w, int N, int k_h, int k_w, int in_c, int dil_w, int16_t *packed) {
+    (void)dil_w;
+    em_pack_weights(w, N, k_h * k_w * in_c, packed);
 }
 
 #endif
