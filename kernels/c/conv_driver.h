@@ -22,20 +22,28 @@ typedef struct {
     size_t buf_offset;
 } em_conv_path;
 
-static inline void em_conv_run(const em_conv_args *a, const em_conv_path *p) {
+static inline void em_conv_chunk(const em_conv_args *a, const em_conv_path *p, int c, int tid) {
     const int M = a->batch * a->out_h * a->out_w;
-    const int chunks = (M + EM_CONV_ROWS - 1) / EM_CONV_ROWS;
-#pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
+    void *buf = (char *)a->scratch + p->buf_offset + (size_t)tid * p->buf_bytes;
+    const void *rows[EM_CONV_ROWS];
+    const int m0 = c * EM_CONV_ROWS, m1 = m0 + EM_CONV_ROWS < M ? m0 + EM_CONV_ROWS : M;
+    p->fill(a, p->ctx, m0, m1, buf, rows);
+    p->gemm(a, p->ctx, buf, rows, m1 - m0, a->out + (size_t)m0 * a->out_c);
+}
+
+static inline void em_conv_run(const em_conv_args *a, const em_conv_path *p) {
+    const int chunks = (a->batch * a->out_h * a->out_w + EM_CONV_ROWS - 1) / EM_CONV_ROWS;
+    if (a->threads <= 1) { /* no parallel region: it costs more than a small layer */
+        for (int c = 0; c < chunks; c++) em_conv_chunk(a, p, c, 0);
+        return;
+    }
+#pragma omp parallel for num_threads(a->threads) schedule(static)
     for (int c = 0; c < chunks; c++) {
         int tid = 0;
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        void *buf = (char *)a->scratch + p->buf_offset + (size_t)tid * p->buf_bytes;
-        const void *rows[EM_CONV_ROWS];
-        const int m0 = c * EM_CONV_ROWS, m1 = m0 + EM_CONV_ROWS < M ? m0 + EM_CONV_ROWS : M;
-        p->fill(a, p->ctx, m0, m1, buf, rows);
-        p->gemm(a, p->ctx, buf, rows, m1 - m0, a->out + (size_t)m0 * a->out_c);
+        em_conv_chunk(a, p, c, tid);
     }
 }
 

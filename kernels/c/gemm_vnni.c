@@ -1,4 +1,4 @@
-/* VNNI paths of the int8 GEMM (CONV_2D via im2col, FULLY_CONNECTED):
+/* VNNI paths of the int8 GEMM (CONV_2D as an indirect GEMM, FULLY_CONNECTED):
  * vpdpbusd multiplies unsigned bytes by signed bytes and adds each group of 4
  * products to an int32 lane, so the activations go in as u = x + 128 (the
  * int8 input with its sign bit flipped) and the weights as int8.  Since
@@ -19,7 +19,7 @@
 #ifdef EM_HAVE_AVX2
 
 /* The GEMM's operand: each of its rows (an output pixel) is nseg runs of seg4 bytes (a multiple of 4) of
- * u = x + 128, run s at the row's pointer + seg_off[s]; one run of K4 bytes for im2col rows and FULLY_CONNECTED,
+ * u = x + 128, run s at the row's pointer + seg_off[s]; one run of K4 bytes for FULLY_CONNECTED's rows,
  * a filter row (or tap) each for the indirect conv, whose rows point into a padded image.  The weights' k order
  * is the runs' order. */
 typedef struct {
@@ -65,54 +65,8 @@ static inline void flip(const int8_t *x, uint8_t *y, int n) {
     for (; i < n; i++) y[i] = (uint8_t)x[i] ^ 0x80u;
 }
 
-/* y[0..n) = x ^ 0x80 for n <= 32 as whole 16-byte blocks (SSE2), writing up to
- * 31 bytes past y + n; not done (returns 0) when that would read past x_end. */
-static inline int flip_over(const int8_t *x, uint8_t *y, int n, const int8_t *x_end) {
-    const __m128i s = _mm_set1_epi8((char)0x80);
-    if (n <= 16 && x + 16 <= x_end) {
-        _mm_storeu_si128((__m128i *)y, _mm_xor_si128(_mm_loadu_si128((const __m128i *)x), s));
-        return 1;
-    }
-    if (n <= 32 && x + 32 <= x_end) {
-        _mm_storeu_si128((__m128i *)y, _mm_xor_si128(_mm_loadu_si128((const __m128i *)x), s));
-        _mm_storeu_si128((__m128i *)(y + 16), _mm_xor_si128(_mm_loadu_si128((const __m128i *)(x + 16)), s));
-        return 1;
-    }
-    return 0;
-}
-
-/* Rows m0..m1 of the im2col matrix as u8 (kernels/c/im2col_u8.h), twice: with
- * 8-byte flips for short runs, and, on the AVX-512 path, with one masked
- * load/xor/store per run of up to 64 bytes (a tap of a few channels). */
-#define IM2COL_NAME im2col_u8
-#define IM2COL_ATTR
-#define IM2COL_FLIP flip
-#include "im2col_u8.h"
-#undef IM2COL_NAME
-#undef IM2COL_ATTR
-#undef IM2COL_FLIP
-
 #define EM_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
 #define EM_ALWAYS_INLINE inline __attribute__((always_inline))
-
-static EM_AVX512VNNI EM_ALWAYS_INLINE void flip512(const int8_t *x, uint8_t *y, int n) {
-    const __m512i s = _mm512_set1_epi8((char)0x80);
-    int i = 0;
-    for (; i + 64 <= n; i += 64)
-        _mm512_storeu_si512((void *)(y + i), _mm512_xor_si512(_mm512_loadu_si512((const void *)(x + i)), s));
-    if (i < n) { /* masked: no byte outside the run is read or written */
-        __mmask64 k = (__mmask64)((1ULL << (n - i)) - 1);
-        _mm512_mask_storeu_epi8(y + i, k, _mm512_xor_si512(_mm512_maskz_loadu_epi8(k, x + i), s));
-    }
-}
-
-#define IM2COL_NAME im2col_u8_512
-#define IM2COL_ATTR EM_AVX512VNNI
-#define IM2COL_FLIP flip512
-#include "im2col_u8.h"
-#undef IM2COL_NAME
-#undef IM2COL_ATTR
-#undef IM2COL_FLIP
 
 /* ---- AVX-512 VNNI: MR rows x NP panels of 16 channels per tile ---- */
 /* em_requant16_avx2 on one zmm: the same arithmetic lane for lane (see em_mbqm_avx2 in requant.h).
@@ -371,17 +325,12 @@ static void vnni_weights(const int16_t *packed, int N, int kp, const int32_t **c
     *w8 = (const int8_t *)(*colsum + (size_t)nb * EM_NR);
 }
 
-/* ---- CONV_2D: an indirect GEMM on a padded image, else im2col ---- */
-/* Most runs per row the indirect conv keeps offsets for (filter rows, or taps); more take im2col. */
-#define EM_SEG_MAX 64
-
+/* ---- CONV_2D: an indirect GEMM on a padded image ---- */
 typedef struct {
     int isa;
     gemm8 g;
-    int K, k4;              /* im2col rows of k4 bytes */
-    const uint8_t *img;     /* indirect: the padded image, hp x wp pixels per batch item */
+    const uint8_t *img;     /* the padded image, hp x wp pixels per batch item */
     int hp, wp;
-    ptrdiff_t off[EM_SEG_MAX];
 } vnni_conv;
 
 /* The padded image's size: the rows and columns the windows reach, from -pad_top / -pad_left on. */
@@ -391,15 +340,14 @@ static void image_dims(const em_conv_args *a, int *hp, int *wp) {
 }
 
 /* The indirect conv's runs: a filter row (k_w x in_c bytes, contiguous in the image when dil_w is 1), else a
- * tap (in_c bytes), each rounded up to 4-byte groups; returns how many (0: too many, im2col instead).  Where a
- * run is not whole groups its weights are the conv section of em_pack_conv_weights (zeros past each run: the
- * bytes read past a run, of the next pixel, add nothing), else the VNNI section of em_pack_weights. */
+ * tap (in_c bytes), each rounded up to 4-byte groups; returns how many.  Where a run is not whole groups its
+ * weights are the conv section of em_pack_conv_weights (zeros past each run: the bytes read past a run, of the
+ * next pixel, add nothing), else the VNNI section of em_pack_weights. */
 static int conv_runs(int k_h, int k_w, int C, int dil_w, int *run, int *seg4) {
     const int per_row = dil_w == 1 || k_w == 1;
     *run = per_row ? k_w * C : C;
     *seg4 = (*run + 3) & ~3;
-    const int n = per_row ? k_h : k_h * k_w;
-    return n <= EM_SEG_MAX ? n : 0;
+    return per_row ? k_h : k_h * k_w;
 }
 
 /* The x86 VNNI paths are on this CPU (the conv section is packed for them only). */
@@ -409,7 +357,7 @@ size_t em_conv_packed_len(int N, int k_h, int k_w, int in_c, int dil_w) {
     int run, seg4;
     const int nseg = conv_runs(k_h, k_w, in_c, dil_w, &run, &seg4);
     size_t len = em_packed_weights_len(N, k_h * k_w * in_c);
-    if (nseg && run != seg4 && x86_vnni()) len += (size_t)(N + EM_NR - 1) / EM_NR * nseg * seg4 * EM_NR / 2;
+    if (run != seg4 && x86_vnni()) len += (size_t)(N + EM_NR - 1) / EM_NR * nseg * seg4 * EM_NR / 2;
     return len;
 }
 
@@ -418,7 +366,7 @@ void em_pack_conv_weights(const int8_t *w, int N, int k_h, int k_w, int in_c, in
     em_pack_weights(w, N, K, packed);
     int run, seg4;
     const int nseg = conv_runs(k_h, k_w, in_c, dil_w, &run, &seg4);
-    if (!nseg || run == seg4 || !x86_vnni()) return;
+    if (run == seg4 || !x86_vnni()) return;
     const size_t base = em_packed_weights_len(N, K);
     int8_t *p8 = (int8_t *)(packed + base);
     const int k4 = nseg * seg4;
@@ -439,11 +387,15 @@ static void run_offsets(const em_conv_args *a, int wp, int nseg, ptrdiff_t *off)
     }
 }
 
+/* Scratch: the image, 4 bytes the last run may read past it, then the runs' offsets (8-byte aligned). */
+static size_t image_len(const em_conv_args *a, int hp, int wp) {
+    return ((size_t)a->batch * hp * wp * a->in_c + 4 + 7) & ~(size_t)7;
+}
+
 size_t em_conv_vnni_image_bytes(const em_conv_args *a) {
     int hp, wp, run, seg4;
     image_dims(a, &hp, &wp);
-    if (!conv_runs(a->k_h, a->k_w, a->in_c, a->dil_w, &run, &seg4)) return 0;
-    return (size_t)a->batch * hp * wp * a->in_c + 4; /* + what the last run may read past the image */
+    return image_len(a, hp, wp) + (size_t)conv_runs(a->k_h, a->k_w, a->in_c, a->dil_w, &run, &seg4) * sizeof(ptrdiff_t);
 }
 
 /* u = x + 128 of the input, inside a border of the flipped zero point (128 - in_offset: adds nothing after the
@@ -482,15 +434,6 @@ static void fill_indirect(const em_conv_args *a, const void *ctx, int m0, int m1
     }
 }
 
-static void fill_im2col(const em_conv_args *a, const void *ctx, int m0, int m1, void *buf, const void **rows) {
-    const vnni_conv *v = (const vnni_conv *)ctx;
-    if (v->isa == EM_ISA_AVX512VNNI)
-        im2col_u8_512(a, v->K, v->k4, m0, m1, (uint8_t *)buf);
-    else
-        im2col_u8(a, v->K, v->k4, m0, m1, (uint8_t *)buf);
-    for (int m = m0; m < m1; m++) rows[m - m0] = (const uint8_t *)buf + (size_t)(m - m0) * v->k4;
-}
-
 static void gemm_chunk(const em_conv_args *a, const void *ctx, const void *buf, const void *const *rows, int n,
                        int8_t *out) {
     const vnni_conv *v = (const vnni_conv *)ctx;
@@ -502,29 +445,32 @@ int em_conv2d_vnni(const em_conv_args *a) {
     const int isa = em_isa_get();
     if (!em_isa_has_vnni(isa)) return 0;
     const int K = a->k_h * a->k_w * a->in_c;
-    const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c), k4 = (K + 3) & ~3;
-    vnni_conv v = {.isa = isa, .K = K, .k4 = k4};
-    v.g = (gemm8){a->out_c, 1, k4, zero_off, NULL, NULL, a->bias, a->in_offset - 128, &a->rq};
-    vnni_weights(a->w, a->out_c, kp, &v.g.colsum, &v.g.w);
-    em_conv_path p = {fill_im2col, gemm_chunk, &v, (size_t)EM_CONV_ROWS * kp * sizeof(int16_t), 0};
     int run, seg4;
     const int nseg = conv_runs(a->k_h, a->k_w, a->in_c, a->dil_w, &run, &seg4);
-    if (nseg) { /* the indirect GEMM: the image in scratch (em_conv_scratch_bytes counts it), read by every thread */
-        image_dims(a, &v.hp, &v.wp);
-        uint8_t *img = (uint8_t *)a->scratch;
-        build_image(a, img, v.hp, v.wp);
-        memset(img + (size_t)a->batch * v.hp * v.wp * a->in_c, 0, 4);
-        run_offsets(a, v.wp, nseg, v.off);
-        v.img = img;
-        v.g.nseg = nseg;
-        v.g.seg4 = seg4;
-        v.g.seg_off = v.off;
-        if (run != seg4) /* the conv section, after em_pack_weights' array */
-            v.g.w = (const int8_t *)(a->w + em_packed_weights_len(a->out_c, K));
-        p.fill = fill_indirect;
-    }
+    vnni_conv v = {.isa = isa};
+    image_dims(a, &v.hp, &v.wp);
+    /* the image and the offsets in scratch (em_conv_scratch_bytes counts them), read by every thread */
+    uint8_t *img = (uint8_t *)a->scratch;
+    const size_t len = image_len(a, v.hp, v.wp);
+    ptrdiff_t *off = (ptrdiff_t *)(img + len);
+    build_image(a, img, v.hp, v.wp);
+    memset(img + (size_t)a->batch * v.hp * v.wp * a->in_c, 0, 4);
+    run_offsets(a, v.wp, nseg, off);
+    v.img = img;
+    v.g = (gemm8){a->out_c, nseg, seg4, off, NULL, NULL, a->bias, a->in_offset - 128, &a->rq};
+    vnni_weights(a->w, a->out_c, em_conv_kp(a->k_h, a->k_w, a->in_c), &v.g.colsum, &v.g.w);
+    if (run != seg4) /* the conv section, after em_pack_weights' array */
+        v.g.w = (const int8_t *)(a->w + em_packed_weights_len(a->out_c, K));
+    const em_conv_path p = {fill_indirect, gemm_chunk, &v, 0, 0};
     em_conv_run(a, &p);
     return 1;
+}
+
+static void fc_rows(int isa, const gemm8 *g, const em_fc_args *a, const uint8_t *in, int k4, int m0, int step) {
+    const uint8_t *rows[EM_CONV_ROWS];
+    const int n = a->rows - m0 < step ? a->rows - m0 : step;
+    for (int i = 0; i < n; i++) rows[i] = in + (size_t)(m0 + i) * k4;
+    gemm8_run(isa, g, rows, n, a->out + (size_t)m0 * a->units, a->units);
 }
 
 int em_fully_connected_vnni(const em_fc_args *a) {
@@ -538,24 +484,32 @@ int em_fully_connected_vnni(const em_fc_args *a) {
         flip(a->in + (size_t)r * K, in + (size_t)r * k4, K);
         if (k4 > K) memset(in + (size_t)r * k4 + K, 0, (size_t)(k4 - K));
     }
-    /* 4-row pieces across threads (with 8 rows or more), else all rows here; row pointers per piece */
-    const int step = a->threads > 1 && a->rows >= 8 ? 4 : EM_CONV_ROWS;
+    /* 4-row pieces across threads (with 8 rows or more), else all rows here, EM_CONV_ROWS row pointers at a time
+     * (no parallel region for one thread: it costs more than a small layer) */
+    const int threaded = a->threads > 1 && a->rows >= 8, step = threaded ? 4 : EM_CONV_ROWS;
     const int pieces = (a->rows + step - 1) / step;
-#pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1 && a->rows >= 8)
-    for (int c = 0; c < pieces; c++) {
-        const uint8_t *rows[EM_CONV_ROWS];
-        const int m0 = c * step, n = a->rows - m0 < step ? a->rows - m0 : step;
-        for (int i = 0; i < n; i++) rows[i] = in + (size_t)(m0 + i) * k4;
-        gemm8_run(isa, &g, rows, n, a->out + (size_t)m0 * a->units, a->units);
+    if (!threaded) {
+        for (int c = 0; c < pieces; c++) fc_rows(isa, &g, a, in, k4, c * step, step);
+        return 1;
     }
+#pragma omp parallel for num_threads(a->threads) schedule(static)
+    for (int c = 0; c < pieces; c++) fc_rows(isa, &g, a, in, k4, c * step, step);
     return 1;
 }
+
 
 #else /* no x86 SIMD in this build: no VNNI path is ever in effect */
 
 int em_conv2d_vnni(const em_conv_args *a) {
     (void)a;
     return 0;
+}
+
+static void fc_rows(int isa, const gemm8 *g, const em_fc_args *a, const uint8_t *in, int k4, int m0, int step) {
+    const uint8_t *rows[EM_CONV_ROWS];
+    const int n = a->rows - m0 < step ? a->rows - m0 : step;
+    for (int i = 0; i < n; i++) rows[i] = in + (size_t)(m0 + i) * k4;
+    gemm8_run(isa, g, rows, n, a->out + (size_t)m0 * a->units, a->units);
 }
 
 int em_fully_connected_vnni(const em_fc_args *a) {
