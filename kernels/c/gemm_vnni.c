@@ -139,13 +139,19 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void store512(__m512i x, const rq512 *q, c
 
 #define EM_MR_MAX 8 /* most rows per tile */
 
-/* One tile: MR rows (rows[r], outputs out + r * ldo) x NP panels from panel nb; q: the panels' output stages.
- * MR and NP are constants at every call, so the loops unroll and the accumulators stay in registers. */
+static EM_AVX512VNNI __attribute__((noinline)) void store_tile512(const __m512i *res, int MR, int NP, const rq512 *q,
+                                                                  const em_requant *rq, int8_t *out, int ldo) {
+    for (int r = 0; r < MR; r++)
+        for (int p = 0; p < NP; p++) store512(res[r * NP + p], &q[p], rq, out + (size_t)r * ldo + q[p].c0);
+}
+
+/* One tile: MR > 1 rows (rows[r], outputs out + r * ldo) x NP panels from panel nb; q: the panels' output
+ * stages.  MR and NP are constants at every call, so the loops unroll and the accumulators stay in registers. */
 static EM_AVX512VNNI EM_ALWAYS_INLINE void tile512(const gemm8 *g, const uint8_t *const *rows, int8_t *out, int ldo,
                                                   int nb, const rq512 *q, const int MR, const int NP) {
     /* fixed sizes: an array sized by MR / NP would be a VLA, kept in memory; these unroll into registers */
     __m512i acc[EM_MR_MAX][4];
-    const int K4 = g->nseg * g->seg4;
+    const size_t pstride = (size_t)g->nseg * g->seg4 * EM_NR; /* bytes from one panel to the next */
     const __m512i corr = _mm512_set1_epi32(g->corr);
 #pragma GCC unroll 8
     for (int p = 0; p < NP; p++) {
@@ -155,39 +161,15 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void tile512(const gemm8 *g, const uint8_t
 #pragma GCC unroll 16
         for (int r = 0; r < MR; r++) acc[r][p] = b;
     }
-    const int8_t *w0 = g->w + (size_t)nb * K4 * EM_NR;
-    /* one row (FULLY_CONNECTED on one input, tails): NP chains alone would wait on vpdpbusd's latency, so 4
-     * k-groups go to 4 accumulator sets, added at the end (integer sums: the same bytes) */
-    __m512i s1[4], s2[4], s3[4];
-    if (MR == 1) {
-#pragma GCC unroll 8
-        for (int p = 0; p < NP; p++) s1[p] = s2[p] = s3[p] = _mm512_setzero_si512();
-    }
+    const int8_t *w = g->w + nb * pstride;
     for (int s = 0; s < g->nseg; s++) {
         const uint8_t *a[EM_MR_MAX];
 #pragma GCC unroll 16
         for (int r = 0; r < MR; r++) a[r] = rows[r] + g->seg_off[s];
-        const int8_t *w = w0 + (size_t)s * g->seg4 * EM_NR;
-        int k = 0;
-        if (MR == 1) {
-            for (; k + 16 <= g->seg4; k += 16) {
-                const __m512i x0 = _mm512_set1_epi32(load_i32(a[0] + k)), x1 = _mm512_set1_epi32(load_i32(a[0] + k + 4));
-                const __m512i x2 = _mm512_set1_epi32(load_i32(a[0] + k + 8)), x3 = _mm512_set1_epi32(load_i32(a[0] + k + 12));
-#pragma GCC unroll 8
-                for (int p = 0; p < NP; p++) {
-                    const int8_t *wk = w + (size_t)p * K4 * EM_NR + (size_t)k * EM_NR;
-                    acc[0][p] = _mm512_dpbusd_epi32(acc[0][p], x0, _mm512_loadu_si512((const void *)wk));
-                    s1[p] = _mm512_dpbusd_epi32(s1[p], x1, _mm512_loadu_si512((const void *)(wk + 64)));
-                    s2[p] = _mm512_dpbusd_epi32(s2[p], x2, _mm512_loadu_si512((const void *)(wk + 128)));
-                    s3[p] = _mm512_dpbusd_epi32(s3[p], x3, _mm512_loadu_si512((const void *)(wk + 192)));
-                }
-            }
-        }
-        for (; k < g->seg4; k += 4) {
+        for (int k = 0; k < g->seg4; k += 4, w += 4 * EM_NR) {
             __m512i wv[4];
 #pragma GCC unroll 8
-            for (int p = 0; p < NP; p++)
-                wv[p] = _mm512_loadu_si512((const void *)(w + (size_t)p * K4 * EM_NR + (size_t)k * EM_NR));
+            for (int p = 0; p < NP; p++) wv[p] = _mm512_loadu_si512((const void *)(w + p * pstride));
 #pragma GCC unroll 16
             for (int r = 0; r < MR; r++) {
                 const __m512i x = _mm512_set1_epi32(load_i32(a[r] + k));
@@ -196,26 +178,88 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void tile512(const gemm8 *g, const uint8_t
             }
         }
     }
-    if (MR == 1) {
-#pragma GCC unroll 8
-        for (int p = 0; p < NP; p++)
-            acc[0][p] = _mm512_add_epi32(_mm512_add_epi32(acc[0][p], s1[p]), _mm512_add_epi32(s2[p], s3[p]));
-    }
+    /* the output stage out of line, from memory: inlined here, its registers made gcc copy every accumulator
+     * to another register and back in each iteration of the k loop */
+    __m512i res[EM_MR_MAX * 4];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 8
-        for (int p = 0; p < NP; p++) store512(acc[r][p], &q[p], g->rq, out + (size_t)r * ldo + q[p].c0);
+        for (int p = 0; p < NP; p++) res[r * NP + p] = acc[r][p];
+    store_tile512(res, MR, NP, q, g->rq, out, ldo);
 }
 
+/* One row (FULLY_CONNECTED on one input, tails) x NP panels: NP chains alone would wait on vpdpbusd's latency,
+ * so 4 k-groups go to 4 accumulator sets, added at the end (integer sums: the same bytes). */
+static EM_AVX512VNNI EM_ALWAYS_INLINE void row512(const gemm8 *g, const uint8_t *const *rows, int8_t *out, int ldo,
+                                                 int nb, const rq512 *q, const int NP) {
+    (void)ldo;
+    __m512i acc[4][4];
+    const size_t pstride = (size_t)g->nseg * g->seg4 * EM_NR;
+    const __m512i corr = _mm512_set1_epi32(g->corr);
+#pragma GCC unroll 8
+    for (int p = 0; p < NP; p++) {
+        const int c0 = (nb + p) * EM_NR;
+        acc[0][p] = _mm512_add_epi32(_mm512_loadu_si512((const void *)(g->bias + c0)),
+                                     _mm512_mullo_epi32(corr, _mm512_loadu_si512((const void *)(g->colsum + c0))));
+        acc[1][p] = acc[2][p] = acc[3][p] = _mm512_setzero_si512();
+    }
+    const int8_t *w = g->w + nb * pstride;
+    for (int s = 0; s < g->nseg; s++) {
+        const uint8_t *a = rows[0] + g->seg_off[s];
+        int k = 0;
+        for (; k + 16 <= g->seg4; k += 16, w += 16 * EM_NR)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                const __m512i x = _mm512_set1_epi32(load_i32(a + k + 4 * j));
+#pragma GCC unroll 8
+                for (int p = 0; p < NP; p++)
+                    acc[j][p] = _mm512_dpbusd_epi32(acc[j][p], x, _mm512_loadu_si512((const void *)(w + p * pstride + 64 * j)));
+            }
+        for (; k < g->seg4; k += 4, w += 4 * EM_NR) {
+            const __m512i x = _mm512_set1_epi32(load_i32(a + k));
+#pragma GCC unroll 8
+            for (int p = 0; p < NP; p++)
+                acc[0][p] = _mm512_dpbusd_epi32(acc[0][p], x, _mm512_loadu_si512((const void *)(w + p * pstride)));
+        }
+    }
+#pragma GCC unroll 8
+    for (int p = 0; p < NP; p++)
+        store512(_mm512_add_epi32(_mm512_add_epi32(acc[0][p], acc[1][p]), _mm512_add_epi32(acc[2][p], acc[3][p])),
+                 &q[p], g->rq, out + q[p].c0);
+}
+
+/* Each tile shape its own function: one register allocation per shape (inlined together, gcc spilled the row
+ * pointers and shuffled accumulators between registers in the hot loop). */
+#define TILE512(MR, NP)                                                                                            \
+    static EM_AVX512VNNI __attribute__((noinline)) void tile512_##MR##x##NP(                                      \
+        const gemm8 *g, const uint8_t *const *rows, int8_t *out, int ldo, int nb, const rq512 *q) {               \
+        if (MR == 1)                                                                                              \
+            row512(g, rows, out, ldo, nb, q, NP);                                                                 \
+        else                                                                                                      \
+            tile512(g, rows, out, ldo, nb, q, MR > 1 ? MR : 2, NP);                                               \
+    }
+TILE512(5, 4)
+TILE512(4, 4)
+TILE512(1, 4)
+TILE512(6, 3)
+TILE512(4, 3)
+TILE512(1, 3)
+TILE512(8, 2)
+TILE512(4, 2)
+TILE512(1, 2)
+TILE512(8, 1)
+TILE512(4, 1)
+TILE512(1, 1)
+
 /* The n rows for panels nb..nb+NP: as many MR-row tiles as fit, then 4-row, then single rows. */
-#define ROWS512(MR, NP)                                                                           \
-    do {                                                                                          \
-        rq512 q[4];                                                                               \
-        for (int p = 0; p < (NP); p++) rq512_prep(&q[p], g, (nb + p) * EM_NR);                    \
-        int m = 0;                                                                                \
-        for (; m + (MR) <= n; m += (MR)) tile512(g, rows + m, out + (size_t)m * ldo, ldo, nb, q, (MR), (NP)); \
-        for (; m + 4 <= n; m += 4) tile512(g, rows + m, out + (size_t)m * ldo, ldo, nb, q, 4, (NP));          \
-        for (; m < n; m++) tile512(g, rows + m, out + (size_t)m * ldo, ldo, nb, q, 1, (NP));                  \
+#define ROWS512(MR, NP)                                                                                     \
+    do {                                                                                                    \
+        rq512 q[4];                                                                                         \
+        for (int p = 0; p < (NP); p++) rq512_prep(&q[p], g, (nb + p) * EM_NR);                              \
+        int m = 0;                                                                                          \
+        for (; m + (MR) <= n; m += (MR)) tile512_##MR##x##NP(g, rows + m, out + (size_t)m * ldo, ldo, nb, q); \
+        for (; m + 4 <= n; m += 4) tile512_4x##NP(g, rows + m, out + (size_t)m * ldo, ldo, nb, q);            \
+        for (; m < n; m++) tile512_1x##NP(g, rows + m, out + (size_t)m * ldo, ldo, nb, q);                    \
     } while (0)
 
 static EM_AVX512VNNI void gemm_avx512vnni(const gemm8 *g, const uint8_t *const *rows, int n, int8_t *out, int ldo) {
@@ -232,6 +276,12 @@ static EM_AVX512VNNI void gemm_avx512vnni(const gemm8 *g, const uint8_t *const *
 /* ---- AVX-VNNI (VEX, 256-bit): MR rows x one panel (two ymm: channels 0-7, 8-15) ---- */
 #ifdef EM_HAVE_AVXVNNI
 #define EM_AVXVNNI __attribute__((target("avxvnni,avx2,fma")))
+
+static EM_AVXVNNI __attribute__((noinline)) void store_tile256(const __m256i *res, int MR, const gemm8 *g, int c0,
+                                                               int8_t *out, int ldo) {
+    const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
+    for (int r = 0; r < MR; r++) em_requant16_avx2(res[2 * r], res[2 * r + 1], g->rq, c0, n, out + (size_t)r * ldo + c0);
+}
 
 /* NH = 2: both halves of the panel; NH = 1: channels 0-7 only (the last panel holds <= 8). */
 static EM_AVXVNNI EM_ALWAYS_INLINE void tile256(const gemm8 *g, const uint8_t *const *rows, int8_t *out, int ldo,
@@ -282,19 +332,34 @@ static EM_AVXVNNI EM_ALWAYS_INLINE void tile256(const gemm8 *g, const uint8_t *c
 #pragma GCC unroll 2
         for (int h = 0; h < NH; h++) acc[0][h] = _mm256_add_epi32(acc[0][h], s1[h]);
     }
-    const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
+    /* the output stage out of line, from memory (as tile512) */
+    __m256i res[EM_MR_MAX * 2];
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; r++)
-        em_requant16_avx2(acc[r][0], NH == 2 ? acc[r][1] : _mm256_setzero_si256(), g->rq, c0, n,
-                          out + (size_t)r * ldo + c0);
+    for (int r = 0; r < MR; r++) {
+        res[2 * r] = acc[r][0];
+        res[2 * r + 1] = NH == 2 ? acc[r][1] : _mm256_setzero_si256();
+    }
+    store_tile256(res, MR, g, c0, out, ldo);
 }
 
-#define ROWS256(MR, NH)                                                                                       \
-    do {                                                                                                      \
-        int m = 0;                                                                                            \
-        for (; m + (MR) <= n; m += (MR)) tile256(g, rows + m, out + (size_t)m * ldo, ldo, nb, (MR), (NH));   \
-        for (; m + 4 <= n; m += 4) tile256(g, rows + m, out + (size_t)m * ldo, ldo, nb, 4, (NH));            \
-        for (; m < n; m++) tile256(g, rows + m, out + (size_t)m * ldo, ldo, nb, 1, (NH));                    \
+#define TILE256(MR, NH)                                                                                      \
+    static EM_AVXVNNI __attribute__((noinline)) void tile256_##MR##x##NH(const gemm8 *g, const uint8_t *const *rows, \
+                                                                        int8_t *out, int ldo, int nb) {         \
+        tile256(g, rows, out, ldo, nb, MR, NH);                                                                 \
+    }
+TILE256(6, 2)
+TILE256(4, 2)
+TILE256(1, 2)
+TILE256(8, 1)
+TILE256(4, 1)
+TILE256(1, 1)
+
+#define ROWS256(MR, NH)                                                                                 \
+    do {                                                                                                \
+        int m = 0;                                                                                      \
+        for (; m + (MR) <= n; m += (MR)) tile256_##MR##x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb); \
+        for (; m + 4 <= n; m += 4) tile256_4x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb);           \
+        for (; m < n; m++) tile256_1x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb);                   \
     } while (0)
 
 static EM_AVXVNNI void gemm_avxvnni(const gemm8 *g, const uint8_t *const *rows, int n, int8_t *out, int ldo) {
