@@ -43,6 +43,22 @@ def test_conv2d_small_channels(c, o):
                       seed=c * 1000 + o * 10 + i)  # fmt: skip
 
 
+# The VNNI paths' indirect GEMM (every conv there) on every ISA: output channels making 1-5 panels of 16 (tiles
+# of 8x1, 8x2, 6x3, 5x4, 5x4 then 8x1 on AVX-512; 6x2 and 8x1 on AVX-VNNI), 99 / 56 / 30 pixels (two chunks of
+# rows, 4-row and single-row tails after the big tiles), filter rows of whole 4-byte groups (4 and 16 channels) or
+# zero-padded to them (3 and 5 channels: the conv section of the packed weights), one run per tap (dilation 2),
+# a 1x1 stride-2 conv, batch 2.
+@pytest.mark.parametrize("o", [16, 32, 48, 64, 80])
+@pytest.mark.parametrize(
+    "c,k,stride,dil,hw,batch",
+    [(4, 3, 1, 1, (9, 11), 1), (3, 3, 1, 1, (9, 11), 1), (5, 3, 2, 1, (15, 13), 1), (16, 3, 1, 2, (7, 8), 1),
+     (3, 2, 1, 2, (7, 8), 2), (16, 1, 2, 1, (11, 10), 1)],
+)  # fmt: skip
+def test_conv2d_vnni_tiles(o, c, k, stride, dil, hw, batch):
+    zps = {"in_zp": (o * 7 + c) % 256 - 128, "out_zp": (o * 3 + k) % 256 - 128}
+    assert _check(*hw, c, o, k, k, stride, dil, True, 1, True, **zps, batch=batch, seed=o * 100 + c)
+
+
 def test_conv2d_two_threads_border_rows_of_odd_channels():
     """im2col's AVX2 widening may write 16 lanes past a 3-channel run; on the last row of a thread's chunk that
     reached the next thread's rows (a race: ResNet-8's stem differed from the interpreter in 12 of 40 runs with
