@@ -76,6 +76,7 @@ typedef struct {
     __m512i round_even, round_odd, shift_even, shift_odd; /* 64-bit lanes: the one-step ties-up form */
     __mmask16 up;  /* lanes that round ties up (ruy); the others away from zero */
     int c0, n;
+    int left_any;  /* some lane shifts left */
 } rq512;
 
 static EM_AVX512VNNI EM_ALWAYS_INLINE void rq512_prep(rq512 *q, const gemm8 *g, int c0) {
@@ -104,6 +105,7 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void rq512_prep(rq512 *q, const gemm8 *g, 
     q->shift_odd = _mm512_add_epi64(r_odd, _mm512_set1_epi64(31));
     q->c0 = c0;
     q->n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
+    q->left_any = _mm512_test_epi32_mask(q->left, q->left) != 0;
 }
 
 static EM_AVX512VNNI EM_ALWAYS_INLINE void store512(__m512i x, const rq512 *q, const em_requant *rq, int8_t *out) {
@@ -141,6 +143,34 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void store512(__m512i x, const rq512 *q, c
 
 static EM_AVX512VNNI __attribute__((noinline)) void store_tile512(const __m512i *res, int MR, int NP, const rq512 *q,
                                                                   const em_requant *rq, int8_t *out, int ldo) {
+    int fast = 1;
+    for (int p = 0; p < NP; p++) fast &= q[p].up == 0xFFFF && !q[p].left_any;
+    if (fast) { /* the usual case (conv, FC: ties up, right shifts): store512's one-step form, the clamp bounds
+                 * hoisted, a panel's constants kept in registers over its rows */
+        const __m512i lo = _mm512_set1_epi32(rq->act_min - rq->zp), hi = _mm512_set1_epi32(rq->act_max - rq->zp);
+        const __m512i zp = _mm512_set1_epi32(rq->zp);
+        for (int p = 0; p < NP; p++) {
+            const rq512 *qp = &q[p];
+            for (int r = 0; r < MR; r++) {
+                const __m512i x = res[r * NP + p];
+                const __m512i e = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, qp->mult), qp->round_even),
+                                                    qp->shift_even);
+                const __m512i o = _mm512_srav_epi64(
+                    _mm512_add_epi64(_mm512_mul_epi32(_mm512_shuffle_epi32(x, _MM_PERM_DDBB), qp->mult_odd),
+                                     qp->round_odd),
+                    qp->shift_odd);
+                /* the odd lanes' low dwords up into the odd positions */
+                __m512i v = _mm512_mask_shuffle_epi32(e, 0xAAAA, o, _MM_PERM_CCAA);
+                v = _mm512_add_epi32(_mm512_max_epi32(_mm512_min_epi32(v, hi), lo), zp);
+                int8_t *o8 = out + (size_t)r * ldo + qp->c0;
+                if (qp->n == EM_NR)
+                    _mm_storeu_si128((__m128i *)o8, _mm512_cvtepi32_epi8(v));
+                else
+                    _mm512_mask_cvtepi32_storeu_epi8(o8, (__mmask16)((1u << qp->n) - 1), v);
+            }
+        }
+        return;
+    }
     for (int r = 0; r < MR; r++)
         for (int p = 0; p < NP; p++) store512(res[r * NP + p], &q[p], rq, out + (size_t)r * ldo + q[p].c0);
 }
