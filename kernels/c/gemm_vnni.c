@@ -600,13 +600,6 @@ int em_conv2d_vnni(const em_conv_args *a) {
     return 0;
 }
 
-static void fc_rows(int isa, const gemm8 *g, const em_fc_args *a, const uint8_t *in, int k4, int m0, int step) {
-    const uint8_t *rows[EM_CONV_ROWS];
-    const int n = a->rows - m0 < step ? a->rows - m0 : step;
-    for (int i = 0; i < n; i++) rows[i] = in + (size_t)(m0 + i) * k4;
-    gemm8_run(isa, g, rows, n, a->out + (size_t)m0 * a->units, a->units);
-}
-
 int em_fully_connected_vnni(const em_fc_args *a) {
     (void)a;
     return 0;
