@@ -307,15 +307,85 @@ static EM_AVX512VNNI void gemm_avx512vnni(const gemm8 *g, const uint8_t *const *
 #ifdef EM_HAVE_AVXVNNI
 #define EM_AVXVNNI __attribute__((target("avxvnni,avx2,fma")))
 
+/* MultiplyByQuantizedMultiplier, ties up, on 8 lanes without a left shift, as store512's one-step form
+ * floor((x M + 2^30 + [r > 0] 2^(30+r)) / 2^(31+r)), but AVX2 has no 64-bit arithmetic shift: 2^62 is added first
+ * (|x M + ...| < 2^62 + 2^61, so the sum is positive and below 2^64) and the logical shift's result is short by
+ * nothing but 2^(62-31-r) = 2^(31-r), subtracted in 32 bits (wrapping for r = 0, where the true value fits). */
+typedef struct {
+    __m256i mult, mult_odd, round_even, round_odd, shift_even, shift_odd, post;
+} rq256;
+
+static EM_AVXVNNI void rq256_prep(rq256 *q, const em_requant *rq, int c0) {
+    int64_t round[8], sh[8];
+    int32_t post[8];
+    for (int i = 0; i < 8; i++) {
+        const int r = -rq->shift[c0 + i]; /* >= 0: the caller checked */
+        round[i] = (1LL << 62) + (1LL << 30) + (r > 0 ? 1LL << (30 + r) : 0);
+        sh[i] = 31 + r;
+        post[i] = (int32_t)(uint32_t)(1ULL << (31 - r));
+    }
+    q->mult = _mm256_loadu_si256((const __m256i *)(rq->mult + c0));
+    q->mult_odd = _mm256_srli_epi64(q->mult, 32);
+    q->round_even = _mm256_setr_epi64x(round[0], round[2], round[4], round[6]);
+    q->round_odd = _mm256_setr_epi64x(round[1], round[3], round[5], round[7]);
+    q->shift_even = _mm256_setr_epi64x(sh[0], sh[2], sh[4], sh[6]);
+    q->shift_odd = _mm256_setr_epi64x(sh[1], sh[3], sh[5], sh[7]);
+    q->post = _mm256_loadu_si256((const __m256i *)post);
+}
+
+static EM_AVXVNNI EM_ALWAYS_INLINE __m256i mbqm256(__m256i x, const rq256 *q) {
+    const __m256i e = _mm256_srlv_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, q->mult), q->round_even), q->shift_even);
+    const __m256i o = _mm256_srlv_epi64(
+        _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), q->mult_odd), q->round_odd), q->shift_odd);
+    return _mm256_sub_epi32(_mm256_blend_epi32(e, _mm256_slli_epi64(o, 32), 0xAA), q->post);
+}
+
+/* A panel's output stage, prepared once per panel (not per tile): fast when every lane rounds ties up and
+ * shifts right (conv, FC), the constants of its two halves. */
+typedef struct {
+    int fast;
+    rq256 h[2];
+} rq256_panel;
+
+static EM_AVXVNNI void rq256_panel_prep(rq256_panel *q, const em_requant *rq, int c0) {
+    q->fast = c0 + EM_NR <= rq->round_up_below;
+    for (int i = 0; i < EM_NR; i++) q->fast &= rq->shift[c0 + i] <= 0;
+    if (!q->fast) return;
+    rq256_prep(&q->h[0], rq, c0);
+    rq256_prep(&q->h[1], rq, c0 + 8);
+}
+
 static EM_AVXVNNI __attribute__((noinline)) void store_tile256(const __m256i *res, int MR, const gemm8 *g, int c0,
-                                                               int8_t *out, int ldo) {
+                                                               const rq256_panel *q, int8_t *out, int ldo) {
+    const em_requant *rq = g->rq;
     const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
-    for (int r = 0; r < MR; r++) em_requant16_avx2(res[2 * r], res[2 * r + 1], g->rq, c0, n, out + (size_t)r * ldo + c0);
+    if (!q->fast) {
+        for (int r = 0; r < MR; r++) em_requant16_avx2(res[2 * r], res[2 * r + 1], rq, c0, n, out + (size_t)r * ldo + c0);
+        return;
+    }
+    /* the usual case: em_requant16_avx2's narrowing (int32 -> int16 saturating, zp and the clamp in int16: exact
+     * inside the int16 range) after mbqm256 */
+    const __m256i zp = _mm256_set1_epi16((short)rq->zp);
+    const __m256i lo = _mm256_set1_epi16((short)rq->act_min), hi = _mm256_set1_epi16((short)rq->act_max);
+    for (int r = 0; r < MR; r++) {
+        __m256i v = _mm256_permute4x64_epi64(
+            _mm256_packs_epi32(mbqm256(res[2 * r], &q->h[0]), mbqm256(res[2 * r + 1], &q->h[1])), 0xD8);
+        v = _mm256_min_epi16(_mm256_max_epi16(_mm256_adds_epi16(v, zp), lo), hi);
+        const __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        int8_t *o8 = out + (size_t)r * ldo + c0;
+        if (n == EM_NR) {
+            _mm_storeu_si128((__m128i *)o8, b);
+        } else {
+            int8_t tmp[16];
+            _mm_storeu_si128((__m128i *)tmp, b);
+            memcpy(o8, tmp, (size_t)n);
+        }
+    }
 }
 
 /* NH = 2: both halves of the panel; NH = 1: channels 0-7 only (the last panel holds <= 8). */
 static EM_AVXVNNI EM_ALWAYS_INLINE void tile256(const gemm8 *g, const uint8_t *const *rows, int8_t *out, int ldo,
-                                               int nb, const int MR, const int NH) {
+                                               int nb, const rq256_panel *q, const int MR, const int NH) {
     __m256i acc[EM_MR_MAX][2]; /* fixed sizes, as tile512 */
     const int K4 = g->nseg * g->seg4;
     const __m256i corr = _mm256_set1_epi32(g->corr);
@@ -369,13 +439,14 @@ static EM_AVXVNNI EM_ALWAYS_INLINE void tile256(const gemm8 *g, const uint8_t *c
         res[2 * r] = acc[r][0];
         res[2 * r + 1] = NH == 2 ? acc[r][1] : _mm256_setzero_si256();
     }
-    store_tile256(res, MR, g, c0, out, ldo);
+    store_tile256(res, MR, g, c0, q, out, ldo);
 }
 
 #define TILE256(MR, NH)                                                                                      \
     static EM_AVXVNNI __attribute__((noinline)) void tile256_##MR##x##NH(const gemm8 *g, const uint8_t *const *rows, \
-                                                                        int8_t *out, int ldo, int nb) {         \
-        tile256(g, rows, out, ldo, nb, MR, NH);                                                                 \
+                                                                        int8_t *out, int ldo, int nb,            \
+                                                                        const rq256_panel *q) {                  \
+        tile256(g, rows, out, ldo, nb, q, MR, NH);                                                              \
     }
 TILE256(6, 2)
 TILE256(4, 2)
@@ -386,10 +457,12 @@ TILE256(1, 1)
 
 #define ROWS256(MR, NH)                                                                                 \
     do {                                                                                                \
+        rq256_panel q;                                                                                  \
+        rq256_panel_prep(&q, g->rq, nb * EM_NR);                                                        \
         int m = 0;                                                                                      \
-        for (; m + (MR) <= n; m += (MR)) tile256_##MR##x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb); \
-        for (; m + 4 <= n; m += 4) tile256_4x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb);           \
-        for (; m < n; m++) tile256_1x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb);                   \
+        for (; m + (MR) <= n; m += (MR)) tile256_##MR##x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb, &q); \
+        for (; m + 4 <= n; m += 4) tile256_4x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb, &q);           \
+        for (; m < n; m++) tile256_1x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb, &q);                   \
     } while (0)
 
 static EM_AVXVNNI void gemm_avxvnni(const gemm8 *g, const uint8_t *const *rows, int n, int8_t *out, int ldo) {
