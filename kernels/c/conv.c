@@ -4,6 +4,7 @@
 #include <string.h>
 #include "conv_driver.h"
 #include "requant.h"
+#include "requant_panel_x86.h"
 
 int em_conv_kp(int k_h, int k_w, int in_c) { return (k_h * k_w * in_c + 1) & ~1; }
 
@@ -167,6 +168,8 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
         for (int nb = 0; nb * EM_NR < N; nb++) {
             const int16_t *wb = a->w + (size_t)nb * k2 * 2 * EM_NR;
             const int c0 = nb * EM_NR, n = N - c0 < EM_NR ? N - c0 : EM_NR;
+            rq256_panel q; /* the panel's output stage, prepared once per output row */
+            rq256_panel_prep(&q, &a->rq, c0);
             const __m256i b0 = _mm256_loadu_si256((const __m256i *)(a->bias + c0));
             const __m256i b1 = _mm256_loadu_si256((const __m256i *)(a->bias + c0 + 8));
             int ox = 0;
@@ -207,10 +210,10 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
                         }
                     }
                 int8_t *o = orow + (size_t)ox * N + c0;
-                em_requant16_avx2(c00, c01, &a->rq, c0, n, o);
-                em_requant16_avx2(c10, c11, &a->rq, c0, n, o + N);
-                em_requant16_avx2(c20, c21, &a->rq, c0, n, o + 2 * (size_t)N);
-                em_requant16_avx2(c30, c31, &a->rq, c0, n, o + 3 * (size_t)N);
+                rq256_store16(c00, c01, &q, &a->rq, c0, n, o);
+                rq256_store16(c10, c11, &q, &a->rq, c0, n, o + N);
+                rq256_store16(c20, c21, &q, &a->rq, c0, n, o + 2 * (size_t)N);
+                rq256_store16(c30, c31, &q, &a->rq, c0, n, o + 3 * (size_t)N);
             }
             for (; ox < a->out_w; ox++) {
                 __m256i c00 = b0, c01 = b1;
@@ -225,7 +228,7 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
                             c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, _mm256_loadu_si256(wc + 1)));
                         }
                     }
-                em_requant16_avx2(c00, c01, &a->rq, c0, n, orow + (size_t)ox * N + c0);
+                rq256_store16(c00, c01, &q, &a->rq, c0, n, orow + (size_t)ox * N + c0);
             }
         }
 #undef DIRECT_PIXEL
