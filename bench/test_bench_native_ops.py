@@ -7,8 +7,9 @@ the best ISA (``native``) and on the portable C path (``native_portable``), in t
 native / built-in is read inside a group.  The cases are the shapes the issue measured slow: a depthwise
 convolution with depth multiplier 8 on one input channel (the first layer of a speech CNN on 49x40 log-mel
 frames), depth multiplier 2 on 16 channels, depth multiplier 1 at MobileNetV2 0.35's shapes (48x48x16, the
-stride-2 48x48x48, 6x6x144: the largest depthwise costs of the model, and its many small layers), and 3x3 CONV_2D with few channels (16 -> 16 on 32x32, ResNet-8's
-first stack; 3 -> 16, its stem).  Weights, scales and inputs are seeded random.
+stride-2 48x48x48, 6x6x144: the largest depthwise costs of the model, and its many small layers), 3x3 CONV_2D
+with few channels (16 -> 16 on 32x32, ResNet-8's first stack; 3 -> 16, its stem) and a 1x1 CONV_2D 8 -> 48 on
+48x48 (MobileNetV2 0.35's largest expansion).  Weights, scales and inputs are seeded random.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ CASES = {
     "conv3x3_16to16_32x32": ("CONV_2D", (32, 32, 16), 3, 1, 16, None),
     "conv3x3_3to16_32x32": ("CONV_2D", (32, 32, 3), 3, 1, 16, None),
     "conv3x3_8to16_s2_49x40": ("CONV_2D", (49, 40, 8), 3, 2, 16, None),
+    "conv1x1_8to48_48x48": ("CONV_2D", (48, 48, 8), 1, 1, 48, None),
 }
 RUNNERS = ["litert_builtin", "native", "native_portable"]
 

@@ -46,6 +46,9 @@ cdef extern from "c/em_kernels.h":
         int16_t *scratch
         int threads
     void em_conv2d(const void *args) noexcept nogil
+    size_t em_conv_scratch_bytes(const em_conv_args *a) nogil
+    size_t em_conv_packed_len(int N, int k_h, int k_w, int in_c, int dil_w) nogil
+    void em_pack_conv_weights(const int8_t *w, int N, int k_h, int k_w, int in_c, int dil_w, int16_t *packed) nogil
 
     ctypedef struct em_dwconv_args:
         const int8_t *inp "in"
@@ -336,6 +339,21 @@ def pack_weights(w):
     return out
 
 
+def pack_conv_weights(w, int dil_w=1):
+    """CONV_2D weights [N, k_h, k_w, in_c] int8 -> pack_weights' array of [N, k_h * k_w * in_c], and on a CPU
+    with x86 VNNI, where a filter row (a tap when dil_w > 1) is not whole 4-byte groups, the indirect GEMM's
+    int8 panels with each run zero-padded after it (layout in em_kernels.h)."""
+    w = np.ascontiguousarray(w, dtype=np.int8)
+    if w.ndim != 4:
+        raise ValueError(f"weights must be 4-D [N, k_h, k_w, in_c], got shape {w.shape}")
+    cdef int N = w.shape[0], kh = w.shape[1], kw = w.shape[2], C = w.shape[3]
+    out = np.empty(em_conv_packed_len(N, kh, kw, C, dil_w), dtype=np.int16)
+    cdef const int8_t[:, :, :, ::1] wv = w
+    cdef int16_t[::1] ov = out
+    em_pack_conv_weights(&wv[0, 0, 0, 0], N, kh, kw, C, dil_w, &ov[0])
+    return out
+
+
 def logistic_table(float in_scale, int in_zp, float out_scale, int out_zp):
     """LOGISTIC's 256-entry table, computed in C float with libm expf as the interpreter does."""
     table = np.empty(256, np.int8)
@@ -360,9 +378,14 @@ def float_lut_table(str kind, float in_scale, int in_zp, float out_scale, int ou
     return table
 
 
-def conv_scratch_len(int k_h, int k_w, int in_c, int threads=1):
-    """int16 elements of im2col scratch a Conv2D needs: a chunk of rows per thread."""
-    return max(1, threads) * EM_CONV_ROWS * em_conv_kp(k_h, k_w, in_c)
+def conv_scratch_len(int k_h, int k_w, int in_c, int threads=1, *, int batch=1, int out_h=1, int out_w=1,
+                     int stride_h=1, int stride_w=1, int dil_h=1, int dil_w=1):
+    """int16 elements of scratch a Conv2D needs on any path this CPU has: a chunk of im2col rows per thread, or
+    the padded input image of the indirect VNNI conv (batch x the rows and columns the windows reach)."""
+    cdef em_conv_args a  # em_conv_scratch_bytes reads the geometry and threads only
+    a.batch, a.in_c, a.out_h, a.out_w, a.k_h, a.k_w = batch, in_c, out_h, out_w, k_h, k_w
+    a.stride_h, a.stride_w, a.dil_h, a.dil_w, a.threads = stride_h, stride_w, dil_h, dil_w, max(1, threads)
+    return (em_conv_scratch_bytes(&a) + 1) // 2
 
 
 cdef class Kernel:
@@ -411,14 +434,14 @@ cdef class Conv2D(Kernel):
         cdef em_conv_args *a = &self.a
         a.inp = <const int8_t *>_addr(inp, np.int8, batch * in_h * in_w * in_c, self.keep)
         a.out = <int8_t *>_addr(out, np.int8, batch * out_h * out_w * out_c, self.keep)
-        a.w = <const int16_t *>_addr(packed_w, np.int16, em_packed_weights_len(out_c, k_h * k_w * in_c), self.keep)
+        a.w = <const int16_t *>_addr(packed_w, np.int16, em_conv_packed_len(out_c, k_h, k_w, in_c, dil_w), self.keep)
         a.bias = <const int32_t *>_addr(bias, np.int32, (out_c + 15) // 16 * 16, self.keep)
         self._requant(&a.rq, mult, shift, out_c, out_zp, act_min, act_max, round_up_below)
-        a.scratch = <int16_t *>_addr(scratch, np.int16, conv_scratch_len(k_h, k_w, in_c, threads), self.keep)
         a.batch, a.in_h, a.in_w, a.in_c = batch, in_h, in_w, in_c
         a.out_h, a.out_w, a.out_c = out_h, out_w, out_c
         a.k_h, a.k_w, a.stride_h, a.stride_w, a.dil_h, a.dil_w = k_h, k_w, stride_h, stride_w, dil_h, dil_w
         a.pad_top, a.pad_left, a.in_offset, a.threads = pad_top, pad_left, in_offset, max(1, threads)
+        a.scratch = <int16_t *>_addr(scratch, np.int16, (em_conv_scratch_bytes(a) + 1) // 2, self.keep)
         self.fn = <em_kernel_fn>em_conv2d
         self.args = a
 

@@ -43,6 +43,33 @@ def test_conv2d_small_channels(c, o):
                       seed=c * 1000 + o * 10 + i)  # fmt: skip
 
 
+# The VNNI paths' indirect GEMM (every conv there) on every ISA: output channels making 1-5 panels of 16 (tiles
+# of 8x1, 8x2, 6x3, 5x4, 5x4 then 8x1 on AVX-512; 6x2 and 8x1 on AVX-VNNI), 99 / 56 / 30 pixels (two chunks of
+# rows, 4-row and single-row tails after the big tiles), filter rows of whole 4-byte groups (4 and 16 channels) or
+# zero-padded to them (3 and 5 channels: the conv section of the packed weights), one run per tap (dilation 2),
+# a 1x1 stride-2 conv, batch 2.
+@pytest.mark.parametrize("o", [16, 32, 48, 64, 80])
+@pytest.mark.parametrize(
+    "c,k,stride,dil,hw,batch",
+    [(4, 3, 1, 1, (9, 11), 1), (3, 3, 1, 1, (9, 11), 1), (5, 3, 2, 1, (15, 13), 1), (16, 3, 1, 2, (7, 8), 1),
+     (3, 2, 1, 2, (7, 8), 2), (16, 1, 2, 1, (11, 10), 1)],
+)  # fmt: skip
+def test_conv2d_vnni_tiles(o, c, k, stride, dil, hw, batch):
+    zps = {"in_zp": (o * 7 + c) % 256 - 128, "out_zp": (o * 3 + k) % 256 - 128}
+    assert _check(*hw, c, o, k, k, stride, dil, True, 1, True, **zps, batch=batch, seed=o * 100 + c)
+
+
+@pytest.mark.parametrize("c,k", [(16, 1), (3, 3)])
+def test_conv2d_output_shifts(c, k):
+    """Multipliers whose shift is 0 and -1 (the VNNI output stages' one-step form at its edges: no right shift,
+    and 2^(30 + 1)), and positive (a left shift: the general form), a panel of 16 channels each, then 8 more of
+    the -1 kind in a partial panel; every ISA."""
+    ratios = [0.7] * 16 + [0.3] * 16 + [1.6] * 16 + [0.27] * 8  # in_s * w_s / out_s
+    in_s, out_s = qscale(0.05), qscale(0.1)
+    assert _check(9, 10, c, len(ratios), k, k, 1, 1, True, 0, True, -3, 4, 1, seed=5,
+                  scales=(in_s, [qscale(r * out_s / in_s) for r in ratios], out_s))  # fmt: skip
+
+
 def test_conv2d_two_threads_border_rows_of_odd_channels():
     """im2col's AVX2 widening may write 16 lanes past a 3-channel run; on the last row of a thread's chunk that
     reached the next thread's rows (a race: ResNet-8's stem differed from the interpreter in 12 of 40 runs with
@@ -51,9 +78,9 @@ def test_conv2d_two_threads_border_rows_of_odd_channels():
 
 
 def _check(h, w, c, o, kh, kw, stride, dil, same, act, per_channel, in_zp, out_zp, batch, seed, threads=1,
-           feeds=1) -> bool:  # fmt: skip
+           feeds=1, scales=None) -> bool:  # fmt: skip
     """Build the one-op model, compare native (every ISA) with the interpreter and the reference; False when the
-    window leaves no output (nothing checked)."""
+    window leaves no output (nothing checked).  scales: (input, [weight per channel], output), else random."""
     rng = np.random.default_rng(seed)
     eff_h, eff_w = (kh - 1) * dil + 1, (kw - 1) * dil + 1
     oh = (h + stride - 1) // stride if same else (h - eff_h + stride) // stride
@@ -62,6 +89,8 @@ def _check(h, w, c, o, kh, kw, stride, dil, same, act, per_channel, in_zp, out_z
         return False
     in_s, out_s = qscale(rng.uniform(0.01, 0.1)), qscale(rng.uniform(0.02, 0.5))
     w_s = [qscale(v) for v in rng.uniform(0.001, 0.05, o if per_channel else 1)]
+    if scales is not None:
+        in_s, w_s, out_s = scales
     weights = rng.integers(-127, 128, (o, kh, kw, c), dtype=np.int8)
     bias = rng.integers(-20000, 20000, o).astype(np.int32)
     model = build_model(

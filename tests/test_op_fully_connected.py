@@ -4,6 +4,7 @@ per-channel weights, with and without bias, fused activations)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from arm import ruy_single_rounding
 from edge_maas.kernels.ref.fully_connected import fully_connected
 from hypothesis import given, settings
@@ -20,6 +21,18 @@ from edge_maas.native.quant import activation_range, conv_output_multipliers
     out_zp=st.integers(-128, 127), seed=st.integers(0, 2**31),
 )  # fmt: skip
 def test_fully_connected(rows, k, n, act, per_channel, has_bias, in_zp, out_zp, seed):
+    _check(rows, k, n, act, per_channel, has_bias, in_zp, out_zp, seed)
+
+
+# The VNNI GEMM's tiles on every ISA: one row (4 accumulator sets over k), 5 and 13 rows (tiles, then 4-row and
+# single-row tails), 1-9 panels of 16 units, k with and without 16-byte groups to spare.
+@pytest.mark.parametrize("rows", [1, 5, 13])
+@pytest.mark.parametrize("n", [16, 40, 70, 130])
+def test_fully_connected_vnni_tiles(rows, n):
+    _check(rows, 50 if n % 20 else 67, n, 1, n % 3 == 0, True, -7, 5, rows * 1000 + n)
+
+
+def _check(rows, k, n, act, per_channel, has_bias, in_zp, out_zp, seed):
     rng = np.random.default_rng(seed)
     in_s, out_s = qscale(rng.uniform(0.01, 0.1)), qscale(rng.uniform(0.05, 1.0))
     w_s = [qscale(v) for v in rng.uniform(0.001, 0.05, n if per_channel else 1)]

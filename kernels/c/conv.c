@@ -2,10 +2,9 @@
  * leaves the image: padding holds the zero point, which contributes nothing),
  * then the requantizing GEMM.  Rows are split across OpenMP threads. */
 #include <string.h>
+#include "conv_driver.h"
 #include "requant.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "requant_panel_x86.h"
 
 int em_conv_kp(int k_h, int k_w, int in_c) { return (k_h * k_w * in_c + 1) & ~1; }
 
@@ -169,6 +168,8 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
         for (int nb = 0; nb * EM_NR < N; nb++) {
             const int16_t *wb = a->w + (size_t)nb * k2 * 2 * EM_NR;
             const int c0 = nb * EM_NR, n = N - c0 < EM_NR ? N - c0 : EM_NR;
+            rq256_panel q; /* the panel's output stage, prepared once per output row */
+            rq256_panel_prep(&q, &a->rq, c0);
             const __m256i b0 = _mm256_loadu_si256((const __m256i *)(a->bias + c0));
             const __m256i b1 = _mm256_loadu_si256((const __m256i *)(a->bias + c0 + 8));
             int ox = 0;
@@ -209,10 +210,10 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
                         }
                     }
                 int8_t *o = orow + (size_t)ox * N + c0;
-                em_requant16_avx2(c00, c01, &a->rq, c0, n, o);
-                em_requant16_avx2(c10, c11, &a->rq, c0, n, o + N);
-                em_requant16_avx2(c20, c21, &a->rq, c0, n, o + 2 * (size_t)N);
-                em_requant16_avx2(c30, c31, &a->rq, c0, n, o + 3 * (size_t)N);
+                rq256_store16(c00, c01, &q, &a->rq, c0, n, o);
+                rq256_store16(c10, c11, &q, &a->rq, c0, n, o + N);
+                rq256_store16(c20, c21, &q, &a->rq, c0, n, o + 2 * (size_t)N);
+                rq256_store16(c30, c31, &q, &a->rq, c0, n, o + 3 * (size_t)N);
             }
             for (; ox < a->out_w; ox++) {
                 __m256i c00 = b0, c01 = b1;
@@ -227,7 +228,7 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
                             c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, _mm256_loadu_si256(wc + 1)));
                         }
                     }
-                em_requant16_avx2(c00, c01, &a->rq, c0, n, orow + (size_t)ox * N + c0);
+                rq256_store16(c00, c01, &q, &a->rq, c0, n, orow + (size_t)ox * N + c0);
             }
         }
 #undef DIRECT_PIXEL
@@ -235,13 +236,38 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
 }
 #endif
 
+/* The int16 path through the shared driver: im2col rows into this thread's scratch slice, then em_gemm. */
+static void fill_im2col16(const em_conv_args *a, const void *ctx, int m0, int m1, void *buf, const void **rows) {
+    const int kp = *(const int *)ctx;
+#ifdef EM_HAVE_AVX2
+    if (em_isa_get() >= EM_ISA_AVX2)
+        im2col_rows_avx2(a, kp, m0, m1, (int16_t *)buf);
+    else
+#endif
+        im2col_rows(a, kp, m0, m1, (int16_t *)buf);
+    rows[0] = buf;
+}
+
+static void gemm16(const em_conv_args *a, const void *ctx, const void *buf, const void *const *rows, int n,
+                   int8_t *out) {
+    (void)rows;
+    em_gemm_args g = {n, a->out_c, *(const int *)ctx, (const int16_t *)buf, a->w, a->bias, a->rq, out, a->out_c};
+    em_gemm(&g, 0, n);
+}
+
+size_t em_conv_scratch_bytes(const em_conv_args *a) {
+    const size_t im2col = (size_t)(a->threads > 1 ? a->threads : 1) * EM_CONV_ROWS *
+                          em_conv_kp(a->k_h, a->k_w, a->in_c) * sizeof(int16_t);
+    const size_t image = em_conv_vnni_image_bytes(a);
+    return image > im2col ? image : im2col;
+}
+
 void em_conv2d(const void *args) {
     const em_conv_args *a = (const em_conv_args *)args;
-    if (em_conv2d_vnni(a)) return; /* u8 im2col + vpdpbusd GEMM where a VNNI path is in effect */
+    if (em_conv2d_vnni(a)) return; /* vpdpbusd GEMM (indirect, or on u8 im2col) where a VNNI path is in effect */
 #ifdef EM_HAVE_NEON
     if (em_conv2d_sdot(a)) return; /* int8 im2col + sdot GEMM where the dotprod path is in effect */
 #endif
-    const int M = a->batch * a->out_h * a->out_w;
     const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c);
 #ifdef EM_HAVE_AVX2
     if (em_isa_get() >= EM_ISA_AVX2 && direct_fits(a, kp)) {
@@ -249,25 +275,8 @@ void em_conv2d(const void *args) {
         return;
     }
 #endif
-    /* Chunks of EM_CONV_ROWS rows (a multiple of the GEMM's 4-row tile): each
-     * thread widens a chunk into its own slice of scratch, then multiplies it,
-     * so scratch stays threads x EM_CONV_ROWS rows whatever the image size. */
-    const int chunks = (M + EM_CONV_ROWS - 1) / EM_CONV_ROWS;
-#pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
-    for (int c = 0; c < chunks; c++) {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        int16_t *buf = a->scratch + (size_t)tid * EM_CONV_ROWS * kp;
-        int m0 = c * EM_CONV_ROWS, m1 = m0 + EM_CONV_ROWS < M ? m0 + EM_CONV_ROWS : M;
-#ifdef EM_HAVE_AVX2
-        if (em_isa_get() >= EM_ISA_AVX2)
-            im2col_rows_avx2(a, kp, m0, m1, buf);
-        else
-#endif
-            im2col_rows(a, kp, m0, m1, buf);
-        em_gemm_args g = {m1 - m0, a->out_c, kp, buf, a->w, a->bias, a->rq, a->out + (size_t)m0 * a->out_c, a->out_c};
-        em_gemm(&g, 0, m1 - m0);
-    }
+    /* chunks of EM_CONV_ROWS rows (a multiple of the GEMM's 4-row tile): scratch stays threads x EM_CONV_ROWS
+     * rows whatever the image size */
+    const em_conv_path p = {fill_im2col16, gemm16, &kp, (size_t)EM_CONV_ROWS * kp * sizeof(int16_t), 0};
+    em_conv_run(a, &p);
 }

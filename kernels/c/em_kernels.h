@@ -77,11 +77,14 @@ typedef struct {
     int k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left;
     int32_t in_offset;
     const int16_t *w; const int32_t *bias; em_requant rq;
-    int16_t *scratch;      /* im2col rows: threads x EM_CONV_ROWS x Kp int16 */
+    int16_t *scratch;      /* em_conv_scratch_bytes(args): im2col rows (threads x EM_CONV_ROWS x Kp int16) or a
+                            * padded image for the indirect VNNI GEMM */
     int threads;
 } em_conv_args;
 void em_conv2d(const void *args);
 int em_conv_kp(int k_h, int k_w, int in_c);
+/* Bytes of scratch the op needs on any path this CPU has (the geometry and threads fields of args are read). */
+size_t em_conv_scratch_bytes(const em_conv_args *a);
 
 /* ---- DEPTHWISE_CONV_2D (depthwise_conv.c) ---- */
 typedef struct {
@@ -219,6 +222,12 @@ void em_dequantize_s8(const void *args);
  * having done nothing (em_conv2d / em_fully_connected call them first). */
 int em_conv2d_vnni(const em_conv_args *a);
 int em_fully_connected_vnni(const em_fc_args *a);
+size_t em_conv_vnni_image_bytes(const em_conv_args *a); /* the indirect conv's padded image; 0: none */
+/* CONV_2D's weights [N][k_h][k_w][in_c]: em_pack_weights' array, and where the x86 VNNI paths are on the CPU
+ * and a filter row (tap, with dil_w > 1) is not whole 4-byte groups, int8 panels with each run zero-padded to
+ * 4-byte groups after it, for the indirect GEMM (gemm_vnni.c). */
+size_t em_conv_packed_len(int N, int k_h, int k_w, int in_c, int dil_w);
+void em_pack_conv_weights(const int8_t *w, int N, int k_h, int k_w, int in_c, int dil_w, int16_t *packed);
 #ifdef EM_HAVE_NEON
 /* The SDOT paths (gemm_neon.c), on the same int8 section (packed where the CPU has the dot product): they run
  * the whole op and return 1 when the dotprod path is in effect, else 0 having done nothing. */

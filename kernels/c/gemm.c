@@ -4,6 +4,7 @@
  * so both paths give the same bytes whatever the summation order. */
 #include <string.h>
 #include "requant.h"
+#include "requant_panel_x86.h"
 
 /* Whether packed weights carry the VNNI section: decided by the CPU, not by the
  * path in effect, so a kernel built under one path runs under any other. */
@@ -89,6 +90,8 @@ static EM_AVX2 void gemm_avx2(const em_gemm_args *g, int m0, int m1) {
         const int16_t *wb = g->w + (size_t)nb * k2 * 2 * EM_NR;
         const int c0 = nb * EM_NR;
         int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
+        rq256_panel q; /* the panel's output stage, prepared once */
+        rq256_panel_prep(&q, &g->rq, c0);
         __m256i b0 = _mm256_loadu_si256((const __m256i *)(g->bias + c0));
         __m256i b1 = _mm256_loadu_si256((const __m256i *)(g->bias + c0 + 8));
         int m = m0;
@@ -116,10 +119,10 @@ static EM_AVX2 void gemm_avx2(const em_gemm_args *g, int m0, int m1) {
                 c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(x, w1));
             }
             int8_t *o = g->out + (size_t)m * g->ldo + c0;
-            em_requant16_avx2(c00, c01, &g->rq, c0, n, o);
-            em_requant16_avx2(c10, c11, &g->rq, c0, n, o + g->ldo);
-            em_requant16_avx2(c20, c21, &g->rq, c0, n, o + 2 * (size_t)g->ldo);
-            em_requant16_avx2(c30, c31, &g->rq, c0, n, o + 3 * (size_t)g->ldo);
+            rq256_store16(c00, c01, &q, &g->rq, c0, n, o);
+            rq256_store16(c10, c11, &q, &g->rq, c0, n, o + g->ldo);
+            rq256_store16(c20, c21, &q, &g->rq, c0, n, o + 2 * (size_t)g->ldo);
+            rq256_store16(c30, c31, &q, &g->rq, c0, n, o + 3 * (size_t)g->ldo);
         }
         for (; m < m1; m++) {
             const int32_t *a0 = (const int32_t *)(g->a + (size_t)m * g->Kp);
@@ -129,7 +132,7 @@ static EM_AVX2 void gemm_avx2(const em_gemm_args *g, int m0, int m1) {
                 c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x, _mm256_loadu_si256((const __m256i *)(wb + (size_t)k * 32))));
                 c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, _mm256_loadu_si256((const __m256i *)(wb + (size_t)k * 32 + 16))));
             }
-            em_requant16_avx2(c00, c01, &g->rq, c0, n, g->out + (size_t)m * g->ldo + c0);
+            rq256_store16(c00, c01, &q, &g->rq, c0, n, g->out + (size_t)m * g->ldo + c0);
         }
     }
 }

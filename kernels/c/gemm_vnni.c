@@ -1,4 +1,4 @@
-/* VNNI paths of the int8 GEMM (CONV_2D via im2col, FULLY_CONNECTED):
+/* VNNI paths of the int8 GEMM (CONV_2D as an indirect GEMM, FULLY_CONNECTED):
  * vpdpbusd multiplies unsigned bytes by signed bytes and adds each group of 4
  * products to an int32 lane, so the activations go in as u = x + 128 (the
  * int8 input with its sign bit flipped) and the weights as int8.  Since
@@ -13,23 +13,27 @@
  * k is one zmm) and AVX-VNNI (the VEX form on ymm: a panel is two ymm).  Each
  * is compiled with a target attribute, so the build stays portable. */
 #include <string.h>
+#include "conv_driver.h"
 #include "requant.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "requant_panel_x86.h"
 
 #ifdef EM_HAVE_AVX2
 
+/* The GEMM's operand: each of its rows (an output pixel) is nseg runs of seg4 bytes (a multiple of 4) of
+ * u = x + 128, run s at the row's pointer + seg_off[s]; one run of K4 bytes for FULLY_CONNECTED's rows,
+ * a filter row (or tap) each for the indirect conv, whose rows point into a padded image.  The weights' k order
+ * is the runs' order. */
 typedef struct {
-    int N, K4;                 /* K4: bytes per A row (K rounded up to 4) */
-    const uint8_t *a;          /* rows of u = x + 128 */
-    const int8_t *w;           /* [ceil(N/16)][K4/4][16][4] */
+    int N;
+    int nseg, seg4;
+    const ptrdiff_t *seg_off;
+    const int8_t *w;           /* [ceil(N/16)][nseg * seg4 / 4][16][4] */
     const int32_t *colsum, *bias;
     int32_t corr;              /* in_offset - 128 */
     const em_requant *rq;
-    int8_t *out;
-    int ldo;
 } gemm8;
+
+static const ptrdiff_t zero_off[1] = {0};
 
 static inline int32_t load_i32(const uint8_t *p) {
     int32_t v;
@@ -62,54 +66,8 @@ static inline void flip(const int8_t *x, uint8_t *y, int n) {
     for (; i < n; i++) y[i] = (uint8_t)x[i] ^ 0x80u;
 }
 
-/* y[0..n) = x ^ 0x80 for n <= 32 as whole 16-byte blocks (SSE2), writing up to
- * 31 bytes past y + n; not done (returns 0) when that would read past x_end. */
-static inline int flip_over(const int8_t *x, uint8_t *y, int n, const int8_t *x_end) {
-    const __m128i s = _mm_set1_epi8((char)0x80);
-    if (n <= 16 && x + 16 <= x_end) {
-        _mm_storeu_si128((__m128i *)y, _mm_xor_si128(_mm_loadu_si128((const __m128i *)x), s));
-        return 1;
-    }
-    if (n <= 32 && x + 32 <= x_end) {
-        _mm_storeu_si128((__m128i *)y, _mm_xor_si128(_mm_loadu_si128((const __m128i *)x), s));
-        _mm_storeu_si128((__m128i *)(y + 16), _mm_xor_si128(_mm_loadu_si128((const __m128i *)(x + 16)), s));
-        return 1;
-    }
-    return 0;
-}
-
-/* Rows m0..m1 of the im2col matrix as u8 (kernels/c/im2col_u8.h), twice: with
- * 8-byte flips for short runs, and, on the AVX-512 path, with one masked
- * load/xor/store per run of up to 64 bytes (a tap of a few channels). */
-#define IM2COL_NAME im2col_u8
-#define IM2COL_ATTR
-#define IM2COL_FLIP flip
-#include "im2col_u8.h"
-#undef IM2COL_NAME
-#undef IM2COL_ATTR
-#undef IM2COL_FLIP
-
 #define EM_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
 #define EM_ALWAYS_INLINE inline __attribute__((always_inline))
-
-static EM_AVX512VNNI EM_ALWAYS_INLINE void flip512(const int8_t *x, uint8_t *y, int n) {
-    const __m512i s = _mm512_set1_epi8((char)0x80);
-    int i = 0;
-    for (; i + 64 <= n; i += 64)
-        _mm512_storeu_si512((void *)(y + i), _mm512_xor_si512(_mm512_loadu_si512((const void *)(x + i)), s));
-    if (i < n) { /* masked: no byte outside the run is read or written */
-        __mmask64 k = (__mmask64)((1ULL << (n - i)) - 1);
-        _mm512_mask_storeu_epi8(y + i, k, _mm512_xor_si512(_mm512_maskz_loadu_epi8(k, x + i), s));
-    }
-}
-
-#define IM2COL_NAME im2col_u8_512
-#define IM2COL_ATTR EM_AVX512VNNI
-#define IM2COL_FLIP flip512
-#include "im2col_u8.h"
-#undef IM2COL_NAME
-#undef IM2COL_ATTR
-#undef IM2COL_FLIP
 
 /* ---- AVX-512 VNNI: MR rows x NP panels of 16 channels per tile ---- */
 /* em_requant16_avx2 on one zmm: the same arithmetic lane for lane (see em_mbqm_avx2 in requant.h).
@@ -119,6 +77,7 @@ typedef struct {
     __m512i round_even, round_odd, shift_even, shift_odd; /* 64-bit lanes: the one-step ties-up form */
     __mmask16 up;  /* lanes that round ties up (ruy); the others away from zero */
     int c0, n;
+    int left_any;  /* some lane shifts left */
 } rq512;
 
 static EM_AVX512VNNI EM_ALWAYS_INLINE void rq512_prep(rq512 *q, const gemm8 *g, int c0) {
@@ -147,6 +106,7 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void rq512_prep(rq512 *q, const gemm8 *g, 
     q->shift_odd = _mm512_add_epi64(r_odd, _mm512_set1_epi64(31));
     q->c0 = c0;
     q->n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
+    q->left_any = _mm512_test_epi32_mask(q->left, q->left) != 0;
 }
 
 static EM_AVX512VNNI EM_ALWAYS_INLINE void store512(__m512i x, const rq512 *q, const em_requant *rq, int8_t *out) {
@@ -180,67 +140,166 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void store512(__m512i x, const rq512 *q, c
         _mm_mask_storeu_epi8(out, (__mmask16)((1u << q->n) - 1), b);
 }
 
-static EM_AVX512VNNI EM_ALWAYS_INLINE void tile512(const gemm8 *g, int m, int nb, const int MR, const int NP) {
-    __m512i acc[MR][NP];
+#define EM_MR_MAX 8 /* most rows per tile */
+
+static EM_AVX512VNNI __attribute__((noinline)) void store_tile512(const __m512i *res, int MR, int NP, const rq512 *q,
+                                                                  const em_requant *rq, int8_t *out, int ldo) {
+    int fast = 1;
+    for (int p = 0; p < NP; p++) fast &= q[p].up == 0xFFFF && !q[p].left_any;
+    if (fast) { /* the usual case (conv, FC: ties up, right shifts): store512's one-step form, the clamp bounds
+                 * hoisted, a panel's constants kept in registers over its rows */
+        const __m512i lo = _mm512_set1_epi32(rq->act_min - rq->zp), hi = _mm512_set1_epi32(rq->act_max - rq->zp);
+        const __m512i zp = _mm512_set1_epi32(rq->zp);
+        for (int p = 0; p < NP; p++) {
+            const rq512 *qp = &q[p];
+            for (int r = 0; r < MR; r++) {
+                const __m512i x = res[r * NP + p];
+                const __m512i e = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, qp->mult), qp->round_even),
+                                                    qp->shift_even);
+                const __m512i o = _mm512_srav_epi64(
+                    _mm512_add_epi64(_mm512_mul_epi32(_mm512_shuffle_epi32(x, _MM_PERM_DDBB), qp->mult_odd),
+                                     qp->round_odd),
+                    qp->shift_odd);
+                /* the odd lanes' low dwords up into the odd positions */
+                __m512i v = _mm512_mask_shuffle_epi32(e, 0xAAAA, o, _MM_PERM_CCAA);
+                v = _mm512_add_epi32(_mm512_max_epi32(_mm512_min_epi32(v, hi), lo), zp);
+                int8_t *o8 = out + (size_t)r * ldo + qp->c0;
+                if (qp->n == EM_NR)
+                    _mm_storeu_si128((__m128i *)o8, _mm512_cvtepi32_epi8(v));
+                else
+                    _mm512_mask_cvtepi32_storeu_epi8(o8, (__mmask16)((1u << qp->n) - 1), v);
+            }
+        }
+        return;
+    }
+    for (int r = 0; r < MR; r++)
+        for (int p = 0; p < NP; p++) store512(res[r * NP + p], &q[p], rq, out + (size_t)r * ldo + q[p].c0);
+}
+
+/* One tile: MR > 1 rows (rows[r], outputs out + r * ldo) x NP panels from panel nb; q: the panels' output
+ * stages.  MR and NP are constants at every call, so the loops unroll and the accumulators stay in registers. */
+static EM_AVX512VNNI EM_ALWAYS_INLINE void tile512(const gemm8 *g, const uint8_t *const *rows, int8_t *out, int ldo,
+                                                  int nb, const rq512 *q, const int MR, const int NP) {
+    /* fixed sizes: an array sized by MR / NP would be a VLA, kept in memory; these unroll into registers */
+    __m512i acc[EM_MR_MAX][4];
+    const size_t pstride = (size_t)g->nseg * g->seg4 * EM_NR; /* bytes from one panel to the next */
     const __m512i corr = _mm512_set1_epi32(g->corr);
-    const int8_t *wp[NP];
+#pragma GCC unroll 8
     for (int p = 0; p < NP; p++) {
         const int c0 = (nb + p) * EM_NR;
         __m512i b = _mm512_add_epi32(_mm512_loadu_si512((const void *)(g->bias + c0)),
                                      _mm512_mullo_epi32(corr, _mm512_loadu_si512((const void *)(g->colsum + c0))));
+#pragma GCC unroll 16
         for (int r = 0; r < MR; r++) acc[r][p] = b;
-        wp[p] = g->w + (size_t)(nb + p) * g->K4 * EM_NR;
     }
-    const uint8_t *ar = g->a + (size_t)m * g->K4;
-    int k = 0;
-    if (MR == 1) {
-        /* one row (FULLY_CONNECTED on one input, tails): NP chains alone would wait on vpdpbusd's latency,
-         * so 4 k-groups go to 4 accumulator sets, added at the end (integer sums: the same bytes) */
-        __m512i s1[NP], s2[NP], s3[NP];
-        for (int p = 0; p < NP; p++) s1[p] = s2[p] = s3[p] = _mm512_setzero_si512();
-        for (; k + 16 <= g->K4; k += 16) {
-            __m512i x0 = _mm512_set1_epi32(load_i32(ar + k)), x1 = _mm512_set1_epi32(load_i32(ar + k + 4));
-            __m512i x2 = _mm512_set1_epi32(load_i32(ar + k + 8)), x3 = _mm512_set1_epi32(load_i32(ar + k + 12));
-            for (int p = 0; p < NP; p++) {
-                const int8_t *w = wp[p] + (size_t)k * EM_NR;
-                acc[0][p] = _mm512_dpbusd_epi32(acc[0][p], x0, _mm512_loadu_si512((const void *)w));
-                s1[p] = _mm512_dpbusd_epi32(s1[p], x1, _mm512_loadu_si512((const void *)(w + 64)));
-                s2[p] = _mm512_dpbusd_epi32(s2[p], x2, _mm512_loadu_si512((const void *)(w + 128)));
-                s3[p] = _mm512_dpbusd_epi32(s3[p], x3, _mm512_loadu_si512((const void *)(w + 192)));
+    const int8_t *w = g->w + nb * pstride;
+    for (int s = 0; s < g->nseg; s++) {
+        const uint8_t *a[EM_MR_MAX];
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++) a[r] = rows[r] + g->seg_off[s];
+        for (int k = 0; k < g->seg4; k += 4, w += 4 * EM_NR) {
+            __m512i wv[4];
+#pragma GCC unroll 8
+            for (int p = 0; p < NP; p++) wv[p] = _mm512_loadu_si512((const void *)(w + p * pstride));
+#pragma GCC unroll 16
+            for (int r = 0; r < MR; r++) {
+                const __m512i x = _mm512_set1_epi32(load_i32(a[r] + k));
+#pragma GCC unroll 8
+                for (int p = 0; p < NP; p++) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], x, wv[p]);
             }
         }
-        for (int p = 0; p < NP; p++)
-            acc[0][p] = _mm512_add_epi32(_mm512_add_epi32(acc[0][p], s1[p]), _mm512_add_epi32(s2[p], s3[p]));
     }
-    for (; k < g->K4; k += 4) {
-        __m512i wv[NP];
-        for (int p = 0; p < NP; p++) wv[p] = _mm512_loadu_si512((const void *)(wp[p] + (size_t)k * EM_NR));
-        for (int r = 0; r < MR; r++) {
-            __m512i x = _mm512_set1_epi32(load_i32(ar + (size_t)r * g->K4 + k));
-            for (int p = 0; p < NP; p++) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], x, wv[p]);
-        }
-    }
-    rq512 q[NP];
-    for (int p = 0; p < NP; p++) rq512_prep(&q[p], g, (nb + p) * EM_NR);
+    /* the output stage out of line, from memory: inlined here, its registers made gcc copy every accumulator
+     * to another register and back in each iteration of the k loop */
+    __m512i res[EM_MR_MAX * 4];
+#pragma GCC unroll 16
     for (int r = 0; r < MR; r++)
-        for (int p = 0; p < NP; p++) store512(acc[r][p], &q[p], g->rq, g->out + (size_t)(m + r) * g->ldo + q[p].c0);
+#pragma GCC unroll 8
+        for (int p = 0; p < NP; p++) res[r * NP + p] = acc[r][p];
+    store_tile512(res, MR, NP, q, g->rq, out, ldo);
 }
 
-/* Rows m0..m1 for panels nb..nb+NP: as many MR-row tiles as fit, then 4-row, then single rows. */
-#define ROWS512(MR, NP)                                                  \
-    do {                                                                 \
-        int m = m0;                                                      \
-        for (; m + (MR) <= m1; m += (MR)) tile512(g, m, nb, (MR), (NP)); \
-        for (; m + 4 <= m1; m += 4) tile512(g, m, nb, 4, (NP));          \
-        for (; m < m1; m++) tile512(g, m, nb, 1, (NP));                  \
+/* One row (FULLY_CONNECTED on one input, tails) x NP panels: NP chains alone would wait on vpdpbusd's latency,
+ * so 4 k-groups go to 4 accumulator sets, added at the end (integer sums: the same bytes). */
+static EM_AVX512VNNI EM_ALWAYS_INLINE void row512(const gemm8 *g, const uint8_t *const *rows, int8_t *out, int ldo,
+                                                 int nb, const rq512 *q, const int NP) {
+    (void)ldo;
+    __m512i acc[4][4];
+    const size_t pstride = (size_t)g->nseg * g->seg4 * EM_NR;
+    const __m512i corr = _mm512_set1_epi32(g->corr);
+#pragma GCC unroll 8
+    for (int p = 0; p < NP; p++) {
+        const int c0 = (nb + p) * EM_NR;
+        acc[0][p] = _mm512_add_epi32(_mm512_loadu_si512((const void *)(g->bias + c0)),
+                                     _mm512_mullo_epi32(corr, _mm512_loadu_si512((const void *)(g->colsum + c0))));
+        acc[1][p] = acc[2][p] = acc[3][p] = _mm512_setzero_si512();
+    }
+    const int8_t *w = g->w + nb * pstride;
+    for (int s = 0; s < g->nseg; s++) {
+        const uint8_t *a = rows[0] + g->seg_off[s];
+        int k = 0;
+        for (; k + 16 <= g->seg4; k += 16, w += 16 * EM_NR)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                const __m512i x = _mm512_set1_epi32(load_i32(a + k + 4 * j));
+#pragma GCC unroll 8
+                for (int p = 0; p < NP; p++)
+                    acc[j][p] = _mm512_dpbusd_epi32(acc[j][p], x, _mm512_loadu_si512((const void *)(w + p * pstride + 64 * j)));
+            }
+        for (; k < g->seg4; k += 4, w += 4 * EM_NR) {
+            const __m512i x = _mm512_set1_epi32(load_i32(a + k));
+#pragma GCC unroll 8
+            for (int p = 0; p < NP; p++)
+                acc[0][p] = _mm512_dpbusd_epi32(acc[0][p], x, _mm512_loadu_si512((const void *)(w + p * pstride)));
+        }
+    }
+#pragma GCC unroll 8
+    for (int p = 0; p < NP; p++)
+        store512(_mm512_add_epi32(_mm512_add_epi32(acc[0][p], acc[1][p]), _mm512_add_epi32(acc[2][p], acc[3][p])),
+                 &q[p], g->rq, out + q[p].c0);
+}
+
+/* Each tile shape its own function: one register allocation per shape (inlined together, gcc spilled the row
+ * pointers and shuffled accumulators between registers in the hot loop). */
+#define TILE512(MR, NP)                                                                                            \
+    static EM_AVX512VNNI __attribute__((noinline)) void tile512_##MR##x##NP(                                      \
+        const gemm8 *g, const uint8_t *const *rows, int8_t *out, int ldo, int nb, const rq512 *q) {               \
+        if (MR == 1)                                                                                              \
+            row512(g, rows, out, ldo, nb, q, NP);                                                                 \
+        else                                                                                                      \
+            tile512(g, rows, out, ldo, nb, q, MR > 1 ? MR : 2, NP);                                               \
+    }
+TILE512(5, 4)
+TILE512(4, 4)
+TILE512(1, 4)
+TILE512(6, 3)
+TILE512(4, 3)
+TILE512(1, 3)
+TILE512(8, 2)
+TILE512(4, 2)
+TILE512(1, 2)
+TILE512(8, 1)
+TILE512(4, 1)
+TILE512(1, 1)
+
+/* The n rows for panels nb..nb+NP: as many MR-row tiles as fit, then 4-row, then single rows. */
+#define ROWS512(MR, NP)                                                                                     \
+    do {                                                                                                    \
+        rq512 q[4];                                                                                         \
+        for (int p = 0; p < (NP); p++) rq512_prep(&q[p], g, (nb + p) * EM_NR);                              \
+        int m = 0;                                                                                          \
+        for (; m + (MR) <= n; m += (MR)) tile512_##MR##x##NP(g, rows + m, out + (size_t)m * ldo, ldo, nb, q); \
+        for (; m + 4 <= n; m += 4) tile512_4x##NP(g, rows + m, out + (size_t)m * ldo, ldo, nb, q);            \
+        for (; m < n; m++) tile512_1x##NP(g, rows + m, out + (size_t)m * ldo, ldo, nb, q);                    \
     } while (0)
 
-static EM_AVX512VNNI void gemm_avx512vnni(const gemm8 *g, int m0, int m1) {
+static EM_AVX512VNNI void gemm_avx512vnni(const gemm8 *g, const uint8_t *const *rows, int n, int8_t *out, int ldo) {
     const int nblocks = (g->N + EM_NR - 1) / EM_NR;
     int nb = 0;
-    /* enough independent accumulators to cover vpdpbusd's latency (~5 cycles, 2 a cycle) */
-    for (; nb + 4 <= nblocks; nb += 4) ROWS512(4, 4);
-    if (nblocks - nb == 3) ROWS512(4, 3);
+    /* enough independent accumulators to cover vpdpbusd's latency, few enough loads per vpdpbusd
+     * (a weight panel per NP, a broadcast per row), within the 32 zmm */
+    for (; nb + 4 <= nblocks; nb += 4) ROWS512(5, 4);
+    if (nblocks - nb == 3) ROWS512(6, 3);
     else if (nblocks - nb == 2) ROWS512(8, 2);
     else if (nblocks - nb == 1) ROWS512(8, 1);
 }
@@ -249,54 +308,95 @@ static EM_AVX512VNNI void gemm_avx512vnni(const gemm8 *g, int m0, int m1) {
 #ifdef EM_HAVE_AVXVNNI
 #define EM_AVXVNNI __attribute__((target("avxvnni,avx2,fma")))
 
+static EM_AVXVNNI __attribute__((noinline)) void store_tile256(const __m256i *res, int MR, const gemm8 *g, int c0,
+                                                               const rq256_panel *q, int8_t *out, int ldo) {
+    const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
+    for (int r = 0; r < MR; r++) rq256_store16(res[2 * r], res[2 * r + 1], q, g->rq, c0, n, out + (size_t)r * ldo + c0);
+}
+
 /* NH = 2: both halves of the panel; NH = 1: channels 0-7 only (the last panel holds <= 8). */
-static EM_AVXVNNI EM_ALWAYS_INLINE void tile256(const gemm8 *g, int m, int nb, const int MR, const int NH) {
-    __m256i acc[MR][2];
+static EM_AVXVNNI EM_ALWAYS_INLINE void tile256(const gemm8 *g, const uint8_t *const *rows, int8_t *out, int ldo,
+                                               int nb, const rq256_panel *q, const int MR, const int NH) {
+    __m256i acc[EM_MR_MAX][2]; /* fixed sizes, as tile512 */
+    const int K4 = g->nseg * g->seg4;
     const __m256i corr = _mm256_set1_epi32(g->corr);
     const int c0 = nb * EM_NR;
-    const int8_t *wp = g->w + (size_t)nb * g->K4 * EM_NR;
+#pragma GCC unroll 2
     for (int h = 0; h < NH; h++) {
         __m256i b = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(g->bias + c0 + 8 * h)),
                                      _mm256_mullo_epi32(corr, _mm256_loadu_si256((const __m256i *)(g->colsum + c0 + 8 * h))));
+#pragma GCC unroll 16
         for (int r = 0; r < MR; r++) acc[r][h] = b;
     }
-    const uint8_t *ar = g->a + (size_t)m * g->K4;
-    int k = 0;
-    if (MR == 1) { /* one row: 2 accumulator sets over k, as tile512 (vpdpbusd latency) */
-        __m256i s1[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-        for (; k + 8 <= g->K4; k += 8) {
-            __m256i x0 = _mm256_set1_epi32(load_i32(ar + k)), x1 = _mm256_set1_epi32(load_i32(ar + k + 4));
-            for (int h = 0; h < NH; h++) {
-                const int8_t *w = wp + (size_t)k * EM_NR + 32 * h;
-                acc[0][h] = _mm256_dpbusd_avx_epi32(acc[0][h], x0, _mm256_loadu_si256((const __m256i *)w));
-                s1[h] = _mm256_dpbusd_avx_epi32(s1[h], x1, _mm256_loadu_si256((const __m256i *)(w + 64)));
+    const int8_t *w0 = g->w + (size_t)nb * K4 * EM_NR;
+    __m256i s1[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    for (int s = 0; s < g->nseg; s++) {
+        const uint8_t *a[EM_MR_MAX];
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++) a[r] = rows[r] + g->seg_off[s];
+        const int8_t *w = w0 + (size_t)s * g->seg4 * EM_NR;
+        int k = 0;
+        if (MR == 1) { /* one row: 2 accumulator sets over k, as tile512 (vpdpbusd latency) */
+            for (; k + 8 <= g->seg4; k += 8) {
+                const __m256i x0 = _mm256_set1_epi32(load_i32(a[0] + k)), x1 = _mm256_set1_epi32(load_i32(a[0] + k + 4));
+#pragma GCC unroll 2
+                for (int h = 0; h < NH; h++) {
+                    const int8_t *wk = w + (size_t)k * EM_NR + 32 * h;
+                    acc[0][h] = _mm256_dpbusd_avx_epi32(acc[0][h], x0, _mm256_loadu_si256((const __m256i *)wk));
+                    s1[h] = _mm256_dpbusd_avx_epi32(s1[h], x1, _mm256_loadu_si256((const __m256i *)(wk + 64)));
+                }
             }
         }
-        for (int h = 0; h < NH; h++) acc[0][h] = _mm256_add_epi32(acc[0][h], s1[h]);
-    }
-    for (; k < g->K4; k += 4) {
-        __m256i wv[2];
-        for (int h = 0; h < NH; h++) wv[h] = _mm256_loadu_si256((const __m256i *)(wp + (size_t)k * EM_NR + 32 * h));
-        for (int r = 0; r < MR; r++) {
-            __m256i x = _mm256_set1_epi32(load_i32(ar + (size_t)r * g->K4 + k));
-            for (int h = 0; h < NH; h++) acc[r][h] = _mm256_dpbusd_avx_epi32(acc[r][h], x, wv[h]);
+        for (; k < g->seg4; k += 4) {
+            __m256i wv[2];
+#pragma GCC unroll 2
+            for (int h = 0; h < NH; h++) wv[h] = _mm256_loadu_si256((const __m256i *)(w + (size_t)k * EM_NR + 32 * h));
+#pragma GCC unroll 16
+            for (int r = 0; r < MR; r++) {
+                const __m256i x = _mm256_set1_epi32(load_i32(a[r] + k));
+#pragma GCC unroll 2
+                for (int h = 0; h < NH; h++) acc[r][h] = _mm256_dpbusd_avx_epi32(acc[r][h], x, wv[h]);
+            }
         }
     }
-    const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
-    for (int r = 0; r < MR; r++)
-        em_requant16_avx2(acc[r][0], NH == 2 ? acc[r][1] : _mm256_setzero_si256(), g->rq, c0, n,
-                          g->out + (size_t)(m + r) * g->ldo + c0);
+    if (MR == 1) {
+#pragma GCC unroll 2
+        for (int h = 0; h < NH; h++) acc[0][h] = _mm256_add_epi32(acc[0][h], s1[h]);
+    }
+    /* the output stage out of line, from memory (as tile512) */
+    __m256i res[EM_MR_MAX * 2];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+        res[2 * r] = acc[r][0];
+        res[2 * r + 1] = NH == 2 ? acc[r][1] : _mm256_setzero_si256();
+    }
+    store_tile256(res, MR, g, c0, q, out, ldo);
 }
 
-#define ROWS256(MR, NH)                                                  \
-    do {                                                                 \
-        int m = m0;                                                      \
-        for (; m + (MR) <= m1; m += (MR)) tile256(g, m, nb, (MR), (NH)); \
-        for (; m + 4 <= m1; m += 4) tile256(g, m, nb, 4, (NH));          \
-        for (; m < m1; m++) tile256(g, m, nb, 1, (NH));                  \
+#define TILE256(MR, NH)                                                                                      \
+    static EM_AVXVNNI __attribute__((noinline)) void tile256_##MR##x##NH(const gemm8 *g, const uint8_t *const *rows, \
+                                                                        int8_t *out, int ldo, int nb,            \
+                                                                        const rq256_panel *q) {                  \
+        tile256(g, rows, out, ldo, nb, q, MR, NH);                                                              \
+    }
+TILE256(6, 2)
+TILE256(4, 2)
+TILE256(1, 2)
+TILE256(8, 1)
+TILE256(4, 1)
+TILE256(1, 1)
+
+#define ROWS256(MR, NH)                                                                                 \
+    do {                                                                                                \
+        rq256_panel q;                                                                                  \
+        rq256_panel_prep(&q, g->rq, nb * EM_NR);                                                        \
+        int m = 0;                                                                                      \
+        for (; m + (MR) <= n; m += (MR)) tile256_##MR##x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb, &q); \
+        for (; m + 4 <= n; m += 4) tile256_4x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb, &q);           \
+        for (; m < n; m++) tile256_1x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb, &q);                   \
     } while (0)
 
-static EM_AVXVNNI void gemm_avxvnni(const gemm8 *g, int m0, int m1) {
+static EM_AVXVNNI void gemm_avxvnni(const gemm8 *g, const uint8_t *const *rows, int n, int8_t *out, int ldo) {
     const int nblocks = (g->N + EM_NR - 1) / EM_NR;
     for (int nb = 0; nb < nblocks; nb++) {
         if (g->N - nb * EM_NR <= 8) ROWS256(8, 1);
@@ -305,15 +405,16 @@ static EM_AVXVNNI void gemm_avxvnni(const gemm8 *g, int m0, int m1) {
 }
 #endif
 
-static void gemm8_run(int isa, const gemm8 *g, int m0, int m1) {
+/* n rows (pointers) of the operand -> n output rows at out, ldo apart, on the path isa names. */
+static void gemm8_run(int isa, const gemm8 *g, const uint8_t *const *rows, int n, int8_t *out, int ldo) {
 #ifdef EM_HAVE_AVXVNNI
     if (isa == EM_ISA_AVXVNNI) {
-        gemm_avxvnni(g, m0, m1);
+        gemm_avxvnni(g, rows, n, out, ldo);
         return;
     }
 #endif
     (void)isa;
-    gemm_avx512vnni(g, m0, m1);
+    gemm_avx512vnni(g, rows, n, out, ldo);
 }
 
 /* The VNNI section of em_pack_weights' array (see em_kernels.h). */
@@ -323,58 +424,178 @@ static void vnni_weights(const int16_t *packed, int N, int kp, const int32_t **c
     *w8 = (const int8_t *)(*colsum + (size_t)nb * EM_NR);
 }
 
+/* ---- CONV_2D: an indirect GEMM on a padded image ---- */
+typedef struct {
+    int isa;
+    gemm8 g;
+    const uint8_t *img;     /* the padded image, hp x wp pixels per batch item */
+    int hp, wp;
+} vnni_conv;
+
+/* The padded image's size: the rows and columns the windows reach, from -pad_top / -pad_left on. */
+static void image_dims(const em_conv_args *a, int *hp, int *wp) {
+    *hp = (a->out_h - 1) * a->stride_h + (a->k_h - 1) * a->dil_h + 1;
+    *wp = (a->out_w - 1) * a->stride_w + (a->k_w - 1) * a->dil_w + 1;
+}
+
+/* The indirect conv's runs: a filter row (k_w x in_c bytes, contiguous in the image when dil_w is 1), else a
+ * tap (in_c bytes), each rounded up to 4-byte groups; returns how many.  Where a run is not whole groups its
+ * weights are the conv section of em_pack_conv_weights (zeros past each run: the bytes read past a run, of the
+ * next pixel, add nothing), else the VNNI section of em_pack_weights. */
+static int conv_runs(int k_h, int k_w, int C, int dil_w, int *run, int *seg4) {
+    const int per_row = dil_w == 1 || k_w == 1;
+    *run = per_row ? k_w * C : C;
+    *seg4 = (*run + 3) & ~3;
+    return per_row ? k_h : k_h * k_w;
+}
+
+/* The x86 VNNI paths are on this CPU (the conv section is packed for them only). */
+static int x86_vnni(void) { return em_isa_supported(EM_ISA_AVXVNNI) || em_isa_supported(EM_ISA_AVX512VNNI); }
+
+size_t em_conv_packed_len(int N, int k_h, int k_w, int in_c, int dil_w) {
+    int run, seg4;
+    const int nseg = conv_runs(k_h, k_w, in_c, dil_w, &run, &seg4);
+    size_t len = em_packed_weights_len(N, k_h * k_w * in_c);
+    if (run != seg4 && x86_vnni()) len += (size_t)(N + EM_NR - 1) / EM_NR * nseg * seg4 * EM_NR / 2;
+    return len;
+}
+
+void em_pack_conv_weights(const int8_t *w, int N, int k_h, int k_w, int in_c, int dil_w, int16_t *packed) {
+    const int K = k_h * k_w * in_c;
+    em_pack_weights(w, N, K, packed);
+    int run, seg4;
+    const int nseg = conv_runs(k_h, k_w, in_c, dil_w, &run, &seg4);
+    if (run == seg4 || !x86_vnni()) return;
+    const size_t base = em_packed_weights_len(N, K);
+    int8_t *p8 = (int8_t *)(packed + base);
+    const int k4 = nseg * seg4;
+    memset(p8, 0, (em_conv_packed_len(N, k_h, k_w, in_c, dil_w) - base) * sizeof(int16_t));
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) {
+            const int kk = k / run * seg4 + k % run; /* k in the padded runs */
+            p8[((size_t)(n / EM_NR) * (k4 / 4) + kk / 4) * 4 * EM_NR + (n % EM_NR) * 4 + (kk & 3)] = w[(size_t)n * K + k];
+        }
+}
+
+/* Byte offsets of the runs from a window's top-left pixel in an image wp pixels wide. */
+static void run_offsets(const em_conv_args *a, int wp, int nseg, ptrdiff_t *off) {
+    const int per_kh = nseg == a->k_h;
+    for (int s = 0; s < nseg; s++) {
+        const int kh = per_kh ? s : s / a->k_w, kw = per_kh ? 0 : s % a->k_w;
+        off[s] = ((ptrdiff_t)kh * a->dil_h * wp + (ptrdiff_t)kw * a->dil_w) * a->in_c;
+    }
+}
+
+/* Scratch: the image, 4 bytes the last run may read past it, then the runs' offsets (8-byte aligned). */
+static size_t image_len(const em_conv_args *a, int hp, int wp) {
+    return ((size_t)a->batch * hp * wp * a->in_c + 4 + 7) & ~(size_t)7;
+}
+
+size_t em_conv_vnni_image_bytes(const em_conv_args *a) {
+    int hp, wp, run, seg4;
+    image_dims(a, &hp, &wp);
+    return image_len(a, hp, wp) + (size_t)conv_runs(a->k_h, a->k_w, a->in_c, a->dil_w, &run, &seg4) * sizeof(ptrdiff_t);
+}
+
+/* u = x + 128 of the input, inside a border of the flipped zero point (128 - in_offset: adds nothing after the
+ * correction), so that every tap of every window is a plain load. */
+static void build_image(const em_conv_args *a, uint8_t *img, int hp, int wp) {
+    const uint8_t pad = (uint8_t)(128 - a->in_offset);
+    const int C = a->in_c;
+    const int x0 = a->pad_left < wp ? a->pad_left : wp;
+    const int x1 = a->pad_left + a->in_w < wp ? a->pad_left + a->in_w : wp;
+    for (int b = 0; b < a->batch; b++)
+        for (int py = 0; py < hp; py++) {
+            uint8_t *row = img + ((size_t)b * hp + py) * wp * C;
+            const int iy = py - a->pad_top;
+            if (iy < 0 || iy >= a->in_h) {
+                memset(row, pad, (size_t)wp * C);
+                continue;
+            }
+            memset(row, pad, (size_t)x0 * C);
+            flip_avx2(a->in + ((size_t)b * a->in_h + iy) * a->in_w * C, row + (size_t)x0 * C, (size_t)(x1 - x0) * C);
+            memset(row + (size_t)x1 * C, pad, (size_t)(wp - x1) * C);
+        }
+}
+
+static void fill_indirect(const em_conv_args *a, const void *ctx, int m0, int m1, void *buf, const void **rows) {
+    const vnni_conv *v = (const vnni_conv *)ctx;
+    (void)buf;
+    const int hw = a->out_h * a->out_w;
+    int b = m0 / hw, oy = (m0 % hw) / a->out_w, ox = m0 % a->out_w;
+    for (int m = m0; m < m1; m++, ox++) {
+        if (ox == a->out_w) {
+            ox = 0;
+            if (++oy == a->out_h) oy = 0, b++;
+        }
+        rows[m - m0] = v->img + (((size_t)b * v->hp + (size_t)oy * a->stride_h) * v->wp + (size_t)ox * a->stride_w) *
+                                    a->in_c;
+    }
+}
+
+static void gemm_chunk(const em_conv_args *a, const void *ctx, const void *buf, const void *const *rows, int n,
+                       int8_t *out) {
+    const vnni_conv *v = (const vnni_conv *)ctx;
+    (void)buf;
+    gemm8_run(v->isa, &v->g, (const uint8_t *const *)rows, n, out, a->out_c);
+}
+
 int em_conv2d_vnni(const em_conv_args *a) {
     const int isa = em_isa_get();
     if (!em_isa_has_vnni(isa)) return 0;
-    const int M = a->batch * a->out_h * a->out_w;
     const int K = a->k_h * a->k_w * a->in_c;
-    const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c), k4 = (K + 3) & ~3;
-    const int32_t *colsum;
-    const int8_t *w8;
-    vnni_weights(a->w, a->out_c, kp, &colsum, &w8);
-    /* scratch holds EM_CONV_ROWS rows of kp int16 per thread: as many rows of k4 <= 2 kp bytes */
-    const int chunks = (M + EM_CONV_ROWS - 1) / EM_CONV_ROWS;
-#pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
-    for (int c = 0; c < chunks; c++) {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        uint8_t *buf = (uint8_t *)(a->scratch + (size_t)tid * EM_CONV_ROWS * kp);
-        int m0 = c * EM_CONV_ROWS, m1 = m0 + EM_CONV_ROWS < M ? m0 + EM_CONV_ROWS : M;
-        if (isa == EM_ISA_AVX512VNNI)
-            im2col_u8_512(a, K, k4, m0, m1, buf);
-        else
-            im2col_u8(a, K, k4, m0, m1, buf);
-        gemm8 g = {a->out_c, k4, buf, w8, colsum, a->bias, a->in_offset - 128, &a->rq,
-                   a->out + (size_t)m0 * a->out_c, a->out_c};
-        gemm8_run(isa, &g, 0, m1 - m0);
-    }
+    int run, seg4;
+    const int nseg = conv_runs(a->k_h, a->k_w, a->in_c, a->dil_w, &run, &seg4);
+    vnni_conv v = {.isa = isa};
+    image_dims(a, &v.hp, &v.wp);
+    /* the image and the offsets in scratch (em_conv_scratch_bytes counts them), read by every thread */
+    uint8_t *img = (uint8_t *)a->scratch;
+    const size_t len = image_len(a, v.hp, v.wp);
+    ptrdiff_t *off = (ptrdiff_t *)(img + len);
+    build_image(a, img, v.hp, v.wp);
+    memset(img + (size_t)a->batch * v.hp * v.wp * a->in_c, 0, 4);
+    run_offsets(a, v.wp, nseg, off);
+    v.img = img;
+    v.g = (gemm8){a->out_c, nseg, seg4, off, NULL, NULL, a->bias, a->in_offset - 128, &a->rq};
+    vnni_weights(a->w, a->out_c, em_conv_kp(a->k_h, a->k_w, a->in_c), &v.g.colsum, &v.g.w);
+    if (run != seg4) /* the conv section, after em_pack_weights' array */
+        v.g.w = (const int8_t *)(a->w + em_packed_weights_len(a->out_c, K));
+    const em_conv_path p = {fill_indirect, gemm_chunk, &v, 0, 0};
+    em_conv_run(a, &p);
     return 1;
+}
+
+static void fc_rows(int isa, const gemm8 *g, const em_fc_args *a, const uint8_t *in, int k4, int m0, int step) {
+    const uint8_t *rows[EM_CONV_ROWS];
+    const int n = a->rows - m0 < step ? a->rows - m0 : step;
+    for (int i = 0; i < n; i++) rows[i] = in + (size_t)(m0 + i) * k4;
+    gemm8_run(isa, g, rows, n, a->out + (size_t)m0 * a->units, a->units);
 }
 
 int em_fully_connected_vnni(const em_fc_args *a) {
     const int isa = em_isa_get();
     if (!em_isa_has_vnni(isa)) return 0;
     const int K = a->in_features, kp = (K + 1) & ~1, k4 = (K + 3) & ~3;
-    const int32_t *colsum;
-    const int8_t *w8;
-    vnni_weights(a->w, a->units, kp, &colsum, &w8);
-    uint8_t *rows = (uint8_t *)a->scratch; /* rows x kp int16 holds rows x k4 bytes */
+    gemm8 g = {a->units, 1, k4, zero_off, NULL, NULL, a->bias, a->in_offset - 128, &a->rq};
+    vnni_weights(a->w, a->units, kp, &g.colsum, &g.w);
+    uint8_t *in = (uint8_t *)a->scratch; /* rows x kp int16 holds rows x k4 bytes */
     for (int r = 0; r < a->rows; r++) {
-        flip(a->in + (size_t)r * K, rows + (size_t)r * k4, K);
-        if (k4 > K) memset(rows + (size_t)r * k4 + K, 0, (size_t)(k4 - K));
+        flip(a->in + (size_t)r * K, in + (size_t)r * k4, K);
+        if (k4 > K) memset(in + (size_t)r * k4 + K, 0, (size_t)(k4 - K));
     }
-    gemm8 g = {a->units, k4, rows, w8, colsum, a->bias, a->in_offset - 128, &a->rq, a->out, a->units};
-    if (a->threads > 1 && a->rows >= 8) {
-        const int chunks = (a->rows + 3) / 4;
+    /* 4-row pieces across threads (with 8 rows or more), else all rows here, EM_CONV_ROWS row pointers at a time
+     * (no parallel region for one thread: it costs more than a small layer) */
+    const int threaded = a->threads > 1 && a->rows >= 8, step = threaded ? 4 : EM_CONV_ROWS;
+    const int pieces = (a->rows + step - 1) / step;
+    if (!threaded) {
+        for (int c = 0; c < pieces; c++) fc_rows(isa, &g, a, in, k4, c * step, step);
+        return 1;
+    }
 #pragma omp parallel for num_threads(a->threads) schedule(static)
-        for (int c = 0; c < chunks; c++) gemm8_run(isa, &g, c * 4, c * 4 + 4 < a->rows ? c * 4 + 4 : a->rows);
-    } else {
-        gemm8_run(isa, &g, 0, a->rows);
-    }
+    for (int c = 0; c < pieces; c++) fc_rows(isa, &g, a, in, k4, c * step, step);
     return 1;
 }
+
 
 #else /* no x86 SIMD in this build: no VNNI path is ever in effect */
 
@@ -386,6 +607,21 @@ int em_conv2d_vnni(const em_conv_args *a) {
 int em_fully_connected_vnni(const em_fc_args *a) {
     (void)a;
     return 0;
+}
+
+size_t em_conv_vnni_image_bytes(const em_conv_args *a) {
+    (void)a;
+    return 0;
+}
+
+size_t em_conv_packed_len(int N, int k_h, int k_w, int in_c, int dil_w) {
+    (void)dil_w;
+    return em_packed_weights_len(N, k_h * k_w * in_c);
+}
+
+void em_pack_conv_weights(const int8_t *w, int N, int k_h, int k_w, int in_c, int dil_w, int16_t *packed) {
+    (void)dil_w;
+    em_pack_weights(w, N, k_h * k_w * in_c, packed);
 }
 
 #endif

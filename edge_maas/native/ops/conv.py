@@ -1,4 +1,4 @@
-"""CONV_2D (int8, per-channel or per-tensor weights): im2col + requantizing GEMM."""
+"""CONV_2D (int8, per-channel or per-tensor weights): requantizing GEMM, on im2col rows or (VNNI) indirect."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ def lower(ctx: OpContext) -> Lowered:
     o, g, st, oc, kh, kw = op.opts, op.geo, op.stage, op.out_c, op.k_h, op.k_w
     x, y = ctx.input(0), ctx.output()
     b, h, w, c, oh, ow, pt, pl = g.batch, g.in_h, g.in_w, g.in_c, g.out_h, g.out_w, g.pad_top, g.pad_left
-    packed = ex.pack_weights(st.weights.reshape(oc, -1))
-    rows = ex.conv_scratch_len(kh, kw, c, ctx.threads)
+    packed = ex.pack_conv_weights(st.weights, o.dilationWFactor)
+    rows = ex.conv_scratch_len(kh, kw, c, ctx.threads, batch=b, out_h=oh, out_w=ow, stride_h=o.strideH,
+                               stride_w=o.strideW, dil_h=o.dilationHFactor, dil_w=o.dilationWFactor)
     inp, out = ctx.activation(x), ctx.activation(y)
 
     def make(scratch: np.ndarray):

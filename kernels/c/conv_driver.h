@@ -1,0 +1,50 @@
+/* The one chunked CONV_2D driver of the im2col + GEMM paths (conv.c's int16 path, gemm_vnni.c's vpdpbusd paths;
+ * usable by gemm_neon.c's SDOT path too).  The output pixels (rows m of the GEMM, batch x out_h x out_w) go in
+ * chunks of EM_CONV_ROWS, split across OpenMP threads; for each chunk a path's `fill` states where the GEMM's
+ * rows are (im2col rows written into this thread's slice of scratch, or pointers into a prepared image: an
+ * indirect GEMM), then its `gemm` multiplies them and writes the chunk's output rows.  Internal to the kernels. */
+#ifndef EDGE_MAAS_CONV_DRIVER_H
+#define EDGE_MAAS_CONV_DRIVER_H
+#include "em_kernels.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+typedef struct {
+    /* rows m0..m1 (m1 - m0 <= EM_CONV_ROWS): set rows[i] to the operand of row m0 + i, writing into buf (this
+     * thread's scratch slice) if needed; buf is not shared, and nothing outside it may be written */
+    void (*fill)(const em_conv_args *a, const void *ctx, int m0, int m1, void *buf, const void **rows);
+    /* out[i * out_c ...] for the n rows of a chunk, out = a->out + m0 * out_c */
+    void (*gemm)(const em_conv_args *a, const void *ctx, const void *buf, const void *const *rows, int n,
+                 int8_t *out);
+    const void *ctx;    /* the path's own data (weights' sections, a prepared image, ...) */
+    size_t buf_bytes;   /* each thread's slice of a->scratch, from buf_offset bytes on */
+    size_t buf_offset;
+} em_conv_path;
+
+static inline void em_conv_chunk(const em_conv_args *a, const em_conv_path *p, int c, int tid) {
+    const int M = a->batch * a->out_h * a->out_w;
+    void *buf = (char *)a->scratch + p->buf_offset + (size_t)tid * p->buf_bytes;
+    const void *rows[EM_CONV_ROWS];
+    const int m0 = c * EM_CONV_ROWS, m1 = m0 + EM_CONV_ROWS < M ? m0 + EM_CONV_ROWS : M;
+    p->fill(a, p->ctx, m0, m1, buf, rows);
+    p->gemm(a, p->ctx, buf, rows, m1 - m0, a->out + (size_t)m0 * a->out_c);
+}
+
+static inline void em_conv_run(const em_conv_args *a, const em_conv_path *p) {
+    const int chunks = (a->batch * a->out_h * a->out_w + EM_CONV_ROWS - 1) / EM_CONV_ROWS;
+    if (a->threads <= 1) { /* no parallel region: it costs more than a small layer */
+        for (int c = 0; c < chunks; c++) em_conv_chunk(a, p, c, 0);
+        return;
+    }
+#pragma omp parallel for num_threads(a->threads) schedule(static)
+    for (int c = 0; c < chunks; c++) {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        em_conv_chunk(a, p, c, tid);
+    }
+}
+
+#endif

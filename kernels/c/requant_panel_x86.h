@@ -1,0 +1,81 @@
+/* The x86 GEMMs' output stage for a 16-channel panel, prepared once per panel: where every lane rounds ties up
+ * (ruy: conv, FC) and shifts right, MultiplyByQuantizedMultiplier in one step on 64-bit lanes; else
+ * em_requant16_avx2 (requant.h).  Same values lane for lane.  Used by gemm.c (int16 AVX2 GEMM), conv.c (direct
+ * AVX2 conv) and gemm_vnni.c (AVX-VNNI); internal to the kernels, x86 builds only. */
+#ifndef EDGE_MAAS_REQUANT_PANEL_X86_H
+#define EDGE_MAAS_REQUANT_PANEL_X86_H
+#include <string.h>
+#include "requant.h"
+#ifdef EM_HAVE_AVX2
+
+/* MultiplyByQuantizedMultiplier, ties up, on 8 lanes without a left shift, as store512's one-step form
+ * floor((x M + 2^30 + [r > 0] 2^(30+r)) / 2^(31+r)), but AVX2 has no 64-bit arithmetic shift: 2^62 is added first
+ * (|x M + ...| < 2^62 + 2^61, so the sum is positive and below 2^64) and the logical shift's result is short by
+ * nothing but 2^(62-31-r) = 2^(31-r), subtracted in 32 bits (wrapping for r = 0, where the true value fits). */
+typedef struct {
+    __m256i mult, mult_odd, round_even, round_odd, shift_even, shift_odd, post;
+} rq256;
+
+static inline EM_AVX2 void rq256_prep(rq256 *q, const em_requant *rq, int c0) {
+    int64_t round[8], sh[8];
+    int32_t post[8];
+    for (int i = 0; i < 8; i++) {
+        const int r = -rq->shift[c0 + i]; /* >= 0: the caller checked */
+        round[i] = (1LL << 62) + (1LL << 30) + (r > 0 ? 1LL << (30 + r) : 0);
+        sh[i] = 31 + r;
+        post[i] = (int32_t)(uint32_t)(1ULL << (31 - r));
+    }
+    q->mult = _mm256_loadu_si256((const __m256i *)(rq->mult + c0));
+    q->mult_odd = _mm256_srli_epi64(q->mult, 32);
+    q->round_even = _mm256_setr_epi64x(round[0], round[2], round[4], round[6]);
+    q->round_odd = _mm256_setr_epi64x(round[1], round[3], round[5], round[7]);
+    q->shift_even = _mm256_setr_epi64x(sh[0], sh[2], sh[4], sh[6]);
+    q->shift_odd = _mm256_setr_epi64x(sh[1], sh[3], sh[5], sh[7]);
+    q->post = _mm256_loadu_si256((const __m256i *)post);
+}
+
+static inline EM_AVX2 __m256i mbqm256(__m256i x, const rq256 *q) {
+    const __m256i e = _mm256_srlv_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, q->mult), q->round_even), q->shift_even);
+    const __m256i o = _mm256_srlv_epi64(
+        _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), q->mult_odd), q->round_odd), q->shift_odd);
+    return _mm256_sub_epi32(_mm256_blend_epi32(e, _mm256_slli_epi64(o, 32), 0xAA), q->post);
+}
+
+/* A panel's output stage, prepared once per panel (not per tile): fast when every lane rounds ties up and
+ * shifts right (conv, FC), the constants of its two halves. */
+typedef struct {
+    int fast;
+    rq256 h[2];
+} rq256_panel;
+
+static inline EM_AVX2 void rq256_panel_prep(rq256_panel *q, const em_requant *rq, int c0) {
+    q->fast = c0 + EM_NR <= rq->round_up_below;
+    for (int i = 0; i < EM_NR; i++) q->fast &= rq->shift[c0 + i] <= 0;
+    if (!q->fast) return;
+    rq256_prep(&q->h[0], rq, c0);
+    rq256_prep(&q->h[1], rq, c0 + 8);
+}
+
+/* 16 accumulators (channels c0..c0+15) -> 16 int8, n <= 16 of them stored: mbqm256, then em_requant16_avx2's
+ * narrowing (int32 -> int16 saturating, zp and the clamp in int16: exact inside the int16 range). */
+static inline EM_AVX2 void rq256_store16(__m256i a0, __m256i a1, const rq256_panel *q, const em_requant *rq, int c0,
+                                         int n, int8_t *out) {
+    if (!q->fast) {
+        em_requant16_avx2(a0, a1, rq, c0, n, out);
+        return;
+    }
+    __m256i v = _mm256_permute4x64_epi64(_mm256_packs_epi32(mbqm256(a0, &q->h[0]), mbqm256(a1, &q->h[1])), 0xD8);
+    v = _mm256_adds_epi16(v, _mm256_set1_epi16((short)rq->zp));
+    v = _mm256_min_epi16(_mm256_max_epi16(v, _mm256_set1_epi16((short)rq->act_min)), _mm256_set1_epi16((short)rq->act_max));
+    const __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    if (n == EM_NR) {
+        _mm_storeu_si128((__m128i *)out, b);
+    } else {
+        int8_t tmp[16];
+        _mm_storeu_si128((__m128i *)tmp, b);
+        memcpy(out, tmp, (size_t)n);
+    }
+}
+
+#endif
+#endif
