@@ -96,7 +96,7 @@ typedef struct {
 } em_dwconv_args;
 void em_depthwise_conv2d(const void *args);
 #ifdef EM_HAVE_NEON
-int em_dwconv_neon(const em_dwconv_args *a); /* depthwise_neon.c: 1 when it ran the op (neon path, multiplier 1) */
+int em_dwconv_neon(const em_dwconv_args *a); /* depthwise_neon.c: 1 when it ran the op (neon path) */
 #endif
 
 /* ---- FULLY_CONNECTED (fully_connected.c) ---- */
