@@ -2,16 +2,13 @@
  * four int32x4 accumulators over all taps of an output pixel: (x + in_offset) fits int16 ([-255, 255]); saddw
  * widens the input bytes onto the offset, smlal / smlal2 multiply by the int16 weights and add to int32 lanes,
  * exactly the portable body's int32 sums, so the bytes are the portable path's whatever the order; the output
- * stage is requant.h's NEON requantization.
- *  - dw_neon_dm1: multiplier 1, the groups of 16 whole channels: output lane j reads input channel c0 + j, one
- *    16-byte load per tap.
- *  - dw_neon_row_groups: any multiplier (and multiplier 1's last partial group, and fewer than 16 channels):
- *    output lane j of the group at c0 reads input channel (c0 + j) / dm = base + idx[j], idx[j] <= 15, so one
- *    16-byte load from channel base and a tbl by idx gathers the group's 16 inputs (the same code for a
- *    broadcast, dm >= 16, where idx is all zeros).  Per output row and group: the taps inside the image are
- *    found once per row and pixel (no per-tap checks), interior pixels go 4 at a time on one weight load per
- *    tap, and a load that could read past the input tensor copies its bytes first.  The x86 dw_avx2_groups
- *    (depthwise_conv.c) is the same scheme on 8 lanes. */
+ * stage is requant.h's NEON requantization.  Output lane j of the group at c0 reads input channel
+ * (c0 + j) / dm = base + idx[j], idx[j] <= 15: one 16-byte load from channel base, and for dm > 1 a tbl by idx
+ * gathers the group's 16 inputs (the same code for a broadcast, dm >= 16, where idx is all zeros).  Per output
+ * row and group: the taps inside the image are found once per row and pixel (no per-tap checks), interior
+ * pixels go 4 at a time on one weight load per tap, and a load that could read past the input tensor copies
+ * its bytes first; a partial last group (or fewer than 16 channels) takes zero-padded weights from the stack.
+ * The x86 dw_avx2_groups (depthwise_conv.c) is the same scheme on 8 lanes. */
 #include <string.h>
 #include "requant.h"
 #ifdef _OPENMP
@@ -52,6 +49,35 @@ static inline int8x16_t dwn_load_checked(const int8_t *p, const int8_t *in_end) 
     return vld1q_s8(t);
 }
 
+/* 4 interior output pixels per step (every tap inside the image, loads unchecked), one weight load per tap for
+ * the 4; GX(v) turns the 16 bytes v loaded from channel base into the group's 16 inputs. */
+#define DWN_QUADS(GX)                                                                                        \
+    for (ox = ox_lo; ox + 4 <= ox_hi; ox += 4) {                                                              \
+        int32x4_t s0 = bs0, s1 = bs1, s2 = bs2, s3 = bs3, t0 = bs0, t1 = bs1, t2 = bs2, t3 = bs3;           \
+        int32x4_t u0 = bs0, u1 = bs1, u2 = bs2, u3 = bs3, v0 = bs0, v1 = bs1, v2 = bs2, v3 = bs3;           \
+        for (int kh = ky0; kh < ky1; kh++) {                                                                 \
+            const int8_t *p = img + ((size_t)(oy * a->stride_h - a->pad_top + kh * a->dil_h) * a->in_w +    \
+                                     (size_t)(ox * sw - a->pad_left)) * in_c + base;                        \
+            const int16_t *wk = wg + (size_t)kh * a->k_w * ws;                                               \
+            for (int kw = 0; kw < a->k_w; kw++, p += (size_t)a->dil_w * in_c, wk += ws) {                   \
+                const int16x8_t w0 = vld1q_s16(wk), w1 = vld1q_s16(wk + 8);                                  \
+                const int8x16_t x0 = GX(vld1q_s8(p)), x1 = GX(vld1q_s8(p + step));                            \
+                const int8x16_t x2 = GX(vld1q_s8(p + 2 * step)), x3 = GX(vld1q_s8(p + 3 * step));             \
+                DWN_MAC(s, x0, w0, w1);                                                                      \
+                DWN_MAC(t, x1, w0, w1);                                                                      \
+                DWN_MAC(u, x2, w0, w1);                                                                      \
+                DWN_MAC(v, x3, w0, w1);                                                                      \
+            }                                                                                                \
+        }                                                                                                    \
+        int8_t *o = orow + (size_t)ox * C + c0;                                                              \
+        em_requant16_neon(s0, s1, s2, s3, &a->rq, c0, n, o);                                                 \
+        em_requant16_neon(t0, t1, t2, t3, &a->rq, c0, n, o + C);                                             \
+        em_requant16_neon(u0, u1, u2, u3, &a->rq, c0, n, o + 2 * (size_t)C);                                 \
+        em_requant16_neon(v0, v1, v2, v3, &a->rq, c0, n, o + 3 * (size_t)C);                                 \
+    }
+#define DWN_GX_TBL(v) vqtbl1q_s8((v), idx) /* lane j: channel base + idx[j] */
+#define DWN_GX_SAME(v) (v)                 /* multiplier 1: lane j is channel c0 + j */
+
 /* One output row (batch b, row oy) of the groups g0 <= g < g1 of 16 output channels, any depth multiplier. */
 static void dw_neon_row_groups(const em_dwconv_args *a, int b, int oy, int g0, int g1) {
     const int C = a->out_c, dm = a->depth_mult, in_c = a->in_c, sw = a->stride_w, taps = a->k_h * a->k_w;
@@ -88,33 +114,11 @@ static void dw_neon_row_groups(const em_dwconv_args *a, int b, int oy, int g0, i
         const int safe = ky1 <= ky0 ||
                          img + (((size_t)iy_last * a->in_w + a->in_w - 1) * in_c + base + 16) <= in_end;
         int ox = 0;
-        /* 4 interior pixels per step: every tap inside the image, loads unchecked, one weight load per tap */
-        if (safe)
-            for (ox = ox_lo; ox + 4 <= ox_hi; ox += 4) {
-                int32x4_t s0 = bs0, s1 = bs1, s2 = bs2, s3 = bs3, t0 = bs0, t1 = bs1, t2 = bs2, t3 = bs3;
-                int32x4_t u0 = bs0, u1 = bs1, u2 = bs2, u3 = bs3, v0 = bs0, v1 = bs1, v2 = bs2, v3 = bs3;
-                for (int kh = ky0; kh < ky1; kh++) {
-                    const int8_t *p = img + ((size_t)(oy * a->stride_h - a->pad_top + kh * a->dil_h) * a->in_w +
-                                             (size_t)(ox * sw - a->pad_left)) * in_c + base;
-                    const int16_t *wk = wg + (size_t)kh * a->k_w * ws;
-                    for (int kw = 0; kw < a->k_w; kw++, p += (size_t)a->dil_w * in_c, wk += ws) {
-                        const int16x8_t w0 = vld1q_s16(wk), w1 = vld1q_s16(wk + 8);
-                        const int8x16_t x0 = vqtbl1q_s8(vld1q_s8(p), idx);
-                        const int8x16_t x1 = vqtbl1q_s8(vld1q_s8(p + step), idx);
-                        const int8x16_t x2 = vqtbl1q_s8(vld1q_s8(p + 2 * step), idx);
-                        const int8x16_t x3 = vqtbl1q_s8(vld1q_s8(p + 3 * step), idx);
-                        DWN_MAC(s, x0, w0, w1);
-                        DWN_MAC(t, x1, w0, w1);
-                        DWN_MAC(u, x2, w0, w1);
-                        DWN_MAC(v, x3, w0, w1);
-                    }
-                }
-                int8_t *o = orow + (size_t)ox * C + c0;
-                em_requant16_neon(s0, s1, s2, s3, &a->rq, c0, n, o);
-                em_requant16_neon(t0, t1, t2, t3, &a->rq, c0, n, o + C);
-                em_requant16_neon(u0, u1, u2, u3, &a->rq, c0, n, o + 2 * (size_t)C);
-                em_requant16_neon(v0, v1, v2, v3, &a->rq, c0, n, o + 3 * (size_t)C);
-            }
+        if (safe && dm == 1) {
+            DWN_QUADS(DWN_GX_SAME)
+        } else if (safe) {
+            DWN_QUADS(DWN_GX_TBL)
+        }
         const int q_lo = safe ? ox_lo : 0, q_hi = safe ? ox : 0; /* [q_lo, q_hi): done above */
         for (ox = 0; ox < a->out_w; ox++) {
             if (ox == q_lo && q_hi > q_lo) ox = q_hi;
@@ -128,46 +132,12 @@ static void dw_neon_row_groups(const em_dwconv_args *a, int b, int oy, int g0, i
                     const int ix = ox * sw - a->pad_left + kw * a->dil_w;
                     const int16_t *wk = wg + ((size_t)kh * a->k_w + kw) * ws;
                     const int16x8_t w0 = vld1q_s16(wk), w1 = vld1q_s16(wk + 8);
-                    const int8x16_t x = vqtbl1q_s8(dwn_load_checked(line + (size_t)ix * in_c + base, in_end), idx);
+                    const int8x16_t x = DWN_GX_TBL(dwn_load_checked(line + (size_t)ix * in_c + base, in_end));
                     DWN_MAC(s, x, w0, w1);
                 }
             }
             em_requant16_neon(s0, s1, s2, s3, &a->rq, c0, n, orow + (size_t)ox * C + c0);
         }
-    }
-}
-
-/* Multiplier 1, the first C16 = 16 * (C / 16) channels (dw_neon_row_groups takes the rest of each row). */
-static void dw_neon_dm1(const em_dwconv_args *a) {
-    const int C = a->out_c, C16 = C & ~15;
-    const int rows = a->batch * a->out_h;
-    const int16x8_t off = vdupq_n_s16((int16_t)a->in_offset);
-#pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
-    for (int r = 0; r < rows; r++) {
-        const int b = r / a->out_h, oy = r % a->out_h;
-        int ky0, ky1;
-        dwn_taps(oy, a->stride_h, a->pad_top, a->dil_h, a->k_h, a->in_h, &ky0, &ky1);
-        for (int ox = 0; ox < a->out_w; ox++) {
-            int kx0, kx1;
-            dwn_taps(ox, a->stride_w, a->pad_left, a->dil_w, a->k_w, a->in_w, &kx0, &kx1);
-            int8_t *out = a->out + (((size_t)b * a->out_h + oy) * a->out_w + ox) * C;
-            for (int c = 0; c < C16; c += 16) {
-                int32x4_t s0 = vld1q_s32(a->bias + c), s1 = vld1q_s32(a->bias + c + 4);
-                int32x4_t s2 = vld1q_s32(a->bias + c + 8), s3 = vld1q_s32(a->bias + c + 12);
-                for (int kh = ky0; kh < ky1; kh++) {
-                    const int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
-                    for (int kw = kx0; kw < kx1; kw++) {
-                        const int ix = ox * a->stride_w - a->pad_left + kw * a->dil_w;
-                        const int8x16_t x = vld1q_s8(a->in + (((size_t)b * a->in_h + iy) * a->in_w + ix) * C + c);
-                        const int16_t *w = a->w + ((size_t)kh * a->k_w + kw) * C + c;
-                        const int16x8_t w0 = vld1q_s16(w), w1 = vld1q_s16(w + 8);
-                        DWN_MAC(s, x, w0, w1);
-                    }
-                }
-                em_requant16_neon(s0, s1, s2, s3, &a->rq, c, 16, out + c);
-            }
-        }
-        if (C16 < C) dw_neon_row_groups(a, b, oy, C16 / 16, (C + 15) / 16);
     }
 }
 
@@ -180,11 +150,8 @@ static void dw_neon_groups(const em_dwconv_args *a) {
 int em_dwconv_neon(const em_dwconv_args *a) {
     if (em_isa_get() < EM_ISA_NEON) return 0;
     /* a partial group copies its weights to the stack: DWN_MAX_TAPS taps at most */
-    if (a->k_h * a->k_w > DWN_MAX_TAPS && (a->depth_mult != 1 || a->out_c % 16)) return 0;
-    if (a->depth_mult == 1 && a->out_c >= 16)
-        dw_neon_dm1(a);
-    else
-        dw_neon_groups(a);
+    if (a->k_h * a->k_w > DWN_MAX_TAPS && a->out_c % 16) return 0;
+    dw_neon_groups(a);
     return 1;
 }
 
