@@ -95,9 +95,14 @@ static void dw_neon_row_groups(const em_dwconv_args *a, int b, int oy, int g0, i
     for (int g = g0; g < g1; g++) {
         const int c0 = g * 16, n = C - c0 < 16 ? C - c0 : 16;
         const int base = c0 / dm;
-        int8_t ti[16];
-        for (int j = 0; j < 16; j++) ti[j] = (int8_t)((c0 + (j < n ? j : n - 1)) / dm - base);
-        const uint8x16_t idx = vreinterpretq_u8_s8(vld1q_s8(ti));
+        /* idx[j] = (c0 + j) / dm - base, stepped without divisions (lanes past n repeat lane n - 1); unused at
+         * dm 1, where lane j is channel c0 + j as loaded */
+        uint8_t ti[16];
+        for (int j = 0, q = 0, r = c0 % dm; j < 16; j++) {
+            ti[j] = (uint8_t)(j < n ? q : ti[n - 1]);
+            if (++r == dm) r = 0, q++;
+        }
+        const uint8x16_t idx = vld1q_u8(ti);
         /* the group's weights, tap t at wg + t * ws: in place when 16 channels are there, else zero-padded */
         const int16_t *wg = a->w + c0;
         size_t ws = (size_t)C;
@@ -132,7 +137,9 @@ static void dw_neon_row_groups(const em_dwconv_args *a, int b, int oy, int g0, i
                     const int ix = ox * sw - a->pad_left + kw * a->dil_w;
                     const int16_t *wk = wg + ((size_t)kh * a->k_w + kw) * ws;
                     const int16x8_t w0 = vld1q_s16(wk), w1 = vld1q_s16(wk + 8);
-                    const int8x16_t x = DWN_GX_TBL(dwn_load_checked(line + (size_t)ix * in_c + base, in_end));
+                    const int8_t *q = line + (size_t)ix * in_c + base;
+                    const int8x16_t v = safe ? vld1q_s8(q) : dwn_load_checked(q, in_end);
+                    const int8x16_t x = dm == 1 ? v : DWN_GX_TBL(v);
                     DWN_MAC(s, x, w0, w1);
                 }
             }
