@@ -98,9 +98,12 @@ static void dw_neon_row_groups(const em_dwconv_args *a, int b, int oy, int g0, i
         /* idx[j] = (c0 + j) / dm - base, stepped without divisions (lanes past n repeat lane n - 1); unused at
          * dm 1, where lane j is channel c0 + j as loaded */
         uint8_t ti[16];
-        for (int j = 0, q = 0, r = c0 % dm; j < 16; j++) {
-            ti[j] = (uint8_t)(j < n ? q : ti[n - 1]);
-            if (++r == dm) r = 0, q++;
+        for (int j = 0, q = 0, r = c0 % dm, last = 0; j < 16; j++) {
+            if (j < n) {
+                last = q;
+                if (++r == dm) r = 0, q++;
+            }
+            ti[j] = (uint8_t)last;
         }
         const uint8x16_t idx = vld1q_u8(ti);
         /* the group's weights, tap t at wg + t * ws: in place when 16 channels are there, else zero-padded */
