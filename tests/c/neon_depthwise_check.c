@@ -8,20 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #include "em_kernels.h"
-
-/* n bytes ending exactly at a PROT_NONE page */
-static int8_t *guarded(size_t n, void **map, size_t *len) {
-    const size_t pg = (size_t)sysconf(_SC_PAGESIZE), body = (n + pg - 1) / pg * pg;
-    *len = body + pg;
-    char *p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) { perror("mmap"); exit(2); }
-    mprotect(p + body, pg, PROT_NONE);
-    *map = p;
-    return (int8_t *)(p + body - n);
-}
+#include "guarded.h"
 
 static uint64_t s = 0x853C49E6748FEA9BULL;
 static uint32_t rnd(void) { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return (uint32_t)s; }
