@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 C = REPO / "kernels" / "c"
-FLAGS = ["-O2", "-static", "-ffp-contract=off", f"-I{REPO / 'kernels'}", f"-I{C}"]
+FLAGS = ["-O2", "-static", "-fopenmp", "-ffp-contract=off", f"-I{REPO / 'kernels'}", f"-I{C}"]
 
 
 def _toolchain() -> tuple[str, list[str]]:

@@ -272,6 +272,7 @@ void em_conv2d(const void *args) {
     if (em_conv2d_vnni(a)) return; /* u8 im2col + vpdpbusd GEMM where a VNNI path is in effect */
 #ifdef EM_HAVE_NEON
     if (em_conv2d_sdot(a)) return; /* int8 im2col + sdot GEMM where the dotprod path is in effect */
+    if (em_conv2d_neon(a)) return; /* no im2col on the neon path where the shape fits (gemm_neon.c) */
 #endif
     const int M = a->batch * a->out_h * a->out_w;
     const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c);

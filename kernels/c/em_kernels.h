@@ -218,6 +218,8 @@ int em_fully_connected_vnni(const em_fc_args *a);
  * the whole op and return 1 when the dotprod path is in effect, else 0 having done nothing. */
 int em_conv2d_sdot(const em_conv_args *a);
 int em_fully_connected_sdot(const em_fc_args *a);
+/* CONV_2D without im2col on the neon path (gemm_neon.c): 1 when it ran the op (neon in effect, the shape fits) */
+int em_conv2d_neon(const em_conv_args *a);
 #endif
 
 /* ---- TRANSPOSE of 1-byte elements (transpose.c): out (contiguous, dims) <-

@@ -2,9 +2,9 @@
  * + sdot GEMM with the column-sum offset term) against the portable path, byte for byte, on random shapes:
  * padding on every side, strides, dilations, pointwise convs, channel counts that leave partial 16-channel
  * panels, K not a multiple of 4, several batches; the input ends at a PROT_NONE page (the im2col's 16-byte
- * blocks must stay inside it).  Built for aarch64 with the kernels and run under qemu-user
- * (whose default CPU has the dot product) by tests/test_neon_kernels.py.  Exits 1 on any difference; on a CPU
- * without the dot product it checks the neon path only and says so. */
+ * blocks must stay inside it); odd cases on 2 OpenMP threads.  Built for aarch64 with the kernels and run
+ * under qemu-user (whose default CPU has the dot product) by tests/test_neon_kernels.py.  Exits 1 on any
+ * difference; on a CPU without the dot product it checks the neon path only and says so. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +46,9 @@ int main(void) {
         int8_t *in = guarded(nin, &map, &maplen), *w = malloc((size_t)N * K), *o[3];
         for (size_t i = 0; i < nin; i++) in[i] = (int8_t)rnd();
         for (int i = 0; i < N * K; i++) w[i] = (int8_t)rr(-127, 127);
-        int16_t *pw = malloc(em_packed_weights_len(N, K) * 2), *scratch = malloc((size_t)EM_CONV_ROWS * kp * 2 + 64);
+        /* 2 threads' slices: odd cases run on 2 OpenMP threads (rows split; the bytes must not change) */
+        int16_t *pw = malloc(em_packed_weights_len(N, K) * 2);
+        int16_t *scratch = malloc(2 * ((size_t)EM_CONV_ROWS * kp * 2 + 64));
         int32_t *bias = calloc(np, 4), *mult = calloc(np, 4), *shift = calloc(np, 4);
         for (int n = 0; n < N; n++) {
             bias[n] = rr(-20000, 20000);
@@ -54,7 +56,7 @@ int main(void) {
             shift[n] = -rr(0, 11);
         }
         em_pack_weights(w, N, K, pw);
-        a.in = in; a.w = pw; a.bias = bias; a.scratch = scratch; a.threads = 1;
+        a.in = in; a.w = pw; a.bias = bias; a.scratch = scratch; a.threads = 1 + it % 2;
         a.in_offset = rr(-127, 128);
         a.rq = (em_requant){mult, shift, rr(-128, 127), -128, 127, rr(0, N)};
         for (int p = 0; p < np_; p++) {
