@@ -55,6 +55,40 @@ static inline int16x4_t em_pair(const int16_t *a) {
     return vreinterpret_s16_s32(vdup_n_s32(v));
 }
 
+/* c00..c33 += the npairs k pairs of the 4 int16 rows r0..r3 times the panel's weights from wb: 4 pairs (8
+ * activations of each row) per load, then pair by pair */
+#define EM_NEON_PAIRS(r0, r1, r2, r3, npairs)                                                                 \
+    do {                                                                                                      \
+        int k = 0;                                                                                            \
+        for (; k + 4 <= (npairs); k += 4) {                                                                   \
+            const int16x8_t q0 = vld1q_s16((r0) + 2 * k), q1 = vld1q_s16((r1) + 2 * k);                       \
+            const int16x8_t q2 = vld1q_s16((r2) + 2 * k), q3 = vld1q_s16((r3) + 2 * k);                       \
+            EM_NEON_STEP(0);                                                                                  \
+            EM_NEON_STEP(1);                                                                                  \
+            EM_NEON_STEP(2);                                                                                  \
+            EM_NEON_STEP(3);                                                                                  \
+        }                                                                                                     \
+        for (; k < (npairs); k++) {                                                                           \
+            const int16x8x2_t w0 = vld2q_s16(wb + (size_t)k * 32);                                            \
+            const int16x8x2_t w1 = vld2q_s16(wb + (size_t)k * 32 + 16);                                       \
+            const int16x4_t x0 = em_pair((r0) + 2 * k), x1 = em_pair((r1) + 2 * k);                           \
+            const int16x4_t x2 = em_pair((r2) + 2 * k), x3 = em_pair((r3) + 2 * k);                           \
+            EM_NEON_MAC_ROW(c0, x0);                                                                          \
+            EM_NEON_MAC_ROW(c1, x1);                                                                          \
+            EM_NEON_MAC_ROW(c2, x2);                                                                          \
+            EM_NEON_MAC_ROW(c3, x3);                                                                          \
+        }                                                                                                     \
+    } while (0)
+
+/* the first `rows` of the tile's 4 rows (c00..c33) requantized into o, o + ldo, ...: channels c0.., n of them */
+#define EM_NEON_STORE4(rq, c0, n, rows, o, ldo)                                                               \
+    do {                                                                                                      \
+        em_requant16_neon(c00, c01, c02, c03, (rq), (c0), (n), (o));                                          \
+        if ((rows) > 1) em_requant16_neon(c10, c11, c12, c13, (rq), (c0), (n), (o) + (ldo));                 \
+        if ((rows) > 2) em_requant16_neon(c20, c21, c22, c23, (rq), (c0), (n), (o) + 2 * (size_t)(ldo));      \
+        if ((rows) > 3) em_requant16_neon(c30, c31, c32, c33, (rq), (c0), (n), (o) + 3 * (size_t)(ldo));      \
+    } while (0)
+
 void em_gemm_neon(const em_gemm_args *g, int m0, int m1) {
     const int k2 = g->Kp / 2;
     for (int nb = 0; nb * EM_NR < g->N; nb++) {
@@ -73,30 +107,8 @@ void em_gemm_neon(const em_gemm_args *g, int m0, int m1) {
             /* 16 named accumulators, not an array: gcc keeps them in registers */
             int32x4_t c00 = b0, c01 = b1, c02 = b2, c03 = b3, c10 = b0, c11 = b1, c12 = b2, c13 = b3;
             int32x4_t c20 = b0, c21 = b1, c22 = b2, c23 = b3, c30 = b0, c31 = b1, c32 = b2, c33 = b3;
-            int k = 0;
-            for (; k + 4 <= k2; k += 4) { /* 8 activations of each row in one load */
-                const int16x8_t q0 = vld1q_s16(a0 + 2 * k), q1 = vld1q_s16(a1 + 2 * k);
-                const int16x8_t q2 = vld1q_s16(a2 + 2 * k), q3 = vld1q_s16(a3 + 2 * k);
-                EM_NEON_STEP(0);
-                EM_NEON_STEP(1);
-                EM_NEON_STEP(2);
-                EM_NEON_STEP(3);
-            }
-            for (; k < k2; k++) {
-                const int16x8x2_t w0 = vld2q_s16(wb + (size_t)k * 32);
-                const int16x8x2_t w1 = vld2q_s16(wb + (size_t)k * 32 + 16);
-                const int16x4_t x0 = em_pair(a0 + 2 * k), x1 = em_pair(a1 + 2 * k);
-                const int16x4_t x2 = em_pair(a2 + 2 * k), x3 = em_pair(a3 + 2 * k);
-                EM_NEON_MAC_ROW(c0, x0);
-                EM_NEON_MAC_ROW(c1, x1);
-                EM_NEON_MAC_ROW(c2, x2);
-                EM_NEON_MAC_ROW(c3, x3);
-            }
-            int8_t *o = g->out + (size_t)m * g->ldo + c0;
-            em_requant16_neon(c00, c01, c02, c03, &g->rq, c0, n, o);
-            if (rows > 1) em_requant16_neon(c10, c11, c12, c13, &g->rq, c0, n, o + g->ldo);
-            if (rows > 2) em_requant16_neon(c20, c21, c22, c23, &g->rq, c0, n, o + 2 * (size_t)g->ldo);
-            if (rows > 3) em_requant16_neon(c30, c31, c32, c33, &g->rq, c0, n, o + 3 * (size_t)g->ldo);
+            EM_NEON_PAIRS(a0, a1, a2, a3, k2);
+            EM_NEON_STORE4(&g->rq, c0, n, rows, g->out + (size_t)m * g->ldo + c0, g->ldo);
         }
     }
 }
@@ -125,32 +137,10 @@ __attribute__((noinline)) static void direct_tile_neon(const int16_t *const *pix
 #pragma GCC unroll 1
     for (int t = 0; t < taps; t++) {
         const int16_t *p0 = pix[4 * t], *p1 = pix[4 * t + 1], *p2 = pix[4 * t + 2], *p3 = pix[4 * t + 3];
-        const int16_t *wb = wbase + (size_t)t * c2n * 2 * EM_NR;
-        int k = 0;
-#pragma GCC unroll 1
-        for (; k + 4 <= c2n; k += 4) {
-            const int16x8_t q0 = vld1q_s16(p0 + 2 * k), q1 = vld1q_s16(p1 + 2 * k);
-            const int16x8_t q2 = vld1q_s16(p2 + 2 * k), q3 = vld1q_s16(p3 + 2 * k);
-            EM_NEON_STEP(0);
-            EM_NEON_STEP(1);
-            EM_NEON_STEP(2);
-            EM_NEON_STEP(3);
-        }
-        for (; k < c2n; k++) {
-            const int16x8x2_t w0 = vld2q_s16(wb + (size_t)k * 32);
-            const int16x8x2_t w1 = vld2q_s16(wb + (size_t)k * 32 + 16);
-            const int16x4_t x0 = em_pair(p0 + 2 * k), x1 = em_pair(p1 + 2 * k);
-            const int16x4_t x2 = em_pair(p2 + 2 * k), x3 = em_pair(p3 + 2 * k);
-            EM_NEON_MAC_ROW(c0, x0);
-            EM_NEON_MAC_ROW(c1, x1);
-            EM_NEON_MAC_ROW(c2, x2);
-            EM_NEON_MAC_ROW(c3, x3);
-        }
+        const int16_t *wb = wbase + (size_t)t * c2n * 2 * EM_NR; /* this tap's k pairs */
+        EM_NEON_PAIRS(p0, p1, p2, p3, c2n);
     }
-    em_requant16_neon(c00, c01, c02, c03, rq, c0, n, o);
-    if (cnt > 1) em_requant16_neon(c10, c11, c12, c13, rq, c0, n, o + ldo);
-    if (cnt > 2) em_requant16_neon(c20, c21, c22, c23, rq, c0, n, o + 2 * (size_t)ldo);
-    if (cnt > 3) em_requant16_neon(c30, c31, c32, c33, rq, c0, n, o + 3 * (size_t)ldo);
+    EM_NEON_STORE4(rq, c0, n, cnt, o, ldo);
 }
 
 #define EM_DIRECT_MAX_TAPS 64
@@ -331,11 +321,7 @@ static EM_SDOT void gemm_sdot(const em_gemm8 *g, int m0, int m1) {
                 EM_SDOT_ROW(3, x3)
 #undef EM_SDOT_ROW
             }
-            int8_t *o = g->out + (size_t)m * g->ldo + c0;
-            em_requant16_neon(c00, c01, c02, c03, g->rq, c0, n, o);
-            if (rows > 1) em_requant16_neon(c10, c11, c12, c13, g->rq, c0, n, o + g->ldo);
-            if (rows > 2) em_requant16_neon(c20, c21, c22, c23, g->rq, c0, n, o + 2 * (size_t)g->ldo);
-            if (rows > 3) em_requant16_neon(c30, c31, c32, c33, g->rq, c0, n, o + 3 * (size_t)g->ldo);
+            EM_NEON_STORE4(g->rq, c0, n, rows, g->out + (size_t)m * g->ldo + c0, g->ldo);
         }
     }
 }
