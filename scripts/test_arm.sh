@@ -7,7 +7,7 @@
 #     cached in $CACHE keyed by the requirement list;
 #  3. the Cython kernels cross-compiled on the host with aarch64-linux-gnu-gcc against the root's Python headers
 #     (setup.py itself, through the root's aarch64 sysconfig data: the same flags as a native build, minutes faster
-#     than gcc emulated);
+#     than gcc emulated), cached in $CACHE keyed by their sources;
 #  4. the tests that exercise native kernels and per-op semantics (TESTS below), run in the root with
 #     QEMU_CPU=cortex-a72 and an ARM-looking /proc/cpuinfo bind-mounted: under qemu 7.2's default `max` CPU
 #     XNNPACK computes wrong results, and with the host's x86 /proc/cpuinfo ai-edge-litert segfaults in
@@ -17,7 +17,8 @@
 # Needs root (mounts, chroot, binfmt registration) and binfmt_misc; without them it says why and exits 0 (skipped).
 # Emulation says nothing about speed.
 #
-# Usage: scripts/test_arm.sh [PYTEST ARGS...]     default: the TESTS below, -q
+# Usage: scripts/test_arm.sh [PYTEST ARGS...]     default: the TESTS below, -q (with ARGS that are all options,
+#                                                  such as --durations=30, written --opt=value, the TESTS with them)
 #        CACHE=dir (default ~/.cache/edge_maas)   KEEP=1: keep the temp dir (the root, mounted nothing) afterwards
 #        ARM_CPU=cortex-a76 (or neoverse-n1): the emulated CPU (default cortex-a72, which lacks the dot product;
 #        a76 / n1 have it, so the native `dotprod` path runs too)
@@ -36,7 +37,13 @@ DEPS=("numpy>=1.24" "ai-edge-litert>=1.2" "flatbuffers>=23.5" "pydantic>=2.5" "p
 TESTS=(tests/test_arm_semantics.py tests/test_op_activations.py tests/test_op_add_mul.py tests/test_op_conv.py
        tests/test_op_depthwise_conv.py tests/test_op_fully_connected.py tests/test_op_mean.py
        tests/test_op_movement.py tests/test_op_pooling.py tests/test_op_softmax.py tests/test_kernels_quantize.py
-       tests/test_native_zoo.py tests/test_native_isa.py tests/test_native_prepare.py tests/test_native_bad_input.py)
+       tests/test_op_sub.py tests/test_op_relu.py tests/test_op_quantize_uint8.py tests/test_op_transpose.py
+       tests/test_op_split.py tests/test_op_depth_space.py tests/test_op_resize_nearest.py tests/test_op_minmax.py
+       tests/test_native_zoo.py tests/test_native_isa.py tests/test_native_prepare.py tests/test_native_bad_input.py
+       tests/test_native_mixed.py
+       # the installed `edge-maas` CLI and paho-mqtt are not part of the root: CLI / installer plumbing, no kernel
+       --deselect tests/test_native_mixed.py::test_cli_mixed_and_strict
+       --deselect tests/test_native_mixed.py::test_device_installer_mixed_stages)
 PYV=3.11  # bookworm's python3
 CPU=${ARM_CPU:-cortex-a72}
 
@@ -160,10 +167,25 @@ SYSCFG=$(cd "$ROOT/usr/lib/python$PYV" && ls _sysconfigdata__linux_aarch64-linux
 mkdir -p "$T/sysconfig" "$T/inc/aarch64-linux-gnu"
 cp "$ROOT/usr/lib/python$PYV/$SYSCFG" "$T/sysconfig/"
 ln -s "$ROOT/usr/include/aarch64-linux-gnu/python$PYV" "$T/inc/aarch64-linux-gnu/python$PYV"
-(cd "$SRC" && _PYTHON_HOST_PLATFORM=linux-aarch64 _PYTHON_SYSCONFIGDATA_NAME="${SYSCFG%.py}" \
-   PYTHONPATH="$T/sysconfig" CFLAGS="-I$T/inc -I$ROOT/usr/include/python$PYV" \
-   "$HOSTPY" setup.py -q build_ext --inplace >"$T/build.log" 2>&1) \
-  || { tail -30 "$T/build.log"; echo "[arm] the cross build failed" >&2; exit 1; }
+# the built modules are cached by what they are built from (the kernels' sources, setup.py, the root, the host
+# tools): a second run on the same tree (.ci/run's cortex-a76 run) skips the build (~1-2 min)
+bkey=$( (cd "$SRC" && find kernels setup.py -type f ! -name '*.so' -print0 | sort -z | xargs -0 sha256sum;
+         echo "$key"; "$HOSTPY" -c "import Cython; print(Cython.__version__)"; aarch64-linux-gnu-gcc --version) \
+       | sha256sum | cut -c1-16)
+BUILT=$CACHE/arm64-build-$bkey
+if [ -f "$BUILT/.complete" ]; then
+  echo "[arm] aarch64 modules from the cache: $BUILT"
+  cp "$BUILT"/*.so "$SRC/kernels/"
+else
+  (cd "$SRC" && _PYTHON_HOST_PLATFORM=linux-aarch64 _PYTHON_SYSCONFIGDATA_NAME="${SYSCFG%.py}" \
+     PYTHONPATH="$T/sysconfig" CFLAGS="-I$T/inc -I$ROOT/usr/include/python$PYV" \
+     "$HOSTPY" setup.py -q build_ext --inplace >"$T/build.log" 2>&1) \
+    || { tail -30 "$T/build.log"; echo "[arm] the cross build failed" >&2; exit 1; }
+  part=$BUILT.part.$$
+  mkdir -p "$part" && cp "$SRC"/kernels/*.cpython-*-aarch64-linux-gnu.so "$part/" && touch "$part/.complete"
+  if [ -f "$BUILT/.complete" ]; then rm -rf "$part"; else rm -rf "$BUILT" && mv "$part" "$BUILT"; fi
+  find "$CACHE" -maxdepth 1 -name 'arm64-build-*' ! -name "${BUILT##*/}" -mtime +1 -exec rm -rf {} +  # old trees
+fi
 # e_machine (ELF header bytes 18-19) 0xb7: AArch64
 head -c 20 "$SRC"/kernels/executor.cpython-*-aarch64-linux-gnu.so | od -An -tx1 | tr -d ' \n' | grep -q 'b700$' \
   || { echo "[arm] the cross build did not make aarch64 modules" >&2; exit 1; }
@@ -191,7 +213,9 @@ bind /sys "$ROOT/sys"
 bind /dev "$ROOT/dev"
 bind "$T/cpuinfo" "$ROOT/proc/cpuinfo"
 mkdir -p "$ROOT/tmp" && chmod 1777 "$ROOT/tmp"
-[ $# -gt 0 ] || set -- -q "${TESTS[@]}"
+only_opts=1
+for a in "$@"; do [ "${a#-}" != "$a" ] || only_opts=0; done
+[ "$only_opts" = 0 ] || set -- -q "$@" "${TESTS[@]}"  # none, or options only (--durations=30): the TESTS
 echo "[arm] pytest under qemu-aarch64 (QEMU_CPU=$CPU): $*"
 t=$(now)
 rc=0

@@ -102,13 +102,16 @@ def test_fully_connected_output_stage_per_cpu():
 
 
 @litert_semantics("its DEQUANTIZE is 1 float32 ulp off ai-edge-litert's at some values (test_kernels_quantize)")
-def test_dequantize_per_cpu():
-    """The interpreter's DEQUANTIZE on every int8 value (32 blocks of 8, a tail of 3): on x86 q*s - zp*s in the
-    blocks (kernels/quantize_ref.py), on aarch64 float32(q - zp) * s, departing at some values (asserted)."""
-    q = np.concatenate([ALL, ALL[:3]])
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_dequantize_per_cpu(dtype):
+    """The interpreter's DEQUANTIZE on every int8 (uint8) value (32 blocks of 8, a tail of 3): on x86 q*s - zp*s
+    in the blocks (kernels/quantize_ref.py), on aarch64 the same fused (one rounding), departing at some values
+    (asserted); uint8 takes the same blocks."""
+    q = np.concatenate([ALL, ALL[:3]]).view(np.uint8) if dtype == "uint8" else np.concatenate([ALL, ALL[:3]])
     departs = 0
-    for scale, zp in ((0.0370, 17), (0.1234567, -101), (0.00731, 64), (1.5e-3, -7)):
-        model = build_model([T("x", (1, q.size), "int8", [scale], [zp]), T("y", (1, q.size), "float32")],
+    shift = 128 if dtype == "uint8" else 0
+    for scale, zp in ((0.0370, 17 + shift), (0.1234567, -101 + shift), (0.00731, 64 + shift), (1.5e-3, -7 + shift)):
+        model = build_model([T("x", (1, q.size), dtype, [scale], [zp]), T("y", (1, q.size), "float32")],
                             [Op("DEQUANTIZE", ["x"], ["y"])], ["x"], ["y"])  # fmt: skip
         interp = LiteRTBackend(model, xnnpack=False).run({"x": q[None]})["y"][0]
         x86, arm = quantize_ref.dequantize(q, scale, zp), dequantize_aarch64(q, scale, zp)

@@ -4,11 +4,13 @@ interpreter's bytes; "native-only" keeps the failure."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import subprocess
 
 import numpy as np
 import pytest
+from arm import AARCH64
 from oneop import Op, T, build_model, qscale
 from test_cli import EXE
 
@@ -20,6 +22,8 @@ from edge_maas.pipeline import Pipeline
 from edge_maas.tflite import load_graph
 
 SX, SY = qscale(0.05), qscale(0.08)
+# sha256 of the x86-64 interpreter's outputs of _conv_tanh_conv on test_mixed_stages_bit_exact_and_logged's feeds
+WHOLE_X86_SHA256 = "cf9aca0e586514c1a0ed587fa716d69ff1f3a38f94f34876330c5f1ab969987b"
 
 
 def _conv(name, x, y, c_in, c_out, in_scale, rng):
@@ -88,8 +92,12 @@ def test_mixed_stages_bit_exact_and_logged(split_dir, caplog):
                      f"stage 2 ({files[2]}): native"]  # fmt: skip
     assert [st.kind for st in pipe.stages] == ["native", "litert", "native"]
     assert isinstance(pipe.stages[0].backend, NativeBackend) and isinstance(pipe.stages[1].backend, LiteRTBackend)
-    for feed in feeds:
-        assert pipe.run(feed)["y"].tobytes() == whole.run(feed)["y"].tobytes()
+    outs = [pipe.run(feed)["y"].tobytes() for feed in feeds]
+    # the x86 interpreter's bytes on every CPU; on aarch64 its CONV_2D rounds once (tests/arm.py), so the whole
+    # model there is not the reference: the x86 digest is
+    assert hashlib.sha256(b"".join(outs)).hexdigest() == WHOLE_X86_SHA256
+    if not AARCH64:
+        assert outs == [whole.run(feed)["y"].tobytes() for feed in feeds]
     # strict: the same model fails on the shard native cannot run, naming the op
     with pytest.raises(UnsupportedOpError, match=r"op 0 \(ABS\): no kernel for ABS"):
         Pipeline.from_manifest(folder / "manifest.json", "native-only")

@@ -80,6 +80,38 @@ static void im2col_rows(const em_conv_args *a, int kp, int m0, int m1, int16_t *
     IM2COL_BODY(WIDEN_PORTABLE)
 }
 
+#ifdef EM_HAVE_NEON
+/* widen_run_avx2's twin on aarch64 (same spill rules): saddw onto the offset, 16 bytes a step, inline. */
+static inline void widen_run_neon(const int8_t *x, int16_t *y, int n, int16x8_t off, const int8_t *in_end, int last) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const int8x16_t v = vld1q_s8(x + i);
+        vst1q_s16(y + i, vaddw_s8(off, vget_low_s8(v)));
+        vst1q_s16(y + i + 8, vaddw_high_s8(off, v));
+    }
+    if (i == n) return;
+    if (!last && x + i + 16 <= in_end) {
+        const int8x16_t v = vld1q_s8(x + i);
+        vst1q_s16(y + i, vaddw_s8(off, vget_low_s8(v)));
+        vst1q_s16(y + i + 8, vaddw_high_s8(off, v));
+        return;
+    }
+    const int16_t o = vgetq_lane_s16(off, 0);
+    for (; i < n; i++) y[i] = (int16_t)(x[i] + o);
+}
+
+#define WIDEN_NEON(x, y, n, last) widen_run_neon((x), (y), (n), off16, in_end, (last))
+static void im2col_rows_neon(const em_conv_args *args, int kp, int m0, int m1, int16_t *dst) {
+    if (pointwise_rows(args, kp, m0, m1, dst)) return;
+    /* the shape in a local copy: under -fno-strict-aliasing every int16 store into dst could otherwise change
+     * *args, and gcc reloaded its fields for each run (a third of this path's instructions) */
+    const em_conv_args copy = *args, *a = &copy;
+    const int16x8_t off16 = vdupq_n_s16((int16_t)a->in_offset);
+    const int8_t *in_end = a->in + (size_t)a->batch * a->in_h * a->in_w * a->in_c;
+    IM2COL_BODY(WIDEN_NEON)
+}
+#endif
+
 #ifdef EM_HAVE_AVX2
 /* One run, 16 bytes at a time, inline (a call per run of 9..64 taps cost as much as the widening).  The last
  * partial block is widened whole when that stays inside the input and the 15 int16 it may write past the run
@@ -244,6 +276,11 @@ static void fill_im2col16(const em_conv_args *a, const void *ctx, int m0, int m1
         im2col_rows_avx2(a, kp, m0, m1, (int16_t *)buf);
     else
 #endif
+#ifdef EM_HAVE_NEON
+    if (em_isa_get() >= EM_ISA_NEON)
+        im2col_rows_neon(a, kp, m0, m1, (int16_t *)buf);
+    else
+#endif
         im2col_rows(a, kp, m0, m1, (int16_t *)buf);
     rows[0] = buf;
 }
@@ -267,6 +304,7 @@ void em_conv2d(const void *args) {
     if (em_conv2d_vnni(a)) return; /* vpdpbusd GEMM (indirect, or on u8 im2col) where a VNNI path is in effect */
 #ifdef EM_HAVE_NEON
     if (em_conv2d_sdot(a)) return; /* int8 im2col + sdot GEMM where the dotprod path is in effect */
+    if (em_conv2d_neon(a)) return; /* no im2col on the neon path where the shape fits (gemm_neon.c) */
 #endif
     const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c);
 #ifdef EM_HAVE_AVX2

@@ -781,7 +781,7 @@ void em_dwconv_plan_init(em_dwconv_args *a, void *buf) {
 void em_depthwise_conv2d(const void *args) {
     const em_dwconv_args *a = (const em_dwconv_args *)args;
 #ifdef EM_HAVE_NEON
-    if (em_dwconv_neon(a)) return; /* depthwise_neon.c: depth multiplier 1 on the neon/dotprod paths */
+    if (em_dwconv_neon(a)) return; /* depthwise_neon.c: every depth multiplier on the neon/dotprod paths */
 #endif
 #ifdef EM_HAVE_AVX2
     const int isa = em_isa_get();

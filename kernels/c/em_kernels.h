@@ -105,7 +105,7 @@ void em_depthwise_conv2d(const void *args);
 size_t em_dwconv_plan_len(const em_dwconv_args *a);
 void em_dwconv_plan_init(em_dwconv_args *a, void *buf);
 #ifdef EM_HAVE_NEON
-int em_dwconv_neon(const em_dwconv_args *a); /* depthwise_neon.c: 1 when it ran the op (neon path, multiplier 1) */
+int em_dwconv_neon(const em_dwconv_args *a); /* depthwise_neon.c: 1 when it ran the op (neon path) */
 #endif
 
 /* ---- FULLY_CONNECTED (fully_connected.c) ---- */
@@ -233,6 +233,8 @@ void em_pack_conv_weights(const int8_t *w, int N, int k_h, int k_w, int in_c, in
  * the whole op and return 1 when the dotprod path is in effect, else 0 having done nothing. */
 int em_conv2d_sdot(const em_conv_args *a);
 int em_fully_connected_sdot(const em_fc_args *a);
+/* CONV_2D without im2col on the neon path (gemm_neon.c): 1 when it ran the op (neon in effect, the shape fits) */
+int em_conv2d_neon(const em_conv_args *a);
 #endif
 
 /* ---- TRANSPOSE of 1-byte elements (transpose.c): out (contiguous, dims) <-

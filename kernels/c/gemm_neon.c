@@ -55,6 +55,40 @@ static inline int16x4_t em_pair(const int16_t *a) {
     return vreinterpret_s16_s32(vdup_n_s32(v));
 }
 
+/* c00..c33 += the npairs k pairs of the 4 int16 rows r0..r3 times the panel's weights from wb: 4 pairs (8
+ * activations of each row) per load, then pair by pair */
+#define EM_NEON_PAIRS(r0, r1, r2, r3, npairs)                                                                 \
+    do {                                                                                                      \
+        int k = 0;                                                                                            \
+        for (; k + 4 <= (npairs); k += 4) {                                                                   \
+            const int16x8_t q0 = vld1q_s16((r0) + 2 * k), q1 = vld1q_s16((r1) + 2 * k);                       \
+            const int16x8_t q2 = vld1q_s16((r2) + 2 * k), q3 = vld1q_s16((r3) + 2 * k);                       \
+            EM_NEON_STEP(0);                                                                                  \
+            EM_NEON_STEP(1);                                                                                  \
+            EM_NEON_STEP(2);                                                                                  \
+            EM_NEON_STEP(3);                                                                                  \
+        }                                                                                                     \
+        for (; k < (npairs); k++) {                                                                           \
+            const int16x8x2_t w0 = vld2q_s16(wb + (size_t)k * 32);                                            \
+            const int16x8x2_t w1 = vld2q_s16(wb + (size_t)k * 32 + 16);                                       \
+            const int16x4_t x0 = em_pair((r0) + 2 * k), x1 = em_pair((r1) + 2 * k);                           \
+            const int16x4_t x2 = em_pair((r2) + 2 * k), x3 = em_pair((r3) + 2 * k);                           \
+            EM_NEON_MAC_ROW(c0, x0);                                                                          \
+            EM_NEON_MAC_ROW(c1, x1);                                                                          \
+            EM_NEON_MAC_ROW(c2, x2);                                                                          \
+            EM_NEON_MAC_ROW(c3, x3);                                                                          \
+        }                                                                                                     \
+    } while (0)
+
+/* the first `rows` of the tile's 4 rows (c00..c33) requantized into o, o + ldo, ...: channels c0.., n of them */
+#define EM_NEON_STORE4(rq, c0, n, rows, o, ldo)                                                               \
+    do {                                                                                                      \
+        em_requant16_neon(c00, c01, c02, c03, (rq), (c0), (n), (o));                                          \
+        if ((rows) > 1) em_requant16_neon(c10, c11, c12, c13, (rq), (c0), (n), (o) + (ldo));                 \
+        if ((rows) > 2) em_requant16_neon(c20, c21, c22, c23, (rq), (c0), (n), (o) + 2 * (size_t)(ldo));      \
+        if ((rows) > 3) em_requant16_neon(c30, c31, c32, c33, (rq), (c0), (n), (o) + 3 * (size_t)(ldo));      \
+    } while (0)
+
 void em_gemm_neon(const em_gemm_args *g, int m0, int m1) {
     const int k2 = g->Kp / 2;
     for (int nb = 0; nb * EM_NR < g->N; nb++) {
@@ -73,32 +107,114 @@ void em_gemm_neon(const em_gemm_args *g, int m0, int m1) {
             /* 16 named accumulators, not an array: gcc keeps them in registers */
             int32x4_t c00 = b0, c01 = b1, c02 = b2, c03 = b3, c10 = b0, c11 = b1, c12 = b2, c13 = b3;
             int32x4_t c20 = b0, c21 = b1, c22 = b2, c23 = b3, c30 = b0, c31 = b1, c32 = b2, c33 = b3;
-            int k = 0;
-            for (; k + 4 <= k2; k += 4) { /* 8 activations of each row in one load */
-                const int16x8_t q0 = vld1q_s16(a0 + 2 * k), q1 = vld1q_s16(a1 + 2 * k);
-                const int16x8_t q2 = vld1q_s16(a2 + 2 * k), q3 = vld1q_s16(a3 + 2 * k);
-                EM_NEON_STEP(0);
-                EM_NEON_STEP(1);
-                EM_NEON_STEP(2);
-                EM_NEON_STEP(3);
-            }
-            for (; k < k2; k++) {
-                const int16x8x2_t w0 = vld2q_s16(wb + (size_t)k * 32);
-                const int16x8x2_t w1 = vld2q_s16(wb + (size_t)k * 32 + 16);
-                const int16x4_t x0 = em_pair(a0 + 2 * k), x1 = em_pair(a1 + 2 * k);
-                const int16x4_t x2 = em_pair(a2 + 2 * k), x3 = em_pair(a3 + 2 * k);
-                EM_NEON_MAC_ROW(c0, x0);
-                EM_NEON_MAC_ROW(c1, x1);
-                EM_NEON_MAC_ROW(c2, x2);
-                EM_NEON_MAC_ROW(c3, x3);
-            }
-            int8_t *o = g->out + (size_t)m * g->ldo + c0;
-            em_requant16_neon(c00, c01, c02, c03, &g->rq, c0, n, o);
-            if (rows > 1) em_requant16_neon(c10, c11, c12, c13, &g->rq, c0, n, o + g->ldo);
-            if (rows > 2) em_requant16_neon(c20, c21, c22, c23, &g->rq, c0, n, o + 2 * (size_t)g->ldo);
-            if (rows > 3) em_requant16_neon(c30, c31, c32, c33, &g->rq, c0, n, o + 3 * (size_t)g->ldo);
+            EM_NEON_PAIRS(a0, a1, a2, a3, k2);
+            EM_NEON_STORE4(&g->rq, c0, n, rows, g->out + (size_t)m * g->ldo + c0, g->ldo);
         }
     }
+}
+
+/* ---- CONV_2D without im2col on the neon path (conv_direct_avx2's scheme, conv.c): per output row, the k_h input
+ * rows it reads are widened to int16 once (each pixel once per row instead of once per tap), and the GEMM's
+ * 4-pixel x 16-channel tile reads each tap's channel pairs straight from them (a shared zero pixel where the
+ * window leaves the image).  The same products and exact int32 sums as im2col + em_gemm_neon, so the same bytes.
+ * Fits where a tap's channel pairs are whole GEMM k pairs of the packed weights (even in_c, Kp == K), the
+ * window is real (not 1x1), and one zero pixel plus the k_h widened rows fit the thread's im2col scratch. */
+#define EM_DIRECT_MAX_KH 16
+
+static int direct_fits_neon(const em_conv_args *a, int kp) {
+    return a->in_c % 2 == 0 && kp == a->k_h * a->k_w * a->in_c && a->k_h * a->k_w > 1 &&
+           a->k_h <= EM_DIRECT_MAX_KH && ((size_t)a->k_h * a->in_w + 1) * a->in_c <= (size_t)EM_CONV_ROWS * kp;
+}
+
+/* One 4-pixel x 16-channel tile over all taps: pix[4 t + i] is pixel i's input (int16 channels) for tap t.  Not
+ * inlined: inside conv_direct_neon's row loop gcc spilled the 16 accumulators (~30% more instructions). */
+__attribute__((noinline)) static void direct_tile_neon(const int16_t *const *pix, int taps, int c2n,
+                                                       const int16_t *wbase, int32x4_t b0, int32x4_t b1, int32x4_t b2,
+                                                       int32x4_t b3, const em_requant *rq, int c0, int n, int cnt,
+                                                       int8_t *o, int ldo) {
+    int32x4_t c00 = b0, c01 = b1, c02 = b2, c03 = b3, c10 = b0, c11 = b1, c12 = b2, c13 = b3;
+    int32x4_t c20 = b0, c21 = b1, c22 = b2, c23 = b3, c30 = b0, c31 = b1, c32 = b2, c33 = b3;
+#pragma GCC unroll 1
+    for (int t = 0; t < taps; t++) {
+        const int16_t *p0 = pix[4 * t], *p1 = pix[4 * t + 1], *p2 = pix[4 * t + 2], *p3 = pix[4 * t + 3];
+        const int16_t *wb = wbase + (size_t)t * c2n * 2 * EM_NR; /* this tap's k pairs */
+        EM_NEON_PAIRS(p0, p1, p2, p3, c2n);
+    }
+    EM_NEON_STORE4(rq, c0, n, cnt, o, ldo);
+}
+
+#define EM_DIRECT_MAX_TAPS 64
+
+static void conv_direct_neon(const em_conv_args *a, int kp) {
+    const int rows = a->batch * a->out_h, C = a->in_c, c2n = C / 2, N = a->out_c, k2 = kp / 2;
+    const int in_w = a->in_w, sw = a->stride_w, taps = a->k_h * a->k_w;
+    const size_t step = (size_t)sw * C, dstep = (size_t)a->dil_w * C; /* int16 to the next pixel, next tap */
+    int ox_lo = 0, ox_hi = a->out_w; /* [ox_lo, ox_hi): every kw tap inside the image */
+    while (ox_lo < a->out_w && ox_lo * sw - a->pad_left < 0) ox_lo++;
+    while (ox_hi > ox_lo && (ox_hi - 1) * sw - a->pad_left + (a->k_w - 1) * a->dil_w >= in_w) ox_hi--;
+#pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
+    for (int r = 0; r < rows; r++) {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        int16_t *buf = a->scratch + (size_t)tid * EM_CONV_ROWS * kp;
+        const int16_t *zero = buf; /* C int16 zeros */
+        memset(buf, 0, (size_t)C * sizeof(int16_t));
+        const int b = r / a->out_h, oy = r % a->out_h;
+        const int16_t *line[EM_DIRECT_MAX_KH];
+        for (int kh = 0; kh < a->k_h; kh++) {
+            const int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
+            if (iy < 0 || iy >= a->in_h) {
+                line[kh] = NULL;
+                continue;
+            }
+            int16_t *dst = buf + C + (size_t)kh * in_w * C;
+            em_widen_neon(a->in + ((size_t)b * a->in_h + iy) * in_w * C, dst, (size_t)in_w * C, a->in_offset);
+            line[kh] = dst;
+        }
+        int rows_inside = 1;
+        for (int kh = 0; kh < a->k_h; kh++) rows_inside &= line[kh] != NULL;
+        int8_t *orow = a->out + (size_t)r * a->out_w * N;
+        for (int ox = 0; ox < a->out_w; ox += 4) {
+            const int cnt = a->out_w - ox < 4 ? a->out_w - ox : 4; /* pixels past the row reread pixel ox */
+            const int16_t *pix[4 * EM_DIRECT_MAX_TAPS];
+            if (rows_inside && cnt == 4 && ox >= ox_lo && ox + 4 <= ox_hi) { /* every tap inside: no checks */
+                const int16_t **pp = pix;
+                for (int kh = 0; kh < a->k_h; kh++) {
+                    const int16_t *p = line[kh] + (size_t)(ox * sw - a->pad_left) * C;
+                    for (int kw = 0; kw < a->k_w; kw++, p += dstep, pp += 4) {
+                        pp[0] = p;
+                        pp[1] = p + step;
+                        pp[2] = p + 2 * step;
+                        pp[3] = p + 3 * step;
+                    }
+                }
+            } else {
+                for (int kh = 0; kh < a->k_h; kh++)
+                    for (int kw = 0; kw < a->k_w; kw++)
+                        for (int i = 0; i < 4; i++) {
+                            const int ix = (ox + (i < cnt ? i : 0)) * sw - a->pad_left + kw * a->dil_w;
+                            pix[4 * (kh * a->k_w + kw) + i] =
+                                line[kh] && ix >= 0 && ix < in_w ? line[kh] + (size_t)ix * C : zero;
+                        }
+            }
+            for (int nb = 0; nb * EM_NR < N; nb++) {
+                const int c0 = nb * EM_NR, n = N - c0 < EM_NR ? N - c0 : EM_NR;
+                direct_tile_neon(pix, taps, c2n, a->w + (size_t)nb * k2 * 2 * EM_NR, vld1q_s32(a->bias + c0),
+                                 vld1q_s32(a->bias + c0 + 4), vld1q_s32(a->bias + c0 + 8),
+                                 vld1q_s32(a->bias + c0 + 12), &a->rq, c0, n, cnt, orow + (size_t)ox * N + c0, N);
+            }
+        }
+    }
+}
+
+int em_conv2d_neon(const em_conv_args *a) {
+    if (em_isa_get() != EM_ISA_NEON) return 0;
+    const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c);
+    if (a->k_h * a->k_w > EM_DIRECT_MAX_TAPS || !direct_fits_neon(a, kp)) return 0;
+    conv_direct_neon(a, kp);
+    return 1;
 }
 
 void em_widen_neon(const int8_t *x, int16_t *y, size_t n, int32_t off) {
@@ -205,11 +321,7 @@ static EM_SDOT void gemm_sdot(const em_gemm8 *g, int m0, int m1) {
                 EM_SDOT_ROW(3, x3)
 #undef EM_SDOT_ROW
             }
-            int8_t *o = g->out + (size_t)m * g->ldo + c0;
-            em_requant16_neon(c00, c01, c02, c03, g->rq, c0, n, o);
-            if (rows > 1) em_requant16_neon(c10, c11, c12, c13, g->rq, c0, n, o + g->ldo);
-            if (rows > 2) em_requant16_neon(c20, c21, c22, c23, g->rq, c0, n, o + 2 * (size_t)g->ldo);
-            if (rows > 3) em_requant16_neon(c30, c31, c32, c33, g->rq, c0, n, o + 3 * (size_t)g->ldo);
+            EM_NEON_STORE4(g->rq, c0, n, rows, g->out + (size_t)m * g->ldo + c0, g->ldo);
         }
     }
 }

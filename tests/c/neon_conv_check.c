@@ -1,13 +1,15 @@
 /* Checks CONV_2D and FULLY_CONNECTED on the neon and dotprod paths (gemm_neon.c: int16 smlal GEMM; int8 im2col
  * + sdot GEMM with the column-sum offset term) against the portable path, byte for byte, on random shapes:
  * padding on every side, strides, dilations, pointwise convs, channel counts that leave partial 16-channel
- * panels, K not a multiple of 4, several batches.  Built for aarch64 with the kernels and run under qemu-user
- * (whose default CPU has the dot product) by tests/test_neon_kernels.py.  Exits 1 on any difference; on a CPU
- * without the dot product it checks the neon path only and says so. */
+ * panels, K not a multiple of 4, several batches; the input ends at a PROT_NONE page (the im2col's 16-byte
+ * blocks must stay inside it); odd cases on 2 OpenMP threads.  Built for aarch64 with the kernels and run
+ * under qemu-user (whose default CPU has the dot product) by tests/test_neon_kernels.py.  Exits 1 on any
+ * difference; on a CPU without the dot product it checks the neon path only and says so. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "em_kernels.h"
+#include "guarded.h"
 
 static uint64_t s = 0x2545F4914F6CDD1DULL;
 static uint32_t rnd(void) { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return (uint32_t)s; }
@@ -39,10 +41,14 @@ int main(void) {
         const int K = a.k_h * a.k_w * a.in_c, N = a.out_c, np = (N + 15) & ~15;
         const int M = a.batch * a.out_h * a.out_w, kp = em_conv_kp(a.k_h, a.k_w, a.in_c);
         const size_t nin = (size_t)a.batch * a.in_h * a.in_w * a.in_c;
-        int8_t *in = malloc(nin), *w = malloc((size_t)N * K), *o[3];
+        void *map;
+        size_t maplen;
+        int8_t *in = guarded(nin, &map, &maplen), *w = malloc((size_t)N * K), *o[3];
         for (size_t i = 0; i < nin; i++) in[i] = (int8_t)rnd();
         for (int i = 0; i < N * K; i++) w[i] = (int8_t)rr(-127, 127);
-        int16_t *pw = malloc(em_packed_weights_len(N, K) * 2), *scratch = malloc((size_t)EM_CONV_ROWS * kp * 2 + 64);
+        /* 2 threads' slices: odd cases run on 2 OpenMP threads (rows split; the bytes must not change) */
+        int16_t *pw = malloc(em_packed_weights_len(N, K) * 2);
+        int16_t *scratch = malloc(2 * ((size_t)EM_CONV_ROWS * kp * 2 + 64));
         int32_t *bias = calloc(np, 4), *mult = calloc(np, 4), *shift = calloc(np, 4);
         for (int n = 0; n < N; n++) {
             bias[n] = rr(-20000, 20000);
@@ -50,7 +56,7 @@ int main(void) {
             shift[n] = -rr(0, 11);
         }
         em_pack_weights(w, N, K, pw);
-        a.in = in; a.w = pw; a.bias = bias; a.scratch = scratch; a.threads = 1;
+        a.in = in; a.w = pw; a.bias = bias; a.scratch = scratch; a.threads = 1 + it % 2;
         a.in_offset = rr(-127, 128);
         a.rq = (em_requant){mult, shift, rr(-128, 127), -128, 127, rr(0, N)};
         for (int p = 0; p < np_; p++) {
@@ -88,7 +94,7 @@ int main(void) {
             }
         cases++;
         for (int p = 0; p < np_; p++) { free(o[p]); free(fo[p]); }
-        free(in); free(w); free(pw); free(scratch); free(bias); free(mult); free(shift); free(fin); free(fs);
+        munmap(map, maplen); free(w); free(pw); free(scratch); free(bias); free(mult); free(shift); free(fin); free(fs);
     }
     printf("%ld conv + fully connected cases, %ld differ%s\n", cases, bad, np_ == 3 ? "" : " (neon only: no dotprod)");
     return bad != 0;

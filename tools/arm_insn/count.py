@@ -9,8 +9,14 @@ so chained blocks log too), so the executed count is the sum over executions of 
 inference = count(2 runs) - count(1 run): setup (random data, packing) cancels.  The Debian qemu 7.2 build has no
 TCG plugins (no libinsn.so), hence the log.
 
-Usage: python tools/arm_insn/count.py MODEL.tflite [--paths portable,neon,dotprod]
-Needs: aarch64-linux-gnu-gcc, qemu-aarch64-static, flatbuffers (edge_maas.tflite's schema bindings)."""
+Only these layers count, not the whole graph (ADD, MEAN, pooling... and the executor's Python glue are left out:
+they run on no NEON code yet and a whole-graph count needs the aarch64 Python root of scripts/test_arm.sh).
+
+Usage: python tools/arm_insn/count.py MODEL.tflite [--paths portable,neon,dotprod] [--by-symbol]
+       python tools/arm_insn/count.py --report [MODEL.tflite ...]   the table of docs/native.md: per model each
+           path's count and its ratio to portable (default: the zoo's conv models, REPORT_MODELS; a few minutes)
+Needs: aarch64-linux-gnu-gcc, qemu-aarch64-static, flatbuffers (edge_maas.tflite's schema bindings).
+tests/test_arm_insn.py asserts the issue's target (neon <= 1/4 of portable) from the same counts."""
 
 from __future__ import annotations
 
@@ -23,6 +29,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+PATHS = ("portable", "neon", "dotprod")
+# the zoo models whose time goes to CONV_2D / DEPTHWISE_CONV_2D (mlp_digits is FC only)
+REPORT_MODELS = ("mobilenetv2_035_96", "mobilenetv1_025_96", "ds_cnn_kws", "branchy_cnn", "resnet8_32", "speech_dm8")
 TRACE = re.compile(rb"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/[^\]]*\] ?(\S*)")
 INSN = re.compile(rb"^0x([0-9a-f]+):  [0-9a-f]{8} ")
 
@@ -102,28 +111,75 @@ def executed(exe: Path, path: str, reps: int, shapes: str, by_symbol: dict | Non
     return total
 
 
+def build(tmp: Path) -> Path:
+    """layers.c and every kernel source, cross-compiled with setup.py's flags (static): the executable."""
+    exe = Path(tmp) / "layers"
+    srcs = sorted(str(p) for p in (REPO / "kernels" / "c").glob("*.c"))
+    subprocess.run(["aarch64-linux-gnu-gcc", "-O3", "-fno-strict-aliasing", "-ffp-contract=off", "-static",
+                    f"-I{REPO / 'kernels'}", f"-I{REPO / 'kernels' / 'c'}", str(REPO / "tools" / "arm_insn" / "layers.c"),
+                    *srcs, "-o", str(exe), "-lm"], check=True)  # fmt: skip
+    return exe
+
+
+def per_inference(exe: Path, path: str, shapes: str, by_symbol: dict | None = None) -> int:
+    """Instructions of one inference of the layers in shapes on path: 2 runs minus 1 (setup cancels); with
+    by_symbol, the per-function differences go into it."""
+    two: dict = {}
+    one: dict = {}
+    per = executed(exe, path, 2, shapes, two) - executed(exe, path, 1, shapes, one)
+    if by_symbol is not None:
+        by_symbol.update({k: two[k] - one.get(k, 0) for k in two})
+    return per
+
+
+def report(models: list[Path], paths: tuple[str, ...] = PATHS, out=sys.stdout) -> dict[str, dict[str, int]]:
+    """Per model, each path's instructions per inference; prints a markdown table with the ratios to the first
+    path as it goes.  Returns {model stem: {path: count}}."""
+    counts: dict[str, dict[str, int]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = build(Path(tmp))
+        print("| model | layers | " + " | ".join(paths) + " |", file=out)
+        print("|---|---|" + "---|" * len(paths), file=out, flush=True)
+        for model in models:
+            lines = layer_lines(model)
+            shapes = "\n".join(lines) + "\n"
+            c = counts[model.stem] = {p: per_inference(exe, p, shapes) for p in paths}
+            base = c[paths[0]]
+            cells = [f"{c[p] / 1e6:.2f} M" + ("" if p == paths[0] else f" ({c[p] / base:.3f})") for p in paths]
+            print(f"| {model.stem} | {len(lines)} | " + " | ".join(cells) + " |", file=out, flush=True)
+    return counts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model", type=Path)
-    ap.add_argument("--paths", default="portable,neon,dotprod")
+    ap.add_argument("model", type=Path, nargs="*")
+    ap.add_argument("--paths", default=",".join(PATHS))
     ap.add_argument("--by-symbol", action="store_true", help="also the top functions per path")
+    ap.add_argument("--report", action="store_true", help="a table over the models (default: REPORT_MODELS)")
     args = ap.parse_args()
-    shapes = "\n".join(layer_lines(args.model)) + "\n"
+    paths = tuple(args.paths.split(","))
+    if args.report:
+        models = args.model or [REPO / "tests" / "models" / f"{m}.tflite" for m in REPORT_MODELS]
+        print(
+            "aarch64 instructions per inference of the conv / depthwise / FC layers (tools/arm_insn/count.py "
+            "--report; ratio to " + paths[0] + ")\n"
+        )
+        report(models, paths)
+        return
+    if len(args.model) != 1:
+        ap.error("one MODEL.tflite (or --report)")
+    shapes = "\n".join(layer_lines(args.model[0])) + "\n"
     with tempfile.TemporaryDirectory() as tmp:
-        exe = Path(tmp) / "layers"
-        srcs = sorted(str(p) for p in (REPO / "kernels" / "c").glob("*.c"))
-        subprocess.run(["aarch64-linux-gnu-gcc", "-O3", "-fno-strict-aliasing", "-ffp-contract=off", "-static",
-                        f"-I{REPO / 'kernels'}", f"-I{REPO / 'kernels' / 'c'}", str(REPO / "tools" / "arm_insn" / "layers.c"),
-                        *srcs, "-o", str(exe), "-lm"], check=True)  # fmt: skip
+        exe = build(Path(tmp))
         base = None
-        print(f"{args.model.name}: {len(shapes.splitlines())} conv/depthwise/FC layers")
-        for path in args.paths.split(","):
-            two, one = {}, {}
-            per = executed(exe, path, 2, shapes, two) - executed(exe, path, 1, shapes, one)
+        print(f"{args.model[0].name}: {len(shapes.splitlines())} conv/depthwise/FC layers")
+        for path in paths:
+            sym: dict = {}
+            per = per_inference(exe, path, shapes, sym)
             base = base or per
-            print(f"  {path:9s} {per:>13,d} instructions per inference  ({per / base:.3f} of {args.paths.split(',')[0]})")
+            print(f"  {path:9s} {per:>13,d} instructions per inference  ({per / base:.3f} of {paths[0]})")
             if args.by_symbol:
-                diff = sorted(((two[k] - one.get(k, 0), k) for k in two), reverse=True)[:8]
+                diff = sorted(((v, k) for k, v in sym.items()), reverse=True)[:8]
                 print("    " + ", ".join(f"{k or '?'} {v:,d}" for v, k in diff if v > 0))
 
 
