@@ -36,7 +36,12 @@ DEPS=("numpy>=1.24" "ai-edge-litert>=1.2" "flatbuffers>=23.5" "pydantic>=2.5" "p
 TESTS=(tests/test_arm_semantics.py tests/test_op_activations.py tests/test_op_add_mul.py tests/test_op_conv.py
        tests/test_op_depthwise_conv.py tests/test_op_fully_connected.py tests/test_op_mean.py
        tests/test_op_movement.py tests/test_op_pooling.py tests/test_op_softmax.py tests/test_kernels_quantize.py
-       tests/test_native_zoo.py tests/test_native_isa.py tests/test_native_prepare.py tests/test_native_bad_input.py)
+       tests/test_native_zoo.py tests/test_native_isa.py tests/test_native_prepare.py tests/test_native_bad_input.py
+       tests/test_op_tanh.py tests/test_op_gelu.py tests/test_op_elu.py tests/test_op_exp.py
+       tests/test_op_resize_bilinear.py tests/test_op_prelu.py tests/test_op_batch_matmul.py tests/test_op_pack.py
+       tests/test_op_arg_min_max.py tests/test_op_reduce_max.py tests/test_op_gather.py
+       tests/test_op_resize_nearest_any.py tests/test_op_log_softmax.py tests/test_op_squared_difference.py
+       tests/test_op_sum.py)
 PYV=3.11  # bookworm's python3
 CPU=${ARM_CPU:-cortex-a72}
 
