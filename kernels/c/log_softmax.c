@@ -31,10 +31,17 @@ void em_log_softmax(const void *args) {
         const float log_sum_exp = logf(sum_exp);
         const float scale = in_scale / out_scale;
         const float precomputed = (in_scale * (float)max_val + log_sum_exp) / out_scale;
-        for (int j = 0; j < depth; j++) {
-            const float log_prob = scale * (float)x[j] - precomputed;
-            const float q = rint_even(log_prob) + zp;
-            y[j] = (int8_t)(q < -128.0f ? -128 : (q > 127.0f ? 127 : (int32_t)q));
+        if (fabsf(scale) * 128.0f + fabsf(precomputed) < 4000000.0f) { /* every |log_prob| < 2^22: branch-free */
+            const float magic = 12582912.0f;
+            for (int j = 0; j < depth; j++) {
+                const float q = ((scale * (float)x[j] - precomputed) + magic) - magic + zp;
+                y[j] = (int8_t)(int32_t)(q < -128.0f ? -128.0f : (q > 127.0f ? 127.0f : q));
+            }
+        } else {
+            for (int j = 0; j < depth; j++) {
+                const float q = rint_even(scale * (float)x[j] - precomputed) + zp;
+                y[j] = (int8_t)(q < -128.0f ? -128 : (q > 127.0f ? 127 : (int32_t)q));
+            }
         }
     }
 }
