@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import litert_semantics
 from edge_maas.kernels.ref.batch_matmul import batch_matmul
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -42,6 +43,10 @@ def check(lb, rb, a, k, c, adj_x, adj_y, q, seed, rhs_const=False):
 batch_dims = st.lists(st.integers(1, 3), min_size=0, max_size=3).map(tuple)
 
 
+@litert_semantics(
+    "its BATCH_MATMUL is another kernel: 1 LSB at single positions of random cases, and a constant rhs "
+    "broadcast along the batch 60 of 90 positions off (not modelled; found by scripts/test_legacy.sh)"
+)
 @settings(max_examples=60, deadline=None)
 @given(lb=batch_dims, rb_mask=st.lists(st.booleans(), min_size=3, max_size=3), a=st.integers(1, 9),
        k=st.integers(1, 40), c=st.integers(1, 20), adj_x=st.booleans(), adj_y=st.booleans(),
