@@ -40,6 +40,11 @@ TESTS=(tests/test_arm_semantics.py tests/test_op_activations.py tests/test_op_ad
        tests/test_op_sub.py tests/test_op_relu.py tests/test_op_quantize_uint8.py tests/test_op_transpose.py
        tests/test_op_split.py tests/test_op_depth_space.py tests/test_op_resize_nearest.py tests/test_op_minmax.py
        tests/test_native_zoo.py tests/test_native_isa.py tests/test_native_prepare.py tests/test_native_bad_input.py
+       tests/test_op_tanh.py tests/test_op_gelu.py tests/test_op_elu.py tests/test_op_exp.py
+       tests/test_op_resize_bilinear.py tests/test_op_prelu.py tests/test_op_batch_matmul.py tests/test_op_pack.py
+       tests/test_op_arg_min_max.py tests/test_op_reduce_max.py tests/test_op_gather.py
+       tests/test_op_resize_nearest_any.py tests/test_op_log_softmax.py tests/test_op_squared_difference.py
+       tests/test_op_sum.py
        tests/test_native_mixed.py
        # the installed `edge-maas` CLI and paho-mqtt are not part of the root: CLI / installer plumbing, no kernel
        --deselect tests/test_native_mixed.py::test_cli_mixed_and_strict

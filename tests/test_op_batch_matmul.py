@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import litert_semantics
 from edge_maas.kernels.ref.batch_matmul import batch_matmul
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -42,6 +43,10 @@ def check(lb, rb, a, k, c, adj_x, adj_y, q, seed, rhs_const=False):
 batch_dims = st.lists(st.integers(1, 3), min_size=0, max_size=3).map(tuple)
 
 
+@litert_semantics(
+    "its BATCH_MATMUL is another kernel: 1 LSB at single positions of random cases, and a constant rhs "
+    "broadcast along the batch 60 of 90 positions off (not modelled; found by scripts/test_legacy.sh)"
+)
 @settings(max_examples=60, deadline=None)
 @given(lb=batch_dims, rb_mask=st.lists(st.booleans(), min_size=3, max_size=3), a=st.integers(1, 9),
        k=st.integers(1, 40), c=st.integers(1, 20), adj_x=st.booleans(), adj_y=st.booleans(),
@@ -51,11 +56,13 @@ batch_dims = st.lists(st.integers(1, 3), min_size=0, max_size=3).map(tuple)
          zl=3, zr=-2, zo=-10, rhs_const=False, seed=0)  # attention scores: Q K^T  # fmt: skip
 @example(lb=(1, 4), rb_mask=[True, True, True], a=7, k=7, c=16, adj_x=False, adj_y=False, sl=1 / 256, sr=0.03,
          so=0.02, zl=-128, zr=1, zo=4, rhs_const=False, seed=1)  # attention values: softmax(.) V  # fmt: skip
+@example(lb=(2, 3), rb_mask=[True, False, False], a=1, k=1, c=1, adj_x=False, adj_y=False, sl=0.125, sr=0.125, so=1.0,
+         zl=0, zr=0, zo=0, rhs_const=False, seed=1)  # rhs batch (1,) against (2, 3)  # fmt: skip
 @example(lb=(3,), rb_mask=[False, False, False], a=5, k=12, c=6, adj_x=True, adj_y=False, sl=0.1, sr=0.1, so=0.001,
          zl=0, zr=0, zo=0, rhs_const=True, seed=2)  # multiplier > 1, saturating outputs  # fmt: skip
 def test_batch_matmul(lb, rb_mask, a, k, c, adj_x, adj_y, sl, sr, so, zl, zr, zo, rhs_const, seed):
-    # rhs batch axes: the lhs's, each kept or set to 1 (broadcast), possibly fewer of them
-    rb = tuple(d if keep else 1 for d, keep in zip(lb, rb_mask))[: len(lb) - (seed % 2) * (len(lb) > 0)]
+    # rhs batch axes: the lhs's, each kept or set to 1 (broadcast), possibly without the leading one
+    rb = tuple(d if keep else 1 for d, keep in zip(lb, rb_mask))[(seed % 2) * (len(lb) > 0) :]
     check(lb, rb, a, k, c, adj_x, adj_y, [(sl, zl), (sr, zr), (so, zo)], seed, rhs_const)
 
 

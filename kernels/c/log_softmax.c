@@ -7,23 +7,41 @@
 #include <math.h>
 #include "em_kernels.h"
 
+/* rintf for the values LOG_SOFTMAX produces: adding and subtracting 1.5 * 2^23 rounds to an integer, ties to
+ * even, exactly as rintf in the default rounding mode for |v| < 2^22 (no library call: x86-64's baseline has no
+ * roundss); larger magnitudes go to rintf. */
+static inline float rint_even(float v) {
+    const float magic = 12582912.0f; /* 1.5 * 2^23 */
+    return fabsf(v) < 4194304.0f ? (v + magic) - magic : rintf(v);
+}
+
 void em_log_softmax(const void *args) {
     const em_log_softmax_args *a = (const em_log_softmax_args *)args;
+    const int outer = a->outer, depth = a->depth;
+    const float in_scale = a->in_scale, out_scale = a->out_scale, zp = (float)a->out_zp;
+    const float *table = a->table;
     const int8_t *x = a->in;
-    int8_t *y = a->out;
-    for (int i = 0; i < a->outer; i++, x += a->depth, y += a->depth) {
+    int8_t *y = a->out; /* locals: int8_t stores may alias anything, *a included */
+    for (int i = 0; i < outer; i++, x += depth, y += depth) {
         int8_t max_val = -128;
-        for (int j = 0; j < a->depth; j++) max_val = x[j] > max_val ? x[j] : max_val;
-        const float *t = a->table + (255 - max_val);
+        for (int j = 0; j < depth; j++) max_val = x[j] > max_val ? x[j] : max_val;
+        const float *t = table + (255 - max_val);
         float sum_exp = 0.0f;
-        for (int j = 0; j < a->depth; j++) sum_exp += t[x[j]];
+        for (int j = 0; j < depth; j++) sum_exp += t[x[j]];
         const float log_sum_exp = logf(sum_exp);
-        const float scale = a->in_scale / a->out_scale;
-        const float precomputed = (a->in_scale * (float)max_val + log_sum_exp) / a->out_scale;
-        for (int j = 0; j < a->depth; j++) {
-            const float log_prob = scale * (float)x[j] - precomputed;
-            const int32_t q = (int32_t)(rintf(log_prob) + (float)a->out_zp);
-            y[j] = (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
+        const float scale = in_scale / out_scale;
+        const float precomputed = (in_scale * (float)max_val + log_sum_exp) / out_scale;
+        if (fabsf(scale) * 128.0f + fabsf(precomputed) < 4000000.0f) { /* every |log_prob| < 2^22: branch-free */
+            const float magic = 12582912.0f;
+            for (int j = 0; j < depth; j++) {
+                const float q = ((scale * (float)x[j] - precomputed) + magic) - magic + zp;
+                y[j] = (int8_t)(int32_t)(q < -128.0f ? -128.0f : (q > 127.0f ? 127.0f : q));
+            }
+        } else {
+            for (int j = 0; j < depth; j++) {
+                const float q = rint_even(scale * (float)x[j] - precomputed) + zp;
+                y[j] = (int8_t)(q < -128.0f ? -128 : (q > 127.0f ? 127 : (int32_t)q));
+            }
         }
     }
 }

@@ -11,10 +11,12 @@
 void em_reduce_sum(const void *args) {
     const em_reduce_sum_args *a = (const em_reduce_sum_args *)args;
     int32_t *acc = a->scratch;
-    for (long i = 0; i < a->r.out_size; i++) acc[i] = 0;
+    const long n_out = a->r.out_size;
+    for (long i = 0; i < n_out; i++) acc[i] = 0;
     const int8_t *x = a->r.in;
-    const int *d = a->r.dims;
-    const long *s = a->r.out_strides;
+    const int d[5] = {a->r.dims[0], a->r.dims[1], a->r.dims[2], a->r.dims[3], a->r.dims[4]}; /* locals: the int32 */
+    const long s[5] = {a->r.out_strides[0], a->r.out_strides[1], a->r.out_strides[2], a->r.out_strides[3],
+                       a->r.out_strides[4]};                                      /* stores may alias *a's ints */
     for (int i0 = 0; i0 < d[0]; i0++)
         for (int i1 = 0; i1 < d[1]; i1++)
             for (int i2 = 0; i2 < d[2]; i2++)
@@ -30,10 +32,12 @@ void em_reduce_sum(const void *args) {
                 }
     const float scale = a->in_scale / a->out_scale;
     const float bias = (float)(-a->in_zp) * scale * (float)a->count;
-    for (long i = 0; i < a->r.out_size; i++) {
+    int8_t *out = a->r.out;
+    const int32_t zp = a->out_zp;
+    for (long i = 0; i < n_out; i++) {
         const float r = roundf((float)acc[i] * scale + bias);
         /* outside int32: saturate, as the interpreter's build converts (see lut_float.c) */
-        const int64_t q = (int64_t)(r >= 2147483648.0f ? INT32_MAX : r < -2147483648.0f ? INT32_MIN : (int32_t)r) + a->out_zp;
-        a->r.out[i] = (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
+        const int64_t q = (int64_t)(r >= 2147483648.0f ? INT32_MAX : r < -2147483648.0f ? INT32_MIN : (int32_t)r) + zp;
+        out[i] = (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
     }
 }
