@@ -107,11 +107,17 @@ SMALL_CASES = {
     "mean_3x3x1280": ("MEAN", [(1, 3, 3, 1280)], ("ReducerOptions", {"keepDims": True})),  # MobileNetV2's head
     "avgpool2x2_32x32x64": ("AVERAGE_POOL_2D", [(1, 32, 32, 64)], ("Pool2DOptions", {})),
     "maxpool2x2_32x32x64": ("MAX_POOL_2D", [(1, 32, 32, 64)], ("Pool2DOptions", {})),
+    # the 256-entry table kernel (LOGISTIC, TANH, GELU, ELU, EXP, HARD_SWISH): 2x built-in as a scalar loop
+    "logistic_32x32x32": ("LOGISTIC", [(1, 32, 32, 32)], (None, {})),
+    "tanh_32x32x32": ("TANH", [(1, 32, 32, 32)], (None, {})),
 }
+# the int8 output quantization the converter fixes for these ops (the interpreter refuses others)
+FIXED_OUTPUT = {"LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
 
 
 def small_op_model(name: str) -> bytes:
-    """The case as a one-op int8 model: seeded scales and zero points; pooling 2x2 stride 2, MEAN over H, W."""
+    """The case as a one-op int8 model: seeded scales and zero points; pooling 2x2 stride 2, MEAN over H, W;
+    LOGISTIC and TANH with their fixed output quantization."""
     op, shapes, (opt_name, opts) = SMALL_CASES[name]
     rng = np.random.default_rng(22)
     scales = [qscale(v) for v in rng.uniform(0.01, 0.1, len(shapes) + 1)]
@@ -123,6 +129,9 @@ def small_op_model(name: str) -> bytes:
         scales[-1], zps[-1] = scales[0], zps[0]  # pooling keeps the quantization
         opts = {"padding": 1, "strideH": 2, "strideW": 2, "filterHeight": 2, "filterWidth": 2}
         out_shape = (b, h // 2, w // 2, c)
+    elif op in FIXED_OUTPUT:
+        scales[-1], zps[-1] = FIXED_OUTPUT[op]
+        out_shape = shapes[0]
     elif op == "MEAN":
         tensors.append(T("axes", (2,), "int32", [], [], 0, np.array([1, 2], np.int32)))
         inputs.append("axes")
