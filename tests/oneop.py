@@ -19,7 +19,8 @@ ISAS = ex.available_isas()  # every instruction-set path this CPU has (portable,
 # the accelerator backend (torch accumulators + native output stage) is checked beside the native paths
 ACCEL = importlib.util.find_spec("torch") is not None
 
-__all__ = ["ISAS", "Op", "T", "build_model", "isa", "native_matches_interpreter", "qscale"]
+__all__ = ["ISAS", "Op", "T", "build_model", "isa", "native_matches_interpreter", "qscale", "resize_nearest_model",
+           "run_on", "trials"]
 
 
 @contextlib.contextmanager
@@ -30,6 +31,20 @@ def isa(name: str):
         yield
     finally:
         ex.set_isa(before)
+
+
+def run_on(name: str, kernel) -> None:
+    """Runs a compiled kernel (edge_maas.kernels.executor) once on instruction-set path `name`."""
+    with isa(name):
+        kernel.run()
+
+
+def trials(n: int, seed: int, *names: str):
+    """(trial, rng) for trial 0..n-1 of a direct per-ISA kernel test: one generator, seeded by seed plus the
+    lengths of the case's names (ISA, op kind), so that each parametrized case draws its own cases."""
+    rng = np.random.default_rng(seed + sum(len(s) for s in names))
+    for trial in range(n):
+        yield trial, rng
 
 
 def qscale(v: float) -> float:
@@ -77,3 +92,15 @@ def native_matches_interpreter(model: bytes, feeds: list[dict[str, np.ndarray]],
 
 def int8_input(rng: np.random.Generator, shape) -> np.ndarray:
     return rng.integers(-128, 128, size=shape, dtype=np.int8)
+
+
+def resize_nearest_model(shape, out_hw, align: bool = False, half: bool = False, q=([0.05], [3])) -> bytes:
+    """A one-op RESIZE_NEAREST_NEIGHBOR model: int8 NHWC `shape` to out_hw (constant size input), quantization q
+    (scales, zero points) on both sides, alignCorners / halfPixelCenters as given."""
+    b, _, _, c = shape
+    return build_model(
+        [T("x", shape, "int8", *q), T("s", (2,), "int32", data=np.array(out_hw, np.int32)),
+         T("y", (b, *out_hw, c), "int8", *q)],
+        [Op("RESIZE_NEAREST_NEIGHBOR", ["x", "s"], ["y"], "ResizeNearestNeighborOptions",
+            {"alignCorners": align, "halfPixelCenters": half})], ["x"], ["y"],
+    )  # fmt: skip

@@ -12,7 +12,7 @@ import pytest
 from edge_maas.kernels import executor as ex
 from edge_maas.kernels.ref.add import add
 from edge_maas.kernels.ref.mul import mul
-from oneop import ISAS, isa
+from oneop import ISAS, run_on, trials
 
 # (rows, n, inner stride 1, inner stride 2, outer stride 1, outer stride 2): same shapes, a scalar broadcast
 # along the row on either side, a row broadcast against rows
@@ -45,8 +45,7 @@ def _act(rng):
 @pytest.mark.parametrize("name", ISAS)
 @pytest.mark.parametrize("kind", ["add", "sub"])
 def test_add_sub_every_path(name, kind):
-    rng = np.random.default_rng(12 + len(name) + len(kind))
-    for trial in range(240):
+    for trial, rng in trials(240, 12, name, kind):
         layout = LAYOUTS[trial % len(LAYOUTS)]
         x1, x2, b1, b2, dims, s1, s2 = _case(rng, layout)
         half = rng.integers(3)  # which input (if any) has the larger scale: multiplier exactly 2^30, shift 0
@@ -64,15 +63,13 @@ def test_add_sub_every_path(name, kind):
         k = ex.Binary(kind, x1, x2, out, dims, s1, s2, act_min=int(lo), act_max=int(hi), **p)
         block = 1 << 30 if kind == "sub" else (8 if 0 in (s1[4], s2[4]) else 16)
         want = add(b1, b2, block=block, act_min=lo, act_max=hi, **p).reshape(-1)
-        with isa(name):
-            k.run()
+        run_on(name, k)
         np.testing.assert_array_equal(out, want, err_msg=f"{kind} {name} {layout} {p}")
 
 
 @pytest.mark.parametrize("name", ISAS)
 def test_mul_every_path(name):
-    rng = np.random.default_rng(7 + len(name))
-    for trial in range(240):
+    for trial, rng in trials(240, 7, name):
         layout = LAYOUTS[trial % len(LAYOUTS)]
         x1, x2, b1, b2, dims, s1, s2 = _case(rng, layout)
         p = _offsets(rng) | {"out_mult": _mult(rng), "out_shift": int(rng.integers(-31, 5))}
@@ -80,6 +77,5 @@ def test_mul_every_path(name):
         out = np.empty(int(np.prod(dims)), np.int8)
         k = ex.Binary("mul", x1, x2, out, dims, s1, s2, act_min=int(lo), act_max=int(hi), **p)
         want = mul(b1, b2, act_min=lo, act_max=hi, **p).reshape(-1)
-        with isa(name):
-            k.run()
+        run_on(name, k)
         np.testing.assert_array_equal(out, want, err_msg=f"mul {name} {layout} {p}")

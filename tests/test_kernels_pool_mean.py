@@ -11,7 +11,7 @@ from edge_maas.kernels import executor as ex
 from edge_maas.kernels.quantize_ref import requantize_channels
 from edge_maas.kernels.ref.mean import mean, mean_params
 from edge_maas.kernels.ref.pooling import pool2d
-from oneop import ISAS, isa
+from oneop import ISAS, run_on, trials
 
 CHANNELS = [1, 15, 16, 17, 31, 33, 64, 65, 80, 130]
 
@@ -19,8 +19,7 @@ CHANNELS = [1, 15, 16, 17, 31, 33, 64, 65, 80, 130]
 @pytest.mark.parametrize("name", ISAS)
 @pytest.mark.parametrize("kind", ["average", "max"])
 def test_pool_every_path(name, kind):
-    rng = np.random.default_rng(3 + len(name) + len(kind))
-    for trial in range(60):
+    for trial, rng in trials(60, 3, name, kind):
         c = CHANNELS[trial % len(CHANNELS)]
         h, w = (int(v) for v in rng.integers(1, 10, 2))
         kh, kw = (int(v) for v in rng.integers(1, 6, 2))
@@ -37,35 +36,17 @@ def test_pool_every_path(name, kind):
         )
         lo, hi = (-128, 127) if trial % 2 else tuple(int(v) for v in sorted(rng.integers(-128, 128, 2)))
         out = np.empty((1, oh, ow, c), np.int8)
-        k = ex.Pool(
-            kind,
-            x.reshape(-1),
-            out.reshape(-1),
-            batch=1,
-            in_h=h,
-            in_w=w,
-            channels=c,
-            out_h=oh,
-            out_w=ow,
-            k_h=kh,
-            k_w=kw,
-            stride_h=sh,
-            stride_w=sw,
-            pad_top=pt,
-            pad_left=pl,
-            act_min=lo,
-            act_max=hi,
-        )
-        with isa(name):
-            k.run()
+        k = ex.Pool(kind, x.reshape(-1), out.reshape(-1), batch=1, in_h=h, in_w=w, channels=c, out_h=oh, out_w=ow,
+                    k_h=kh, k_w=kw, stride_h=sh, stride_w=sw, pad_top=pt, pad_left=pl,
+                    act_min=lo, act_max=hi)  # fmt: skip
+        run_on(name, k)
         want = pool2d(x, kind, k=(kh, kw), stride=(sh, sw), pad=(pt, pl), out_hw=(oh, ow), act_min=lo, act_max=hi)
         np.testing.assert_array_equal(out, want, err_msg=f"{kind} {name} trial {trial}")
 
 
 @pytest.mark.parametrize("name", ISAS)
 def test_mean_every_path(name):
-    rng = np.random.default_rng(5 + len(name))
-    for trial in range(60):
+    for trial, rng in trials(60, 5, name):
         inner = [1, 15, 16, 17, 31, 32, 33, 48, 70, 1280][trial % 10]
         outer, count = int(rng.integers(1, 3)), int(rng.integers(1, 60))
         si, so = (float(np.float32(v)) for v in rng.uniform(0.002, 0.1, 2))
@@ -74,28 +55,15 @@ def test_mean_every_path(name):
         )
         x = rng.integers(-128, 128, (outer, count, inner), dtype=np.int8)
         out = np.empty((outer, inner), np.int8)
-        k = ex.Mean(
-            x.reshape(-1),
-            out.reshape(-1),
-            outer,
-            count,
-            inner,
-            p["pre_offset"],
-            p["mult"],
-            p["shift"],
-            p["out_zp"],
-            p["round_up_below"],
-            np.empty(inner, np.int32),
-        )
-        with isa(name):
-            k.run()
+        k = ex.Mean(x.reshape(-1), out.reshape(-1), outer, count, inner, p["pre_offset"], p["mult"], p["shift"],
+                    p["out_zp"], p["round_up_below"], np.empty(inner, np.int32))  # fmt: skip
+        run_on(name, k)
         np.testing.assert_array_equal(out, mean(x, p), err_msg=f"{name} trial {trial} {p}")
 
 
 @pytest.mark.parametrize("name", ISAS)
 def test_requantize_rows_every_path(name):
-    rng = np.random.default_rng(9 + len(name))
-    for trial in range(60):
+    for trial, rng in trials(60, 9, name):
         channels = [1, 7, 15, 16, 17, 40, 64][trial % 7]
         rows = int(rng.integers(1, 9))
         padded = (channels + 15) // 16 * 16
@@ -107,19 +75,8 @@ def test_requantize_rows_every_path(name):
         lo, hi = (-128, 127) if trial % 2 else tuple(int(v) for v in sorted(rng.integers(-128, 128, 2)))
         up = int(rng.choice([0, channels // 2, channels - channels % 16, ex.ROUND_ALL_UP]))
         out = np.empty((rows, channels), np.int8)
-        k = ex.RequantizeRows(
-            acc.reshape(-1),
-            out.reshape(-1),
-            mult,
-            shift,
-            rows=rows,
-            channels=channels,
-            out_zp=zp,
-            act_min=lo,
-            act_max=hi,
-            round_up_below=up,
-        )
-        with isa(name):
-            k.run()
+        k = ex.RequantizeRows(acc.reshape(-1), out.reshape(-1), mult, shift, rows=rows, channels=channels, out_zp=zp,
+                              act_min=lo, act_max=hi, round_up_below=up)  # fmt: skip
+        run_on(name, k)
         want = requantize_channels(acc, mult[:channels], shift[:channels], zp, lo, hi, round_up_below=up)
         np.testing.assert_array_equal(out, want, err_msg=f"{name} trial {trial}")

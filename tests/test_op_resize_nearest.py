@@ -7,19 +7,7 @@ import numpy as np
 from edge_maas.kernels.ref.resize_nearest import resize_nearest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oneop import Op, T, build_model, int8_input, native_matches_interpreter
-
-Q = ([0.05], [3])
-
-
-def _model(shape, out_hw, align=False, half=False):
-    b, _, _, c = shape
-    return build_model(
-        [T("x", shape, "int8", *Q), T("s", (2,), "int32", data=np.array(out_hw, np.int32)),
-         T("y", (b, *out_hw, c), "int8", *Q)],
-        [Op("RESIZE_NEAREST_NEIGHBOR", ["x", "s"], ["y"], "ResizeNearestNeighborOptions",
-            {"alignCorners": align, "halfPixelCenters": half})], ["x"], ["y"],
-    )  # fmt: skip
+from oneop import int8_input, native_matches_interpreter, resize_nearest_model
 
 
 @settings(max_examples=40, deadline=None)
@@ -28,7 +16,7 @@ def _model(shape, out_hw, align=False, half=False):
 def test_resize_nearest_whole_factors(b, h, w, c, ky, kx, half, seed):
     shape, out_hw = (b, h, w, c), (h * ky, w * kx)
     x = int8_input(np.random.default_rng(seed), shape)
-    got = native_matches_interpreter(_model(shape, out_hw, half=half), [{"x": x}])[0]["y"]
+    got = native_matches_interpreter(resize_nearest_model(shape, out_hw, half=half), [{"x": x}])[0]["y"]
     np.testing.assert_array_equal(got, resize_nearest(x, out_hw, half_pixel_centers=half))
     np.testing.assert_array_equal(got, x.repeat(ky, axis=1).repeat(kx, axis=2))
 
@@ -36,5 +24,5 @@ def test_resize_nearest_whole_factors(b, h, w, c, ky, kx, half, seed):
 def test_resize_nearest_align_corners_that_repeats():
     """align_corners 4 -> 8 maps to 0,0,1,1,2,2,3,3 (= i // 2): taken, and equal to the interpreter."""
     x = int8_input(np.random.default_rng(0), (1, 4, 4, 5))
-    got = native_matches_interpreter(_model((1, 4, 4, 5), (8, 8), align=True), [{"x": x}])[0]["y"]
+    got = native_matches_interpreter(resize_nearest_model((1, 4, 4, 5), (8, 8), align=True), [{"x": x}])[0]["y"]
     np.testing.assert_array_equal(got, resize_nearest(x, (8, 8), align_corners=True))

@@ -9,23 +9,12 @@ import pytest
 from edge_maas.kernels.ref.resize_nearest import resize_nearest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from oneop import Op, T, build_model, int8_input, native_matches_interpreter
+from oneop import int8_input, native_matches_interpreter, resize_nearest_model
 
 from edge_maas.native.program import compile_graph
 from edge_maas.tflite import load_graph
 
-Q = ([0.05], [3])
 MODES = [(False, False), (True, False), (False, True), (True, True)]
-
-
-def _model(shape, out_hw, align=False, half=False):
-    b, _, _, c = shape
-    return build_model(
-        [T("x", shape, "int8", *Q), T("s", (2,), "int32", data=np.array(out_hw, np.int32)),
-         T("y", (b, *out_hw, c), "int8", *Q)],
-        [Op("RESIZE_NEAREST_NEIGHBOR", ["x", "s"], ["y"], "ResizeNearestNeighborOptions",
-            {"alignCorners": align, "halfPixelCenters": half})], ["x"], ["y"],
-    )  # fmt: skip
 
 
 @settings(max_examples=60, deadline=None)
@@ -36,7 +25,7 @@ def _model(shape, out_hw, align=False, half=False):
 @example(b=1, h=9, w=7, c=4, oh=4, ow=3, mode=(False, True), seed=2)  # downscaling
 def test_resize_nearest_any_mapping(b, h, w, c, oh, ow, mode, seed):
     x = int8_input(np.random.default_rng(seed), (b, h, w, c))
-    got = native_matches_interpreter(_model(x.shape, (oh, ow), *mode), [{"x": x}])[0]["y"]
+    got = native_matches_interpreter(resize_nearest_model(x.shape, (oh, ow), *mode), [{"x": x}])[0]["y"]
     np.testing.assert_array_equal(got, resize_nearest(x, (oh, ow), *mode))
 
 
@@ -45,5 +34,5 @@ def test_resize_nearest_any_mapping(b, h, w, c, oh, ow, mode, seed):
 def test_whole_factors_keep_the_strided_copy(out_hw, align, kernel):
     """4 -> 8 (also with align_corners, whose map is i // 2 there) stays a strided copy; 4 -> 6 and 4 -> 9 with
     align_corners take the index-map kernel."""
-    prog = compile_graph(load_graph(_model((1, 4, 4, 3), out_hw, align))).program
+    prog = compile_graph(load_graph(resize_nearest_model((1, 4, 4, 3), out_hw, align))).program
     assert {k.name for k in prog.kernels} == {kernel}

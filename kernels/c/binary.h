@@ -55,25 +55,28 @@ static inline int em_uq_simd_ok(const em_uq *q) {
  * hm = 0 and both give 0 for r >= 1 (so may x = 0 count either way).  [x m < 0] is then the
  * sign bit of x, or of ~x when m < 0: no 64-bit compare, no per-lane shift.
  * The kernels build the constants once (em_uq8_make) and keep them in registers: values
- * read through the args struct would be reloaded after every int8 store, which may alias. */
-typedef struct {
-    __m256i m, nudge, msign;
-    __m128i left, right;
-    int shl, shr;
-} em_uq8;
-
-static inline EM_AVX2 em_uq8 em_uq8_make(const em_uq *q) {
-    em_uq8 v;
-    v.m = _mm256_set1_epi32(q->mult);
-    /* 2^(r-1) added after the 2^31 division rides in the nudge as 2^(30+r): a multiple of 2^31 */
-    v.nudge = _mm256_set1_epi64x((1LL << 30) + (q->right > 0 ? 1LL << (30 + q->right) : 0));
-    v.msign = _mm256_set1_epi32(q->mult < 0 ? -1 : 0);
-    v.left = _mm_cvtsi32_si128(q->left);
-    v.right = _mm_cvtsi32_si128(q->right);
-    v.shl = q->left > 0;
-    v.shr = q->right > 0;
-    return v;
-}
+ * read through the args struct would be reloaded after every int8 store, which may alias.
+ * EM_UQ_DEFINE_VEC: T (em_uq8, em_uq16) and T##_make, a multiplier's constants in registers of VEC (PFX: its
+ * intrinsics' prefix, SET1_64 its 64-bit broadcast). */
+#define EM_UQ_DEFINE_VEC(T, ATTR, VEC, PFX, SET1_64)                                                          \
+    typedef struct {                                                                                          \
+        VEC m, nudge, msign;                                                                                  \
+        __m128i left, right;                                                                                  \
+        int shl, shr;                                                                                         \
+    } T;                                                                                                      \
+    static inline ATTR T T##_make(const em_uq *q) {                                                           \
+        T v;                                                                                                  \
+        v.m = PFX##set1_epi32(q->mult);                                                                       \
+        /* 2^(r-1) added after the 2^31 division rides in the nudge as 2^(30+r): a multiple of 2^31 */        \
+        v.nudge = SET1_64((1LL << 30) + (q->right > 0 ? 1LL << (30 + q->right) : 0));                         \
+        v.msign = PFX##set1_epi32(q->mult < 0 ? -1 : 0);                                                      \
+        v.left = _mm_cvtsi32_si128(q->left);                                                                  \
+        v.right = _mm_cvtsi32_si128(q->right);                                                                \
+        v.shl = q->left > 0;                                                                                  \
+        v.shr = q->right > 0;                                                                                 \
+        return v;                                                                                             \
+    }
+EM_UQ_DEFINE_VEC(em_uq8, EM_AVX2, __m256i, _mm256_, _mm256_set1_epi64x)
 
 static inline EM_AVX2 __m256i em_uq_avx2(__m256i x, const em_uq8 *v) {
     if (v->shl) x = _mm256_sll_epi32(x, v->left); /* wraps, as (uint32_t)x << left */
@@ -86,23 +89,7 @@ static inline EM_AVX2 __m256i em_uq_avx2(__m256i x, const em_uq8 *v) {
 }
 
 #define EM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2")))
-typedef struct {
-    __m512i m, nudge, msign;
-    __m128i left, right;
-    int shl, shr;
-} em_uq16;
-
-static inline EM_AVX512 em_uq16 em_uq16_make(const em_uq *q) {
-    em_uq16 v;
-    v.m = _mm512_set1_epi32(q->mult);
-    v.nudge = _mm512_set1_epi64((1LL << 30) + (q->right > 0 ? 1LL << (30 + q->right) : 0));
-    v.msign = _mm512_set1_epi32(q->mult < 0 ? -1 : 0);
-    v.left = _mm_cvtsi32_si128(q->left);
-    v.right = _mm_cvtsi32_si128(q->right);
-    v.shl = q->left > 0;
-    v.shr = q->right > 0;
-    return v;
-}
+EM_UQ_DEFINE_VEC(em_uq16, EM_AVX512, __m512i, _mm512_, _mm512_set1_epi64)
 
 /* The same on 16 lanes. */
 static inline EM_AVX512 __m512i em_uq_avx512(__m512i x, const em_uq16 *v) {

@@ -9,24 +9,8 @@
 #define EM_DW_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
 #define LD(ptr) _mm512_loadu_si512((const void *)(ptr))
 
-/* The interleaved row of one input row, 64 bytes of each tap's phase row at a time: bytes of taps 4g..4g+3
- * interleaved (unpacks within 128-bit lanes), so register k of a chunk holds per lane L its bytes 16L + 4k.. */
-void EM_DW_AVX512 em_dw_ilv_avx512(const em_dw_plan *p, const uint8_t *const *src, int k_w, uint8_t *ir, int len) {
-    for (int g = 0; g < p->G; g++) {
-        const uint8_t *s[4];
-        for (int j = 0; j < 4; j++) s[j] = 4 * g + j < k_w ? src[4 * g + j] : p->zprow; /* weight 0 */
-        uint8_t *d = ir + (size_t)g * p->irlen;
-        for (int f = 0; f < len; f += 64, d += 256) {
-            const __m512i A = LD(s[0] + f), B = LD(s[1] + f), C = LD(s[2] + f), D = LD(s[3] + f);
-            const __m512i ab0 = _mm512_unpacklo_epi8(A, B), ab1 = _mm512_unpackhi_epi8(A, B);
-            const __m512i cd0 = _mm512_unpacklo_epi8(C, D), cd1 = _mm512_unpackhi_epi8(C, D);
-            _mm512_storeu_si512((void *)d, _mm512_unpacklo_epi16(ab0, cd0));
-            _mm512_storeu_si512((void *)(d + 64), _mm512_unpackhi_epi16(ab0, cd0));
-            _mm512_storeu_si512((void *)(d + 128), _mm512_unpacklo_epi16(ab1, cd1));
-            _mm512_storeu_si512((void *)(d + 192), _mm512_unpackhi_epi16(ab1, cd1));
-        }
-    }
-}
+#define ST(ptr, v) _mm512_storeu_si512((void *)(ptr), (v))
+EM_DW_DEFINE_ILV(em_dw_ilv_avx512, EM_DW_AVX512, __m512i, _mm512_, LD, ST)
 
 /* MultiplyByQuantizedMultiplier of 16 lanes of register k from lane q0 (even), depthwise_x86.h's single
  * rounding: p = x * mult + 2^30 + c 2^31 (less 2^31 where ties go away from zero and p < -2^30), >> 31 + r. */
@@ -71,37 +55,8 @@ static inline EM_DW_AVX512 void dw_out64(__m512i a0, __m512i a1, __m512i a2, __m
         _mm512_mask_storeu_epi8(out, (__mmask64)(((uint64_t)1 << n) - 1), b);
 }
 
-/* Chunks f and, when two, f + 64 (eight vpdpbusd chains: one chunk's four wait on the instruction's latency); ir:
- * one interleaved row per kernel row and tap group. */
-static EM_DW_INLINE EM_DW_AVX512 void dw_chunks(const em_dw_plan *p, const uint8_t *const *ir, int8_t *out, int len,
-                                                int f, int ph, int ph1, const int two) {
-    const em_dw_consts *cs = &p->in;
-    const int Y = cs->Q, nr = p->k_h * p->G, q0 = ph >> 2, q1 = ph1 >> 2;
-    const int32_t *bias = cs->bias;
-    __m512i a0 = LD(bias + q0), a1 = LD(bias + Y + q0), a2 = LD(bias + 2 * Y + q0), a3 = LD(bias + 3 * Y + q0);
-    __m512i b0 = a0, b1 = a1, b2 = a2, b3 = a3;
-    if (two) b0 = LD(bias + q1), b1 = LD(bias + Y + q1), b2 = LD(bias + 2 * Y + q1), b3 = LD(bias + 3 * Y + q1);
-    const int32_t *w = p->iw + q0, *v = p->iw + q1;
-    for (int r = 0; r < nr; r++, w += 4 * (size_t)Y, v += 4 * (size_t)Y) {
-        const uint8_t *x = ir[r] + 4 * (size_t)f;
-        a0 = _mm512_dpbusd_epi32(a0, LD(x), LD(w));
-        a1 = _mm512_dpbusd_epi32(a1, LD(x + 64), LD(w + Y));
-        a2 = _mm512_dpbusd_epi32(a2, LD(x + 128), LD(w + 2 * Y));
-        a3 = _mm512_dpbusd_epi32(a3, LD(x + 192), LD(w + 3 * Y));
-        if (two) {
-            b0 = _mm512_dpbusd_epi32(b0, LD(x + 256), LD(v));
-            b1 = _mm512_dpbusd_epi32(b1, LD(x + 320), LD(v + Y));
-            b2 = _mm512_dpbusd_epi32(b2, LD(x + 384), LD(v + 2 * Y));
-            b3 = _mm512_dpbusd_epi32(b3, LD(x + 448), LD(v + 3 * Y));
-        }
-    }
-    dw_out64(a0, a1, a2, a3, p, q0, out + f, two ? 64 : len - f);
-    if (two) dw_out64(b0, b1, b2, b3, p, q1, out + f + 64, len - f - 64);
-}
-
-void EM_DW_AVX512 em_dw_row_avx512(const em_dw_plan *p, const uint8_t *const *ir, int8_t *out, int len) {
-#define DW_CHUNKS(f, ph, ph1, two) dw_chunks(p, ir, out, len, f, ph, ph1, two)
-    EM_DW_CHUNK_LOOP(DW_CHUNKS, 64, p->P64);
-#undef DW_CHUNKS
-}
+/* 64-byte chunks: 16 output bytes per register. */
+#define DW_OUT(a0, a1, a2, a3, q, o, n) dw_out64(a0, a1, a2, a3, p, q, o, n)
+EM_DW_DEFINE_ILV_CHUNKS(dw_chunks, EM_DW_AVX512, __m512i, LD, _mm512_dpbusd_epi32, DW_OUT)
+EM_DW_DEFINE_ROW(em_dw_row_avx512, EM_DW_AVX512, dw_chunks, 64, p->P64)
 #endif

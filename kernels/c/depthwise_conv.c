@@ -680,11 +680,8 @@ static EM_DW_INLINE EM_AVX2 void dw_spread_chunks(const em_dw_plan *p, const uin
                                                   int len, int f, int ph, int ph1, const int two) {
     const em_dw_consts *cs = &p->sp;
     const size_t PL = (size_t)p->PL;
-    const int Q = cs->Q, q0 = ph >> 2, q1 = ph1 >> 2;
-    const int32_t *bias = cs->bias;
-    __m256i a0 = LD(bias + q0), a1 = LD(bias + Q + q0), a2 = LD(bias + 2 * Q + q0), a3 = LD(bias + 3 * Q + q0);
-    __m256i b0 = a0, b1 = a1, b2 = a2, b3 = a3;
-    if (two) b0 = LD(bias + q1), b1 = LD(bias + Q + q1), b2 = LD(bias + 2 * Q + q1), b3 = LD(bias + 3 * Q + q1);
+    const int q0 = ph >> 2, q1 = ph1 >> 2;
+    EM_DW_BIAS_INIT(__m256i, LD, cs, q0, q1, two);
     const int8_t *w = p->wsp + ph, *v = p->wsp + ph1;
     for (int t = 0; t < p->taps; t++, w += 4 * PL, v += 4 * PL) {
         const __m256i x = LD(tap[t] + f);
@@ -704,66 +701,20 @@ static EM_DW_INLINE EM_AVX2 void dw_spread_chunks(const em_dw_plan *p, const uin
     if (two) dw_out32(DW_RQ4(b, q1), p, 1, out + f + 32, len - f - 32);
 }
 
-static EM_AVX2 void dw_row_avx2(const em_dw_plan *p, const uint8_t *const *tap, int8_t *out, int len) {
-#define DW_CHUNKS(f, ph, ph1, two) dw_spread_chunks(p, tap, out, len, f, ph, ph1, two)
-    EM_DW_CHUNK_LOOP(DW_CHUNKS, 32, p->P);
-#undef DW_CHUNKS
-}
+EM_DW_DEFINE_ROW(dw_row_avx2, static EM_AVX2, dw_spread_chunks, 32, p->P)
 
 #ifdef EM_HAVE_AVXVNNI
 #define EM_DW_AVXVNNI __attribute__((target("avxvnni,avx2,fma")))
-/* The interleaved row of one input row, 32 bytes of each tap's phase row at a time: bytes of taps 4g..4g+3
- * interleaved (unpacks within 128-bit lanes), so register k of a chunk holds per lane L its bytes 16L + 4k.. */
-static EM_AVX2 void dw_ilv_avx2(const em_dw_plan *p, const uint8_t *const *src, int k_w, uint8_t *ir, int len) {
-    for (int g = 0; g < p->G; g++) {
-        const uint8_t *s[4];
-        for (int j = 0; j < 4; j++) s[j] = 4 * g + j < k_w ? src[4 * g + j] : p->zprow; /* weight 0 */
-        uint8_t *d = ir + (size_t)g * p->irlen;
-        for (int f = 0; f < len; f += 32, d += 128) {
-            const __m256i A = LD(s[0] + f), B = LD(s[1] + f), C = LD(s[2] + f), D = LD(s[3] + f);
-            const __m256i ab0 = _mm256_unpacklo_epi8(A, B), ab1 = _mm256_unpackhi_epi8(A, B);
-            const __m256i cd0 = _mm256_unpacklo_epi8(C, D), cd1 = _mm256_unpackhi_epi8(C, D);
-            _mm256_storeu_si256((__m256i *)d, _mm256_unpacklo_epi16(ab0, cd0));
-            _mm256_storeu_si256((__m256i *)(d + 32), _mm256_unpackhi_epi16(ab0, cd0));
-            _mm256_storeu_si256((__m256i *)(d + 64), _mm256_unpacklo_epi16(ab1, cd1));
-            _mm256_storeu_si256((__m256i *)(d + 96), _mm256_unpackhi_epi16(ab1, cd1));
-        }
-    }
-}
+#define ST(ptr, v) _mm256_storeu_si256((__m256i *)(ptr), (v))
+EM_DW_DEFINE_ILV(dw_ilv_avx2, static EM_AVX2, __m256i, _mm256_, LD, ST)
+#undef ST
 
-/* AVX-VNNI, interleaved chunks f and, when two, f + 32: per kernel row and tap group one vpdpbusd per register
- * (4 taps each). */
-static EM_DW_INLINE EM_DW_AVXVNNI void dw_ilv_chunks(const em_dw_plan *p, const uint8_t *const *ir, int8_t *out,
-                                                    int len, int f, int ph, int ph1, const int two) {
-    const em_dw_consts *cs = &p->in;
-    const int Y = cs->Q, nr = p->k_h * p->G, q0 = ph >> 2, q1 = ph1 >> 2;
-    const int32_t *bias = cs->bias;
-    __m256i a0 = LD(bias + q0), a1 = LD(bias + Y + q0), a2 = LD(bias + 2 * Y + q0), a3 = LD(bias + 3 * Y + q0);
-    __m256i b0 = a0, b1 = a1, b2 = a2, b3 = a3;
-    if (two) b0 = LD(bias + q1), b1 = LD(bias + Y + q1), b2 = LD(bias + 2 * Y + q1), b3 = LD(bias + 3 * Y + q1);
-    const int32_t *w = p->iw + q0, *v = p->iw + q1;
-    for (int r = 0; r < nr; r++, w += 4 * (size_t)Y, v += 4 * (size_t)Y) {
-        const uint8_t *x = ir[r] + 4 * (size_t)f;
-        a0 = _mm256_dpbusd_avx_epi32(a0, LD(x), LD(w));
-        a1 = _mm256_dpbusd_avx_epi32(a1, LD(x + 32), LD(w + Y));
-        a2 = _mm256_dpbusd_avx_epi32(a2, LD(x + 64), LD(w + 2 * Y));
-        a3 = _mm256_dpbusd_avx_epi32(a3, LD(x + 96), LD(w + 3 * Y));
-        if (two) {
-            b0 = _mm256_dpbusd_avx_epi32(b0, LD(x + 128), LD(v));
-            b1 = _mm256_dpbusd_avx_epi32(b1, LD(x + 160), LD(v + Y));
-            b2 = _mm256_dpbusd_avx_epi32(b2, LD(x + 192), LD(v + 2 * Y));
-            b3 = _mm256_dpbusd_avx_epi32(b3, LD(x + 224), LD(v + 3 * Y));
-        }
-    }
-    dw_out32(DW_RQ4(a, q0), p, 0, out + f, two ? 32 : len - f);
-    if (two) dw_out32(DW_RQ4(b, q1), p, 0, out + f + 32, len - f - 32);
-}
-
-static EM_DW_AVXVNNI void dw_row_avxvnni(const em_dw_plan *p, const uint8_t *const *ir, int8_t *out, int len) {
-#define DW_CHUNKS(f, ph, ph1, two) dw_ilv_chunks(p, ir, out, len, f, ph, ph1, two)
-    EM_DW_CHUNK_LOOP(DW_CHUNKS, 32, p->P64);
-#undef DW_CHUNKS
-}
+/* AVX-VNNI, interleaved 32-byte chunks: 8 output bytes per register. */
+#define DW_ILV_OUT(a0, a1, a2, a3, q, o, n) \
+    dw_out32(dw_rq8(a0, p, &p->in, 0, q), dw_rq8(a1, p, &p->in, 1, q), dw_rq8(a2, p, &p->in, 2, q), \
+             dw_rq8(a3, p, &p->in, 3, q), p, 0, o, n)
+EM_DW_DEFINE_ILV_CHUNKS(dw_ilv_chunks, EM_DW_AVXVNNI, __m256i, LD, _mm256_dpbusd_avx_epi32, DW_ILV_OUT)
+EM_DW_DEFINE_ROW(dw_row_avxvnni, static EM_DW_AVXVNNI, dw_ilv_chunks, 32, p->P64)
 #endif
 #undef LD
 #else

@@ -73,22 +73,85 @@ void em_dw_row_avx512(const em_dw_plan *p, const uint8_t *const *ir, int8_t *out
 void em_dw_ilv_avx512(const em_dw_plan *p, const uint8_t *const *src, int k_w, uint8_t *ir, int len);
 #endif
 
-/* A row's chunks of BYTES, two per CHUNKS(f, ph, ph1, 1) call and the last one alone (CHUNKS(f, ph, ph, 0)), ph
- * the chunk's start mod PERIOD (the layout's constants' offset); len and the CHUNKS body in scope. */
-#define EM_DW_CHUNK_LOOP(CHUNKS, BYTES, PERIOD)                                                               \
-    do {                                                                                                      \
-        const int step_ = (BYTES) % (PERIOD);                                                                 \
+#define EM_DW_INLINE inline __attribute__((always_inline))
+
+/* NAME: one output row (em_dw_row_fn) in chunks of BYTES, two per CHUNKS(p, tap, out, len, f, ph, ph1, 1) call and
+ * the last one alone (CHUNKS(..., f, ph, ph, 0)), ph the chunk's start mod PERIOD (the layout's constants' offset,
+ * an expression of p); ATTR: its storage class and target. */
+#define EM_DW_DEFINE_ROW(NAME, ATTR, CHUNKS, BYTES, PERIOD)                                                   \
+    ATTR void NAME(const em_dw_plan *p, const uint8_t *const *tap, int8_t *out, int len) {                    \
+        const int period_ = (PERIOD), step_ = (BYTES) % period_;                                              \
         int ph_ = 0, f_ = 0;                                                                                  \
         for (; f_ + (BYTES) < len; f_ += 2 * (BYTES)) {                                                       \
             int ph1_ = ph_ + step_;                                                                           \
-            if (ph1_ >= (PERIOD)) ph1_ -= (PERIOD);                                                           \
-            CHUNKS(f_, ph_, ph1_, 1);                                                                         \
+            if (ph1_ >= period_) ph1_ -= period_;                                                             \
+            CHUNKS(p, tap, out, len, f_, ph_, ph1_, 1);                                                       \
             ph_ = ph1_ + step_;                                                                               \
-            if (ph_ >= (PERIOD)) ph_ -= (PERIOD);                                                             \
+            if (ph_ >= period_) ph_ -= period_;                                                               \
         }                                                                                                     \
-        if (f_ < len) CHUNKS(f_, ph_, ph_, 0);                                                                \
-    } while (0)
-#define EM_DW_INLINE inline __attribute__((always_inline))
+        if (f_ < len) CHUNKS(p, tap, out, len, f_, ph_, ph_, 0);                                              \
+    }
+
+/* The four accumulators a0..a3 of the chunk at constants' lane q0 and, when two, b0..b3 of the one at q1, set to
+ * bias' (stream k at cs->bias + k * cs->Q): VEC the register type, LD its unaligned load. */
+#define EM_DW_BIAS_INIT(VEC, LD, cs, q0, q1, two)                                                             \
+    const int32_t *bias_ = (cs)->bias;                                                                        \
+    const int Q_ = (cs)->Q;                                                                                   \
+    VEC a0 = LD(bias_ + (q0)), a1 = LD(bias_ + Q_ + (q0)), a2 = LD(bias_ + 2 * Q_ + (q0)),                    \
+        a3 = LD(bias_ + 3 * Q_ + (q0));                                                                       \
+    VEC b0 = a0, b1 = a1, b2 = a2, b3 = a3;                                                                   \
+    if (two)                                                                                                  \
+        b0 = LD(bias_ + (q1)), b1 = LD(bias_ + Q_ + (q1)), b2 = LD(bias_ + 2 * Q_ + (q1)),                    \
+        b3 = LD(bias_ + 3 * Q_ + (q1))
+
+/* NAME: the interleaver of one ISA (em_dw_ilv_fn), a register of VEC (PFX: its intrinsics' prefix, _mm256_ or
+ * _mm512_; LD, ST: its unaligned load and store) of each tap's phase row at a time: bytes of taps 4g..4g+3
+ * interleaved (unpacks within 128-bit lanes), so register k of a chunk holds per lane L its bytes 16L + 4k.. */
+#define EM_DW_DEFINE_ILV(NAME, ATTR, VEC, PFX, LD, ST)                                                        \
+    ATTR void NAME(const em_dw_plan *p, const uint8_t *const *src, int k_w, uint8_t *ir, int len) {           \
+        const int V = (int)sizeof(VEC);                                                                       \
+        for (int g = 0; g < p->G; g++) {                                                                      \
+            const uint8_t *s[4];                                                                              \
+            for (int j = 0; j < 4; j++) s[j] = 4 * g + j < k_w ? src[4 * g + j] : p->zprow; /* weight 0 */    \
+            uint8_t *d = ir + (size_t)g * p->irlen;                                                           \
+            for (int f = 0; f < len; f += V, d += 4 * V) {                                                    \
+                const VEC A = LD(s[0] + f), B = LD(s[1] + f), C = LD(s[2] + f), D = LD(s[3] + f);             \
+                const VEC ab0 = PFX##unpacklo_epi8(A, B), ab1 = PFX##unpackhi_epi8(A, B);                     \
+                const VEC cd0 = PFX##unpacklo_epi8(C, D), cd1 = PFX##unpackhi_epi8(C, D);                     \
+                ST(d, PFX##unpacklo_epi16(ab0, cd0));                                                         \
+                ST(d + V, PFX##unpackhi_epi16(ab0, cd0));                                                     \
+                ST(d + 2 * V, PFX##unpacklo_epi16(ab1, cd1));                                                 \
+                ST(d + 3 * V, PFX##unpackhi_epi16(ab1, cd1));                                                 \
+            }                                                                                                 \
+        }                                                                                                     \
+    }
+
+/* NAME: the interleaved layout's chunks f and, when two, f + V (V = sizeof(VEC): 16 (8) output bytes per
+ * register), eight vpdpbusd chains (one chunk's four wait on the instruction's latency); per kernel row and tap
+ * group one DPBUSD per register (4 taps each); OUT(a0, a1, a2, a3, q, out, n) requantizes a chunk and stores n
+ * <= V of its bytes.  ir: one interleaved row per kernel row and tap group. */
+#define EM_DW_DEFINE_ILV_CHUNKS(NAME, ATTR, VEC, LD, DPBUSD, OUT)                                             \
+    static EM_DW_INLINE ATTR void NAME(const em_dw_plan *p, const uint8_t *const *ir, int8_t *out, int len,   \
+                                       int f, int ph, int ph1, const int two) {                               \
+        const int V = (int)sizeof(VEC), Y = p->in.Q, nr = p->k_h * p->G, q0 = ph >> 2, q1 = ph1 >> 2;        \
+        EM_DW_BIAS_INIT(VEC, LD, &p->in, q0, q1, two);                                                        \
+        const int32_t *w = p->iw + q0, *v = p->iw + q1;                                                       \
+        for (int r = 0; r < nr; r++, w += 4 * (size_t)Y, v += 4 * (size_t)Y) {                                \
+            const uint8_t *x = ir[r] + 4 * (size_t)f;                                                         \
+            a0 = DPBUSD(a0, LD(x), LD(w));                                                                    \
+            a1 = DPBUSD(a1, LD(x + V), LD(w + Y));                                                            \
+            a2 = DPBUSD(a2, LD(x + 2 * V), LD(w + 2 * Y));                                                    \
+            a3 = DPBUSD(a3, LD(x + 3 * V), LD(w + 3 * Y));                                                    \
+            if (two) {                                                                                        \
+                b0 = DPBUSD(b0, LD(x + 4 * V), LD(v));                                                        \
+                b1 = DPBUSD(b1, LD(x + 5 * V), LD(v + Y));                                                    \
+                b2 = DPBUSD(b2, LD(x + 6 * V), LD(v + 2 * Y));                                                \
+                b3 = DPBUSD(b3, LD(x + 7 * V), LD(v + 3 * Y));                                                \
+            }                                                                                                 \
+        }                                                                                                     \
+        OUT(a0, a1, a2, a3, q0, out + f, two ? V : len - f);                                                  \
+        if (two) OUT(b0, b1, b2, b3, q1, out + f + V, len - f - V);                                           \
+    }
 
 /* vpshufb order per 16 bytes: packed by stream k at byte 4k + m (m: lane within the 16), wanted at 4m + k. */
 #define EM_DW_UNSPREAD 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15

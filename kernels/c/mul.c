@@ -32,47 +32,49 @@ static inline EM_AVX2 __m256i prod8_avx2(const int8_t *p1, int s1, __m256i o1, c
     return _mm256_mullo_epi32(_mm256_add_epi32(x1, o1), _mm256_add_epi32(x2, o2));
 }
 
-/* (constants in registers: see binary.h) */
+/* The body (the arguments after `a`: commas allowed) once per run of 16 at element i of each row (p1, p2, out:
+ * the row's operands and output), then mul_scalar's tail; n, s1, s2: the row's length and inner strides; zo, lo,
+ * hi: the int16 output zero point and clamp.  The multiplier's constants stay in registers (binary.h). */
+#define MUL_RUNS16(a, ...)                                                                                    \
+    do {                                                                                                      \
+        const int n = (a)->dims[4], s1 = (a)->s1[4], s2 = (a)->s2[4];                                         \
+        const __m256i zo = _mm256_set1_epi16((short)(a)->out_offset);                                         \
+        const __m256i lo = _mm256_set1_epi16((short)(a)->act_min);                                           \
+        const __m256i hi = _mm256_set1_epi16((short)(a)->act_max);                                            \
+        EM_BINARY_ROWS(a, {                                                                                   \
+            int8_t *out = (a)->out + o;                                                                       \
+            int i = 0;                                                                                        \
+            for (; i + 16 <= n; i += 16) {                                                                    \
+                __VA_ARGS__                                                                                   \
+            }                                                                                                 \
+            mul_scalar(a, p1, p2, out, i);                                                                    \
+        });                                                                                                   \
+    } while (0)
+
 static EM_AVX2 void mul_avx2(const em_binary_args *a, const em_uq *uq) {
-    const int n = a->dims[4], s1 = a->s1[4], s2 = a->s2[4];
     const em_uq8 q = em_uq8_make(uq);
     const __m256i o1 = _mm256_set1_epi32(a->in1_offset), o2 = _mm256_set1_epi32(a->in2_offset);
-    const __m256i zo = _mm256_set1_epi16((short)a->out_offset);
-    const __m256i lo = _mm256_set1_epi16((short)a->act_min), hi = _mm256_set1_epi16((short)a->act_max);
-    EM_BINARY_ROWS(a, {
-        int8_t *out = a->out + o;
-        int i = 0;
-        for (; i + 16 <= n; i += 16) {
-            __m256i v0 = em_uq_avx2(prod8_avx2(p1 + (long)i * s1, s1, o1, p2 + (long)i * s2, s2, o2), &q);
-            __m256i v1 = em_uq_avx2(prod8_avx2(p1 + (long)(i + 8) * s1, s1, o1, p2 + (long)(i + 8) * s2, s2, o2), &q);
-            __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0xD8); /* int16 saturation */
-            w = _mm256_min_epi16(_mm256_max_epi16(_mm256_add_epi16(w, zo), lo), hi); /* zp wraps in int16 */
-            _mm_storeu_si128((__m128i *)(out + i),
-                             _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
-        }
-        mul_scalar(a, p1, p2, out, i);
+    MUL_RUNS16(a, {
+        __m256i v0 = em_uq_avx2(prod8_avx2(p1 + (long)i * s1, s1, o1, p2 + (long)i * s2, s2, o2), &q);
+        __m256i v1 = em_uq_avx2(prod8_avx2(p1 + (long)(i + 8) * s1, s1, o1, p2 + (long)(i + 8) * s2, s2, o2), &q);
+        __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0xD8); /* int16 saturation */
+        w = _mm256_min_epi16(_mm256_max_epi16(_mm256_add_epi16(w, zo), lo), hi);  /* zp wraps in int16 */
+        _mm_storeu_si128((__m128i *)(out + i),
+                         _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
     });
 }
 
 static EM_AVX512 void mul_avx512(const em_binary_args *a, const em_uq *uq) {
-    const int n = a->dims[4], s1 = a->s1[4], s2 = a->s2[4];
     const em_uq16 q = em_uq16_make(uq);
     const __m512i o1 = _mm512_set1_epi32(a->in1_offset), o2 = _mm512_set1_epi32(a->in2_offset);
-    const __m256i zo = _mm256_set1_epi16((short)a->out_offset);
-    const __m256i lo = _mm256_set1_epi16((short)a->act_min), hi = _mm256_set1_epi16((short)a->act_max);
-    EM_BINARY_ROWS(a, {
-        int8_t *out = a->out + o;
-        int i = 0;
-        for (; i + 16 <= n; i += 16) {
-            const int8_t *q1 = p1 + (long)i * s1, *q2 = p2 + (long)i * s2;
-            __m512i x1 = s1 ? _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)q1)) : _mm512_set1_epi32(q1[0]);
-            __m512i x2 = s2 ? _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)q2)) : _mm512_set1_epi32(q2[0]);
-            __m512i v = em_uq_avx512(_mm512_mullo_epi32(_mm512_add_epi32(x1, o1), _mm512_add_epi32(x2, o2)), &q);
-            __m256i w = _mm256_add_epi16(_mm512_cvtsepi32_epi16(v), zo);
-            w = _mm256_min_epi16(_mm256_max_epi16(w, lo), hi);
-            _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtsepi16_epi8(w));
-        }
-        mul_scalar(a, p1, p2, out, i);
+    MUL_RUNS16(a, {
+        const int8_t *q1 = p1 + (long)i * s1, *q2 = p2 + (long)i * s2;
+        __m512i x1 = s1 ? _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)q1)) : _mm512_set1_epi32(q1[0]);
+        __m512i x2 = s2 ? _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)q2)) : _mm512_set1_epi32(q2[0]);
+        __m512i v = em_uq_avx512(_mm512_mullo_epi32(_mm512_add_epi32(x1, o1), _mm512_add_epi32(x2, o2)), &q);
+        __m256i w = _mm256_add_epi16(_mm512_cvtsepi32_epi16(v), zo);
+        w = _mm256_min_epi16(_mm256_max_epi16(w, lo), hi);
+        _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtsepi16_epi8(w));
     });
 }
 #endif
