@@ -22,6 +22,15 @@ typedef struct {
     size_t buf_offset;
 } em_conv_path;
 
+/* This thread's number inside an OpenMP parallel region (0 without OpenMP): its scratch slice.  A macro, not a
+ * function: gcc turns omp_get_thread_num() written in a region's body into a const builtin (one call per thread,
+ * shared with the loop's schedule), but not a call inlined there later (a call per iteration). */
+#ifdef _OPENMP
+#define EM_THREAD_NUM() omp_get_thread_num()
+#else
+#define EM_THREAD_NUM() 0
+#endif
+
 static inline void em_conv_chunk(const em_conv_args *a, const em_conv_path *p, int c, int tid) {
     const int M = a->batch * a->out_h * a->out_w;
     void *buf = (char *)a->scratch + p->buf_offset + (size_t)tid * p->buf_bytes;
@@ -38,13 +47,7 @@ static inline void em_conv_run(const em_conv_args *a, const em_conv_path *p) {
         return;
     }
 #pragma omp parallel for num_threads(a->threads) schedule(static)
-    for (int c = 0; c < chunks; c++) {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        em_conv_chunk(a, p, c, tid);
-    }
+    for (int c = 0; c < chunks; c++) em_conv_chunk(a, p, c, EM_THREAD_NUM());
 }
 
 #endif

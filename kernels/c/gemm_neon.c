@@ -5,10 +5,9 @@
  * pairs, 24 of the 32 vector registers.  Sums are exact int32 (|a| <= 255, |w| <= 127, as on every path), so
  * the bytes are the portable path's whatever the order; the output stage is requant.h's NEON requantization. */
 #include <string.h>
+#include "conv_direct.h"
+#include "conv_driver.h"
 #include "requant.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #ifdef EM_HAVE_NEON
 
@@ -113,18 +112,9 @@ void em_gemm_neon(const em_gemm_args *g, int m0, int m1) {
     }
 }
 
-/* ---- CONV_2D without im2col on the neon path (conv_direct_avx2's scheme, conv.c): per output row, the k_h input
- * rows it reads are widened to int16 once (each pixel once per row instead of once per tap), and the GEMM's
- * 4-pixel x 16-channel tile reads each tap's channel pairs straight from them (a shared zero pixel where the
- * window leaves the image).  The same products and exact int32 sums as im2col + em_gemm_neon, so the same bytes.
- * Fits where a tap's channel pairs are whole GEMM k pairs of the packed weights (even in_c, Kp == K), the
- * window is real (not 1x1), and one zero pixel plus the k_h widened rows fit the thread's im2col scratch. */
-#define EM_DIRECT_MAX_KH 16
-
-static int direct_fits_neon(const em_conv_args *a, int kp) {
-    return a->in_c % 2 == 0 && kp == a->k_h * a->k_w * a->in_c && a->k_h * a->k_w > 1 &&
-           a->k_h <= EM_DIRECT_MAX_KH && ((size_t)a->k_h * a->in_w + 1) * a->in_c <= (size_t)EM_CONV_ROWS * kp;
-}
+/* ---- CONV_2D without im2col on the neon path (conv_direct.h, conv_direct_avx2's scheme): em_direct_lines
+ * widens an output row's input rows once, and em_gemm_neon's 4-pixel x 16-channel tile reads each tap's channel
+ * pairs straight from them.  The same products and exact int32 sums as im2col + em_gemm_neon, so the same bytes. */
 
 /* One 4-pixel x 16-channel tile over all taps: pix[4 t + i] is pixel i's input (int16 channels) for tap t.  Not
  * inlined: inside conv_direct_neon's row loop gcc spilled the 16 accumulators (~30% more instructions). */
@@ -149,32 +139,12 @@ static void conv_direct_neon(const em_conv_args *a, int kp) {
     const int rows = a->batch * a->out_h, C = a->in_c, c2n = C / 2, N = a->out_c, k2 = kp / 2;
     const int in_w = a->in_w, sw = a->stride_w, taps = a->k_h * a->k_w;
     const size_t step = (size_t)sw * C, dstep = (size_t)a->dil_w * C; /* int16 to the next pixel, next tap */
-    int ox_lo = 0, ox_hi = a->out_w; /* [ox_lo, ox_hi): every kw tap inside the image */
-    while (ox_lo < a->out_w && ox_lo * sw - a->pad_left < 0) ox_lo++;
-    while (ox_hi > ox_lo && (ox_hi - 1) * sw - a->pad_left + (a->k_w - 1) * a->dil_w >= in_w) ox_hi--;
+    int ox_lo, ox_hi;
+    em_direct_interior(a, &ox_lo, &ox_hi);
 #pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
     for (int r = 0; r < rows; r++) {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        int16_t *buf = a->scratch + (size_t)tid * EM_CONV_ROWS * kp;
-        const int16_t *zero = buf; /* C int16 zeros */
-        memset(buf, 0, (size_t)C * sizeof(int16_t));
-        const int b = r / a->out_h, oy = r % a->out_h;
-        const int16_t *line[EM_DIRECT_MAX_KH];
-        for (int kh = 0; kh < a->k_h; kh++) {
-            const int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
-            if (iy < 0 || iy >= a->in_h) {
-                line[kh] = NULL;
-                continue;
-            }
-            int16_t *dst = buf + C + (size_t)kh * in_w * C;
-            em_widen_neon(a->in + ((size_t)b * a->in_h + iy) * in_w * C, dst, (size_t)in_w * C, a->in_offset);
-            line[kh] = dst;
-        }
-        int rows_inside = 1;
-        for (int kh = 0; kh < a->k_h; kh++) rows_inside &= line[kh] != NULL;
+        const int16_t *zero, *line[EM_DIRECT_MAX_KH];
+        const int rows_inside = em_direct_lines(a, kp, r, EM_THREAD_NUM(), em_widen_neon, &zero, line);
         int8_t *orow = a->out + (size_t)r * a->out_w * N;
         for (int ox = 0; ox < a->out_w; ox += 4) {
             const int cnt = a->out_w - ox < 4 ? a->out_w - ox : 4; /* pixels past the row reread pixel ox */
@@ -212,7 +182,7 @@ static void conv_direct_neon(const em_conv_args *a, int kp) {
 int em_conv2d_neon(const em_conv_args *a) {
     if (em_isa_get() != EM_ISA_NEON) return 0;
     const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c);
-    if (a->k_h * a->k_w > EM_DIRECT_MAX_TAPS || !direct_fits_neon(a, kp)) return 0;
+    if (a->k_h * a->k_w > EM_DIRECT_MAX_TAPS || !em_direct_fits(a, kp)) return 0;
     conv_direct_neon(a, kp);
     return 1;
 }
