@@ -299,7 +299,6 @@ static EM_SDOT void gemm_sdot(const em_gemm8 *g, int m0, int m1) {
 /* Rows m0..m1 of the int8 im2col matrix (row m at dst + (m - m0) * k4): the input bytes as they are, the zero
  * point where the window leaves the image, zeros in the k4 tail. */
 static void im2col_s8(const em_conv_args *a, int K, int k4, int m0, int m1, int8_t *dst) {
-    const int hw = a->out_h * a->out_w;
     const int8_t pad = (int8_t)(-a->in_offset);
     if (a->k_h == 1 && a->k_w == 1 && a->stride_h == 1 && a->stride_w == 1 && a->pad_top == 0 && a->pad_left == 0) {
         for (int m = m0; m < m1; m++) {
@@ -310,12 +309,9 @@ static void im2col_s8(const em_conv_args *a, int K, int k4, int m0, int m1, int8
         return;
     }
     const int run = a->k_w * a->in_c;
-    int b = m0 / hw, oy = (m0 % hw) / a->out_w, ox = m0 % a->out_w;
-    for (int m = m0; m < m1; m++, ox++) {
-        if (ox == a->out_w) {
-            ox = 0;
-            if (++oy == a->out_h) oy = 0, b++;
-        }
+    em_conv_pos p = em_conv_pos_at(a, m0);
+    for (int m = m0; m < m1; m++, em_conv_pos_next(a, &p)) {
+        const int b = p.b, oy = p.oy, ox = p.ox;
         int8_t *row = dst + (size_t)(m - m0) * k4;
         int idx = 0;
         const int ix0 = ox * a->stride_w - a->pad_left;
@@ -353,29 +349,47 @@ static void int8_weights(const int16_t *packed, int N, int kp, const int32_t **c
     *w8 = (const int8_t *)(*colsum + (size_t)nb * EM_NR);
 }
 
-int em_conv2d_sdot(const em_conv_args *a) {
-    if (em_isa_get() != EM_ISA_DOTPROD) return 0;
-    const int M = a->batch * a->out_h * a->out_w;
-    const int K = a->k_h * a->k_w * a->in_c;
-    const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c), k4 = (K + 3) & ~3;
+/* The SDOT conv's part of the shared driver (conv_driver.h): K, k4 and the int8 weights' sections. */
+typedef struct {
+    int K, k4;
     const int32_t *colsum;
     const int8_t *w8;
-    int8_weights(a->w, a->out_c, kp, &colsum, &w8);
-    /* scratch holds EM_CONV_ROWS rows of kp int16 per thread: as many rows of k4 <= 2 kp bytes */
-    const int chunks = (M + EM_CONV_ROWS - 1) / EM_CONV_ROWS;
-#pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
-    for (int c = 0; c < chunks; c++) {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        int8_t *buf = (int8_t *)(a->scratch + (size_t)tid * EM_CONV_ROWS * kp);
-        const int m0 = c * EM_CONV_ROWS, m1 = m0 + EM_CONV_ROWS < M ? m0 + EM_CONV_ROWS : M;
-        im2col_s8(a, K, k4, m0, m1, buf);
-        const em_gemm8 g = {a->out_c, k4, buf, w8, colsum, a->bias, a->in_offset, &a->rq,
-                            a->out + (size_t)m0 * a->out_c, a->out_c};
-        gemm_sdot(&g, 0, m1 - m0);
-    }
+} sdot_conv;
+
+/* a chunk's int8 im2col rows, contiguous in this thread's scratch slice */
+static void fill_im2col8(const em_conv_args *a, const void *ctx, int m0, int m1, void *buf, const void **rows) {
+    const sdot_conv *s = (const sdot_conv *)ctx;
+    /* the shape in a local copy, as im2col_rows_neon (conv.c) has it: under -fno-strict-aliasing every row's
+     * memcpy into buf could otherwise change *a, and gcc reloaded its fields after each */
+    const em_conv_args shape = *a;
+    im2col_s8(&shape, s->K, s->k4, m0, m1, (int8_t *)buf);
+    rows[0] = buf;
+}
+
+static void gemm_sdot_chunk(const em_conv_args *a, const void *ctx, const void *buf, const void *const *rows, int n,
+                            int8_t *out) {
+    const sdot_conv *s = (const sdot_conv *)ctx;
+    (void)rows;
+    const em_gemm8 g = {a->out_c, s->k4, (const int8_t *)buf, s->w8, s->colsum, a->bias, a->in_offset, &a->rq,
+                        out, a->out_c};
+    gemm_sdot(&g, 0, n);
+}
+
+/* Not inlined into em_conv2d_sdot: the driver's frame (a chunk's row pointers) would make every other path's
+ * call of em_conv2d_sdot, which only checks the ISA, pay for it. */
+__attribute__((noinline)) static void conv_sdot(const em_conv_args *a) {
+    const int K = a->k_h * a->k_w * a->in_c;
+    const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c);
+    sdot_conv s = {K, (K + 3) & ~3, NULL, NULL};
+    int8_weights(a->w, a->out_c, kp, &s.colsum, &s.w8);
+    /* each thread's slice of scratch is EM_CONV_ROWS rows of kp int16: as many rows of k4 <= 2 kp bytes */
+    const em_conv_path p = {fill_im2col8, gemm_sdot_chunk, &s, (size_t)EM_CONV_ROWS * kp * sizeof(int16_t), 0};
+    em_conv_run(a, &p);
+}
+
+int em_conv2d_sdot(const em_conv_args *a) {
+    if (em_isa_get() != EM_ISA_DOTPROD) return 0;
+    conv_sdot(a);
     return 1;
 }
 
