@@ -159,16 +159,15 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
     const int rows = a->batch * a->out_h, C = a->in_c, c2n = C / 2, N = a->out_c, k2 = kp / 2;
     const int in_w = a->in_w, sw = a->stride_w;
     const size_t step = (size_t)sw * c2n; /* int32 pairs from one output pixel's input to the next's */
-    int ox_lo, ox_hi;
-    em_direct_interior(a, &ox_lo, &ox_hi);
+    const em_direct_span cols = em_direct_interior(a); /* every kw tap inside the image */
 #pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
     for (int r = 0; r < rows; r++) {
         const int16_t *zero, *line[EM_DIRECT_MAX_KH];
         const int rows_inside = em_direct_lines(a, kp, r, EM_THREAD_NUM(), widen_line_avx2, &zero, line);
-        int8_t *orow = a->out + (size_t)r * a->out_w * N;
         /* the input pixel (as int32 channel pairs) that tap (kh, kw) of output pixel ox reads */
 #define DIRECT_PIXEL(kh, ix) \
     (const int32_t *)(line[kh] && (ix) >= 0 && (ix) < in_w ? line[kh] + (size_t)(ix) * C : zero)
+        int8_t *orow = a->out + (size_t)r * a->out_w * N;
         for (int nb = 0; nb * EM_NR < N; nb++) {
             const int16_t *wb = a->w + (size_t)nb * k2 * 2 * EM_NR;
             const int c0 = nb * EM_NR, n = N - c0 < EM_NR ? N - c0 : EM_NR;
@@ -178,7 +177,7 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
             const __m256i b1 = _mm256_loadu_si256((const __m256i *)(a->bias + c0 + 8));
             int ox = 0;
             for (; ox + 4 <= a->out_w; ox += 4) {
-                const int inside = rows_inside && ox >= ox_lo && ox + 4 <= ox_hi;
+                const int inside = rows_inside && ox >= cols.lo && ox + 4 <= cols.hi;
                 __m256i c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
                 for (int kh = 0; kh < a->k_h; kh++)
                     for (int kw = 0; kw < a->k_w; kw++) {

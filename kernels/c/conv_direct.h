@@ -19,13 +19,16 @@ static inline int em_direct_fits(const em_conv_args *a, int kp) {
            a->k_h <= EM_DIRECT_MAX_KH && ((size_t)a->k_h * a->in_w + 1) * a->in_c <= (size_t)EM_CONV_ROWS * kp;
 }
 
-/* [*lo, *hi): the output columns whose every kw tap lies inside the image (no per-tap checks there). */
-static inline void em_direct_interior(const em_conv_args *a, int *lo, int *hi) {
-    int ox_lo = 0, ox_hi = a->out_w;
-    while (ox_lo < a->out_w && ox_lo * a->stride_w - a->pad_left < 0) ox_lo++;
-    while (ox_hi > ox_lo && (ox_hi - 1) * a->stride_w - a->pad_left + (a->k_w - 1) * a->dil_w >= a->in_w) ox_hi--;
-    *lo = ox_lo;
-    *hi = ox_hi;
+/* [lo, hi): the output columns whose every kw tap lies inside the image (no per-tap checks there). */
+typedef struct {
+    int lo, hi;
+} em_direct_span;
+
+static inline em_direct_span em_direct_interior(const em_conv_args *a) {
+    em_direct_span s = {0, a->out_w};
+    while (s.lo < a->out_w && s.lo * a->stride_w - a->pad_left < 0) s.lo++;
+    while (s.hi > s.lo && (s.hi - 1) * a->stride_w - a->pad_left + (a->k_w - 1) * a->dil_w >= a->in_w) s.hi--;
+    return s;
 }
 
 /* widens n input bytes x to int16 y = x + off */

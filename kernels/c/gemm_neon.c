@@ -139,8 +139,7 @@ static void conv_direct_neon(const em_conv_args *a, int kp) {
     const int rows = a->batch * a->out_h, C = a->in_c, c2n = C / 2, N = a->out_c, k2 = kp / 2;
     const int in_w = a->in_w, sw = a->stride_w, taps = a->k_h * a->k_w;
     const size_t step = (size_t)sw * C, dstep = (size_t)a->dil_w * C; /* int16 to the next pixel, next tap */
-    int ox_lo, ox_hi;
-    em_direct_interior(a, &ox_lo, &ox_hi);
+    const em_direct_span cols = em_direct_interior(a); /* every kw tap inside the image */
 #pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
     for (int r = 0; r < rows; r++) {
         const int16_t *zero, *line[EM_DIRECT_MAX_KH];
@@ -149,7 +148,7 @@ static void conv_direct_neon(const em_conv_args *a, int kp) {
         for (int ox = 0; ox < a->out_w; ox += 4) {
             const int cnt = a->out_w - ox < 4 ? a->out_w - ox : 4; /* pixels past the row reread pixel ox */
             const int16_t *pix[4 * EM_DIRECT_MAX_TAPS];
-            if (rows_inside && cnt == 4 && ox >= ox_lo && ox + 4 <= ox_hi) { /* every tap inside: no checks */
+            if (rows_inside && cnt == 4 && ox >= cols.lo && ox + 4 <= cols.hi) { /* every tap inside: no checks */
                 const int16_t **pp = pix;
                 for (int kh = 0; kh < a->k_h; kh++) {
                     const int16_t *p = line[kh] + (size_t)(ox * sw - a->pad_left) * C;
