@@ -2,6 +2,7 @@
  * leaves the image: padding holds the zero point, which contributes nothing),
  * then the requantizing GEMM.  Rows are split across OpenMP threads. */
 #include <string.h>
+#include "conv_direct.h"
 #include "conv_driver.h"
 #include "requant.h"
 #include "requant_panel_x86.h"
@@ -140,63 +141,33 @@ static EM_AVX2 void im2col_rows_avx2(const em_conv_args *a, int kp, int m0, int 
     const int8_t *in_end = a->in + (size_t)a->batch * a->in_h * a->in_w * a->in_c;
     IM2COL_BODY(WIDEN_AVX2)
 }
-/* Most filter rows a direct conv keeps pointers for; taller filters take im2col. */
-#define EM_DIRECT_MAX_KH 16
 
-/* The direct path fits: an even channel count (a tap's channel pairs are whole GEMM k pairs, so the packed
- * weights serve unchanged), a real window (1x1 stride 1 is already a plain GEMM), and one zero pixel plus the
- * k_h input rows of an output row, widened, inside this thread's im2col scratch. */
-static int direct_fits(const em_conv_args *a, int kp) {
-    return a->in_c % 2 == 0 && kp == a->k_h * a->k_w * a->in_c && a->k_h * a->k_w > 1 &&
-           a->k_h <= EM_DIRECT_MAX_KH &&
-           ((size_t)a->k_h * a->in_w + 1) * a->in_c <= (size_t)EM_CONV_ROWS * kp;
+/* One widened input row of the direct conv (conv_direct.h), 16 bytes at a time, inline. */
+static inline EM_AVX2 void widen_line_avx2(const int8_t *src, int16_t *dst, size_t n, int32_t off) {
+    const __m256i o = _mm256_set1_epi16((short)off);
+    const int len = (int)n;
+    int i = 0;
+    for (; i + 16 <= len; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            _mm256_add_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(src + i))), o));
+    for (; i < len; i++) dst[i] = (int16_t)(src[i] + off);
 }
 
-/* CONV_2D without im2col, AVX2: per output row, the k_h input rows it reads are widened to int16 once (each
- * pixel once per row instead of once per tap in im2col), and the GEMM's 4-pixel x 16-channel tile reads each
- * tap's channel pairs straight from them (a shared zero pixel where the window leaves the image).  Same
- * products and exact int32 sums as im2col + GEMM, so the same bytes. */
+/* CONV_2D without im2col, AVX2 (conv_direct.h): a 4-pixel x 16-channel tile of madd_epi16 on int32 channel
+ * pairs. */
 static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
     const int rows = a->batch * a->out_h, C = a->in_c, c2n = C / 2, N = a->out_c, k2 = kp / 2;
     const int in_w = a->in_w, sw = a->stride_w;
-    const __m256i off = _mm256_set1_epi16((short)a->in_offset);
     const size_t step = (size_t)sw * c2n; /* int32 pairs from one output pixel's input to the next's */
-    int ox_lo = 0, ox_hi = a->out_w;      /* [ox_lo, ox_hi): every kw tap inside the image */
-    while (ox_lo < a->out_w && ox_lo * sw - a->pad_left < 0) ox_lo++;
-    while (ox_hi > ox_lo && (ox_hi - 1) * sw - a->pad_left + (a->k_w - 1) * a->dil_w >= in_w) ox_hi--;
+    const em_direct_span cols = em_direct_interior(a); /* every kw tap inside the image */
 #pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
     for (int r = 0; r < rows; r++) {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        int16_t *buf = a->scratch + (size_t)tid * EM_CONV_ROWS * kp;
-        const int32_t *zero = (const int32_t *)buf; /* C int16 zeros */
-        memset(buf, 0, (size_t)C * sizeof(int16_t));
-        const int b = r / a->out_h, oy = r % a->out_h;
-        const int32_t *line[EM_DIRECT_MAX_KH];
-        for (int kh = 0; kh < a->k_h; kh++) {
-            const int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
-            if (iy < 0 || iy >= a->in_h) {
-                line[kh] = NULL;
-                continue;
-            }
-            const int8_t *src = a->in + ((size_t)b * a->in_h + iy) * in_w * C;
-            int16_t *dst = buf + C + (size_t)kh * in_w * C;
-            const int len = in_w * C;
-            int i = 0;
-            for (; i + 16 <= len; i += 16)
-                _mm256_storeu_si256((__m256i *)(dst + i), _mm256_add_epi16(
-                                        _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(src + i))), off));
-            for (; i < len; i++) dst[i] = (int16_t)(src[i] + a->in_offset);
-            line[kh] = (const int32_t *)dst;
-        }
-        int rows_inside = 1;
-        for (int kh = 0; kh < a->k_h; kh++) rows_inside &= line[kh] != NULL;
-        int8_t *orow = a->out + (size_t)r * a->out_w * N;
+        const int16_t *zero, *line[EM_DIRECT_MAX_KH];
+        const int rows_inside = em_direct_lines(a, kp, r, EM_THREAD_NUM(), widen_line_avx2, &zero, line);
         /* the input pixel (as int32 channel pairs) that tap (kh, kw) of output pixel ox reads */
 #define DIRECT_PIXEL(kh, ix) \
-    (line[kh] && (ix) >= 0 && (ix) < in_w ? line[kh] + (size_t)(ix) * c2n : zero)
+    (const int32_t *)(line[kh] && (ix) >= 0 && (ix) < in_w ? line[kh] + (size_t)(ix) * C : zero)
+        int8_t *orow = a->out + (size_t)r * a->out_w * N;
         for (int nb = 0; nb * EM_NR < N; nb++) {
             const int16_t *wb = a->w + (size_t)nb * k2 * 2 * EM_NR;
             const int c0 = nb * EM_NR, n = N - c0 < EM_NR ? N - c0 : EM_NR;
@@ -206,14 +177,14 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
             const __m256i b1 = _mm256_loadu_si256((const __m256i *)(a->bias + c0 + 8));
             int ox = 0;
             for (; ox + 4 <= a->out_w; ox += 4) {
-                const int inside = rows_inside && ox >= ox_lo && ox + 4 <= ox_hi;
+                const int inside = rows_inside && ox >= cols.lo && ox + 4 <= cols.hi;
                 __m256i c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
                 for (int kh = 0; kh < a->k_h; kh++)
                     for (int kw = 0; kw < a->k_w; kw++) {
                         const int ix = ox * sw - a->pad_left + kw * a->dil_w;
                         const int32_t *p0, *p1, *p2, *p3;
                         if (inside) { /* all 4 pixels' taps in the image: no checks */
-                            p0 = line[kh] + (size_t)ix * c2n;
+                            p0 = (const int32_t *)(line[kh] + (size_t)ix * C);
                             p1 = p0 + step;
                             p2 = p1 + step;
                             p3 = p2 + step;
@@ -308,7 +279,7 @@ void em_conv2d(const void *args) {
 #endif
     const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c);
 #ifdef EM_HAVE_AVX2
-    if (em_isa_get() >= EM_ISA_AVX2 && direct_fits(a, kp)) {
+    if (em_isa_get() >= EM_ISA_AVX2 && em_direct_fits(a, kp)) {
         conv_direct_avx2(a, kp);
         return;
     }

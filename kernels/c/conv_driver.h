@@ -1,5 +1,5 @@
-/* The one chunked CONV_2D driver of the im2col + GEMM paths (conv.c's int16 path, gemm_vnni.c's vpdpbusd paths;
- * usable by gemm_neon.c's SDOT path too).  The output pixels (rows m of the GEMM, batch x out_h x out_w) go in
+/* The one chunked CONV_2D driver of the im2col + GEMM paths (conv.c's int16 path, gemm_vnni.c's vpdpbusd paths,
+ * gemm_neon.c's SDOT path).  The output pixels (rows m of the GEMM, batch x out_h x out_w) go in
  * chunks of EM_CONV_ROWS, split across OpenMP threads; for each chunk a path's `fill` states where the GEMM's
  * rows are (im2col rows written into this thread's slice of scratch, or pointers into a prepared image: an
  * indirect GEMM), then its `gemm` multiplies them and writes the chunk's output rows.  Internal to the kernels. */
@@ -22,6 +22,37 @@ typedef struct {
     size_t buf_offset;
 } em_conv_path;
 
+/* This thread's number inside an OpenMP parallel region (0 without OpenMP): its scratch slice.  A macro, not a
+ * function: gcc turns omp_get_thread_num() written in a region's body into a const builtin (one call per thread,
+ * shared with the loop's schedule), but not a call inlined there later (a call per iteration). */
+#ifdef _OPENMP
+#define EM_THREAD_NUM() omp_get_thread_num()
+#else
+#define EM_THREAD_NUM() 0
+#endif
+
+/* The output pixel (batch b, row oy, column ox) of GEMM row m: em_conv_pos_at divides it out once per chunk,
+ * em_conv_pos_next steps it to row m + 1. */
+typedef struct {
+    int b, oy, ox;
+} em_conv_pos;
+
+static inline em_conv_pos em_conv_pos_at(const em_conv_args *a, int m) {
+    const int hw = a->out_h * a->out_w;
+    const em_conv_pos p = {m / hw, (m % hw) / a->out_w, m % a->out_w};
+    return p;
+}
+
+static inline void em_conv_pos_next(const em_conv_args *a, em_conv_pos *p) {
+    if (++p->ox == a->out_w) {
+        p->ox = 0;
+        if (++p->oy == a->out_h) {
+            p->oy = 0;
+            p->b++;
+        }
+    }
+}
+
 static inline void em_conv_chunk(const em_conv_args *a, const em_conv_path *p, int c, int tid) {
     const int M = a->batch * a->out_h * a->out_w;
     void *buf = (char *)a->scratch + p->buf_offset + (size_t)tid * p->buf_bytes;
@@ -38,13 +69,7 @@ static inline void em_conv_run(const em_conv_args *a, const em_conv_path *p) {
         return;
     }
 #pragma omp parallel for num_threads(a->threads) schedule(static)
-    for (int c = 0; c < chunks; c++) {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        em_conv_chunk(a, p, c, tid);
-    }
+    for (int c = 0; c < chunks; c++) em_conv_chunk(a, p, c, EM_THREAD_NUM());
 }
 
 #endif

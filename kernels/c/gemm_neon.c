@@ -5,10 +5,9 @@
  * pairs, 24 of the 32 vector registers.  Sums are exact int32 (|a| <= 255, |w| <= 127, as on every path), so
  * the bytes are the portable path's whatever the order; the output stage is requant.h's NEON requantization. */
 #include <string.h>
+#include "conv_direct.h"
+#include "conv_driver.h"
 #include "requant.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #ifdef EM_HAVE_NEON
 
@@ -113,18 +112,9 @@ void em_gemm_neon(const em_gemm_args *g, int m0, int m1) {
     }
 }
 
-/* ---- CONV_2D without im2col on the neon path (conv_direct_avx2's scheme, conv.c): per output row, the k_h input
- * rows it reads are widened to int16 once (each pixel once per row instead of once per tap), and the GEMM's
- * 4-pixel x 16-channel tile reads each tap's channel pairs straight from them (a shared zero pixel where the
- * window leaves the image).  The same products and exact int32 sums as im2col + em_gemm_neon, so the same bytes.
- * Fits where a tap's channel pairs are whole GEMM k pairs of the packed weights (even in_c, Kp == K), the
- * window is real (not 1x1), and one zero pixel plus the k_h widened rows fit the thread's im2col scratch. */
-#define EM_DIRECT_MAX_KH 16
-
-static int direct_fits_neon(const em_conv_args *a, int kp) {
-    return a->in_c % 2 == 0 && kp == a->k_h * a->k_w * a->in_c && a->k_h * a->k_w > 1 &&
-           a->k_h <= EM_DIRECT_MAX_KH && ((size_t)a->k_h * a->in_w + 1) * a->in_c <= (size_t)EM_CONV_ROWS * kp;
-}
+/* ---- CONV_2D without im2col on the neon path (conv_direct.h, conv_direct_avx2's scheme): em_direct_lines
+ * widens an output row's input rows once, and em_gemm_neon's 4-pixel x 16-channel tile reads each tap's channel
+ * pairs straight from them.  The same products and exact int32 sums as im2col + em_gemm_neon, so the same bytes. */
 
 /* One 4-pixel x 16-channel tile over all taps: pix[4 t + i] is pixel i's input (int16 channels) for tap t.  Not
  * inlined: inside conv_direct_neon's row loop gcc spilled the 16 accumulators (~30% more instructions). */
@@ -149,37 +139,16 @@ static void conv_direct_neon(const em_conv_args *a, int kp) {
     const int rows = a->batch * a->out_h, C = a->in_c, c2n = C / 2, N = a->out_c, k2 = kp / 2;
     const int in_w = a->in_w, sw = a->stride_w, taps = a->k_h * a->k_w;
     const size_t step = (size_t)sw * C, dstep = (size_t)a->dil_w * C; /* int16 to the next pixel, next tap */
-    int ox_lo = 0, ox_hi = a->out_w; /* [ox_lo, ox_hi): every kw tap inside the image */
-    while (ox_lo < a->out_w && ox_lo * sw - a->pad_left < 0) ox_lo++;
-    while (ox_hi > ox_lo && (ox_hi - 1) * sw - a->pad_left + (a->k_w - 1) * a->dil_w >= in_w) ox_hi--;
+    const em_direct_span cols = em_direct_interior(a); /* every kw tap inside the image */
 #pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
     for (int r = 0; r < rows; r++) {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        int16_t *buf = a->scratch + (size_t)tid * EM_CONV_ROWS * kp;
-        const int16_t *zero = buf; /* C int16 zeros */
-        memset(buf, 0, (size_t)C * sizeof(int16_t));
-        const int b = r / a->out_h, oy = r % a->out_h;
-        const int16_t *line[EM_DIRECT_MAX_KH];
-        for (int kh = 0; kh < a->k_h; kh++) {
-            const int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
-            if (iy < 0 || iy >= a->in_h) {
-                line[kh] = NULL;
-                continue;
-            }
-            int16_t *dst = buf + C + (size_t)kh * in_w * C;
-            em_widen_neon(a->in + ((size_t)b * a->in_h + iy) * in_w * C, dst, (size_t)in_w * C, a->in_offset);
-            line[kh] = dst;
-        }
-        int rows_inside = 1;
-        for (int kh = 0; kh < a->k_h; kh++) rows_inside &= line[kh] != NULL;
+        const int16_t *zero, *line[EM_DIRECT_MAX_KH];
+        const int rows_inside = em_direct_lines(a, kp, r, EM_THREAD_NUM(), em_widen_neon, &zero, line);
         int8_t *orow = a->out + (size_t)r * a->out_w * N;
         for (int ox = 0; ox < a->out_w; ox += 4) {
             const int cnt = a->out_w - ox < 4 ? a->out_w - ox : 4; /* pixels past the row reread pixel ox */
             const int16_t *pix[4 * EM_DIRECT_MAX_TAPS];
-            if (rows_inside && cnt == 4 && ox >= ox_lo && ox + 4 <= ox_hi) { /* every tap inside: no checks */
+            if (rows_inside && cnt == 4 && ox >= cols.lo && ox + 4 <= cols.hi) { /* every tap inside: no checks */
                 const int16_t **pp = pix;
                 for (int kh = 0; kh < a->k_h; kh++) {
                     const int16_t *p = line[kh] + (size_t)(ox * sw - a->pad_left) * C;
@@ -212,7 +181,7 @@ static void conv_direct_neon(const em_conv_args *a, int kp) {
 int em_conv2d_neon(const em_conv_args *a) {
     if (em_isa_get() != EM_ISA_NEON) return 0;
     const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c);
-    if (a->k_h * a->k_w > EM_DIRECT_MAX_TAPS || !direct_fits_neon(a, kp)) return 0;
+    if (a->k_h * a->k_w > EM_DIRECT_MAX_TAPS || !em_direct_fits(a, kp)) return 0;
     conv_direct_neon(a, kp);
     return 1;
 }
@@ -329,7 +298,6 @@ static EM_SDOT void gemm_sdot(const em_gemm8 *g, int m0, int m1) {
 /* Rows m0..m1 of the int8 im2col matrix (row m at dst + (m - m0) * k4): the input bytes as they are, the zero
  * point where the window leaves the image, zeros in the k4 tail. */
 static void im2col_s8(const em_conv_args *a, int K, int k4, int m0, int m1, int8_t *dst) {
-    const int hw = a->out_h * a->out_w;
     const int8_t pad = (int8_t)(-a->in_offset);
     if (a->k_h == 1 && a->k_w == 1 && a->stride_h == 1 && a->stride_w == 1 && a->pad_top == 0 && a->pad_left == 0) {
         for (int m = m0; m < m1; m++) {
@@ -340,12 +308,9 @@ static void im2col_s8(const em_conv_args *a, int K, int k4, int m0, int m1, int8
         return;
     }
     const int run = a->k_w * a->in_c;
-    int b = m0 / hw, oy = (m0 % hw) / a->out_w, ox = m0 % a->out_w;
-    for (int m = m0; m < m1; m++, ox++) {
-        if (ox == a->out_w) {
-            ox = 0;
-            if (++oy == a->out_h) oy = 0, b++;
-        }
+    em_conv_pos p = em_conv_pos_at(a, m0);
+    for (int m = m0; m < m1; m++, em_conv_pos_next(a, &p)) {
+        const int b = p.b, oy = p.oy, ox = p.ox;
         int8_t *row = dst + (size_t)(m - m0) * k4;
         int idx = 0;
         const int ix0 = ox * a->stride_w - a->pad_left;
@@ -383,29 +348,47 @@ static void int8_weights(const int16_t *packed, int N, int kp, const int32_t **c
     *w8 = (const int8_t *)(*colsum + (size_t)nb * EM_NR);
 }
 
-int em_conv2d_sdot(const em_conv_args *a) {
-    if (em_isa_get() != EM_ISA_DOTPROD) return 0;
-    const int M = a->batch * a->out_h * a->out_w;
-    const int K = a->k_h * a->k_w * a->in_c;
-    const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c), k4 = (K + 3) & ~3;
+/* The SDOT conv's part of the shared driver (conv_driver.h): K, k4 and the int8 weights' sections. */
+typedef struct {
+    int K, k4;
     const int32_t *colsum;
     const int8_t *w8;
-    int8_weights(a->w, a->out_c, kp, &colsum, &w8);
-    /* scratch holds EM_CONV_ROWS rows of kp int16 per thread: as many rows of k4 <= 2 kp bytes */
-    const int chunks = (M + EM_CONV_ROWS - 1) / EM_CONV_ROWS;
-#pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
-    for (int c = 0; c < chunks; c++) {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        int8_t *buf = (int8_t *)(a->scratch + (size_t)tid * EM_CONV_ROWS * kp);
-        const int m0 = c * EM_CONV_ROWS, m1 = m0 + EM_CONV_ROWS < M ? m0 + EM_CONV_ROWS : M;
-        im2col_s8(a, K, k4, m0, m1, buf);
-        const em_gemm8 g = {a->out_c, k4, buf, w8, colsum, a->bias, a->in_offset, &a->rq,
-                            a->out + (size_t)m0 * a->out_c, a->out_c};
-        gemm_sdot(&g, 0, m1 - m0);
-    }
+} sdot_conv;
+
+/* a chunk's int8 im2col rows, contiguous in this thread's scratch slice */
+static void fill_im2col8(const em_conv_args *a, const void *ctx, int m0, int m1, void *buf, const void **rows) {
+    const sdot_conv *s = (const sdot_conv *)ctx;
+    /* the shape in a local copy, as im2col_rows_neon (conv.c) has it: under -fno-strict-aliasing every row's
+     * memcpy into buf could otherwise change *a, and gcc reloaded its fields after each */
+    const em_conv_args shape = *a;
+    im2col_s8(&shape, s->K, s->k4, m0, m1, (int8_t *)buf);
+    rows[0] = buf;
+}
+
+static void gemm_sdot_chunk(const em_conv_args *a, const void *ctx, const void *buf, const void *const *rows, int n,
+                            int8_t *out) {
+    const sdot_conv *s = (const sdot_conv *)ctx;
+    (void)rows;
+    const em_gemm8 g = {a->out_c, s->k4, (const int8_t *)buf, s->w8, s->colsum, a->bias, a->in_offset, &a->rq,
+                        out, a->out_c};
+    gemm_sdot(&g, 0, n);
+}
+
+/* Not inlined into em_conv2d_sdot: the driver's frame (a chunk's row pointers) would make every other path's
+ * call of em_conv2d_sdot, which only checks the ISA, pay for it. */
+__attribute__((noinline)) static void conv_sdot(const em_conv_args *a) {
+    const int K = a->k_h * a->k_w * a->in_c;
+    const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c);
+    sdot_conv s = {K, (K + 3) & ~3, NULL, NULL};
+    int8_weights(a->w, a->out_c, kp, &s.colsum, &s.w8);
+    /* each thread's slice of scratch is EM_CONV_ROWS rows of kp int16: as many rows of k4 <= 2 kp bytes */
+    const em_conv_path p = {fill_im2col8, gemm_sdot_chunk, &s, (size_t)EM_CONV_ROWS * kp * sizeof(int16_t), 0};
+    em_conv_run(a, &p);
+}
+
+int em_conv2d_sdot(const em_conv_args *a) {
+    if (em_isa_get() != EM_ISA_DOTPROD) return 0;
+    conv_sdot(a);
     return 1;
 }
 

@@ -521,16 +521,10 @@ static void build_image(const em_conv_args *a, uint8_t *img, int hp, int wp) {
 static void fill_indirect(const em_conv_args *a, const void *ctx, int m0, int m1, void *buf, const void **rows) {
     const vnni_conv *v = (const vnni_conv *)ctx;
     (void)buf;
-    const int hw = a->out_h * a->out_w;
-    int b = m0 / hw, oy = (m0 % hw) / a->out_w, ox = m0 % a->out_w;
-    for (int m = m0; m < m1; m++, ox++) {
-        if (ox == a->out_w) {
-            ox = 0;
-            if (++oy == a->out_h) oy = 0, b++;
-        }
-        rows[m - m0] = v->img + (((size_t)b * v->hp + (size_t)oy * a->stride_h) * v->wp + (size_t)ox * a->stride_w) *
-                                    a->in_c;
-    }
+    em_conv_pos p = em_conv_pos_at(a, m0);
+    for (int m = m0; m < m1; m++, em_conv_pos_next(a, &p))
+        rows[m - m0] = v->img + (((size_t)p.b * v->hp + (size_t)p.oy * a->stride_h) * v->wp +
+                                 (size_t)p.ox * a->stride_w) * a->in_c;
 }
 
 static void gemm_chunk(const em_conv_args *a, const void *ctx, const void *buf, const void *const *rows, int n,
