@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from arm import ruy_single_rounding
+from arm import AARCH64, ruy_single_rounding
 from edge_maas.kernels.ref.conv import conv2d
 from edge_maas.kernels.ref.window import taps
 from hypothesis import assume, given, settings
@@ -59,6 +59,8 @@ def test_conv2d_vnni_tiles(o, c, k, stride, dil, hw, batch):
     assert _check(*hw, c, o, k, k, stride, dil, True, 1, True, **zps, batch=batch, seed=o * 100 + c)
 
 
+@pytest.mark.skipif(AARCH64, reason="a left shift takes ruy's other path on aarch64 (sshl first), not modelled in "
+                    "tests/arm.py")
 @pytest.mark.parametrize("c,k", [(16, 1), (3, 3)])
 def test_conv2d_output_shifts(c, k):
     """Multipliers whose shift is 0 and -1 (the VNNI output stages' one-step form at its edges: no right shift,

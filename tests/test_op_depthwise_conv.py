@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from arm import AARCH64
 from conftest import litert_semantics, skip_unless_litert_semantics
 from edge_maas.kernels.ref.depthwise_conv import depthwise_conv2d
 from hypothesis import assume, given, settings
@@ -79,6 +80,8 @@ def test_depthwise_plan_rows(h, w, c, dm, k, stride, dil, same, threads):
 # shift by 32 of the odd lanes).
 @litert_semantics("its DEPTHWISE_CONV_2D with 16 or more channels rounds these exact ties and shifted multipliers "
                   "differently from ai-edge-litert's (1 LSB at 0.6-25 % of the positions)")
+@pytest.mark.skipif(AARCH64, reason="the aarch64 interpreter's DEPTHWISE_CONV_2D rounds these ties and shifted "
+                    "multipliers differently (up to half the positions; not modelled in tests/arm.py yet)")
 @pytest.mark.parametrize("c", [5, 16, 21, 40])
 @pytest.mark.parametrize("scales", ["ties", "shifts"])
 @pytest.mark.parametrize("stride", [1, 2])
