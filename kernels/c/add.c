@@ -176,11 +176,9 @@ static void addsub_neon(const em_binary_args *a, const addsub_q *k, int wrap) {
     EM_BINARY_ROWS(a, {
         int i = 0;
         for (; i + 16 <= n; i += 16) {
-            const int8x16_t x1 = s1 ? vld1q_s8(p1 + i) : vdupq_n_s8(p1[0]);
-            const int8x16_t x2 = s2 ? vld1q_s8(p2 + i) : vdupq_n_s8(p2[0]);
-            /* x + offset lies in [-255, 255]: int16 */
-            const int16x8_t u1[2] = {vaddq_s16(vmovl_s8(vget_low_s8(x1)), o1), vaddq_s16(vmovl_high_s8(x1), o1)};
-            const int16x8_t u2[2] = {vaddq_s16(vmovl_s8(vget_low_s8(x2)), o2), vaddq_s16(vmovl_high_s8(x2), o2)};
+            int16x8_t u1[2], u2[2];
+            em_load16_offset_neon(p1 + (s1 ? i : 0), s1, o1, u1);
+            em_load16_offset_neon(p2 + (s2 ? i : 0), s2, o2, u2);
             int16x8_t w[2];
             for (int h = 0; h < 2; h++) {
                 int32x4_t r[2];

@@ -109,6 +109,14 @@ static inline EM_AVX512 __m512i em_uq_avx512(__m512i x, const em_uq16 *v) {
 static inline int32x4_t em_uq_neon(int32x4_t x, int32_t mult, int32_t shift) {
     return em_mbqm_neon(x, vdupq_n_s32(mult), vdupq_n_s32(shift), 0, 0);
 }
+
+/* 16 operands of a row (stride 1) or one broadcast (stride 0), plus the input offset, as two int16x8: x + offset
+ * lies in [-255, 255]. */
+static inline void em_load16_offset_neon(const int8_t *p, int stride, int16x8_t off, int16x8_t u[2]) {
+    const int8x16_t x = stride ? vld1q_s8(p) : vdupq_n_s8(p[0]);
+    u[0] = vaddq_s16(vmovl_s8(vget_low_s8(x)), off);
+    u[1] = vaddq_s16(vmovl_high_s8(x), off);
+}
 #endif
 
 #endif
