@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from arm import AARCH64
+from arm import log_softmax_aarch64
 from edge_maas.kernels import executor as ex
 from edge_maas.kernels.ref.log_softmax import log_softmax
 from hypothesis import example, given, settings
@@ -22,21 +22,29 @@ def _model(shape, si, zi, so=16 / 256, zo=127):
                        [Op("LOG_SOFTMAX", ["x"], ["y"])], ["x"], ["y"])  # fmt: skip
 
 
-# 1 of 8160 values differs between the aarch64 interpreter and the x86 bytes (seen under qemu, cortex-a72); the
-# departure is not modelled yet (tests/arm.py), so the interpreter comparison runs on x86 only
-@pytest.mark.skipif(AARCH64, reason="the aarch64 interpreter's LOG_SOFTMAX departs at single positions (not modelled)")
+# On aarch64 the interpreter's two float expressions are fused multiply-adds (tests/arm.py log_softmax_aarch64): it
+# departs from the x86 bytes at about 1 of 500,000 random values, asserted there to be that formula's value; the
+# last examples are rows where it departs (found by comparing the two formulas on the host).
 @settings(max_examples=60, deadline=None)
 @given(shape=st.lists(st.integers(1, 40), min_size=1, max_size=3).map(tuple), si=st.floats(0.001, 2.0),
        zi=st.integers(-128, 127), narrow=st.booleans(), seed=st.integers(0, 2**31))  # fmt: skip
 @example(shape=(1, 1000), si=0.1, zi=-20, narrow=False, seed=0)  # an ImageNet head
 @example(shape=(4, 10), si=0.0625, zi=0, narrow=True, seed=1)  # in_scale = out_scale: values on half steps
+@example(shape=(8, 24), si=1.7277160391111155, zi=0, narrow=False, seed=1876957852)  # aarch64: the fused log_prob
+@example(shape=(8, 39), si=1.032589254403566, zi=0, narrow=False, seed=82099234)  # aarch64: the fused precomputed
+@example(shape=(8, 50), si=1.7163979764205295, zi=3, narrow=False, seed=1372278507)  # aarch64: only both fused
 def test_log_softmax(shape, si, zi, narrow, seed):
     rng = np.random.default_rng(seed)
     si = qscale(si)
     lo, hi = (-3, 3) if narrow else (-128, 128)
     x = rng.integers(lo, hi, shape).astype(np.int8)
-    got = native_matches_interpreter(_model(shape, si, zi), [{"x": x}])[0]["y"]
-    want = log_softmax(x.reshape(-1, shape[-1]), ex.softmax_table(si, 1.0), si, 16 / 256, 127).reshape(shape)
+    x2, table = x.reshape(-1, shape[-1]), ex.softmax_table(si, 1.0)
+
+    def aarch64(feed):  # the aarch64 interpreter: the same kernel with its float expressions fused
+        return {"y": log_softmax_aarch64(feed["x"].reshape(x2.shape), table, si, 16 / 256, 127).reshape(shape)}
+
+    got = native_matches_interpreter(_model(shape, si, zi), [{"x": x}], arm=aarch64)[0]["y"]
+    want = log_softmax(x2, table, si, 16 / 256, 127).reshape(shape)
     np.testing.assert_array_equal(got, want)
 
 
