@@ -2,11 +2,14 @@
 interpreter on aarch64").
 
 The native executor gives the x86 bytes everywhere (the zoo's committed outputs, kernels/ref/).  The interpreter's
-aarch64 build does not: its conv / fully-connected output stage is ruy's single-rounding multiply, and a few other
-kernels round differently.  A test that compares native with the interpreter states, per op, what the aarch64
-interpreter computes instead (a formula: :func:`ruy_single_rounding`, :func:`dequantize_aarch64`) or how far it
-may be (:data:`ONE_LSB`); :func:`check` then asserts that every position where the interpreter differs from native
-is explained by it.  On x86-64 the comparison stays exact and these departures are never consulted."""
+aarch64 build does not: its conv / fully-connected output stage is ruy's single-rounding multiply, its 3x3
+depthwise kernel shifts left after the high multiply, its DEQUANTIZE and LOG_SOFTMAX float expressions are fused,
+and its SOFTMAX / HARD_SWISH kernels round some values otherwise.  A test that compares native with the interpreter
+states, per op, what the aarch64 interpreter computes instead (a formula: :func:`ruy_single_rounding`,
+:func:`depthwise_3x3_rounding` where :func:`depthwise_3x3_supported`, :func:`log_softmax_aarch64`,
+:func:`dequantize_aarch64`) or, where no formula is pinned (SOFTMAX, HARD_SWISH), how far it may be
+(:data:`ONE_LSB`); :func:`check` then asserts that every position where the interpreter differs from native is
+explained by it.  On x86-64 the comparison stays exact and these departures are never consulted."""
 
 from __future__ import annotations
 
