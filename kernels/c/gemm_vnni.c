@@ -521,10 +521,23 @@ static void build_image(const em_conv_args *a, uint8_t *img, int hp, int wp) {
 static void fill_indirect(const em_conv_args *a, const void *ctx, int m0, int m1, void *buf, const void **rows) {
     const vnni_conv *v = (const vnni_conv *)ctx;
     (void)buf;
+    /* a run of pointers px bytes apart per output row (the shape in locals: stores through rows could alias *a,
+     * and gcc reloaded every field per row: a tenth of the VNNI conv's time on MobileNetV2) */
+    const size_t C = (size_t)a->in_c, px = (size_t)a->stride_w * C, wp = (size_t)v->wp, hp = (size_t)v->hp;
+    const int out_w = a->out_w, out_h = a->out_h, sh = a->stride_h, n = m1 - m0;
+    const uint8_t *img = v->img;
     em_conv_pos p = em_conv_pos_at(a, m0);
-    for (int m = m0; m < m1; m++, em_conv_pos_next(a, &p))
-        rows[m - m0] = v->img + (((size_t)p.b * v->hp + (size_t)p.oy * a->stride_h) * v->wp +
-                                 (size_t)p.ox * a->stride_w) * a->in_c;
+    for (int i = 0; i < n;) {
+        const uint8_t *q = img + (((size_t)p.b * hp + (size_t)p.oy * sh) * wp) * C + (size_t)p.ox * px;
+        const int run = out_w - p.ox < n - i ? out_w - p.ox : n - i;
+        for (int j = 0; j < run; j++, q += px) rows[i + j] = q;
+        i += run;
+        p.ox = 0;
+        if (++p.oy == out_h) {
+            p.oy = 0;
+            p.b++;
+        }
+    }
 }
 
 static void gemm_chunk(const em_conv_args *a, const void *ctx, const void *buf, const void *const *rows, int n,
