@@ -213,10 +213,8 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
                         }
                     }
                 int8_t *o = orow + (size_t)ox * N + c0;
-                rq256_store16(c00, c01, &q, &a->rq, c0, n, o);
-                rq256_store16(c10, c11, &q, &a->rq, c0, n, o + N);
-                rq256_store16(c20, c21, &q, &a->rq, c0, n, o + 2 * (size_t)N);
-                rq256_store16(c30, c31, &q, &a->rq, c0, n, o + 3 * (size_t)N);
+                rq256_store_rows2(c00, c01, c10, c11, &q, &a->rq, c0, n, o, o + N);
+                rq256_store_rows2(c20, c21, c30, c31, &q, &a->rq, c0, n, o + 2 * (size_t)N, o + 3 * (size_t)N);
             }
             for (; ox < a->out_w; ox++) {
                 __m256i c00 = b0, c01 = b1;

@@ -119,10 +119,8 @@ static EM_AVX2 void gemm_avx2(const em_gemm_args *g, int m0, int m1) {
                 c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(x, w1));
             }
             int8_t *o = g->out + (size_t)m * g->ldo + c0;
-            rq256_store16(c00, c01, &q, &g->rq, c0, n, o);
-            rq256_store16(c10, c11, &q, &g->rq, c0, n, o + g->ldo);
-            rq256_store16(c20, c21, &q, &g->rq, c0, n, o + 2 * (size_t)g->ldo);
-            rq256_store16(c30, c31, &q, &g->rq, c0, n, o + 3 * (size_t)g->ldo);
+            rq256_store_rows2(c00, c01, c10, c11, &q, &g->rq, c0, n, o, o + g->ldo);
+            rq256_store_rows2(c20, c21, c30, c31, &q, &g->rq, c0, n, o + 2 * (size_t)g->ldo, o + 3 * (size_t)g->ldo);
         }
         for (; m < m1; m++) {
             const int32_t *a0 = (const int32_t *)(g->a + (size_t)m * g->Kp);

@@ -311,7 +311,11 @@ static EM_AVX512VNNI void gemm_avx512vnni(const gemm8 *g, const uint8_t *const *
 static EM_AVXVNNI __attribute__((noinline)) void store_tile256(const __m256i *res, int MR, const gemm8 *g, int c0,
                                                                const rq256_panel *q, int8_t *out, int ldo) {
     const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
-    for (int r = 0; r < MR; r++) rq256_store16(res[2 * r], res[2 * r + 1], q, g->rq, c0, n, out + (size_t)r * ldo + c0);
+    int r = 0;
+    for (; r + 2 <= MR; r += 2)
+        rq256_store_rows2(res[2 * r], res[2 * r + 1], res[2 * r + 2], res[2 * r + 3], q, g->rq, c0, n,
+                          out + (size_t)r * ldo + c0, out + (size_t)(r + 1) * ldo + c0);
+    if (r < MR) rq256_store16(res[2 * r], res[2 * r + 1], q, g->rq, c0, n, out + (size_t)r * ldo + c0);
 }
 
 /* NH = 2: both halves of the panel; NH = 1: channels 0-7 only (the last panel holds <= 8). */
