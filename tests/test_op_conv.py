@@ -72,6 +72,20 @@ def test_conv2d_output_shifts(c, k):
                   scales=(in_s, [qscale(r * out_s / in_s) for r in ratios], out_s))  # fmt: skip
 
 
+@pytest.mark.parametrize("act", [2, 3])  # RELU_N1_TO_1, RELU6: clamp bounds inside int8
+@pytest.mark.parametrize("c,k", [(16, 1), (8, 3), (3, 3)])
+def test_conv2d_output_stage_row_groups(c, k, act):
+    """The x86 output stages that narrow rows together (rq256_store16x2: pairs of rows on AVX2 / AVX-VNNI;
+    rows4_512: four rows on AVX-512, the zero point folded into the rounding constant where every lane of a panel
+    shifts right by 1..23): clamp bounds inside int8, 63 rows (pairs, quads and single rows left over), a panel
+    with lanes shifting right by 24 (the per-row form), a whole panel, a partial one; pointwise, direct and
+    im2col paths; every ISA."""
+    ratios = [0.3] * 8 + [1.5 * 2.0**-25] * 8 + [0.3] * 16 + [0.011] * 5  # in_s * w_s / out_s
+    in_s, out_s = qscale(0.05), qscale(0.05)
+    assert _check(7, 9, c, len(ratios), k, k, 1, 1, True, act, True, -3, 4, 1, seed=6 + act,
+                  scales=(in_s, [qscale(r * out_s / in_s) for r in ratios], out_s))  # fmt: skip
+
+
 def test_conv2d_two_threads_border_rows_of_odd_channels():
     """im2col's AVX2 widening may write 16 lanes past a 3-channel run; on the last row of a thread's chunk that
     reached the next thread's rows (a race: ResNet-8's stem differed from the interpreter in 12 of 40 runs with

@@ -78,6 +78,11 @@ typedef struct {
     __mmask16 up;  /* lanes that round ties up (ruy); the others away from zero */
     int c0, n;
     int left_any;  /* some lane shifts left */
+    /* every lane shifts right by 1..23 and the clamp bounds lie in int8: the zero point goes into the 64-bit
+     * rounding constant (+ zp 2^(31+r), |x mult + ...| stays below 2^63) and the result plus zp fits int32
+     * (|result| <= 2^30), so store_tile512 narrows 4 rows together (rows4_512) */
+    int fold;
+    __m512i round_even_zp, round_odd_zp;
 } rq512;
 
 static EM_AVX512VNNI EM_ALWAYS_INLINE void rq512_prep(rq512 *q, const gemm8 *g, int c0) {
@@ -107,6 +112,12 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void rq512_prep(rq512 *q, const gemm8 *g, 
     q->c0 = c0;
     q->n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
     q->left_any = _mm512_test_epi32_mask(q->left, q->left) != 0;
+    q->fold = _mm512_cmpge_epi32_mask(q->right, one) == 0xFFFF &&
+              _mm512_cmple_epi32_mask(q->right, _mm512_set1_epi32(23)) == 0xFFFF && rq->act_min >= -128 &&
+              rq->act_max <= 127 && rq->act_min <= rq->act_max;
+    const __m512i zp64 = _mm512_set1_epi64(rq->zp);
+    q->round_even_zp = _mm512_add_epi64(q->round_even, _mm512_sllv_epi64(zp64, q->shift_even));
+    q->round_odd_zp = _mm512_add_epi64(q->round_odd, _mm512_sllv_epi64(zp64, q->shift_odd));
 }
 
 static EM_AVX512VNNI EM_ALWAYS_INLINE void store512(__m512i x, const rq512 *q, const em_requant *rq, int8_t *out) {
@@ -142,6 +153,45 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void store512(__m512i x, const rq512 *q, c
 
 #define EM_MR_MAX 8 /* most rows per tile */
 
+/* store512's one-step form (ties up, right shifts) on one panel's accumulators x, rounding constants re / ro */
+static EM_AVX512VNNI EM_ALWAYS_INLINE __m512i mbqm512(__m512i x, const rq512 *qp, __m512i re, __m512i ro) {
+    const __m512i e = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, qp->mult), re), qp->shift_even);
+    const __m512i o = _mm512_srav_epi64(
+        _mm512_add_epi64(_mm512_mul_epi32(_mm512_shuffle_epi32(x, _MM_PERM_DDBB), qp->mult_odd), ro), qp->shift_odd);
+    /* the odd lanes' low dwords up into the odd positions */
+    return _mm512_mask_shuffle_epi32(e, 0xAAAA, o, _MM_PERM_CCAA);
+}
+
+/* Four rows of a panel with qp->fold: the zero point already added (round_*_zp), so saturating packs to int8,
+ * then the clamp in int8 (the bounds lie inside it: clamping after the narrowing gives what clamping before it
+ * gives), one permute and four 16-byte stores for 64 outputs instead of a clamp, add and narrowing per row. */
+static EM_AVX512VNNI EM_ALWAYS_INLINE void rows4_512(const __m512i *x, const rq512 *qp, const em_requant *rq,
+                                                     int8_t *out, int ldo) {
+    const __m512i v0 = mbqm512(x[0], qp, qp->round_even_zp, qp->round_odd_zp);
+    const __m512i v1 = mbqm512(x[1], qp, qp->round_even_zp, qp->round_odd_zp);
+    const __m512i v2 = mbqm512(x[2], qp, qp->round_even_zp, qp->round_odd_zp);
+    const __m512i v3 = mbqm512(x[3], qp, qp->round_even_zp, qp->round_odd_zp);
+    /* per 128-bit lane i, dword j: row j's channels 4i..4i+3 */
+    __m512i b = _mm512_packs_epi16(_mm512_packs_epi32(v0, v1), _mm512_packs_epi32(v2, v3));
+    b = _mm512_min_epi8(_mm512_max_epi8(b, _mm512_set1_epi8((char)rq->act_min)), _mm512_set1_epi8((char)rq->act_max));
+    b = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), b);
+    const __m128i r0 = _mm512_castsi512_si128(b), r1 = _mm512_extracti32x4_epi32(b, 1);
+    const __m128i r2 = _mm512_extracti32x4_epi32(b, 2), r3 = _mm512_extracti32x4_epi32(b, 3);
+    int8_t *o = out + qp->c0;
+    if (qp->n == EM_NR) {
+        _mm_storeu_si128((__m128i *)o, r0);
+        _mm_storeu_si128((__m128i *)(o + ldo), r1);
+        _mm_storeu_si128((__m128i *)(o + 2 * (size_t)ldo), r2);
+        _mm_storeu_si128((__m128i *)(o + 3 * (size_t)ldo), r3);
+    } else {
+        const __mmask16 m = (__mmask16)((1u << qp->n) - 1);
+        _mm_mask_storeu_epi8(o, m, r0);
+        _mm_mask_storeu_epi8(o + ldo, m, r1);
+        _mm_mask_storeu_epi8(o + 2 * (size_t)ldo, m, r2);
+        _mm_mask_storeu_epi8(o + 3 * (size_t)ldo, m, r3);
+    }
+}
+
 static EM_AVX512VNNI __attribute__((noinline)) void store_tile512(const __m512i *res, int MR, int NP, const rq512 *q,
                                                                   const em_requant *rq, int8_t *out, int ldo) {
     int fast = 1;
@@ -152,16 +202,15 @@ static EM_AVX512VNNI __attribute__((noinline)) void store_tile512(const __m512i 
         const __m512i zp = _mm512_set1_epi32(rq->zp);
         for (int p = 0; p < NP; p++) {
             const rq512 *qp = &q[p];
-            for (int r = 0; r < MR; r++) {
-                const __m512i x = res[r * NP + p];
-                const __m512i e = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, qp->mult), qp->round_even),
-                                                    qp->shift_even);
-                const __m512i o = _mm512_srav_epi64(
-                    _mm512_add_epi64(_mm512_mul_epi32(_mm512_shuffle_epi32(x, _MM_PERM_DDBB), qp->mult_odd),
-                                     qp->round_odd),
-                    qp->shift_odd);
-                /* the odd lanes' low dwords up into the odd positions */
-                __m512i v = _mm512_mask_shuffle_epi32(e, 0xAAAA, o, _MM_PERM_CCAA);
+            int r = 0;
+            if (qp->fold)
+                for (; r + 4 <= MR; r += 4) {
+                    const __m512i x[4] = {res[r * NP + p], res[(r + 1) * NP + p], res[(r + 2) * NP + p],
+                                          res[(r + 3) * NP + p]};
+                    rows4_512(x, qp, rq, out + (size_t)r * ldo, ldo);
+                }
+            for (; r < MR; r++) {
+                __m512i v = mbqm512(res[r * NP + p], qp, qp->round_even, qp->round_odd);
                 v = _mm512_add_epi32(_mm512_max_epi32(_mm512_min_epi32(v, hi), lo), zp);
                 int8_t *o8 = out + (size_t)r * ldo + qp->c0;
                 if (qp->n == EM_NR)
