@@ -86,6 +86,17 @@ def test_conv2d_output_stage_row_groups(c, k, act):
                   scales=(in_s, [qscale(r * out_s / in_s) for r in ratios], out_s))  # fmt: skip
 
 
+# AVX2's padded-row conv (conv_rows_avx2): filter rows of an odd count of taps (read as int16 pairs, one past the
+# row against a zero weight: the weights' own section), non-square windows, stride 2, 1x1 stride 2, SAME padding
+# wider than the window reaches, batch 2, 2 threads (each its lines); every ISA.
+@pytest.mark.parametrize("c,kh,kw,stride", [(3, 3, 3, 2), (5, 1, 3, 1), (1, 3, 5, 1), (3, 2, 3, 2), (7, 3, 1, 1),
+                                            (3, 1, 1, 2), (2, 5, 5, 1)])  # fmt: skip
+def test_conv2d_padded_rows(c, kh, kw, stride):
+    for threads in (1, 2):
+        assert _check(11, 13, c, 20, kh, kw, stride, 1, True, 1, True, -7, 5, 2, seed=c * 100 + kh * 10 + kw,
+                      threads=threads)  # fmt: skip
+
+
 def test_conv2d_two_threads_border_rows_of_odd_channels():
     """im2col's AVX2 widening may write 16 lanes past a 3-channel run; on the last row of a thread's chunk that
     reached the next thread's rows (a race: ResNet-8's stem differed from the interpreter in 12 of 40 runs with

@@ -505,29 +505,64 @@ static int conv_runs(int k_h, int k_w, int C, int dil_w, int *run, int *seg4) {
 /* The x86 VNNI paths are on this CPU (the conv section is packed for them only). */
 static int x86_vnni(void) { return em_isa_supported(EM_ISA_AVXVNNI) || em_isa_supported(EM_ISA_AVX512VNNI); }
 
-size_t em_conv_packed_len(int N, int k_h, int k_w, int in_c, int dil_w) {
+/* The VNNI conv section's length (int16 units): filter runs zero-padded to 4-byte groups, where a run is not whole
+ * groups and a VNNI path is on this CPU; else 0. */
+static size_t vnni_section_len(int N, int k_h, int k_w, int in_c, int dil_w) {
     int run, seg4;
     const int nseg = conv_runs(k_h, k_w, in_c, dil_w, &run, &seg4);
-    size_t len = em_packed_weights_len(N, k_h * k_w * in_c);
-    if (run != seg4 && x86_vnni()) len += (size_t)(N + EM_NR - 1) / EM_NR * nseg * seg4 * EM_NR / 2;
-    return len;
+    if (run == seg4 || !x86_vnni()) return 0;
+    return (size_t)(N + EM_NR - 1) / EM_NR * nseg * seg4 * EM_NR / 2;
+}
+
+/* The int16 filter-row section (conv.c's conv_rows_avx2): where a filter row of k_w x in_c taps is an odd
+ * count, each is padded with one zero weight to whole int16 pairs, [N/16][k_h x rp/2][16 lanes][2], rp the
+ * padded row; where it is even, em_pack_weights' array is that layout already (no section). */
+static size_t rows16_section_len(int N, int k_h, int k_w, int in_c) {
+    if ((k_w * in_c) % 2 == 0 || !em_isa_supported(EM_ISA_AVX2)) return 0;
+    return (size_t)(N + EM_NR - 1) / EM_NR * k_h * (k_w * in_c + 1) * EM_NR;
+}
+
+const int16_t *em_conv_rows16_weights(const em_conv_args *a) {
+    const int run = a->k_w * a->in_c;
+    if (run % 2 == 0) return a->w;
+    if (!rows16_section_len(a->out_c, a->k_h, a->k_w, a->in_c)) return NULL;
+    return a->w + em_packed_weights_len(a->out_c, a->k_h * run) +
+           vnni_section_len(a->out_c, a->k_h, a->k_w, a->in_c, a->dil_w);
+}
+
+size_t em_conv_packed_len(int N, int k_h, int k_w, int in_c, int dil_w) {
+    return em_packed_weights_len(N, k_h * k_w * in_c) + vnni_section_len(N, k_h, k_w, in_c, dil_w) +
+           rows16_section_len(N, k_h, k_w, in_c);
 }
 
 void em_pack_conv_weights(const int8_t *w, int N, int k_h, int k_w, int in_c, int dil_w, int16_t *packed) {
     const int K = k_h * k_w * in_c;
     em_pack_weights(w, N, K, packed);
-    int run, seg4;
-    const int nseg = conv_runs(k_h, k_w, in_c, dil_w, &run, &seg4);
-    if (run == seg4 || !x86_vnni()) return;
-    const size_t base = em_packed_weights_len(N, K);
-    int8_t *p8 = (int8_t *)(packed + base);
-    const int k4 = nseg * seg4;
-    memset(p8, 0, (em_conv_packed_len(N, k_h, k_w, in_c, dil_w) - base) * sizeof(int16_t));
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++) {
-            const int kk = k / run * seg4 + k % run; /* k in the padded runs */
-            p8[((size_t)(n / EM_NR) * (k4 / 4) + kk / 4) * 4 * EM_NR + (n % EM_NR) * 4 + (kk & 3)] = w[(size_t)n * K + k];
-        }
+    const size_t base = em_packed_weights_len(N, K), vlen = vnni_section_len(N, k_h, k_w, in_c, dil_w);
+    const size_t rlen = rows16_section_len(N, k_h, k_w, in_c);
+    memset(packed + base, 0, (vlen + rlen) * sizeof(int16_t));
+    if (vlen) {
+        int run, seg4;
+        const int nseg = conv_runs(k_h, k_w, in_c, dil_w, &run, &seg4);
+        int8_t *p8 = (int8_t *)(packed + base);
+        const int k4 = nseg * seg4;
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < K; k++) {
+                const int kk = k / run * seg4 + k % run; /* k in the padded runs */
+                p8[((size_t)(n / EM_NR) * (k4 / 4) + kk / 4) * 4 * EM_NR + (n % EM_NR) * 4 + (kk & 3)] =
+                    w[(size_t)n * K + k];
+            }
+    }
+    if (rlen) {
+        const int run = k_w * in_c, rp = run + 1, kr = k_h * rp; /* k in the padded rows */
+        int16_t *p16 = packed + base + vlen;
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < K; k++) {
+                const int kk = k / run * rp + k % run;
+                p16[((size_t)(n / EM_NR) * (kr / 2) + kk / 2) * 2 * EM_NR + (n % EM_NR) * 2 + (kk & 1)] =
+                    w[(size_t)n * K + k];
+            }
+    }
 }
 
 /* Byte offsets of the runs from a window's top-left pixel in an image wp pixels wide. */
@@ -682,6 +717,10 @@ size_t em_conv_packed_len(int N, int k_h, int k_w, int in_c, int dil_w) {
 void em_pack_conv_weights(const int8_t *w, int N, int k_h, int k_w, int in_c, int dil_w, int16_t *packed) {
     (void)dil_w;
     em_pack_weights(w, N, k_h * k_w * in_c, packed);
+}
+
+const int16_t *em_conv_rows16_weights(const em_conv_args *a) {
+    return (a->k_w * a->in_c) % 2 == 0 ? a->w : NULL;
 }
 
 #endif
