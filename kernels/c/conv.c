@@ -156,6 +156,7 @@ static inline EM_AVX2 void widen_line_avx2(const int8_t *src, int16_t *dst, size
 /* CONV_2D without im2col, AVX2 (conv_direct.h): a 4-pixel x 16-channel tile of madd_epi16 on int32 channel
  * pairs. */
 static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
+    const em_requant rq = a->rq; /* a local copy: the int8 stores may alias *a to gcc (reloads per store) */
     const int rows = a->batch * a->out_h, C = a->in_c, c2n = C / 2, N = a->out_c, k2 = kp / 2;
     const int in_w = a->in_w, sw = a->stride_w;
     const size_t step = (size_t)sw * c2n; /* int32 pairs from one output pixel's input to the next's */
@@ -172,7 +173,7 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
             const int16_t *wb = a->w + (size_t)nb * k2 * 2 * EM_NR;
             const int c0 = nb * EM_NR, n = N - c0 < EM_NR ? N - c0 : EM_NR;
             rq256_panel q; /* the panel's output stage, prepared once per output row */
-            rq256_panel_prep(&q, &a->rq, c0);
+            rq256_panel_prep(&q, &rq, c0);
             const __m256i b0 = _mm256_loadu_si256((const __m256i *)(a->bias + c0));
             const __m256i b1 = _mm256_loadu_si256((const __m256i *)(a->bias + c0 + 8));
             int ox = 0;
@@ -213,8 +214,8 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
                         }
                     }
                 int8_t *o = orow + (size_t)ox * N + c0;
-                rq256_store_rows2(c00, c01, c10, c11, &q, &a->rq, c0, n, o, o + N);
-                rq256_store_rows2(c20, c21, c30, c31, &q, &a->rq, c0, n, o + 2 * (size_t)N, o + 3 * (size_t)N);
+                rq256_store_rows2(c00, c01, c10, c11, &q, &rq, c0, n, o, o + N);
+                rq256_store_rows2(c20, c21, c30, c31, &q, &rq, c0, n, o + 2 * (size_t)N, o + 3 * (size_t)N);
             }
             for (; ox < a->out_w; ox++) {
                 __m256i c00 = b0, c01 = b1;
@@ -229,7 +230,7 @@ static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
                             c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, _mm256_loadu_si256(wc + 1)));
                         }
                     }
-                rq256_store16(c00, c01, &q, &a->rq, c0, n, orow + (size_t)ox * N + c0);
+                rq256_store16(c00, c01, &q, &rq, c0, n, orow + (size_t)ox * N + c0);
             }
         }
 #undef DIRECT_PIXEL
@@ -272,6 +273,7 @@ static inline int32_t load_pair(const int16_t *p) {
 }
 
 static EM_AVX2 void conv_rows_avx2(const em_conv_args *a, int kp) {
+    const em_requant rq = a->rq; /* a local copy: the int8 stores may alias *a to gcc (reloads per store) */
     const int rows = a->batch * a->out_h, C = a->in_c, N = a->out_c, out_w = a->out_w;
     const int rp2 = (a->k_w * C + 1) / 2; /* int32 pairs per filter row */
     const size_t px = (size_t)a->stride_w * C; /* int16 from one output pixel's window to the next's */
@@ -304,7 +306,7 @@ static EM_AVX2 void conv_rows_avx2(const em_conv_args *a, int kp) {
             const int16_t *wb = w + (size_t)nb * wpanel;
             const int c0 = nb * EM_NR, n = N - c0 < EM_NR ? N - c0 : EM_NR;
             rq256_panel q; /* the panel's output stage, prepared once per output row */
-            rq256_panel_prep(&q, &a->rq, c0);
+            rq256_panel_prep(&q, &rq, c0);
             const __m256i b0 = _mm256_loadu_si256((const __m256i *)(a->bias + c0));
             const __m256i b1 = _mm256_loadu_si256((const __m256i *)(a->bias + c0 + 8));
             int ox = 0;
@@ -331,8 +333,8 @@ static EM_AVX2 void conv_rows_avx2(const em_conv_args *a, int kp) {
                     }
                 }
                 int8_t *o = orow + (size_t)ox * N + c0;
-                rq256_store_rows2(c00, c01, c10, c11, &q, &a->rq, c0, n, o, o + N);
-                rq256_store_rows2(c20, c21, c30, c31, &q, &a->rq, c0, n, o + 2 * (size_t)N, o + 3 * (size_t)N);
+                rq256_store_rows2(c00, c01, c10, c11, &q, &rq, c0, n, o, o + N);
+                rq256_store_rows2(c20, c21, c30, c31, &q, &rq, c0, n, o + 2 * (size_t)N, o + 3 * (size_t)N);
             }
             for (; ox < out_w; ox++) {
                 __m256i c00 = b0, c01 = b1;
@@ -346,7 +348,7 @@ static EM_AVX2 void conv_rows_avx2(const em_conv_args *a, int kp) {
                         c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, _mm256_loadu_si256(wc + 1)));
                     }
                 }
-                rq256_store16(c00, c01, &q, &a->rq, c0, n, orow + (size_t)ox * N + c0);
+                rq256_store16(c00, c01, &q, &rq, c0, n, orow + (size_t)ox * N + c0);
             }
         }
     }

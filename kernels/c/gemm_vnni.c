@@ -198,6 +198,7 @@ static EM_AVX512VNNI __attribute__((noinline)) void store_tile512(const __m512i 
     for (int p = 0; p < NP; p++) fast &= q[p].up == 0xFFFF && !q[p].left_any;
     if (fast) { /* the usual case (conv, FC: ties up, right shifts): store512's one-step form, the clamp bounds
                  * hoisted, a panel's constants kept in registers over its rows */
+        const em_requant rqc = *rq; /* a local copy: the int8 stores may alias *rq to gcc */
         const __m512i lo = _mm512_set1_epi32(rq->act_min - rq->zp), hi = _mm512_set1_epi32(rq->act_max - rq->zp);
         const __m512i zp = _mm512_set1_epi32(rq->zp);
         for (int p = 0; p < NP; p++) {
@@ -207,7 +208,7 @@ static EM_AVX512VNNI __attribute__((noinline)) void store_tile512(const __m512i 
                 for (; r + 4 <= MR; r += 4) {
                     const __m512i x[4] = {res[r * NP + p], res[(r + 1) * NP + p], res[(r + 2) * NP + p],
                                           res[(r + 3) * NP + p]};
-                    rows4_512(x, qp, rq, out + (size_t)r * ldo, ldo);
+                    rows4_512(x, qp, &rqc, out + (size_t)r * ldo, ldo);
                 }
             for (; r < MR; r++) {
                 __m512i v = mbqm512(res[r * NP + p], qp, qp->round_even, qp->round_odd);
@@ -360,11 +361,13 @@ static EM_AVX512VNNI void gemm_avx512vnni(const gemm8 *g, const uint8_t *const *
 static EM_AVXVNNI __attribute__((noinline)) void store_tile256(const __m256i *res, int MR, const gemm8 *g, int c0,
                                                                const rq256_panel *q, int8_t *out, int ldo) {
     const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
+    /* a local copy: the int8 stores may alias *g->rq to gcc, which then rebuilt the clamp vectors per store */
+    const em_requant rq = *g->rq;
     int r = 0;
     for (; r + 2 <= MR; r += 2)
-        rq256_store_rows2(res[2 * r], res[2 * r + 1], res[2 * r + 2], res[2 * r + 3], q, g->rq, c0, n,
+        rq256_store_rows2(res[2 * r], res[2 * r + 1], res[2 * r + 2], res[2 * r + 3], q, &rq, c0, n,
                           out + (size_t)r * ldo + c0, out + (size_t)(r + 1) * ldo + c0);
-    if (r < MR) rq256_store16(res[2 * r], res[2 * r + 1], q, g->rq, c0, n, out + (size_t)r * ldo + c0);
+    if (r < MR) rq256_store16(res[2 * r], res[2 * r + 1], q, &rq, c0, n, out + (size_t)r * ldo + c0);
 }
 
 /* NH = 2: both halves of the panel; NH = 1: channels 0-7 only (the last panel holds <= 8). */
