@@ -77,7 +77,10 @@ static inline EM_AVX2 void rq256_panel_prep(rq256_panel *q, const em_requant *rq
     for (int i = 0; i < EM_NR; i++) q->fast &= rq->shift[c0 + i] <= 0;
     q->pair = q->fast && rq->act_min >= -128 && rq->act_max <= 127 && rq->act_min <= rq->act_max;
     q->fold = 0;
-    if (!q->fast) return;
+    if (!q->fast) { /* the constants unused; zeroed all the same, so gcc sees no read of uninitialized lanes */
+        memset(q->h, 0, sizeof q->h);
+        return;
+    }
     q->fold = q->pair && rq256_right(rq, c0) && rq256_right(rq, c0 + 8);
     rq256_prep(&q->h[0], rq, c0);
     rq256_prep(&q->h[1], rq, c0 + 8);
