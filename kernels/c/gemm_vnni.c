@@ -151,7 +151,7 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void store512(__m512i x, const rq512 *q, c
         _mm_mask_storeu_epi8(out, (__mmask16)((1u << q->n) - 1), b);
 }
 
-#define EM_MR_MAX 8 /* most rows per tile */
+#define EM_MR_MAX 16 /* most rows per tile */
 
 /* store512's one-step form (ties up, right shifts) on one panel's accumulators x, rounding constants re / ro */
 static EM_AVX512VNNI EM_ALWAYS_INLINE __m512i mbqm512(__m512i x, const rq512 *qp, __m512i re, __m512i ro) {
@@ -328,7 +328,7 @@ TILE512(1, 3)
 TILE512(8, 2)
 TILE512(4, 2)
 TILE512(1, 2)
-TILE512(8, 1)
+TILE512(16, 1)
 TILE512(4, 1)
 TILE512(1, 1)
 
@@ -351,7 +351,7 @@ static EM_AVX512VNNI void gemm_avx512vnni(const gemm8 *g, const uint8_t *const *
     for (; nb + 4 <= nblocks; nb += 4) ROWS512(5, 4);
     if (nblocks - nb == 3) ROWS512(6, 3);
     else if (nblocks - nb == 2) ROWS512(8, 2);
-    else if (nblocks - nb == 1) ROWS512(8, 1);
+    else if (nblocks - nb == 1) ROWS512(16, 1);
 }
 
 /* ---- AVX-VNNI (VEX, 256-bit): MR rows x one panel (two ymm: channels 0-7, 8-15) ---- */
