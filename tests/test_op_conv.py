@@ -44,7 +44,7 @@ def test_conv2d_small_channels(c, o):
 
 
 # The VNNI paths' indirect GEMM (every conv there) on every ISA: output channels making 1-5 panels of 16 (tiles
-# of 16x1, 8x2, 6x3, 5x4, 5x4 then 16x1 on AVX-512; 6x2 and 8x1 on AVX-VNNI), 99 / 56 / 30 pixels (two chunks of
+# of 16x1, 8x2, 6x3, 5x4, 5x4 then 16x1 on AVX-512; 6x2 and 12x1 on AVX-VNNI), 99 / 56 / 30 pixels (two chunks of
 # rows, 4-row and single-row tails after the big tiles), filter rows of whole 4-byte groups (4 and 16 channels) or
 # zero-padded to them (3 and 5 channels: the conv section of the packed weights), one run per tap (dilation 2),
 # a 1x1 stride-2 conv, batch 2.

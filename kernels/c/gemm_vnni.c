@@ -438,7 +438,7 @@ static EM_AVXVNNI EM_ALWAYS_INLINE void tile256(const gemm8 *g, const uint8_t *c
 TILE256(6, 2)
 TILE256(4, 2)
 TILE256(1, 2)
-TILE256(8, 1)
+TILE256(12, 1)
 TILE256(4, 1)
 TILE256(1, 1)
 
@@ -455,7 +455,7 @@ TILE256(1, 1)
 static EM_AVXVNNI void gemm_avxvnni(const gemm8 *g, const uint8_t *const *rows, int n, int8_t *out, int ldo) {
     const int nblocks = (g->N + EM_NR - 1) / EM_NR;
     for (int nb = 0; nb < nblocks; nb++) {
-        if (g->N - nb * EM_NR <= 8) ROWS256(8, 1);
+        if (g->N - nb * EM_NR <= 8) ROWS256(12, 1);
         else ROWS256(6, 2);
     }
 }
