@@ -44,7 +44,7 @@ def test_conv2d_small_channels(c, o):
 
 
 # The VNNI paths' indirect GEMM (every conv there) on every ISA: output channels making 1-5 panels of 16 (tiles
-# of 8x1, 8x2, 6x3, 5x4, 5x4 then 8x1 on AVX-512; 6x2 and 8x1 on AVX-VNNI), 99 / 56 / 30 pixels (two chunks of
+# of 16x1, 8x2, 6x3, 5x4, 5x4 then 16x1 on AVX-512; 6x2 and 12x1 on AVX-VNNI), 99 / 56 / 30 pixels (two chunks of
 # rows, 4-row and single-row tails after the big tiles), filter rows of whole 4-byte groups (4 and 16 channels) or
 # zero-padded to them (3 and 5 channels: the conv section of the packed weights), one run per tap (dilation 2),
 # a 1x1 stride-2 conv, batch 2.
@@ -70,6 +70,31 @@ def test_conv2d_output_shifts(c, k):
     in_s, out_s = qscale(0.05), qscale(0.1)
     assert _check(9, 10, c, len(ratios), k, k, 1, 1, True, 0, True, -3, 4, 1, seed=5,
                   scales=(in_s, [qscale(r * out_s / in_s) for r in ratios], out_s))  # fmt: skip
+
+
+@pytest.mark.parametrize("act", [2, 3])  # RELU_N1_TO_1, RELU6: clamp bounds inside int8
+@pytest.mark.parametrize("c,k", [(16, 1), (8, 3), (3, 3)])
+def test_conv2d_output_stage_row_groups(c, k, act):
+    """The x86 output stages that narrow rows together (rq256_store16x2: pairs of rows on AVX2 / AVX-VNNI;
+    rows4_512: four rows on AVX-512, the zero point folded into the rounding constant where every lane of a panel
+    shifts right by 1..23): clamp bounds inside int8, 63 rows (pairs, quads and single rows left over), a panel
+    with lanes shifting right by 24 (the per-row form), a whole panel, a partial one; pointwise, direct and
+    im2col paths; every ISA."""
+    ratios = [0.3] * 8 + [1.5 * 2.0**-25] * 8 + [0.3] * 16 + [0.011] * 5  # in_s * w_s / out_s
+    in_s, out_s = qscale(0.05), qscale(0.05)
+    assert _check(7, 9, c, len(ratios), k, k, 1, 1, True, act, True, -3, 4, 1, seed=6 + act,
+                  scales=(in_s, [qscale(r * out_s / in_s) for r in ratios], out_s))  # fmt: skip
+
+
+# AVX2's padded-row conv (conv_rows_avx2): filter rows of an odd count of taps (read as int16 pairs, one past the
+# row against a zero weight: the weights' own section), non-square windows, stride 2, 1x1 stride 2, SAME padding
+# wider than the window reaches, batch 2, 2 threads (each its lines); every ISA.
+@pytest.mark.parametrize("c,kh,kw,stride", [(3, 3, 3, 2), (5, 1, 3, 1), (1, 3, 5, 1), (3, 2, 3, 2), (7, 3, 1, 1),
+                                            (3, 1, 1, 2), (2, 5, 5, 1)])  # fmt: skip
+def test_conv2d_padded_rows(c, kh, kw, stride):
+    for threads in (1, 2):
+        assert _check(11, 13, c, 20, kh, kw, stride, 1, True, 1, True, -7, 5, 2, seed=c * 100 + kh * 10 + kw,
+                      threads=threads)  # fmt: skip
 
 
 def test_conv2d_two_threads_border_rows_of_odd_channels():

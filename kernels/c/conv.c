@@ -142,7 +142,7 @@ static EM_AVX2 void im2col_rows_avx2(const em_conv_args *a, int kp, int m0, int 
     IM2COL_BODY(WIDEN_AVX2)
 }
 
-/* One widened input row of the direct conv (conv_direct.h), 16 bytes at a time, inline. */
+/* One widened input row of the padded-row conv (conv_rows_avx2), 16 bytes at a time, inline. */
 static inline EM_AVX2 void widen_line_avx2(const int8_t *src, int16_t *dst, size_t n, int32_t off) {
     const __m256i o = _mm256_set1_epi16((short)off);
     const int len = (int)n;
@@ -153,88 +153,127 @@ static inline EM_AVX2 void widen_line_avx2(const int8_t *src, int16_t *dst, size
     for (; i < len; i++) dst[i] = (int16_t)(src[i] + off);
 }
 
-/* CONV_2D without im2col, AVX2 (conv_direct.h): a 4-pixel x 16-channel tile of madd_epi16 on int32 channel
- * pairs. */
-static EM_AVX2 void conv_direct_avx2(const em_conv_args *a, int kp) {
-    const int rows = a->batch * a->out_h, C = a->in_c, c2n = C / 2, N = a->out_c, k2 = kp / 2;
-    const int in_w = a->in_w, sw = a->stride_w;
-    const size_t step = (size_t)sw * c2n; /* int32 pairs from one output pixel's input to the next's */
-    const em_direct_span cols = em_direct_interior(a); /* every kw tap inside the image */
+/* CONV_2D without im2col, AVX2: per output row, the k_h input rows it reads are widened once into padded lines
+ * (zero columns where the windows leave the image, a zero line for rows outside it), so that a window's filter
+ * row is runs of int16 read as int32 pairs: one run of k_w x in_c with dilation 1 along rows (odd channel counts
+ * included: an odd run reads one int16 past itself, against a zero weight, em_conv_rows16_weights), else a run
+ * of in_c per tap, dil_w pixels apart (even in_c).  A 4-pixel x 16-channel tile of madd_epi16; no per-tap
+ * border work. */
+typedef struct {
+    int wp, x0, x1; /* padded line width (pixels); the image's columns in it: [x0, x1) */
+    size_t lw;      /* int16 per line: wp x in_c and 2 more (the odd run's read past the last pixel) */
+} rows16_geom;
+
+static rows16_geom rows16_dims(const em_conv_args *a) {
+    rows16_geom g;
+    g.wp = (a->out_w - 1) * a->stride_w + (a->k_w - 1) * a->dil_w + 1;
+    g.x0 = a->pad_left < g.wp ? a->pad_left : g.wp;
+    g.x1 = a->pad_left + a->in_w < g.wp ? a->pad_left + a->in_w : g.wp;
+    if (g.x1 < g.x0) g.x1 = g.x0;
+    g.lw = (size_t)g.wp * a->in_c + 2;
+    return g;
+}
+
+/* The shape this path takes: dilation 1 along rows or an even channel count, a window (pointwise stride 1 is a
+ * plain GEMM already), the weights packed for it, and the zero line plus k_h lines inside this thread's im2col
+ * scratch. */
+static int rows16_fits(const em_conv_args *a, int kp) {
+    if ((a->dil_w != 1 && a->k_w > 1 && a->in_c % 2) || a->k_h > EM_DIRECT_MAX_KH) return 0;
+    if (em_conv_rows16_weights(a) == NULL) return 0;
+    if (a->k_h == 1 && a->k_w == 1 && a->stride_h == 1 && a->stride_w == 1) return 0;
+    const rows16_geom g = rows16_dims(a);
+    return (size_t)(a->k_h + 1) * g.lw <= (size_t)EM_CONV_ROWS * kp;
+}
+
+static inline int32_t load_pair(const int16_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static EM_AVX2 void conv_rows_avx2(const em_conv_args *a, int kp) {
+    const em_requant rq = a->rq; /* a local copy: the int8 stores may alias *a to gcc (reloads per store) */
+    const int rows = a->batch * a->out_h, C = a->in_c, N = a->out_c, out_w = a->out_w;
+    /* the runs of a filter row: nt of tp2 int32 pairs each, ts int16 apart */
+    const int whole = a->dil_w == 1 || a->k_w == 1, nt = whole ? 1 : a->k_w;
+    const int tp2 = whole ? (a->k_w * C + 1) / 2 : C / 2, rp2 = nt * tp2; /* int32 pairs per filter row */
+    const size_t ts = (size_t)a->dil_w * C;
+    const size_t px = (size_t)a->stride_w * C; /* int16 from one output pixel's window to the next's */
+    const rows16_geom g = rows16_dims(a);
+    const int16_t *w = em_conv_rows16_weights(a);
+    const size_t wpanel = (size_t)a->k_h * rp2 * 2 * EM_NR;
 #pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
     for (int r = 0; r < rows; r++) {
-        const int16_t *zero, *line[EM_DIRECT_MAX_KH];
-        const int rows_inside = em_direct_lines(a, kp, r, EM_THREAD_NUM(), widen_line_avx2, &zero, line);
-        /* the input pixel (as int32 channel pairs) that tap (kh, kw) of output pixel ox reads */
-#define DIRECT_PIXEL(kh, ix) \
-    (const int32_t *)(line[kh] && (ix) >= 0 && (ix) < in_w ? line[kh] + (size_t)(ix) * C : zero)
-        int8_t *orow = a->out + (size_t)r * a->out_w * N;
+        int16_t *buf = a->scratch + (size_t)EM_THREAD_NUM() * EM_CONV_ROWS * kp;
+        const int16_t *line[EM_DIRECT_MAX_KH];
+        const int b = r / a->out_h, oy = r % a->out_h;
+        int zeroed = 0;
+        for (int kh = 0; kh < a->k_h; kh++) {
+            const int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
+            if (iy < 0 || iy >= a->in_h) {
+                if (!zeroed) memset(buf, 0, g.lw * sizeof(int16_t));
+                zeroed = 1;
+                line[kh] = buf;
+                continue;
+            }
+            int16_t *dst = buf + (size_t)(kh + 1) * g.lw;
+            memset(dst, 0, (size_t)g.x0 * C * sizeof(int16_t));
+            widen_line_avx2(a->in + ((size_t)b * a->in_h + iy) * a->in_w * C, dst + (size_t)g.x0 * C,
+                            (size_t)(g.x1 - g.x0) * C, a->in_offset);
+            memset(dst + (size_t)g.x1 * C, 0, (g.lw - (size_t)g.x1 * C) * sizeof(int16_t));
+            line[kh] = dst;
+        }
+        int8_t *orow = a->out + (size_t)r * out_w * N;
         for (int nb = 0; nb * EM_NR < N; nb++) {
-            const int16_t *wb = a->w + (size_t)nb * k2 * 2 * EM_NR;
+            const int16_t *wb = w + (size_t)nb * wpanel;
             const int c0 = nb * EM_NR, n = N - c0 < EM_NR ? N - c0 : EM_NR;
             rq256_panel q; /* the panel's output stage, prepared once per output row */
-            rq256_panel_prep(&q, &a->rq, c0);
+            rq256_panel_prep(&q, &rq, c0);
             const __m256i b0 = _mm256_loadu_si256((const __m256i *)(a->bias + c0));
             const __m256i b1 = _mm256_loadu_si256((const __m256i *)(a->bias + c0 + 8));
             int ox = 0;
-            for (; ox + 4 <= a->out_w; ox += 4) {
-                const int inside = rows_inside && ox >= cols.lo && ox + 4 <= cols.hi;
+            for (; ox + 4 <= out_w; ox += 4) {
                 __m256i c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
-                for (int kh = 0; kh < a->k_h; kh++)
-                    for (int kw = 0; kw < a->k_w; kw++) {
-                        const int ix = ox * sw - a->pad_left + kw * a->dil_w;
-                        const int32_t *p0, *p1, *p2, *p3;
-                        if (inside) { /* all 4 pixels' taps in the image: no checks */
-                            p0 = (const int32_t *)(line[kh] + (size_t)ix * C);
-                            p1 = p0 + step;
-                            p2 = p1 + step;
-                            p3 = p2 + step;
-                        } else {
-                            p0 = DIRECT_PIXEL(kh, ix);
-                            p1 = DIRECT_PIXEL(kh, ix + sw);
-                            p2 = DIRECT_PIXEL(kh, ix + 2 * sw);
-                            p3 = DIRECT_PIXEL(kh, ix + 3 * sw);
-                        }
-                        const int16_t *wt = wb + (size_t)(kh * a->k_w + kw) * c2n * 2 * EM_NR;
-                        for (int c = 0; c < c2n; c++) {
-                            const __m256i w0 = _mm256_loadu_si256((const __m256i *)(wt + (size_t)c * 2 * EM_NR));
-                            const __m256i w1 = _mm256_loadu_si256((const __m256i *)(wt + (size_t)c * 2 * EM_NR + 16));
-                            __m256i x = _mm256_set1_epi32(p0[c]);
-                            c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x, w0));
-                            c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, w1));
-                            x = _mm256_set1_epi32(p1[c]);
-                            c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(x, w0));
-                            c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(x, w1));
-                            x = _mm256_set1_epi32(p2[c]);
-                            c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(x, w0));
-                            c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(x, w1));
-                            x = _mm256_set1_epi32(p3[c]);
-                            c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(x, w0));
-                            c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(x, w1));
-                        }
+                for (int kt = 0; kt < a->k_h * nt; kt++) {
+                    const int16_t *p0 = line[kt / nt] + (size_t)ox * px + (size_t)(kt % nt) * ts;
+                    const int16_t *p1 = p0 + px, *p2 = p1 + px, *p3 = p2 + px;
+                    const int16_t *wt = wb + (size_t)kt * tp2 * 2 * EM_NR;
+                    for (int c = 0; c < tp2; c++) {
+                        const __m256i w0 = _mm256_loadu_si256((const __m256i *)(wt + (size_t)c * 2 * EM_NR));
+                        const __m256i w1 = _mm256_loadu_si256((const __m256i *)(wt + (size_t)c * 2 * EM_NR + 16));
+                        __m256i x = _mm256_set1_epi32(load_pair(p0 + 2 * c));
+                        c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x, w0));
+                        c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, w1));
+                        x = _mm256_set1_epi32(load_pair(p1 + 2 * c));
+                        c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(x, w0));
+                        c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(x, w1));
+                        x = _mm256_set1_epi32(load_pair(p2 + 2 * c));
+                        c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(x, w0));
+                        c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(x, w1));
+                        x = _mm256_set1_epi32(load_pair(p3 + 2 * c));
+                        c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(x, w0));
+                        c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(x, w1));
                     }
+                }
                 int8_t *o = orow + (size_t)ox * N + c0;
-                rq256_store16(c00, c01, &q, &a->rq, c0, n, o);
-                rq256_store16(c10, c11, &q, &a->rq, c0, n, o + N);
-                rq256_store16(c20, c21, &q, &a->rq, c0, n, o + 2 * (size_t)N);
-                rq256_store16(c30, c31, &q, &a->rq, c0, n, o + 3 * (size_t)N);
+                rq256_store_rows2(c00, c01, c10, c11, &q, &rq, c0, n, o, o + N);
+                rq256_store_rows2(c20, c21, c30, c31, &q, &rq, c0, n, o + 2 * (size_t)N, o + 3 * (size_t)N);
             }
-            for (; ox < a->out_w; ox++) {
+            for (; ox < out_w; ox++) {
                 __m256i c00 = b0, c01 = b1;
-                for (int kh = 0; kh < a->k_h; kh++)
-                    for (int kw = 0; kw < a->k_w; kw++) {
-                        const int32_t *p0 = DIRECT_PIXEL(kh, ox * sw - a->pad_left + kw * a->dil_w);
-                        const int16_t *wt = wb + (size_t)(kh * a->k_w + kw) * c2n * 2 * EM_NR;
-                        for (int c = 0; c < c2n; c++) {
-                            const __m256i x = _mm256_set1_epi32(p0[c]);
-                            const __m256i *wc = (const __m256i *)(wt + (size_t)c * 2 * EM_NR);
-                            c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x, _mm256_loadu_si256(wc)));
-                            c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, _mm256_loadu_si256(wc + 1)));
-                        }
+                for (int kt = 0; kt < a->k_h * nt; kt++) {
+                    const int16_t *p0 = line[kt / nt] + (size_t)ox * px + (size_t)(kt % nt) * ts;
+                    const int16_t *wt = wb + (size_t)kt * tp2 * 2 * EM_NR;
+                    for (int c = 0; c < tp2; c++) {
+                        const __m256i x = _mm256_set1_epi32(load_pair(p0 + 2 * c));
+                        const __m256i *wc = (const __m256i *)(wt + (size_t)c * 2 * EM_NR);
+                        c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x, _mm256_loadu_si256(wc)));
+                        c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, _mm256_loadu_si256(wc + 1)));
                     }
-                rq256_store16(c00, c01, &q, &a->rq, c0, n, orow + (size_t)ox * N + c0);
+                }
+                rq256_store16(c00, c01, &q, &rq, c0, n, orow + (size_t)ox * N + c0);
             }
         }
-#undef DIRECT_PIXEL
     }
 }
 #endif
@@ -279,8 +318,8 @@ void em_conv2d(const void *args) {
 #endif
     const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c);
 #ifdef EM_HAVE_AVX2
-    if (em_isa_get() >= EM_ISA_AVX2 && em_direct_fits(a, kp)) {
-        conv_direct_avx2(a, kp);
+    if (em_isa_get() >= EM_ISA_AVX2 && rows16_fits(a, kp)) {
+        conv_rows_avx2(a, kp);
         return;
     }
 #endif

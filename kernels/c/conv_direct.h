@@ -1,4 +1,5 @@
-/* CONV_2D without im2col: what conv.c's conv_direct_avx2 and gemm_neon.c's conv_direct_neon share.  Per output
+/* CONV_2D without im2col: gemm_neon.c's conv_direct_neon (x86's AVX2 conv, conv.c's conv_rows_avx2, has padded
+ * lines of its own and takes EM_DIRECT_MAX_KH from here).  Per output
  * row, the k_h input rows it reads are widened to int16 once (each pixel once per row instead of once per tap in
  * im2col), and the GEMM tile reads each tap's channel pairs straight from them (a shared zero pixel where the
  * window leaves the image).  The same products and exact int32 sums as im2col + GEMM, so the same bytes.  This

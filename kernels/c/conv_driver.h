@@ -37,6 +37,10 @@ typedef struct {
     int b, oy, ox;
 } em_conv_pos;
 
+/* The int16 weights by padded filter row (gemm_vnni.c: em_pack_conv_weights' layout for conv.c's conv_rows_avx2):
+ * em_pack_weights' array where a filter row is an even count of taps, else its own section; NULL: none packed. */
+const int16_t *em_conv_rows16_weights(const em_conv_args *a);
+
 static inline em_conv_pos em_conv_pos_at(const em_conv_args *a, int m) {
     const int hw = a->out_h * a->out_w;
     const em_conv_pos p = {m / hw, (m % hw) / a->out_w, m % a->out_w};

@@ -86,12 +86,13 @@ static void gemm_portable(const em_gemm_args *g, int m0, int m1) {
  * broadcasts per pair of k. */
 static EM_AVX2 void gemm_avx2(const em_gemm_args *g, int m0, int m1) {
     const int k2 = g->Kp / 2;
+    const em_requant rq = g->rq; /* a local copy: the int8 stores may alias *g to gcc (reloads per store) */
     for (int nb = 0; nb * EM_NR < g->N; nb++) {
         const int16_t *wb = g->w + (size_t)nb * k2 * 2 * EM_NR;
         const int c0 = nb * EM_NR;
         int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
         rq256_panel q; /* the panel's output stage, prepared once */
-        rq256_panel_prep(&q, &g->rq, c0);
+        rq256_panel_prep(&q, &rq, c0);
         __m256i b0 = _mm256_loadu_si256((const __m256i *)(g->bias + c0));
         __m256i b1 = _mm256_loadu_si256((const __m256i *)(g->bias + c0 + 8));
         int m = m0;
@@ -119,10 +120,8 @@ static EM_AVX2 void gemm_avx2(const em_gemm_args *g, int m0, int m1) {
                 c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(x, w1));
             }
             int8_t *o = g->out + (size_t)m * g->ldo + c0;
-            rq256_store16(c00, c01, &q, &g->rq, c0, n, o);
-            rq256_store16(c10, c11, &q, &g->rq, c0, n, o + g->ldo);
-            rq256_store16(c20, c21, &q, &g->rq, c0, n, o + 2 * (size_t)g->ldo);
-            rq256_store16(c30, c31, &q, &g->rq, c0, n, o + 3 * (size_t)g->ldo);
+            rq256_store_rows2(c00, c01, c10, c11, &q, &rq, c0, n, o, o + g->ldo);
+            rq256_store_rows2(c20, c21, c30, c31, &q, &rq, c0, n, o + 2 * (size_t)g->ldo, o + 3 * (size_t)g->ldo);
         }
         for (; m < m1; m++) {
             const int32_t *a0 = (const int32_t *)(g->a + (size_t)m * g->Kp);
@@ -132,7 +131,7 @@ static EM_AVX2 void gemm_avx2(const em_gemm_args *g, int m0, int m1) {
                 c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x, _mm256_loadu_si256((const __m256i *)(wb + (size_t)k * 32))));
                 c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, _mm256_loadu_si256((const __m256i *)(wb + (size_t)k * 32 + 16))));
             }
-            rq256_store16(c00, c01, &q, &g->rq, c0, n, g->out + (size_t)m * g->ldo + c0);
+            rq256_store16(c00, c01, &q, &rq, c0, n, g->out + (size_t)m * g->ldo + c0);
         }
     }
 }

@@ -78,6 +78,11 @@ typedef struct {
     __mmask16 up;  /* lanes that round ties up (ruy); the others away from zero */
     int c0, n;
     int left_any;  /* some lane shifts left */
+    /* every lane shifts right by 1..23 and the clamp bounds lie in int8: the zero point goes into the 64-bit
+     * rounding constant (+ zp 2^(31+r), |x mult + ...| stays below 2^63) and the result plus zp fits int32
+     * (|result| <= 2^30), so store_tile512 narrows 4 rows together (rows4_512) */
+    int fold;
+    __m512i round_even_zp, round_odd_zp;
 } rq512;
 
 static EM_AVX512VNNI EM_ALWAYS_INLINE void rq512_prep(rq512 *q, const gemm8 *g, int c0) {
@@ -107,6 +112,12 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void rq512_prep(rq512 *q, const gemm8 *g, 
     q->c0 = c0;
     q->n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
     q->left_any = _mm512_test_epi32_mask(q->left, q->left) != 0;
+    q->fold = _mm512_cmpge_epi32_mask(q->right, one) == 0xFFFF &&
+              _mm512_cmple_epi32_mask(q->right, _mm512_set1_epi32(23)) == 0xFFFF && rq->act_min >= -128 &&
+              rq->act_max <= 127 && rq->act_min <= rq->act_max;
+    const __m512i zp64 = _mm512_set1_epi64(rq->zp);
+    q->round_even_zp = _mm512_add_epi64(q->round_even, _mm512_sllv_epi64(zp64, q->shift_even));
+    q->round_odd_zp = _mm512_add_epi64(q->round_odd, _mm512_sllv_epi64(zp64, q->shift_odd));
 }
 
 static EM_AVX512VNNI EM_ALWAYS_INLINE void store512(__m512i x, const rq512 *q, const em_requant *rq, int8_t *out) {
@@ -140,7 +151,46 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void store512(__m512i x, const rq512 *q, c
         _mm_mask_storeu_epi8(out, (__mmask16)((1u << q->n) - 1), b);
 }
 
-#define EM_MR_MAX 8 /* most rows per tile */
+#define EM_MR_MAX 16 /* most rows per tile */
+
+/* store512's one-step form (ties up, right shifts) on one panel's accumulators x, rounding constants re / ro */
+static EM_AVX512VNNI EM_ALWAYS_INLINE __m512i mbqm512(__m512i x, const rq512 *qp, __m512i re, __m512i ro) {
+    const __m512i e = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, qp->mult), re), qp->shift_even);
+    const __m512i o = _mm512_srav_epi64(
+        _mm512_add_epi64(_mm512_mul_epi32(_mm512_shuffle_epi32(x, _MM_PERM_DDBB), qp->mult_odd), ro), qp->shift_odd);
+    /* the odd lanes' low dwords up into the odd positions */
+    return _mm512_mask_shuffle_epi32(e, 0xAAAA, o, _MM_PERM_CCAA);
+}
+
+/* Four rows of a panel with qp->fold: the zero point already added (round_*_zp), so saturating packs to int8,
+ * then the clamp in int8 (the bounds lie inside it: clamping after the narrowing gives what clamping before it
+ * gives), one permute and four 16-byte stores for 64 outputs instead of a clamp, add and narrowing per row. */
+static EM_AVX512VNNI EM_ALWAYS_INLINE void rows4_512(const __m512i *x, const rq512 *qp, const em_requant *rq,
+                                                     int8_t *out, int ldo) {
+    const __m512i v0 = mbqm512(x[0], qp, qp->round_even_zp, qp->round_odd_zp);
+    const __m512i v1 = mbqm512(x[1], qp, qp->round_even_zp, qp->round_odd_zp);
+    const __m512i v2 = mbqm512(x[2], qp, qp->round_even_zp, qp->round_odd_zp);
+    const __m512i v3 = mbqm512(x[3], qp, qp->round_even_zp, qp->round_odd_zp);
+    /* per 128-bit lane i, dword j: row j's channels 4i..4i+3 */
+    __m512i b = _mm512_packs_epi16(_mm512_packs_epi32(v0, v1), _mm512_packs_epi32(v2, v3));
+    b = _mm512_min_epi8(_mm512_max_epi8(b, _mm512_set1_epi8((char)rq->act_min)), _mm512_set1_epi8((char)rq->act_max));
+    b = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), b);
+    const __m128i r0 = _mm512_castsi512_si128(b), r1 = _mm512_extracti32x4_epi32(b, 1);
+    const __m128i r2 = _mm512_extracti32x4_epi32(b, 2), r3 = _mm512_extracti32x4_epi32(b, 3);
+    int8_t *o = out + qp->c0;
+    if (qp->n == EM_NR) {
+        _mm_storeu_si128((__m128i *)o, r0);
+        _mm_storeu_si128((__m128i *)(o + ldo), r1);
+        _mm_storeu_si128((__m128i *)(o + 2 * (size_t)ldo), r2);
+        _mm_storeu_si128((__m128i *)(o + 3 * (size_t)ldo), r3);
+    } else {
+        const __mmask16 m = (__mmask16)((1u << qp->n) - 1);
+        _mm_mask_storeu_epi8(o, m, r0);
+        _mm_mask_storeu_epi8(o + ldo, m, r1);
+        _mm_mask_storeu_epi8(o + 2 * (size_t)ldo, m, r2);
+        _mm_mask_storeu_epi8(o + 3 * (size_t)ldo, m, r3);
+    }
+}
 
 static EM_AVX512VNNI __attribute__((noinline)) void store_tile512(const __m512i *res, int MR, int NP, const rq512 *q,
                                                                   const em_requant *rq, int8_t *out, int ldo) {
@@ -148,20 +198,20 @@ static EM_AVX512VNNI __attribute__((noinline)) void store_tile512(const __m512i 
     for (int p = 0; p < NP; p++) fast &= q[p].up == 0xFFFF && !q[p].left_any;
     if (fast) { /* the usual case (conv, FC: ties up, right shifts): store512's one-step form, the clamp bounds
                  * hoisted, a panel's constants kept in registers over its rows */
+        const em_requant rqc = *rq; /* a local copy: the int8 stores may alias *rq to gcc */
         const __m512i lo = _mm512_set1_epi32(rq->act_min - rq->zp), hi = _mm512_set1_epi32(rq->act_max - rq->zp);
         const __m512i zp = _mm512_set1_epi32(rq->zp);
         for (int p = 0; p < NP; p++) {
             const rq512 *qp = &q[p];
-            for (int r = 0; r < MR; r++) {
-                const __m512i x = res[r * NP + p];
-                const __m512i e = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, qp->mult), qp->round_even),
-                                                    qp->shift_even);
-                const __m512i o = _mm512_srav_epi64(
-                    _mm512_add_epi64(_mm512_mul_epi32(_mm512_shuffle_epi32(x, _MM_PERM_DDBB), qp->mult_odd),
-                                     qp->round_odd),
-                    qp->shift_odd);
-                /* the odd lanes' low dwords up into the odd positions */
-                __m512i v = _mm512_mask_shuffle_epi32(e, 0xAAAA, o, _MM_PERM_CCAA);
+            int r = 0;
+            if (qp->fold)
+                for (; r + 4 <= MR; r += 4) {
+                    const __m512i x[4] = {res[r * NP + p], res[(r + 1) * NP + p], res[(r + 2) * NP + p],
+                                          res[(r + 3) * NP + p]};
+                    rows4_512(x, qp, &rqc, out + (size_t)r * ldo, ldo);
+                }
+            for (; r < MR; r++) {
+                __m512i v = mbqm512(res[r * NP + p], qp, qp->round_even, qp->round_odd);
                 v = _mm512_add_epi32(_mm512_max_epi32(_mm512_min_epi32(v, hi), lo), zp);
                 int8_t *o8 = out + (size_t)r * ldo + qp->c0;
                 if (qp->n == EM_NR)
@@ -278,7 +328,7 @@ TILE512(1, 3)
 TILE512(8, 2)
 TILE512(4, 2)
 TILE512(1, 2)
-TILE512(8, 1)
+TILE512(16, 1)
 TILE512(4, 1)
 TILE512(1, 1)
 
@@ -301,7 +351,7 @@ static EM_AVX512VNNI void gemm_avx512vnni(const gemm8 *g, const uint8_t *const *
     for (; nb + 4 <= nblocks; nb += 4) ROWS512(5, 4);
     if (nblocks - nb == 3) ROWS512(6, 3);
     else if (nblocks - nb == 2) ROWS512(8, 2);
-    else if (nblocks - nb == 1) ROWS512(8, 1);
+    else if (nblocks - nb == 1) ROWS512(16, 1);
 }
 
 /* ---- AVX-VNNI (VEX, 256-bit): MR rows x one panel (two ymm: channels 0-7, 8-15) ---- */
@@ -311,7 +361,13 @@ static EM_AVX512VNNI void gemm_avx512vnni(const gemm8 *g, const uint8_t *const *
 static EM_AVXVNNI __attribute__((noinline)) void store_tile256(const __m256i *res, int MR, const gemm8 *g, int c0,
                                                                const rq256_panel *q, int8_t *out, int ldo) {
     const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
-    for (int r = 0; r < MR; r++) rq256_store16(res[2 * r], res[2 * r + 1], q, g->rq, c0, n, out + (size_t)r * ldo + c0);
+    /* a local copy: the int8 stores may alias *g->rq to gcc, which then rebuilt the clamp vectors per store */
+    const em_requant rq = *g->rq;
+    int r = 0;
+    for (; r + 2 <= MR; r += 2)
+        rq256_store_rows2(res[2 * r], res[2 * r + 1], res[2 * r + 2], res[2 * r + 3], q, &rq, c0, n,
+                          out + (size_t)r * ldo + c0, out + (size_t)(r + 1) * ldo + c0);
+    if (r < MR) rq256_store16(res[2 * r], res[2 * r + 1], q, &rq, c0, n, out + (size_t)r * ldo + c0);
 }
 
 /* NH = 2: both halves of the panel; NH = 1: channels 0-7 only (the last panel holds <= 8). */
@@ -382,7 +438,7 @@ static EM_AVXVNNI EM_ALWAYS_INLINE void tile256(const gemm8 *g, const uint8_t *c
 TILE256(6, 2)
 TILE256(4, 2)
 TILE256(1, 2)
-TILE256(8, 1)
+TILE256(12, 1)
 TILE256(4, 1)
 TILE256(1, 1)
 
@@ -399,7 +455,7 @@ TILE256(1, 1)
 static EM_AVXVNNI void gemm_avxvnni(const gemm8 *g, const uint8_t *const *rows, int n, int8_t *out, int ldo) {
     const int nblocks = (g->N + EM_NR - 1) / EM_NR;
     for (int nb = 0; nb < nblocks; nb++) {
-        if (g->N - nb * EM_NR <= 8) ROWS256(8, 1);
+        if (g->N - nb * EM_NR <= 8) ROWS256(12, 1);
         else ROWS256(6, 2);
     }
 }
@@ -452,29 +508,64 @@ static int conv_runs(int k_h, int k_w, int C, int dil_w, int *run, int *seg4) {
 /* The x86 VNNI paths are on this CPU (the conv section is packed for them only). */
 static int x86_vnni(void) { return em_isa_supported(EM_ISA_AVXVNNI) || em_isa_supported(EM_ISA_AVX512VNNI); }
 
-size_t em_conv_packed_len(int N, int k_h, int k_w, int in_c, int dil_w) {
+/* The VNNI conv section's length (int16 units): filter runs zero-padded to 4-byte groups, where a run is not whole
+ * groups and a VNNI path is on this CPU; else 0. */
+static size_t vnni_section_len(int N, int k_h, int k_w, int in_c, int dil_w) {
     int run, seg4;
     const int nseg = conv_runs(k_h, k_w, in_c, dil_w, &run, &seg4);
-    size_t len = em_packed_weights_len(N, k_h * k_w * in_c);
-    if (run != seg4 && x86_vnni()) len += (size_t)(N + EM_NR - 1) / EM_NR * nseg * seg4 * EM_NR / 2;
-    return len;
+    if (run == seg4 || !x86_vnni()) return 0;
+    return (size_t)(N + EM_NR - 1) / EM_NR * nseg * seg4 * EM_NR / 2;
+}
+
+/* The int16 filter-row section (conv.c's conv_rows_avx2): where a filter row of k_w x in_c taps is an odd
+ * count, each is padded with one zero weight to whole int16 pairs, [N/16][k_h x rp/2][16 lanes][2], rp the
+ * padded row; where it is even, em_pack_weights' array is that layout already (no section). */
+static size_t rows16_section_len(int N, int k_h, int k_w, int in_c) {
+    if ((k_w * in_c) % 2 == 0 || !em_isa_supported(EM_ISA_AVX2)) return 0;
+    return (size_t)(N + EM_NR - 1) / EM_NR * k_h * (k_w * in_c + 1) * EM_NR;
+}
+
+const int16_t *em_conv_rows16_weights(const em_conv_args *a) {
+    const int run = a->k_w * a->in_c;
+    if (run % 2 == 0) return a->w;
+    if (!rows16_section_len(a->out_c, a->k_h, a->k_w, a->in_c)) return NULL;
+    return a->w + em_packed_weights_len(a->out_c, a->k_h * run) +
+           vnni_section_len(a->out_c, a->k_h, a->k_w, a->in_c, a->dil_w);
+}
+
+size_t em_conv_packed_len(int N, int k_h, int k_w, int in_c, int dil_w) {
+    return em_packed_weights_len(N, k_h * k_w * in_c) + vnni_section_len(N, k_h, k_w, in_c, dil_w) +
+           rows16_section_len(N, k_h, k_w, in_c);
 }
 
 void em_pack_conv_weights(const int8_t *w, int N, int k_h, int k_w, int in_c, int dil_w, int16_t *packed) {
     const int K = k_h * k_w * in_c;
     em_pack_weights(w, N, K, packed);
-    int run, seg4;
-    const int nseg = conv_runs(k_h, k_w, in_c, dil_w, &run, &seg4);
-    if (run == seg4 || !x86_vnni()) return;
-    const size_t base = em_packed_weights_len(N, K);
-    int8_t *p8 = (int8_t *)(packed + base);
-    const int k4 = nseg * seg4;
-    memset(p8, 0, (em_conv_packed_len(N, k_h, k_w, in_c, dil_w) - base) * sizeof(int16_t));
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++) {
-            const int kk = k / run * seg4 + k % run; /* k in the padded runs */
-            p8[((size_t)(n / EM_NR) * (k4 / 4) + kk / 4) * 4 * EM_NR + (n % EM_NR) * 4 + (kk & 3)] = w[(size_t)n * K + k];
-        }
+    const size_t base = em_packed_weights_len(N, K), vlen = vnni_section_len(N, k_h, k_w, in_c, dil_w);
+    const size_t rlen = rows16_section_len(N, k_h, k_w, in_c);
+    memset(packed + base, 0, (vlen + rlen) * sizeof(int16_t));
+    if (vlen) {
+        int run, seg4;
+        const int nseg = conv_runs(k_h, k_w, in_c, dil_w, &run, &seg4);
+        int8_t *p8 = (int8_t *)(packed + base);
+        const int k4 = nseg * seg4;
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < K; k++) {
+                const int kk = k / run * seg4 + k % run; /* k in the padded runs */
+                p8[((size_t)(n / EM_NR) * (k4 / 4) + kk / 4) * 4 * EM_NR + (n % EM_NR) * 4 + (kk & 3)] =
+                    w[(size_t)n * K + k];
+            }
+    }
+    if (rlen) {
+        const int run = k_w * in_c, rp = run + 1, kr = k_h * rp; /* k in the padded rows */
+        int16_t *p16 = packed + base + vlen;
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < K; k++) {
+                const int kk = k / run * rp + k % run;
+                p16[((size_t)(n / EM_NR) * (kr / 2) + kk / 2) * 2 * EM_NR + (n % EM_NR) * 2 + (kk & 1)] =
+                    w[(size_t)n * K + k];
+            }
+    }
 }
 
 /* Byte offsets of the runs from a window's top-left pixel in an image wp pixels wide. */
@@ -521,10 +612,23 @@ static void build_image(const em_conv_args *a, uint8_t *img, int hp, int wp) {
 static void fill_indirect(const em_conv_args *a, const void *ctx, int m0, int m1, void *buf, const void **rows) {
     const vnni_conv *v = (const vnni_conv *)ctx;
     (void)buf;
+    /* a run of pointers px bytes apart per output row (the shape in locals: stores through rows could alias *a,
+     * and gcc reloaded every field per row: a tenth of the VNNI conv's time on MobileNetV2) */
+    const size_t C = (size_t)a->in_c, px = (size_t)a->stride_w * C, wp = (size_t)v->wp, hp = (size_t)v->hp;
+    const int out_w = a->out_w, out_h = a->out_h, sh = a->stride_h, n = m1 - m0;
+    const uint8_t *img = v->img;
     em_conv_pos p = em_conv_pos_at(a, m0);
-    for (int m = m0; m < m1; m++, em_conv_pos_next(a, &p))
-        rows[m - m0] = v->img + (((size_t)p.b * v->hp + (size_t)p.oy * a->stride_h) * v->wp +
-                                 (size_t)p.ox * a->stride_w) * a->in_c;
+    for (int i = 0; i < n;) {
+        const uint8_t *q = img + (((size_t)p.b * hp + (size_t)p.oy * sh) * wp) * C + (size_t)p.ox * px;
+        const int run = out_w - p.ox < n - i ? out_w - p.ox : n - i;
+        for (int j = 0; j < run; j++, q += px) rows[i + j] = q;
+        i += run;
+        p.ox = 0;
+        if (++p.oy == out_h) {
+            p.oy = 0;
+            p.b++;
+        }
+    }
 }
 
 static void gemm_chunk(const em_conv_args *a, const void *ctx, const void *buf, const void *const *rows, int n,
@@ -616,6 +720,10 @@ size_t em_conv_packed_len(int N, int k_h, int k_w, int in_c, int dil_w) {
 void em_pack_conv_weights(const int8_t *w, int N, int k_h, int k_w, int in_c, int dil_w, int16_t *packed) {
     (void)dil_w;
     em_pack_weights(w, N, k_h * k_w * in_c, packed);
+}
+
+const int16_t *em_conv_rows16_weights(const em_conv_args *a) {
+    return (a->k_w * a->in_c) % 2 == 0 ? a->w : NULL;
 }
 
 #endif
