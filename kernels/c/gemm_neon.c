@@ -428,27 +428,19 @@ int em_fully_connected_sdot(const em_fc_args *a) {
  * and such a layer stays on the int16 path.  Accumulators are int32 lanes (channel c, k pairs 01 / 23); the
  * tile's end adds each channel's two (addp) and the bias + in_offset x column sum. */
 
-/* the 4 bytes at *p in every 32-bit lane, then p += 4: one ld1r with post-index (gcc 12 splits vld1q_dup_s32
- * into ldr + dup, and computes each address apart: 2-3 instructions more per row and 4 k) */
-static inline int8x16_t em_bcast4(const int8_t **p) {
-    int8x16_t v;
-    __asm__("ld1r {%0.4s}, [%1], #4" : "=w"(v), "+r"(*p) : "m"(*(const int32_t(*)[1]) * p));
-    return v;
-}
-
 /* acc (channels 4j, 4j + 1) and acc_h (4j + 2, 4j + 3) += 8 k of one row: groups g (wa, xa) and g + 1 (wb, xb) */
-#define EM_S8_MAC2(acc, acc_h, wa, wb, xa, xb)                                                                \
-    do {                                                                                                      \
-        acc = vpadalq_s16(acc, vmlal_s8(vmull_s8(vget_low_s8(wa), vget_low_s8(xa)), vget_low_s8(wb),          \
-                                        vget_low_s8(xb)));                                                    \
-        acc_h = vpadalq_s16(acc_h, vmlal_high_s8(vmull_high_s8(wa, xa), wb, xb));                             \
+#define EM_S8_MAC2(acc, acc_h, wa, wb, xa, xb)                                                                         \
+    do {                                                                                                               \
+        acc = vpadalq_s16(acc, vmlal_s8(vmull_s8(vget_low_s8(wa), vget_low_s8(xa)), vget_low_s8(wb),                   \
+                                        vget_low_s8(xb)));                                                             \
+        acc_h = vpadalq_s16(acc_h, vmlal_high_s8(vmull_high_s8(wa, xa), wb, xb));                                      \
     } while (0)
 
 /* the same for one 4-k group (a run's tail): one product per int16 lane */
-#define EM_S8_MAC1(acc, acc_h, wa, xa)                                                                        \
-    do {                                                                                                      \
-        acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(wa), vget_low_s8(xa)));                                   \
-        acc_h = vpadalq_s16(acc_h, vmull_high_s8(wa, xa));                                                    \
+#define EM_S8_MAC1(acc, acc_h, wa, xa)                                                                                 \
+    do {                                                                                                               \
+        acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(wa), vget_low_s8(xa)));                                            \
+        acc_h = vpadalq_s16(acc_h, vmull_high_s8(wa, xa));                                                             \
     } while (0)
 
 /* One 8-k step of the tile (groups g, g + 1) in assembly: with intrinsics gcc 12 spilled an accumulator and
@@ -457,64 +449,73 @@ static inline int8x16_t em_bcast4(const int8_t **p) {
  * panels and does channels 0-7, the second channels 8-15.  v16, v17 / v22, v23: panels of groups g / g + 1
  * for the statement's channels, v18-v21: the int16 products; the accumulators, the activations and group g's
  * panels for channels 8-15 are the compiler's registers.  w, p0, p1 step past what they read. */
-#define EM_S8_J(wa, wb, c0, c1, d0, d1)                                                                       \
-    "smull  v18.8h, " wa ".8b, %[x0a].8b\n\t"                                                                 \
-    "smull2 v19.8h, " wa ".16b, %[x0a].16b\n\t"                                                               \
-    "smull  v20.8h, " wa ".8b, %[x1a].8b\n\t"                                                                 \
-    "smull2 v21.8h, " wa ".16b, %[x1a].16b\n\t"                                                               \
-    "smlal  v18.8h, " wb ".8b, %[x0b].8b\n\t"                                                                 \
-    "smlal2 v19.8h, " wb ".16b, %[x0b].16b\n\t"                                                               \
-    "smlal  v20.8h, " wb ".8b, %[x1b].8b\n\t"                                                                 \
-    "smlal2 v21.8h, " wb ".16b, %[x1b].16b\n\t"                                                               \
-    "sadalp %[" c0 "].4s, v18.8h\n\t"                                                                         \
-    "sadalp %[" c1 "].4s, v19.8h\n\t"                                                                         \
-    "sadalp %[" d0 "].4s, v20.8h\n\t"                                                                         \
-    "sadalp %[" d1 "].4s, v21.8h\n\t"
+#define EM_S8_J(op, wa, wb, c0, c1, d0, d1)                                                                            \
+    "smull  v18.8h, " wa ".8b, %[x0a].8b\n\t"                                                                          \
+    "smull2 v19.8h, " wa ".16b, %[x0a].16b\n\t"                                                                        \
+    "smull  v20.8h, " wa ".8b, %[x1a].8b\n\t"                                                                          \
+    "smull2 v21.8h, " wa ".16b, %[x1a].16b\n\t"                                                                        \
+    "smlal  v18.8h, " wb ".8b, %[x0b].8b\n\t"                                                                          \
+    "smlal2 v19.8h, " wb ".16b, %[x0b].16b\n\t"                                                                        \
+    "smlal  v20.8h, " wb ".8b, %[x1b].8b\n\t"                                                                          \
+    "smlal2 v21.8h, " wb ".16b, %[x1b].16b\n\t"                                                                        \
+    op " %[" c0 "].4s, v18.8h\n\t"                                                                                     \
+    op " %[" c1 "].4s, v19.8h\n\t"                                                                                     \
+    op " %[" d0 "].4s, v20.8h\n\t"                                                                                     \
+    op " %[" d1 "].4s, v21.8h\n\t"
 #define EM_S8_CLOBBERS "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23"
-#define EM_S8_STEP8(w, p0, p1)                                                                                \
-    do {                                                                                                      \
-        int8x16_t x0a, x0b, x1a, x1b, wa2, wa3;                                                               \
-        __asm__("ld1r {%[x0a].4s}, [%[p0]], #4\n\t"                                                           \
-                "ld1r {%[x0b].4s}, [%[p0]], #4\n\t"                                                           \
-                "ld1r {%[x1a].4s}, [%[p1]], #4\n\t"                                                           \
-                "ld1r {%[x1b].4s}, [%[p1]], #4\n\t"                                                           \
-                "ldp q16, q17, [%[w]], #32\n\t"                                                               \
-                "ldp %q[wa2], %q[wa3], [%[w]], #32\n\t"                                                       \
-                "ldp q22, q23, [%[w]], #32\n\t"                                                               \
-                EM_S8_J("v16", "v22", "a00", "a01", "a10", "a11")                                             \
-                EM_S8_J("v17", "v23", "a02", "a03", "a12", "a13")                                             \
-                : [w] "+r"(w), [p0] "+r"(p0), [p1] "+r"(p1), [x0a] "=&w"(x0a), [x0b] "=&w"(x0b),              \
-                  [x1a] "=&w"(x1a), [x1b] "=&w"(x1b), [wa2] "=&w"(wa2), [wa3] "=&w"(wa3), [a00] "+w"(a00),    \
-                  [a01] "+w"(a01), [a02] "+w"(a02), [a03] "+w"(a03), [a10] "+w"(a10), [a11] "+w"(a11),        \
-                  [a12] "+w"(a12), [a13] "+w"(a13)                                                            \
-                :                                                                                             \
-                : "memory", EM_S8_CLOBBERS);                                                                  \
-        __asm__("ldp q22, q23, [%[w]], #32\n\t"                                                               \
-                EM_S8_J("%[wa2]", "v22", "a04", "a05", "a14", "a15")                                          \
-                EM_S8_J("%[wa3]", "v23", "a06", "a07", "a16", "a17")                                          \
-                : [w] "+r"(w), [a04] "+w"(a04), [a05] "+w"(a05), [a06] "+w"(a06), [a07] "+w"(a07),            \
-                  [a14] "+w"(a14), [a15] "+w"(a15), [a16] "+w"(a16), [a17] "+w"(a17)                          \
-                : [x0a] "w"(x0a), [x0b] "w"(x0b), [x1a] "w"(x1a), [x1b] "w"(x1b), [wa2] "w"(wa2),             \
-                  [wa3] "w"(wa3)                                                                              \
-                : "memory", EM_S8_CLOBBERS);                                                                  \
+#define EM_S8_STEP8_OP(op, acc, w, p0, p1)                                                                             \
+    do {                                                                                                               \
+        int8x16_t x0a, x0b, x1a, x1b, wa2, wa3;                                                                        \
+        __asm__("ld1r {%[x0a].4s}, [%[p0]], #4\n\t"                                                                    \
+                "ld1r {%[x0b].4s}, [%[p0]], #4\n\t"                                                                    \
+                "ld1r {%[x1a].4s}, [%[p1]], #4\n\t"                                                                    \
+                "ld1r {%[x1b].4s}, [%[p1]], #4\n\t"                                                                    \
+                "ldp q16, q17, [%[w]], #32\n\t"                                                                        \
+                "ldp %q[wa2], %q[wa3], [%[w]], #32\n\t"                                                                \
+                "ldp q22, q23, [%[w]], #32\n\t"                                                                        \
+                EM_S8_J(op, "v16", "v22", "a00", "a01", "a10", "a11")                                                  \
+                EM_S8_J(op, "v17", "v23", "a02", "a03", "a12", "a13")                                                  \
+                : [w] "+r"(w), [p0] "+r"(p0), [p1] "+r"(p1), [x0a] "=&w"(x0a), [x0b] "=&w"(x0b),                       \
+                  [x1a] "=&w"(x1a), [x1b] "=&w"(x1b), [wa2] "=&w"(wa2), [wa3] "=&w"(wa3), [a00] acc(a00),              \
+                  [a01] acc(a01), [a02] acc(a02), [a03] acc(a03), [a10] acc(a10), [a11] acc(a11),                      \
+                  [a12] acc(a12), [a13] acc(a13)                                                                       \
+                :                                                                                                      \
+                : "memory", EM_S8_CLOBBERS);                                                                           \
+        __asm__("ldp q22, q23, [%[w]], #32\n\t"                                                                        \
+                EM_S8_J(op, "%[wa2]", "v22", "a04", "a05", "a14", "a15")                                               \
+                EM_S8_J(op, "%[wa3]", "v23", "a06", "a07", "a16", "a17")                                               \
+                : [w] "+r"(w), [a04] acc(a04), [a05] acc(a05), [a06] acc(a06), [a07] acc(a07),                         \
+                  [a14] acc(a14), [a15] acc(a15), [a16] acc(a16), [a17] acc(a17)                                       \
+                : [x0a] "w"(x0a), [x0b] "w"(x0b), [x1a] "w"(x1a), [x1b] "w"(x1b), [wa2] "w"(wa2),                      \
+                  [wa3] "w"(wa3)                                                                                       \
+                : "memory", EM_S8_CLOBBERS);                                                                           \
     } while (0)
+/* the first step sets the accumulators (saddlp: no zeroing), the others add to them (sadalp) */
+#define EM_S8_ACC_SET(v) "=&w"(v)
+#define EM_S8_ACC_ADD(v) "+w"(v)
+#define EM_S8_FIRST8(w, p0, p1) EM_S8_STEP8_OP("saddlp", EM_S8_ACC_SET, w, p0, p1)
+#define EM_S8_STEP8(w, p0, p1) EM_S8_STEP8_OP("sadalp", EM_S8_ACC_ADD, w, p0, p1)
 
 /* 2 rows x 16 channels: pix[2 t], pix[2 t + 1] are the rows' `run` bytes (a multiple of 4) for run t of `runs`;
- * w: the channel block's panels from k = 0 on.  cnt (1 or 2) rows are stored at o, o + ldo.  Not inlined: the
- * 16 accumulators, 8 weight and 4 activation vectors fill the register file as it is. */
-__attribute__((noinline, optimize("no-schedule-insns"))) static void tile8_neon(const int8_t *const *pix, int runs, int run, const int8_t *w,
-                                                 const int32_t *bias, const int32_t *colsum, int32_t off,
-                                                 const em_requant *rq, int c0, int n, int cnt, int8_t *o, int ldo) {
-    const int32x4_t z = vdupq_n_s32(0);
-    int32x4_t a00 = z, a01 = z, a02 = z, a03 = z, a04 = z, a05 = z, a06 = z, a07 = z; /* row 0: 4j + h */
-    int32x4_t a10 = z, a11 = z, a12 = z, a13 = z, a14 = z, a15 = z, a16 = z, a17 = z; /* row 1 */
+ * w: the channel block's panels from k = 0 on.  cnt (1 or 2) rows are stored at o, o + ldo.  Not inlined (the
+ * 16 accumulators, the activations and panels fill the register file as it is), and no pre-RA scheduling: with
+ * it gcc hoisted loads and products and spilled accumulators. */
+__attribute__((noinline, optimize("no-schedule-insns"))) static void
+tile8_neon(const int8_t *const *pix, int runs, int run, const int8_t *w, const int32_t *bias, const int32_t *colsum,
+           int32_t off, const em_requant *rq, int c0, int n, int cnt, int8_t *o, int ldo) {
+    int32x4_t a00, a01, a02, a03, a04, a05, a06, a07; /* row 0: channels 4j, 4j + 1 (h = 0), 4j + 2, 4j + 3 */
+    int32x4_t a10, a11, a12, a13, a14, a15, a16, a17; /* row 1 */
+    const int steps = run >> 3;
+    if (run & 4) { /* a 4-k group after the 8-k steps */
+        a00 = a01 = a02 = a03 = a04 = a05 = a06 = a07 = vdupq_n_s32(0);
+        a10 = a11 = a12 = a13 = a14 = a15 = a16 = a17 = a00;
 #pragma GCC unroll 1
-    for (int t = 0; t < runs; t++) {
-        const int8_t *p0 = pix[2 * t], *p1 = pix[2 * t + 1];
-        for (int i = run >> 3; i > 0; i--) EM_S8_STEP8(w, p0, p1);
-        if (run & 4) { /* run % 8 == 4: one 4-k group */
+        for (int t = 0; t < runs; t++) {
+            const int8_t *p0 = pix[2 * t], *p1 = pix[2 * t + 1];
+#pragma GCC unroll 1
+            for (unsigned i = (unsigned)steps; i != 0; i--) EM_S8_STEP8(w, p0, p1);
             const int8x16x4_t wa = vld1q_s8_x4(w);
-            const int8x16_t x0a = em_bcast4(&p0), x1a = em_bcast4(&p1);
+            const int8x16_t x0a = em_dup4(p0), x1a = em_dup4(p1);
             w += 64;
             EM_S8_MAC1(a00, a01, wa.val[0], x0a);
             EM_S8_MAC1(a10, a11, wa.val[0], x1a);
@@ -524,6 +525,19 @@ __attribute__((noinline, optimize("no-schedule-insns"))) static void tile8_neon(
             EM_S8_MAC1(a14, a15, wa.val[2], x1a);
             EM_S8_MAC1(a06, a07, wa.val[3], x0a);
             EM_S8_MAC1(a16, a17, wa.val[3], x1a);
+        }
+    } else { /* whole 8-k steps only, at least one (run > 0): no checks per tap */
+        const int8_t *p0 = pix[0], *p1 = pix[1];
+        EM_S8_FIRST8(w, p0, p1);
+#pragma GCC unroll 1
+        for (unsigned i = (unsigned)steps - 1; i != 0; i--) EM_S8_STEP8(w, p0, p1); /* unsigned: subs + bne */
+#pragma GCC unroll 1
+        for (int t = 1; t < runs; t++) {
+            p0 = pix[2 * t];
+            p1 = pix[2 * t + 1];
+            unsigned i = (unsigned)steps;
+            do EM_S8_STEP8(w, p0, p1);
+            while (--i != 0);
         }
     }
     const int32x4_t vo = vdupq_n_s32(off);
@@ -573,7 +587,10 @@ static void gemm8_neon_chunk(const em_conv_args *a, const void *ctx, const void 
 /* The direct conv (in_c a multiple of 4, so every tap is whole 4-byte groups of the panels): an output row's 2
  * pixels x 16 channels per tile, each tap read where it lies in the input (no im2col), taps outside the image
  * from a run of the zero point (x + in_offset = 0). */
-static void conv_direct8_neon(const em_conv_args *a, const int8_t *w8, const int32_t *colsum) {
+static void conv_direct8_neon(const em_conv_args *args, const int8_t *w8, const int32_t *colsum) {
+    /* the shape in a local copy: under -fno-strict-aliasing each store into pix[] could change *args, and gcc
+     * reloaded its fields after each */
+    const em_conv_args shape = *args, *a = &shape;
     const int rows = a->batch * a->out_h, C = a->in_c, N = a->out_c, taps = a->k_h * a->k_w, K = taps * C;
     const int in_w = a->in_w, sw = a->stride_w;
     int8_t *pad = (int8_t *)a->scratch; /* C bytes of the zero point, shared read-only by the threads */
