@@ -80,7 +80,9 @@ def test_neon_int8_conv_edges_and_minus_128_fallback(tmp_path):
     in_offset at both ends; weights holding -128 fall back to the int16 GEMM and match; forced past that check
     the int16 lanes wrap and the bytes differ (so the cases above ran the int8 GEMM, and the check is needed)."""
     out = _run(tmp_path, "neon8_conv_check.c", "gemm.c", "gemm_neon.c", "gemm_vnni.c", "isa.c", "conv.c")
-    m = re.search(r"400 edge cases, 60 with -128 weights, (\d+) differ; forced past the -128 check (\d+) of 60 wrap", out)
+    m = re.search(
+        r"400 edge cases, 60 with -128 weights, (\d+) differ; forced past the -128 check (\d+) of 60 wrap", out
+    )
     assert m, out
     assert m.group(1) == "0", out
     assert int(m.group(2)) >= 30, out
