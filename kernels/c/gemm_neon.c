@@ -428,15 +428,8 @@ int em_fully_connected_sdot(const em_fc_args *a) {
  * and such a layer stays on the int16 path.  Accumulators are int32 lanes (channel c, k pairs 01 / 23); the
  * tile's end adds each channel's two (addp) and the bias + in_offset x column sum. */
 
-/* acc (channels 4j, 4j + 1) and acc_h (4j + 2, 4j + 3) += 8 k of one row: groups g (wa, xa) and g + 1 (wb, xb) */
-#define EM_S8_MAC2(acc, acc_h, wa, wb, xa, xb)                                                                         \
-    do {                                                                                                               \
-        acc = vpadalq_s16(acc, vmlal_s8(vmull_s8(vget_low_s8(wa), vget_low_s8(xa)), vget_low_s8(wb),                   \
-                                        vget_low_s8(xb)));                                                             \
-        acc_h = vpadalq_s16(acc_h, vmlal_high_s8(vmull_high_s8(wa, xa), wb, xb));                                      \
-    } while (0)
-
-/* the same for one 4-k group (a run's tail): one product per int16 lane */
+/* acc (channels 4j, 4j + 1) and acc_h (4j + 2, 4j + 3) += one 4-k group of a row (a run's 8 k + 4 tail): one
+ * product per int16 lane */
 #define EM_S8_MAC1(acc, acc_h, wa, xa)                                                                                 \
     do {                                                                                                               \
         acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(wa), vget_low_s8(xa)));                                            \
@@ -496,11 +489,17 @@ int em_fully_connected_sdot(const em_fc_args *a) {
 #define EM_S8_FIRST8(w, p0, p1) EM_S8_STEP8_OP("saddlp", EM_S8_ACC_SET, w, p0, p1)
 #define EM_S8_STEP8(w, p0, p1) EM_S8_STEP8_OP("sadalp", EM_S8_ACC_ADD, w, p0, p1)
 
+#if defined(__GNUC__) && !defined(__clang__)
+#define EM_TILE8_ATTRS __attribute__((noinline, optimize("no-schedule-insns")))
+#else
+#define EM_TILE8_ATTRS __attribute__((noinline)) /* clang has no optimize attribute */
+#endif
+
 /* 2 rows x 16 channels: pix[2 t], pix[2 t + 1] are the rows' `run` bytes (a multiple of 4) for run t of `runs`;
  * w: the channel block's panels from k = 0 on.  cnt (1 or 2) rows are stored at o, o + ldo.  Not inlined (the
  * 16 accumulators, the activations and panels fill the register file as it is), and no pre-RA scheduling: with
  * it gcc hoisted loads and products and spilled accumulators. */
-__attribute__((noinline, optimize("no-schedule-insns"))) static void
+EM_TILE8_ATTRS static void
 tile8_neon(const int8_t *const *pix, int runs, int run, const int8_t *w, const int32_t *bias, const int32_t *colsum,
            int32_t off, const em_requant *rq, int c0, int n, int cnt, int8_t *o, int ldo) {
     int32x4_t a00, a01, a02, a03, a04, a05, a06, a07; /* row 0: channels 4j, 4j + 1 (h = 0), 4j + 2, 4j + 3 */
