@@ -9,6 +9,7 @@ without either.  The per-op tests (tests/oneop.py runs every ISA) check the same
 from __future__ import annotations
 
 import platform
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -71,3 +72,17 @@ def test_neon_depthwise_matches_the_portable_path(tmp_path):
     load past the tensor faults."""
     out = _run(tmp_path, "neon_depthwise_check.c", "depthwise_conv.c", "depthwise_neon.c", "isa.c")
     assert "600 depthwise cases, 0 differ" in out
+
+
+def test_neon_int8_conv_edges_and_minus_128_fallback(tmp_path):
+    """The neon path's int8 GEMM (smull/smlal pairs + sadalp, gemm_neon.c) on its tails: a run of 8 k + 4, a
+    lone last pixel / GEMM row, partial 16-channel blocks, inputs and weights at the int16 bound (2 x 128 x 127),
+    in_offset at both ends; weights holding -128 fall back to the int16 GEMM and match; forced past that check
+    the int16 lanes wrap and the bytes differ (so the cases above ran the int8 GEMM, and the check is needed)."""
+    out = _run(tmp_path, "neon8_conv_check.c", "gemm.c", "gemm_neon.c", "gemm_vnni.c", "isa.c", "conv.c")
+    m = re.search(
+        r"400 edge cases, 60 with -128 weights, (\d+) differ; forced past the -128 check (\d+) of 60 wrap", out
+    )
+    assert m, out
+    assert m.group(1) == "0", out
+    assert int(m.group(2)) >= 30, out

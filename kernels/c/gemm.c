@@ -10,7 +10,8 @@
  * path in effect, so a kernel built under one path runs under any other. */
 static int vnni_packed(void) {
     return em_isa_supported(EM_ISA_AVXVNNI) || em_isa_supported(EM_ISA_AVX512VNNI) ||
-           em_isa_supported(EM_ISA_DOTPROD); /* the SDOT path (gemm_neon.c) reads the same int8 section */
+           em_isa_supported(EM_ISA_DOTPROD) || /* the SDOT path (gemm_neon.c) reads the same int8 section */
+           em_isa_supported(EM_ISA_NEON);      /* and so does the neon smull GEMM (every aarch64 CPU) */
 }
 
 size_t em_packed_weights_len(int N, int K) {
@@ -20,6 +21,9 @@ size_t em_packed_weights_len(int N, int K) {
     if (vnni_packed()) {
         int k4 = (K + 3) & ~3;
         len += (size_t)nb * EM_NR * 2 + (size_t)nb * k4 * EM_NR / 2; /* int32 sums, int8 panels (in int16 units) */
+#ifdef EM_HAVE_NEON
+        len += 2; /* int32 after the panels: no weight is -128 (the neon smull GEMM's int16 bound, gemm_neon.c) */
+#endif
     }
     return len;
 }
@@ -51,6 +55,11 @@ void em_pack_weights(const int8_t *w, int N, int K, int16_t *packed) {
         }
         sums[n] = s;
     }
+#ifdef EM_HAVE_NEON
+    int32_t no_min = 1;
+    for (size_t i = 0; i < (size_t)N * K; i++) no_min &= w[i] != -128;
+    memcpy(p8 + (size_t)nblocks * k4 * EM_NR, &no_min, sizeof no_min);
+#endif
 }
 
 /* Portable: 4 rows per pass over a weight panel (as the AVX2 tile), so each

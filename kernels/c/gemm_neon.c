@@ -178,8 +178,11 @@ static void conv_direct_neon(const em_conv_args *a, int kp) {
     }
 }
 
+static int conv_neon8(const em_conv_args *a);
+
 int em_conv2d_neon(const em_conv_args *a) {
     if (em_isa_get() != EM_ISA_NEON) return 0;
+    if (conv_neon8(a)) return 1; /* int8 smull GEMM where no weight is -128 (below) */
     const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c);
     if (a->k_h * a->k_w > EM_DIRECT_MAX_TAPS || !em_direct_fits(a, kp)) return 0;
     conv_direct_neon(a, kp);
@@ -411,6 +414,239 @@ int em_fully_connected_sdot(const em_fc_args *a) {
     } else {
         gemm_sdot(&g, 0, a->rows);
     }
+    return 1;
+}
+
+/* ---- int8 GEMM on the neon path (no dot product), XNNPACK's qs8 "neon-mlal" scheme on the SDOT panels
+ * [N/16][K4/4][16][4]: one 16-byte panel row holds 4 channels x 4 k.  smull multiplies its low half (2 channels x
+ * 4 k) by a row's 4 activations (broadcast), smlal adds the next 4-k group's products into the same int16 lanes,
+ * and sadalp adds adjacent lane pairs into int32: 16 multiply-adds per 3 instructions (the int16 smlal by
+ * element does 4 per instruction).  An int16 lane holds two products x w with x in [-128, 127] (the input as
+ * it is: the in_offset term is the column sums', as on the SDOT path) and w in [-127, 127]: at most
+ * 2 x 128 x 127 = 32512, no overflow.  TFLite's int8 weights are symmetric in [-127, 127], but nothing stops a
+ * model from holding -128 (2 x 128 x 128 = 32768 wraps), so em_pack_weights records whether any weight is -128
+ * and such a layer stays on the int16 path.  Accumulators are int32 lanes (channel c, k pairs 01 / 23); the
+ * tile's end adds each channel's two (addp) and the bias + in_offset x column sum. */
+
+/* acc (channels 4j, 4j + 1) and acc_h (4j + 2, 4j + 3) += one 4-k group of a row (a run's 8 k + 4 tail): one
+ * product per int16 lane */
+#define EM_S8_MAC1(acc, acc_h, wa, xa)                                                                                 \
+    do {                                                                                                               \
+        acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(wa), vget_low_s8(xa)));                                            \
+        acc_h = vpadalq_s16(acc_h, vmull_high_s8(wa, xa));                                                             \
+    } while (0)
+
+/* One 8-k step of the tile (groups g, g + 1) in assembly: with intrinsics gcc 12 spilled an accumulator and
+ * recomputed addresses (63 instructions a step, this is 58: 4 ld1r, 4 ldp, 48 multiply / add, the loop's 2).
+ * Two statements (an asm has at most 30 operands): the first loads the rows' broadcast activations and the
+ * panels and does channels 0-7, the second channels 8-15.  v16, v17 / v22, v23: panels of groups g / g + 1
+ * for the statement's channels, v18-v21: the int16 products; the accumulators, the activations and group g's
+ * panels for channels 8-15 are the compiler's registers.  w, p0, p1 step past what they read. */
+#define EM_S8_J(op, wa, wb, c0, c1, d0, d1)                                                                            \
+    "smull  v18.8h, " wa ".8b, %[x0a].8b\n\t"                                                                          \
+    "smull2 v19.8h, " wa ".16b, %[x0a].16b\n\t"                                                                        \
+    "smull  v20.8h, " wa ".8b, %[x1a].8b\n\t"                                                                          \
+    "smull2 v21.8h, " wa ".16b, %[x1a].16b\n\t"                                                                        \
+    "smlal  v18.8h, " wb ".8b, %[x0b].8b\n\t"                                                                          \
+    "smlal2 v19.8h, " wb ".16b, %[x0b].16b\n\t"                                                                        \
+    "smlal  v20.8h, " wb ".8b, %[x1b].8b\n\t"                                                                          \
+    "smlal2 v21.8h, " wb ".16b, %[x1b].16b\n\t"                                                                        \
+    op " %[" c0 "].4s, v18.8h\n\t"                                                                                     \
+    op " %[" c1 "].4s, v19.8h\n\t"                                                                                     \
+    op " %[" d0 "].4s, v20.8h\n\t"                                                                                     \
+    op " %[" d1 "].4s, v21.8h\n\t"
+#define EM_S8_CLOBBERS "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23"
+#define EM_S8_STEP8_OP(op, acc, w, p0, p1)                                                                             \
+    do {                                                                                                               \
+        int8x16_t x0a, x0b, x1a, x1b, wa2, wa3;                                                                        \
+        __asm__("ld1r {%[x0a].4s}, [%[p0]], #4\n\t"                                                                    \
+                "ld1r {%[x0b].4s}, [%[p0]], #4\n\t"                                                                    \
+                "ld1r {%[x1a].4s}, [%[p1]], #4\n\t"                                                                    \
+                "ld1r {%[x1b].4s}, [%[p1]], #4\n\t"                                                                    \
+                "ldp q16, q17, [%[w]], #32\n\t"                                                                        \
+                "ldp %q[wa2], %q[wa3], [%[w]], #32\n\t"                                                                \
+                "ldp q22, q23, [%[w]], #32\n\t"                                                                        \
+                EM_S8_J(op, "v16", "v22", "a00", "a01", "a10", "a11")                                                  \
+                EM_S8_J(op, "v17", "v23", "a02", "a03", "a12", "a13")                                                  \
+                : [w] "+r"(w), [p0] "+r"(p0), [p1] "+r"(p1), [x0a] "=&w"(x0a), [x0b] "=&w"(x0b),                       \
+                  [x1a] "=&w"(x1a), [x1b] "=&w"(x1b), [wa2] "=&w"(wa2), [wa3] "=&w"(wa3), [a00] acc(a00),              \
+                  [a01] acc(a01), [a02] acc(a02), [a03] acc(a03), [a10] acc(a10), [a11] acc(a11),                      \
+                  [a12] acc(a12), [a13] acc(a13)                                                                       \
+                :                                                                                                      \
+                : "memory", EM_S8_CLOBBERS);                                                                           \
+        __asm__("ldp q22, q23, [%[w]], #32\n\t"                                                                        \
+                EM_S8_J(op, "%[wa2]", "v22", "a04", "a05", "a14", "a15")                                               \
+                EM_S8_J(op, "%[wa3]", "v23", "a06", "a07", "a16", "a17")                                               \
+                : [w] "+r"(w), [a04] acc(a04), [a05] acc(a05), [a06] acc(a06), [a07] acc(a07),                         \
+                  [a14] acc(a14), [a15] acc(a15), [a16] acc(a16), [a17] acc(a17)                                       \
+                : [x0a] "w"(x0a), [x0b] "w"(x0b), [x1a] "w"(x1a), [x1b] "w"(x1b), [wa2] "w"(wa2),                      \
+                  [wa3] "w"(wa3)                                                                                       \
+                : "memory", EM_S8_CLOBBERS);                                                                           \
+    } while (0)
+/* the first step sets the accumulators (saddlp: no zeroing), the others add to them (sadalp) */
+#define EM_S8_ACC_SET(v) "=&w"(v)
+#define EM_S8_ACC_ADD(v) "+w"(v)
+#define EM_S8_FIRST8(w, p0, p1) EM_S8_STEP8_OP("saddlp", EM_S8_ACC_SET, w, p0, p1)
+#define EM_S8_STEP8(w, p0, p1) EM_S8_STEP8_OP("sadalp", EM_S8_ACC_ADD, w, p0, p1)
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define EM_TILE8_ATTRS __attribute__((noinline, optimize("no-schedule-insns")))
+#else
+#define EM_TILE8_ATTRS __attribute__((noinline)) /* clang has no optimize attribute */
+#endif
+
+/* 2 rows x 16 channels: pix[2 t], pix[2 t + 1] are the rows' `run` bytes (a multiple of 4) for run t of `runs`;
+ * w: the channel block's panels from k = 0 on.  cnt (1 or 2) rows are stored at o, o + ldo.  Not inlined (the
+ * 16 accumulators, the activations and panels fill the register file as it is), and no pre-RA scheduling: with
+ * it gcc hoisted loads and products and spilled accumulators. */
+EM_TILE8_ATTRS static void
+tile8_neon(const int8_t *const *pix, int runs, int run, const int8_t *w, const int32_t *bias, const int32_t *colsum,
+           int32_t off, const em_requant *rq, int c0, int n, int cnt, int8_t *o, int ldo) {
+    int32x4_t a00, a01, a02, a03, a04, a05, a06, a07; /* row 0: channels 4j, 4j + 1 (h = 0), 4j + 2, 4j + 3 */
+    int32x4_t a10, a11, a12, a13, a14, a15, a16, a17; /* row 1 */
+    const int steps = run >> 3;
+    if (run & 4) { /* a 4-k group after the 8-k steps */
+        a00 = a01 = a02 = a03 = a04 = a05 = a06 = a07 = vdupq_n_s32(0);
+        a10 = a11 = a12 = a13 = a14 = a15 = a16 = a17 = a00;
+#pragma GCC unroll 1
+        for (int t = 0; t < runs; t++) {
+            const int8_t *p0 = pix[2 * t], *p1 = pix[2 * t + 1];
+#pragma GCC unroll 1
+            for (unsigned i = (unsigned)steps; i != 0; i--) EM_S8_STEP8(w, p0, p1);
+            const int8x16x4_t wa = vld1q_s8_x4(w);
+            const int8x16_t x0a = em_dup4(p0), x1a = em_dup4(p1);
+            w += 64;
+            EM_S8_MAC1(a00, a01, wa.val[0], x0a);
+            EM_S8_MAC1(a10, a11, wa.val[0], x1a);
+            EM_S8_MAC1(a02, a03, wa.val[1], x0a);
+            EM_S8_MAC1(a12, a13, wa.val[1], x1a);
+            EM_S8_MAC1(a04, a05, wa.val[2], x0a);
+            EM_S8_MAC1(a14, a15, wa.val[2], x1a);
+            EM_S8_MAC1(a06, a07, wa.val[3], x0a);
+            EM_S8_MAC1(a16, a17, wa.val[3], x1a);
+        }
+    } else { /* whole 8-k steps only, at least one (run > 0): no checks per tap */
+        const int8_t *p0 = pix[0], *p1 = pix[1];
+        EM_S8_FIRST8(w, p0, p1);
+#pragma GCC unroll 1
+        for (unsigned i = (unsigned)steps - 1; i != 0; i--) EM_S8_STEP8(w, p0, p1); /* unsigned: subs + bne */
+#pragma GCC unroll 1
+        for (int t = 1; t < runs; t++) {
+            p0 = pix[2 * t];
+            p1 = pix[2 * t + 1];
+            unsigned i = (unsigned)steps;
+            do EM_S8_STEP8(w, p0, p1);
+            while (--i != 0);
+        }
+    }
+    const int32x4_t vo = vdupq_n_s32(off);
+    const int32x4_t b0 = vmlaq_s32(vld1q_s32(bias + c0), vo, vld1q_s32(colsum + c0));
+    const int32x4_t b1 = vmlaq_s32(vld1q_s32(bias + c0 + 4), vo, vld1q_s32(colsum + c0 + 4));
+    const int32x4_t b2 = vmlaq_s32(vld1q_s32(bias + c0 + 8), vo, vld1q_s32(colsum + c0 + 8));
+    const int32x4_t b3 = vmlaq_s32(vld1q_s32(bias + c0 + 12), vo, vld1q_s32(colsum + c0 + 12));
+    em_requant16_neon(vaddq_s32(vpaddq_s32(a00, a01), b0), vaddq_s32(vpaddq_s32(a02, a03), b1),
+                      vaddq_s32(vpaddq_s32(a04, a05), b2), vaddq_s32(vpaddq_s32(a06, a07), b3), rq, c0, n, o);
+    if (cnt > 1)
+        em_requant16_neon(vaddq_s32(vpaddq_s32(a10, a11), b0), vaddq_s32(vpaddq_s32(a12, a13), b1),
+                          vaddq_s32(vpaddq_s32(a14, a15), b2), vaddq_s32(vpaddq_s32(a16, a17), b3), rq, c0, n,
+                          o + ldo);
+}
+
+/* Whether em_pack_weights found no -128 among the weights (the int32 after the int8 panels, gemm.c). */
+static int neon8_weights(const int16_t *packed, int N, int kp, int k4, const int32_t **colsum, const int8_t **w8) {
+    int32_t ok;
+    int8_weights(packed, N, kp, colsum, w8);
+    memcpy(&ok, *w8 + (size_t)((N + EM_NR - 1) / EM_NR) * k4 * EM_NR, sizeof ok);
+    return ok == 1;
+}
+
+/* rows m0..m1 of the int8 operand (row m at rows[m - m0], k4 bytes) -> the output rows, every channel block */
+static void gemm8_neon(const em_gemm8 *g, const int8_t *const *rows, int n, int8_t *out, int ldo) {
+    for (int m = 0; m < n; m += 2) {
+        const int cnt = n - m < 2 ? 1 : 2;
+        const int8_t *pix[2] = {rows[m], rows[m + cnt - 1]}; /* a lone last row twice; its copy is dropped */
+        for (int c0 = 0; c0 < g->N; c0 += EM_NR)
+            tile8_neon(pix, 1, g->K4, g->w + (size_t)c0 * g->K4, g->bias, g->colsum, g->off, g->rq, c0,
+                       g->N - c0 < EM_NR ? g->N - c0 : EM_NR, cnt, out + (size_t)m * ldo + c0, ldo);
+    }
+}
+
+/* the im2col conv (in_c not whole 4-byte groups): the SDOT path's int8 im2col rows through gemm8_neon */
+static void gemm8_neon_chunk(const em_conv_args *a, const void *ctx, const void *buf, const void *const *rows, int n,
+                             int8_t *out) {
+    const sdot_conv *s = (const sdot_conv *)ctx;
+    const int8_t *r[EM_CONV_ROWS];
+    (void)rows;
+    for (int i = 0; i < n; i++) r[i] = (const int8_t *)buf + (size_t)i * s->k4;
+    const em_gemm8 g = {a->out_c, s->k4, (const int8_t *)buf, s->w8, s->colsum, a->bias, a->in_offset, &a->rq,
+                        out, a->out_c};
+    gemm8_neon(&g, r, n, out, a->out_c);
+}
+
+/* The direct conv (in_c a multiple of 4, so every tap is whole 4-byte groups of the panels): an output row's 2
+ * pixels x 16 channels per tile, each tap read where it lies in the input (no im2col), taps outside the image
+ * from a run of the zero point (x + in_offset = 0). */
+static void conv_direct8_neon(const em_conv_args *args, const int8_t *w8, const int32_t *colsum) {
+    /* the shape in a local copy: under -fno-strict-aliasing each store into pix[] could change *args, and gcc
+     * reloaded its fields after each */
+    const em_conv_args shape = *args, *a = &shape;
+    const int rows = a->batch * a->out_h, C = a->in_c, N = a->out_c, taps = a->k_h * a->k_w, K = taps * C;
+    const int in_w = a->in_w, sw = a->stride_w;
+    int8_t *pad = (int8_t *)a->scratch; /* C bytes of the zero point, shared read-only by the threads */
+    memset(pad, (int8_t)(-a->in_offset), (size_t)C);
+    ptrdiff_t toff[EM_DIRECT_MAX_TAPS]; /* a tap's offset from its window's top-left pixel, inside the image */
+    for (int kh = 0; kh < a->k_h; kh++)
+        for (int kw = 0; kw < a->k_w; kw++)
+            toff[kh * a->k_w + kw] = ((ptrdiff_t)kh * a->dil_h * in_w + (ptrdiff_t)kw * a->dil_w) * C;
+    const em_direct_span cols = em_direct_interior(a);
+#pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
+    for (int r = 0; r < rows; r++) {
+        const int b = r / a->out_h, oy = r % a->out_h;
+        const int8_t *line[EM_DIRECT_MAX_KH];
+        int rows_inside = 1;
+        for (int kh = 0; kh < a->k_h; kh++) {
+            const int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
+            line[kh] = iy >= 0 && iy < a->in_h ? a->in + ((size_t)b * a->in_h + iy) * in_w * C : NULL;
+            rows_inside &= line[kh] != NULL;
+        }
+        int8_t *orow = a->out + (size_t)r * a->out_w * N;
+        for (int ox = 0; ox < a->out_w; ox += 2) {
+            const int cnt = a->out_w - ox < 2 ? a->out_w - ox : 2; /* a lone last pixel rereads itself */
+            const int8_t *pix[2 * EM_DIRECT_MAX_TAPS];
+            if (rows_inside && cnt == 2 && ox >= cols.lo && ox + 2 <= cols.hi) { /* every tap inside: no checks */
+                const int8_t *p0 = line[0] + (ptrdiff_t)(ox * sw - a->pad_left) * C, *p1 = p0 + (ptrdiff_t)sw * C;
+                for (int t = 0; t < taps; t++) {
+                    pix[2 * t] = p0 + toff[t];
+                    pix[2 * t + 1] = p1 + toff[t];
+                }
+            } else {
+                for (int kh = 0; kh < a->k_h; kh++)
+                    for (int kw = 0; kw < a->k_w; kw++)
+                        for (int i = 0; i < 2; i++) {
+                            const int ix = (ox + (i < cnt ? i : 0)) * sw - a->pad_left + kw * a->dil_w;
+                            pix[2 * (kh * a->k_w + kw) + i] =
+                                line[kh] && ix >= 0 && ix < in_w ? line[kh] + (size_t)ix * C : pad;
+                        }
+            }
+            for (int c0 = 0; c0 < N; c0 += EM_NR)
+                tile8_neon(pix, taps, C, w8 + (size_t)c0 * K, a->bias, colsum, a->in_offset, &a->rq, c0,
+                           N - c0 < EM_NR ? N - c0 : EM_NR, cnt, orow + (size_t)ox * N + c0, N);
+        }
+    }
+}
+
+/* CONV_2D on the neon int8 GEMM: 1 when it ran the op (no weight is -128), else 0 having done nothing. */
+static int conv_neon8(const em_conv_args *a) {
+    const int K = a->k_h * a->k_w * a->in_c, k4 = (K + 3) & ~3;
+    const int kp = em_conv_kp(a->k_h, a->k_w, a->in_c);
+    sdot_conv s = {K, k4, NULL, NULL};
+    if (!neon8_weights(a->w, a->out_c, kp, k4, &s.colsum, &s.w8)) return 0;
+    if (a->in_c % 4 == 0 && a->k_h * a->k_w <= EM_DIRECT_MAX_TAPS && a->k_h <= EM_DIRECT_MAX_KH) {
+        conv_direct8_neon(a, s.w8, s.colsum);
+        return 1;
+    }
+    const em_conv_path p = {fill_im2col8, gemm8_neon_chunk, &s, (size_t)EM_CONV_ROWS * kp * sizeof(int16_t), 0};
+    em_conv_run(a, &p);
     return 1;
 }
 

@@ -2,7 +2,8 @@
 on each native path (portable, neon, dotprod), counted under qemu-user (issue 12: emulation says nothing about
 speed; instruction counts say something).
 
-The layers' shapes come from the .tflite; tools/arm_insn/layers.c runs them with random int8 data, cross-compiled
+The layers' shapes come from the .tflite; tools/arm_insn/layers.c runs them with random int8 data (weights in
+[-127, 127], as TFLite's quantizer writes them: a -128 sends a neon layer to its int16 GEMM), cross-compiled
 (aarch64-linux-gnu-gcc, setup.py's flags, static) and run by qemu-aarch64-static with `-d in_asm,exec,nochain`:
 every translated block's instructions are logged once (in_asm) and every execution of a block once (exec; nochain
 so chained blocks log too), so the executed count is the sum over executions of the block's length.  Per

@@ -14,6 +14,9 @@
 static uint32_t st = 12345;
 static uint32_t rnd(void) { st ^= st << 13; st ^= st >> 17; st ^= st << 5; return st; }
 static void *rbuf(size_t n) { int8_t *p = malloc(n + 64); for (size_t i = 0; i < n + 64; i++) p[i] = (int8_t)rnd(); return p; }
+/* weights as TFLite's int8 quantization makes them (symmetric, [-127, 127]): a -128 sends the neon path's
+ * layer to its int16 GEMM (gemm_neon.c), which real models never need */
+static int8_t *wbuf(size_t n) { int8_t *p = rbuf(n); for (size_t i = 0; i < n; i++) if (p[i] == -128) p[i] = -127; return p; }
 
 typedef struct { char kind[8]; int v[15]; em_kernel_fn fn; void *args; } layer;
 
@@ -37,7 +40,7 @@ int main(int argc, char **argv) {
         if (!strcmp(l->kind, "fc")) {
             const int rows = v[0], K = v[1], N = v[2], np = (N + 15) & ~15, kp = (K + 1) & ~1;
             em_fc_args *a = calloc(1, sizeof *a);
-            int8_t *w = rbuf((size_t)N * K);
+            int8_t *w = wbuf((size_t)N * K);
             int16_t *pw = malloc(em_packed_weights_len(N, K) * 2);
             em_pack_weights(w, N, K, pw);
             int32_t *mult = malloc(np * 4), *shift = malloc(np * 4), *bias = malloc(np * 4);
@@ -55,7 +58,7 @@ int main(int argc, char **argv) {
             int8_t *in = rbuf((size_t)b * h * wd * c), *out = malloc((size_t)b * oh * ow * oc);
             if (conv) {
                 const int K = kh * kw * c, kp = em_conv_kp(kh, kw, c);
-                int8_t *w = rbuf((size_t)oc * K);
+                int8_t *w = wbuf((size_t)oc * K);
                 int16_t *pw = malloc(em_packed_weights_len(oc, K) * 2);
                 em_pack_weights(w, oc, K, pw);
                 em_conv_args *a = calloc(1, sizeof *a);
