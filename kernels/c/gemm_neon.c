@@ -113,8 +113,9 @@ void em_gemm_neon(const em_gemm_args *g, int m0, int m1) {
 }
 
 /* ---- CONV_2D without im2col on the neon path (conv_direct.h; the scheme of the former AVX2 tap-pair direct
- * conv): em_direct_lines widens an output row's input rows once, and em_gemm_neon's 4-pixel x 16-channel tile reads each tap's channel
- * pairs straight from them.  The same products and exact int32 sums as im2col + em_gemm_neon, so the same bytes. */
+ * conv): em_direct_lines widens an output row's input rows once, and em_gemm_neon's 4-pixel x 16-channel tile
+ * reads each tap's channel pairs straight from them.  The same products and exact int32 sums as im2col +
+ * em_gemm_neon, so the same bytes. */
 
 /* One 4-pixel x 16-channel tile over all taps: pix[4 t + i] is pixel i's input (int16 channels) for tap t.  Not
  * inlined: inside conv_direct_neon's row loop gcc spilled the 16 accumulators (~30% more instructions). */
