@@ -60,11 +60,12 @@ void em_pack_weights(const int8_t *w, int N, int K, int16_t *packed) {
  * on the stack and reused for every row of the call; tiles of 2 rows x 4 channels keep 8 vector reductions in
  * registers (16 on x86-64 SSE).  Sums are exact int32, so the order of the k terms does not change the bytes. */
 #define EM_PORT_KB 512 /* k per transposed block: 16 x 512 int16 = 16 KiB of stack */
-#define EM_PORT_MB 64  /* rows per pass over the panels: their accumulators, 64 x 16 int32 */
+#define EM_PORT_MB 64  /* rows per pass over the panels: their accumulators, 16 x 64 int32 */
+#define EM_PORT_LDC (EM_PORT_MB + 1) /* accumulator row stride: a spare row for an odd last row's copy */
 
-/* rows a0, a1 (kl int16 from k) . channels w[0..3 * ldw] -> o0[0..3], o1[0..3] += the 8 sums */
+/* rows a0, a1 (kl int16 from k) . channels w[0..3 * ldw] -> o[0..3 * EM_PORT_LDC] (rows 0 and 1) += the 8 sums */
 static inline void dot_2x4(const int16_t *restrict a0, const int16_t *restrict a1, const int16_t *restrict w, int kl,
-                           int ldw, int32_t *restrict o0, int32_t *restrict o1) {
+                           int ldw, int32_t *restrict o) {
     const int16_t *w0 = w, *w1 = w + ldw, *w2 = w + 2 * ldw, *w3 = w + 3 * ldw;
     int32_t s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
     for (int k = 0; k < kl; k++) {
@@ -78,20 +79,56 @@ static inline void dot_2x4(const int16_t *restrict a0, const int16_t *restrict a
         s12 += x1 * w2[k];
         s13 += x1 * w3[k];
     }
-    o0[0] += s00, o0[1] += s01, o0[2] += s02, o0[3] += s03;
-    o1[0] += s10, o1[1] += s11, o1[2] += s12, o1[3] += s13;
+    o[0] += s00, o[EM_PORT_LDC] += s01, o[2 * EM_PORT_LDC] += s02, o[3 * EM_PORT_LDC] += s03;
+    o[1] += s10, o[EM_PORT_LDC + 1] += s11, o[2 * EM_PORT_LDC + 1] += s12, o[3 * EM_PORT_LDC + 1] += s13;
+}
+
+/* One channel's output stage over n rows, out[r * ldo]: em_requant_row_portable's values (fixedpoint.h), but
+ * with the channel's multiplier, shifts and rounding fixed for the whole loop, so the compiler vectorizes it
+ * (uniform shift counts; per-row, per-channel scalar requantization cost more than the sums on small k).  The
+ * one saturating case of the high multiply needs a multiplier of INT32_MIN, which goes to the scalar path. */
+static void requant_column(const int32_t *restrict acc, int n, const em_requant *rq, int c, int8_t *restrict out,
+                           int ldo) {
+    const int32_t m = rq->mult[c], s = rq->shift[c];
+    if (m == INT32_MIN) {
+        for (int r = 0; r < n; r++) em_requant_row_portable(acc + r, 1, rq, c, out + (size_t)r * ldo);
+        return;
+    }
+    const int left = s > 0 ? s : 0, right = s > 0 ? 0 : -s;
+    const int32_t mask = (int32_t)((1LL << right) - 1), half = mask >> 1;
+    const int32_t zp = rq->zp, lo = rq->act_min, hi = rq->act_max;
+    int8_t q[EM_PORT_MB];
+    if (c < rq->round_up_below) { /* ties up: (hm + 2^(right-1)) >> right without overflow */
+        const int rb = right > 0 ? right - 1 : 0, ro = right > 0;
+        for (int r = 0; r < n; r++) {
+            const int32_t x = (int32_t)((uint32_t)acc[r] << left);
+            const int32_t hm = (int32_t)(((int64_t)x * m + (1LL << 30)) >> 31);
+            const int32_t v = (hm >> right) + ((hm >> rb) & ro) + zp;
+            q[r] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+        }
+    } else { /* RoundingDivideByPOT: ties away from zero */
+        for (int r = 0; r < n; r++) {
+            const int32_t x = (int32_t)((uint32_t)acc[r] << left);
+            const int32_t hm = (int32_t)(((int64_t)x * m + (1LL << 30)) >> 31);
+            const int32_t v = (hm >> right) + ((hm & mask) > half + (hm < 0)) + zp;
+            q[r] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+        }
+    }
+    for (int r = 0; r < n; r++) out[(size_t)r * ldo] = q[r];
 }
 
 static void gemm_portable(const em_gemm_args *g, int m0, int m1) {
     int16_t wt[EM_NR][EM_PORT_KB];
-    int32_t acc[EM_PORT_MB][EM_NR], spare[EM_NR] = {0};
+    /* channel-major, one spare row: an odd last row pairs with itself and its copy's sums land there */
+    int32_t acc[EM_NR][EM_PORT_LDC];
     for (int mb = m0; mb < m1; mb += EM_PORT_MB) {
         const int rows = m1 - mb < EM_PORT_MB ? m1 - mb : EM_PORT_MB;
         for (int nb = 0; nb * EM_NR < g->N; nb++) {
             const int16_t *wb = g->w + (size_t)nb * g->Kp * EM_NR;
             const int c0 = nb * EM_NR;
             const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
-            for (int r = 0; r < rows; r++) memcpy(acc[r], g->bias + c0, sizeof acc[r]);
+            for (int j = 0; j < EM_NR; j++)
+                for (int r = 0; r <= rows; r++) acc[j][r] = g->bias[c0 + j];
             for (int k0 = 0; k0 < g->Kp; k0 += EM_PORT_KB) { /* Kp and EM_PORT_KB even: whole k pairs */
                 const int kl = g->Kp - k0 < EM_PORT_KB ? g->Kp - k0 : EM_PORT_KB;
                 for (int k = 0; k < kl; k += 2) {
@@ -100,15 +137,12 @@ static void gemm_portable(const em_gemm_args *g, int m0, int m1) {
                 }
                 for (int r = 0; r < rows; r += 2) {
                     const int16_t *a0 = g->a + (size_t)(mb + r) * g->Kp + k0;
-                    /* an odd last row pairs with itself; the copy's sums go to `spare` */
                     const int16_t *a1 = r + 1 < rows ? a0 + g->Kp : a0;
-                    int32_t *o1 = r + 1 < rows ? acc[r + 1] : spare;
-                    for (int j = 0; j < EM_NR; j += 4)
-                        dot_2x4(a0, a1, wt[j], kl, EM_PORT_KB, acc[r] + j, o1 + j);
+                    for (int j = 0; j < EM_NR; j += 4) dot_2x4(a0, a1, wt[j], kl, EM_PORT_KB, &acc[j][r]);
                 }
             }
-            for (int r = 0; r < rows; r++)
-                em_requant_row_portable(acc[r], n, &g->rq, c0, g->out + (size_t)(mb + r) * g->ldo + c0);
+            for (int j = 0; j < n; j++)
+                requant_column(acc[j], rows, &g->rq, c0 + j, g->out + (size_t)mb * g->ldo + c0 + j, g->ldo);
         }
     }
 }
