@@ -5,6 +5,7 @@
 #include <string.h>
 #include "requant.h"
 #include "requant_panel_x86.h"
+#include "requant_portable.h"
 
 /* Whether packed weights carry the VNNI section: decided by the CPU, not by the
  * path in effect, so a kernel built under one path runs under any other. */
@@ -60,7 +61,7 @@ void em_pack_weights(const int8_t *w, int N, int K, int16_t *packed) {
  * on the stack and reused for every row of the call; tiles of 2 rows x 4 channels keep 8 vector reductions in
  * registers (16 on x86-64 SSE).  Sums are exact int32, so the order of the k terms does not change the bytes. */
 #define EM_PORT_KB 512 /* k per transposed block: 16 x 512 int16 = 16 KiB of stack */
-#define EM_PORT_MB 64  /* rows per pass over the panels: their accumulators, 16 x 64 int32 */
+#define EM_PORT_MB EM_RQ_COLUMN_MAX /* rows per pass over the panels: their accumulators, 16 x 64 int32 */
 #define EM_PORT_LDC (EM_PORT_MB + 1) /* accumulator row stride: a spare row for an odd last row's copy */
 
 /* rows a0, a1 (kl int16 from k) . channels w[0..3 * ldw] -> o[0..3 * EM_PORT_LDC] (rows 0 and 1) += the 8 sums */
@@ -81,54 +82,6 @@ static inline void dot_2x4(const int16_t *restrict a0, const int16_t *restrict a
     }
     o[0] += s00, o[EM_PORT_LDC] += s01, o[2 * EM_PORT_LDC] += s02, o[3 * EM_PORT_LDC] += s03;
     o[1] += s10, o[EM_PORT_LDC + 1] += s11, o[2 * EM_PORT_LDC + 1] += s12, o[3 * EM_PORT_LDC + 1] += s13;
-}
-
-/* SaturatingRoundingDoublingHighMul's floor((x * m + 2^30) / 2^31) for a multiplier 0 <= m < 2^31 (every
- * quantized multiplier), in 32-bit lanes only: SSE2 has no signed 32x32->64 multiply and gcc vectorizes no
- * 64-bit arithmetic there, but it does vectorize this.  With u = x + 2^31 (unsigned, so x * m = u * m - 2^31 m)
- * and 16-bit halves u = uh 2^16 + ul, m = mh 2^16 + ml, the quotient is 2 uh mh + 2 (hi16(uh ml) + hi16(ul mh))
- * + (lo16(uh ml) + lo16(ul mh) + hi16(ul ml) + 2^14) / 2^15 (the bits below 2^16 never carry past 2^31), minus
- * m; computed mod 2^32, and the true value fits in int32.  Checked against the int64 form on 5e7 random pairs
- * and the edge values (INT32_MIN, INT32_MAX, m = 0, 2^30, 2^31 - 1). */
-static inline int32_t high_mul_limbs(int32_t x, uint32_t m) {
-    const uint32_t u = (uint32_t)x ^ 0x80000000u;
-    const uint32_t uh = u >> 16, ul = u & 0xffff, mh = m >> 16, ml = m & 0xffff;
-    const uint32_t a = uh * mh, b1 = uh * ml, b2 = ul * mh, c = ul * ml;
-    const uint32_t t = (b1 & 0xffff) + (b2 & 0xffff) + (c >> 16) + (1u << 14);
-    return (int32_t)(2 * a + 2 * ((b1 >> 16) + (b2 >> 16)) + (t >> 15) - m);
-}
-
-/* One channel's output stage over n rows, out[r * ldo]: em_requant_row_portable's values (fixedpoint.h), but
- * with the channel's multiplier, shifts and rounding fixed for the whole loop (uniform shift counts), in 32-bit
- * lanes, into int32, so the compiler vectorizes it; per-row, per-channel scalar requantization cost more than
- * the sums on small k.  A negative multiplier (none is: QuantizeMultiplier gives 0 or [2^30, 2^31)) would
- * leave high_mul_limbs' range and takes the scalar path, the saturating INT32_MIN case included. */
-static void requant_column(const int32_t *restrict acc, int n, const em_requant *rq, int c, int8_t *restrict out,
-                           int ldo) {
-    const int32_t m = rq->mult[c], s = rq->shift[c];
-    if (m < 0) {
-        for (int r = 0; r < n; r++) em_requant_row_portable(acc + r, 1, rq, c, out + (size_t)r * ldo);
-        return;
-    }
-    const int left = s > 0 ? s : 0, right = s > 0 ? 0 : -s;
-    const int32_t mask = (int32_t)((1LL << right) - 1), half = mask >> 1;
-    const int32_t zp = rq->zp, lo = rq->act_min, hi = rq->act_max;
-    int32_t q[EM_PORT_MB];
-    if (c < rq->round_up_below) { /* ties up: (hm + 2^(right-1)) >> right without overflow */
-        const int rb = right > 0 ? right - 1 : 0, ro = right > 0;
-        for (int r = 0; r < n; r++) {
-            const int32_t hm = high_mul_limbs((int32_t)((uint32_t)acc[r] << left), (uint32_t)m);
-            const int32_t v = (hm >> right) + ((hm >> rb) & ro) + zp;
-            q[r] = v < lo ? lo : (v > hi ? hi : v);
-        }
-    } else { /* RoundingDivideByPOT: ties away from zero */
-        for (int r = 0; r < n; r++) {
-            const int32_t hm = high_mul_limbs((int32_t)((uint32_t)acc[r] << left), (uint32_t)m);
-            const int32_t v = (hm >> right) + ((hm & mask) > half + (hm < 0)) + zp;
-            q[r] = v < lo ? lo : (v > hi ? hi : v);
-        }
-    }
-    for (int r = 0; r < n; r++) out[(size_t)r * ldo] = (int8_t)q[r];
 }
 
 static void gemm_portable(const em_gemm_args *g, int m0, int m1) {
@@ -156,7 +109,7 @@ static void gemm_portable(const em_gemm_args *g, int m0, int m1) {
                 }
             }
             for (int j = 0; j < n; j++)
-                requant_column(acc[j], rows, &g->rq, c0 + j, g->out + (size_t)mb * g->ldo + c0 + j, g->ldo);
+                em_requant_column_portable(acc[j], rows, &g->rq, c0 + j, g->out + (size_t)mb * g->ldo + c0 + j, g->ldo);
         }
     }
 }
