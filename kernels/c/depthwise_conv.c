@@ -129,6 +129,8 @@ static void dw_portable_groups(const em_dwconv_args *a) {
             int src[8];
             for (int j = 0; j < 8; j++) src[j] = (c0 + (j < n ? j : n - 1)) / dm;
             const int one_src = src[0] == src[n - 1];
+            /* the sums of DW_PB pixels, then each channel's output stage over them (em_requant_column_portable) */
+            int32_t blk[DW_PB][8], col[DW_PB];
             for (int ox = 0; ox < a->out_w; ox++) {
                 int kx0, kx1;
                 tap_range(ox, a->stride_w, a->pad_left, a->dil_w, a->k_w, a->in_w, &kx0, &kx1);
@@ -152,7 +154,14 @@ static void dw_portable_groups(const em_dwconv_args *a) {
                         }
                     }
                 }
-                em_requant_row_portable(acc, n, &a->rq, c0, orow + (size_t)ox * C + c0);
+                memcpy(blk[ox % DW_PB], acc, sizeof acc);
+                if (ox % DW_PB == DW_PB - 1 || ox == a->out_w - 1) {
+                    const int ox0 = ox - ox % DW_PB, np = ox % DW_PB + 1;
+                    for (int j = 0; j < n; j++) {
+                        for (int p = 0; p < np; p++) col[p] = blk[p][j];
+                        em_requant_column_portable(col, np, &a->rq, c0 + j, orow + (size_t)ox0 * C + c0 + j, C);
+                    }
+                }
             }
         }
     }
