@@ -9,6 +9,7 @@
 #include <string.h>
 #include "requant.h"
 #include "depthwise_x86.h"
+#include "requant_portable.h"
 
 #define DW_BODY(REQUANT_ROW)                                                                              \
     const int ocp = (a->out_c + 15) & ~15;                                                                \
@@ -61,6 +62,53 @@ static inline void tap_range(int o, int stride, int pad, int dil, int k, int in,
     *k1 = hi;
 }
 
+/* Depth multiplier 1, portable: blocks of DW_PB output pixels x DW_CB channels of int32 sums on the stack, the
+ * channel loop innermost on int16 operands (x + offset fits: |x + offset| <= 255), the shape gcc vectorizes as
+ * widening int16 multiplies with SSE2 alone; then each channel's output stage runs over the block's pixels with
+ * its multiplier and shifts fixed (em_requant_column_portable: vectorized, where the per-pixel row of channels
+ * with their own shifts is not). */
+#define DW_PB 16
+#define DW_CB 64
+static void dw_portable_dm1(const em_dwconv_args *a) {
+    const int C = a->out_c, rows = a->batch * a->out_h;
+    const int16_t off = (int16_t)a->in_offset;
+#pragma omp parallel for num_threads(a->threads) schedule(static) if (a->threads > 1)
+    for (int r = 0; r < rows; r++) {
+        const int b = r / a->out_h, oy = r % a->out_h;
+        int ky0, ky1;
+        tap_range(oy, a->stride_h, a->pad_top, a->dil_h, a->k_h, a->in_h, &ky0, &ky1);
+        const int8_t *img = a->in + (size_t)b * a->in_h * a->in_w * C;
+        int8_t *orow = a->out + ((size_t)b * a->out_h + oy) * a->out_w * C;
+        int32_t acc[DW_PB][DW_CB], col[DW_PB];
+        for (int ox0 = 0; ox0 < a->out_w; ox0 += DW_PB) {
+            const int np = a->out_w - ox0 < DW_PB ? a->out_w - ox0 : DW_PB;
+            for (int c0 = 0; c0 < C; c0 += DW_CB) {
+                const int nc = C - c0 < DW_CB ? C - c0 : DW_CB;
+                for (int p = 0; p < np; p++) {
+                    const int ox = ox0 + p;
+                    int kx0, kx1;
+                    tap_range(ox, a->stride_w, a->pad_left, a->dil_w, a->k_w, a->in_w, &kx0, &kx1);
+                    int32_t *restrict ap = acc[p];
+                    for (int c = 0; c < nc; c++) ap[c] = a->bias[c0 + c];
+                    for (int kh = ky0; kh < ky1; kh++) {
+                        const int iy = oy * a->stride_h - a->pad_top + kh * a->dil_h;
+                        for (int kw = kx0; kw < kx1; kw++) {
+                            const int ix = ox * a->stride_w - a->pad_left + kw * a->dil_w;
+                            const int8_t *restrict px = img + ((size_t)iy * a->in_w + ix) * C + c0;
+                            const int16_t *restrict w = a->w + ((size_t)kh * a->k_w + kw) * C + c0;
+                            for (int c = 0; c < nc; c++) ap[c] += (int32_t)(int16_t)(px[c] + off) * w[c];
+                        }
+                    }
+                }
+                for (int c = 0; c < nc; c++) {
+                    for (int p = 0; p < np; p++) col[p] = acc[p][c];
+                    em_requant_column_portable(col, np, &a->rq, c0 + c, orow + (size_t)ox0 * C + c0 + c, C);
+                }
+            }
+        }
+    }
+}
+
 /* Groups of 8 output channels c0.., portable, lane j reading input channel
  * src[j] = (c0 + j) / dm; fixed 8-lane loops that the compiler vectorizes
  * (int16 x int16 -> int32 multiplies).  Correct for any multiplier; chosen
@@ -81,6 +129,8 @@ static void dw_portable_groups(const em_dwconv_args *a) {
             int src[8];
             for (int j = 0; j < 8; j++) src[j] = (c0 + (j < n ? j : n - 1)) / dm;
             const int one_src = src[0] == src[n - 1];
+            /* the sums of DW_PB pixels, then each channel's output stage over them (em_requant_column_portable) */
+            int32_t blk[DW_PB][8], col[DW_PB];
             for (int ox = 0; ox < a->out_w; ox++) {
                 int kx0, kx1;
                 tap_range(ox, a->stride_w, a->pad_left, a->dil_w, a->k_w, a->in_w, &kx0, &kx1);
@@ -104,7 +154,14 @@ static void dw_portable_groups(const em_dwconv_args *a) {
                         }
                     }
                 }
-                em_requant_row_portable(acc, n, &a->rq, c0, orow + (size_t)ox * C + c0);
+                memcpy(blk[ox % DW_PB], acc, sizeof acc);
+                if (ox % DW_PB == DW_PB - 1 || ox == a->out_w - 1) {
+                    const int ox0 = ox - ox % DW_PB, np = ox % DW_PB + 1;
+                    for (int j = 0; j < n; j++) {
+                        for (int p = 0; p < np; p++) col[p] = blk[p][j];
+                        em_requant_column_portable(col, np, &a->rq, c0 + j, orow + (size_t)ox0 * C + c0 + j, C);
+                    }
+                }
             }
         }
     }
@@ -760,5 +817,10 @@ void em_depthwise_conv2d(const void *args) {
 #endif
     /* portable groups only where one input channel feeds each group of 8 (dm % 8 == 0): the per-lane gather of
      * other multipliers costs more in plain C than the per-channel loop */
-    if (a->depth_mult % 8 == 0) dw_portable_groups(a); else dw_portable(a);
+    if (a->depth_mult == 1)
+        dw_portable_dm1(a);
+    else if (a->depth_mult % 8 == 0)
+        dw_portable_groups(a);
+    else
+        dw_portable(a);
 }

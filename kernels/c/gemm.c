@@ -5,6 +5,7 @@
 #include <string.h>
 #include "requant.h"
 #include "requant_panel_x86.h"
+#include "requant_portable.h"
 
 /* Whether packed weights carry the VNNI section: decided by the CPU, not by the
  * path in effect, so a kernel built under one path runs under any other. */
@@ -62,30 +63,62 @@ void em_pack_weights(const int8_t *w, int N, int K, int16_t *packed) {
 #endif
 }
 
-/* Portable: 4 rows per pass over a weight panel (as the AVX2 tile), so each
- * panel is loaded once per 4 rows; the inner loop over 16 lanes of int16 pairs
- * is the shape compilers turn into pmaddwd / smlal. */
+/* Portable GEMM in plain C that compilers vectorize without intrinsics: the one int16 shape they all turn into
+ * a widening multiply-add is a dot-product reduction over contiguous k (gcc: pmaddwd on SSE2, smlal on ARM,
+ * vwmacc on RISC-V), not the packed panel's interleaved [k/2][16 lanes][2] order (broadcast-pair madds, which
+ * no compiler derives from C).  So each 16-channel panel is transposed, a block of k at a time, into [lane][k]
+ * on the stack and reused for every row of the call; tiles of 2 rows x 4 channels keep 8 vector reductions in
+ * registers (16 on x86-64 SSE).  Sums are exact int32, so the order of the k terms does not change the bytes. */
+#define EM_PORT_KB 512 /* k per transposed block: 16 x 512 int16 = 16 KiB of stack */
+#define EM_PORT_MB EM_RQ_COLUMN_MAX /* rows per pass over the panels: their accumulators, 16 x 64 int32 */
+#define EM_PORT_LDC (EM_PORT_MB + 1) /* accumulator row stride: a spare row for an odd last row's copy */
+
+/* rows a0, a1 (kl int16 from k) . channels w[0..3 * ldw] -> o[0..3 * EM_PORT_LDC] (rows 0 and 1) += the 8 sums */
+static inline void dot_2x4(const int16_t *restrict a0, const int16_t *restrict a1, const int16_t *restrict w, int kl,
+                           int ldw, int32_t *restrict o) {
+    const int16_t *w0 = w, *w1 = w + ldw, *w2 = w + 2 * ldw, *w3 = w + 3 * ldw;
+    int32_t s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+    for (int k = 0; k < kl; k++) {
+        const int32_t x0 = a0[k], x1 = a1[k];
+        s00 += x0 * w0[k];
+        s01 += x0 * w1[k];
+        s02 += x0 * w2[k];
+        s03 += x0 * w3[k];
+        s10 += x1 * w0[k];
+        s11 += x1 * w1[k];
+        s12 += x1 * w2[k];
+        s13 += x1 * w3[k];
+    }
+    o[0] += s00, o[EM_PORT_LDC] += s01, o[2 * EM_PORT_LDC] += s02, o[3 * EM_PORT_LDC] += s03;
+    o[1] += s10, o[EM_PORT_LDC + 1] += s11, o[2 * EM_PORT_LDC + 1] += s12, o[3 * EM_PORT_LDC + 1] += s13;
+}
+
 static void gemm_portable(const em_gemm_args *g, int m0, int m1) {
-    const int k2 = g->Kp / 2;
-    int32_t acc[4][EM_NR];
-    for (int nb = 0; nb * EM_NR < g->N; nb++) {
-        const int16_t *wb = g->w + (size_t)nb * k2 * 2 * EM_NR;
-        const int c0 = nb * EM_NR;
-        const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
-        for (int m = m0; m < m1; m += 4) {
-            const int rows = m1 - m < 4 ? m1 - m : 4;
-            for (int r = 0; r < 4; r++)
-                for (int j = 0; j < EM_NR; j++) acc[r][j] = g->bias[c0 + j];
-            for (int k = 0; k < k2; k++) {
-                const int16_t *wk = wb + (size_t)k * 2 * EM_NR;
-                for (int r = 0; r < rows; r++) {
-                    const int16_t *a = g->a + (size_t)(m + r) * g->Kp + 2 * k;
-                    const int32_t a0 = a[0], a1 = a[1];
-                    for (int j = 0; j < EM_NR; j++) acc[r][j] += a0 * wk[2 * j] + a1 * wk[2 * j + 1];
+    int16_t wt[EM_NR][EM_PORT_KB];
+    /* channel-major, one spare row: an odd last row pairs with itself and its copy's sums land there */
+    int32_t acc[EM_NR][EM_PORT_LDC];
+    for (int mb = m0; mb < m1; mb += EM_PORT_MB) {
+        const int rows = m1 - mb < EM_PORT_MB ? m1 - mb : EM_PORT_MB;
+        for (int nb = 0; nb * EM_NR < g->N; nb++) {
+            const int16_t *wb = g->w + (size_t)nb * g->Kp * EM_NR;
+            const int c0 = nb * EM_NR;
+            const int n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
+            for (int j = 0; j < EM_NR; j++)
+                for (int r = 0; r <= rows; r++) acc[j][r] = g->bias[c0 + j];
+            for (int k0 = 0; k0 < g->Kp; k0 += EM_PORT_KB) { /* Kp and EM_PORT_KB even: whole k pairs */
+                const int kl = g->Kp - k0 < EM_PORT_KB ? g->Kp - k0 : EM_PORT_KB;
+                for (int k = 0; k < kl; k += 2) {
+                    const int16_t *src = wb + (size_t)(k0 + k) * EM_NR;
+                    for (int j = 0; j < EM_NR; j++) wt[j][k] = src[2 * j], wt[j][k + 1] = src[2 * j + 1];
+                }
+                for (int r = 0; r < rows; r += 2) {
+                    const int16_t *a0 = g->a + (size_t)(mb + r) * g->Kp + k0;
+                    const int16_t *a1 = r + 1 < rows ? a0 + g->Kp : a0;
+                    for (int j = 0; j < EM_NR; j += 4) dot_2x4(a0, a1, wt[j], kl, EM_PORT_KB, &acc[j][r]);
                 }
             }
-            for (int r = 0; r < rows; r++)
-                em_requant_row_portable(acc[r], n, &g->rq, c0, g->out + (size_t)(m + r) * g->ldo + c0);
+            for (int j = 0; j < n; j++)
+                em_requant_column_portable(acc[j], rows, &g->rq, c0 + j, g->out + (size_t)mb * g->ldo + c0 + j, g->ldo);
         }
     }
 }
