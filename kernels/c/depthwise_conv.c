@@ -457,6 +457,7 @@ void em_dwconv_plan_init(em_dwconv_args *a, void *buf) {
         p->any_left |= sh > 0;
         p->any_away |= c >= a->rq.round_up_below && sh <= -1;
     }
+    p->fast = p->odd_high && !p->any_left && !p->any_away;
     int8_t *wsp = (int8_t *)q;
     q += L.wsp;
     for (int t = 0; t < taps; t++)
@@ -617,21 +618,25 @@ static void dw_flat(const em_dwconv_args *a, em_dw_row_fn row, em_dw_ilv_fn ilv)
  * sums' high halves shifted by s - 32 (32-bit arithmetic shifts); else the sums carry 2^63 (nonnegative as
  * unsigned), are shifted logically and give back 2^(63 - s). */
 #define LD(ptr) _mm256_loadu_si256((const __m256i *)(ptr))
-static inline EM_AVX2 __m256i dw_rq8(__m256i x, const em_dw_plan *p, const em_dw_consts *cs, int k, int q0) {
+static EM_DW_INLINE EM_AVX2 __m256i dw_rq8(__m256i x, const em_dw_plan *p, const em_dw_consts *cs, int k, int q0,
+                                           const int fast) {
     const size_t o32 = (size_t)k * cs->Q + q0, o64 = (size_t)k * (cs->Q / 2) + (q0 >> 1);
-    if (p->any_left) x = _mm256_sllv_epi32(x, LD(cs->left + o32));
+    /* fast (a constant where inlined): the plan's usual case, every channel shifting right with ties up, so the
+     * row kernels built for it carry neither the branches nor the other cases' code */
+    const int any_left = !fast && p->any_left, any_away = !fast && p->any_away, odd_high = fast || p->odd_high;
+    if (any_left) x = _mm256_sllv_epi32(x, LD(cs->left + o32));
     __m256i pe = _mm256_mul_epi32(x, LD(cs->me + o64));
     __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), LD(cs->mo + o64));
     __m256i ae = _mm256_setzero_si256(), ao = ae; /* 2^31 where ties go away from zero and p < -2^30 */
-    if (p->any_away) {
+    if (any_away) {
         const __m256i lim = _mm256_set1_epi64x(-(1LL << 30));
         ae = _mm256_and_si256(_mm256_cmpgt_epi64(lim, pe), LD(cs->awe + o64));
         ao = _mm256_and_si256(_mm256_cmpgt_epi64(lim, po), LD(cs->awo + o64));
     }
-    if (p->odd_high) {
+    if (odd_high) {
         pe = _mm256_add_epi64(pe, LD(cs->ke + o64));
         po = _mm256_add_epi64(po, LD(cs->ko + o64));
-        if (p->any_away) {
+        if (any_away) {
             pe = _mm256_sub_epi64(pe, ae);
             po = _mm256_sub_epi64(po, ao);
         }
@@ -639,7 +644,7 @@ static inline EM_AVX2 __m256i dw_rq8(__m256i x, const em_dw_plan *p, const em_dw
     }
     pe = _mm256_add_epi64(pe, LD(cs->ke2 + o64));
     po = _mm256_add_epi64(po, LD(cs->ko2 + o64));
-    if (p->any_away) {
+    if (any_away) {
         pe = _mm256_sub_epi64(pe, ae);
         po = _mm256_sub_epi64(po, ao);
     }
@@ -673,11 +678,11 @@ static inline EM_AVX2 void dw_out32(__m256i r0, __m256i r1, __m256i r2, __m256i 
  * 255 * 128), vpmaddwd by 1 adds the pairs of each 32-bit lane. */
 #define DW_DP_AVX2(acc, x, w) \
     _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((x), (w)), _mm256_set1_epi16(1)))
-#define DW_RQ4(a, q) dw_rq8(a##0, p, cs, 0, q), dw_rq8(a##1, p, cs, 1, q), dw_rq8(a##2, p, cs, 2, q), \
-                     dw_rq8(a##3, p, cs, 3, q)
+#define DW_RQ4(a, q) dw_rq8(a##0, p, cs, 0, q, fast), dw_rq8(a##1, p, cs, 1, q, fast), \
+                     dw_rq8(a##2, p, cs, 2, q, fast), dw_rq8(a##3, p, cs, 3, q, fast)
 /* Spread chunks f and, when two, f + 32 (eight chains of multiply-adds: one chunk's four wait on latency). */
 static EM_DW_INLINE EM_AVX2 void dw_spread_chunks(const em_dw_plan *p, const uint8_t *const *tap, int8_t *out,
-                                                  int len, int f, int ph, int ph1, const int two) {
+                                                  int len, int f, int ph, int ph1, const int two, const int fast) {
     const em_dw_consts *cs = &p->sp;
     const size_t PL = (size_t)p->PL;
     const int q0 = ph >> 2, q1 = ph1 >> 2;
@@ -701,7 +706,10 @@ static EM_DW_INLINE EM_AVX2 void dw_spread_chunks(const em_dw_plan *p, const uin
     if (two) dw_out32(DW_RQ4(b, q1), p, 1, out + f + 32, len - f - 32);
 }
 
-EM_DW_DEFINE_ROW(dw_row_avx2, static EM_AVX2, dw_spread_chunks, 32, p->P)
+#define DW_SPREAD(...) dw_spread_chunks(__VA_ARGS__, 0)
+#define DW_SPREAD_FAST(...) dw_spread_chunks(__VA_ARGS__, 1)
+EM_DW_DEFINE_ROW(dw_row_avx2, static EM_AVX2, DW_SPREAD, 32, p->P)
+EM_DW_DEFINE_ROW(dw_row_avx2_fast, static EM_AVX2, DW_SPREAD_FAST, 32, p->P)
 
 #ifdef EM_HAVE_AVXVNNI
 #define EM_DW_AVXVNNI __attribute__((target("avxvnni,avx2,fma")))
@@ -709,12 +717,16 @@ EM_DW_DEFINE_ROW(dw_row_avx2, static EM_AVX2, dw_spread_chunks, 32, p->P)
 EM_DW_DEFINE_ILV(dw_ilv_avx2, static EM_AVX2, __m256i, _mm256_, LD, ST)
 #undef ST
 
-/* AVX-VNNI, interleaved 32-byte chunks: 8 output bytes per register. */
-#define DW_ILV_OUT(a0, a1, a2, a3, q, o, n) \
-    dw_out32(dw_rq8(a0, p, &p->in, 0, q), dw_rq8(a1, p, &p->in, 1, q), dw_rq8(a2, p, &p->in, 2, q), \
-             dw_rq8(a3, p, &p->in, 3, q), p, 0, o, n)
+/* AVX-VNNI, interleaved 32-byte chunks: 8 output bytes per register; general and fast requantization. */
+#define DW_ILV_OUTF(a0, a1, a2, a3, q, o, n, fast) \
+    dw_out32(dw_rq8(a0, p, &p->in, 0, q, fast), dw_rq8(a1, p, &p->in, 1, q, fast), \
+             dw_rq8(a2, p, &p->in, 2, q, fast), dw_rq8(a3, p, &p->in, 3, q, fast), p, 0, o, n)
+#define DW_ILV_OUT(a0, a1, a2, a3, q, o, n) DW_ILV_OUTF(a0, a1, a2, a3, q, o, n, 0)
+#define DW_ILV_OUT_FAST(a0, a1, a2, a3, q, o, n) DW_ILV_OUTF(a0, a1, a2, a3, q, o, n, 1)
 EM_DW_DEFINE_ILV_CHUNKS(dw_ilv_chunks, EM_DW_AVXVNNI, __m256i, LD, _mm256_dpbusd_avx_epi32, DW_ILV_OUT)
+EM_DW_DEFINE_ILV_CHUNKS(dw_ilv_chunks_fast, EM_DW_AVXVNNI, __m256i, LD, _mm256_dpbusd_avx_epi32, DW_ILV_OUT_FAST)
 EM_DW_DEFINE_ROW(dw_row_avxvnni, static EM_DW_AVXVNNI, dw_ilv_chunks, 32, p->P64)
+EM_DW_DEFINE_ROW(dw_row_avxvnni_fast, static EM_DW_AVXVNNI, dw_ilv_chunks_fast, 32, p->P64)
 #endif
 #undef LD
 #else
@@ -737,14 +749,15 @@ void em_depthwise_conv2d(const void *args) {
 #ifdef EM_HAVE_AVX2
     const int isa = em_isa_get();
     if (a->plan && isa >= EM_ISA_AVX2) {
+        const em_dw_plan *plan = (const em_dw_plan *)a->plan;
         if (isa == EM_ISA_AVX512VNNI)
             dw_flat(a, em_dw_row_avx512, em_dw_ilv_avx512);
 #ifdef EM_HAVE_AVXVNNI
         else if (isa == EM_ISA_AVXVNNI)
-            dw_flat(a, dw_row_avxvnni, dw_ilv_avx2);
+            dw_flat(a, plan->fast ? dw_row_avxvnni_fast : dw_row_avxvnni, dw_ilv_avx2);
 #endif
         else
-            dw_flat(a, dw_row_avx2, NULL);
+            dw_flat(a, plan->fast ? dw_row_avx2_fast : dw_row_avx2, NULL);
         return;
     }
     if (isa >= EM_ISA_AVX2) {

@@ -42,6 +42,7 @@ typedef struct {
     int any_left, any_away;  /* some channel shifts left; some rounds ties away from zero */
     int odd_high;            /* every channel shifts right (r >= 1): so holds s - 32, which leaves the odd lanes'
                               * result in the high half where they belong, without a shift by 32 */
+    int fast;                /* odd_high, no left shift, no ties away: the AVX2 / AVX-VNNI rows built for it */
     int32_t zp, act_min, act_max;
     /* spread layout (avx2): lane l of stream k is output byte 4l + k of a chunk, channel (4l + k) % C */
     const int8_t *wsp;       /* [taps][4][PL] spread weights: [t][k][p] = w[t][p % C] where p % 4 == k, else 0 */

@@ -9,6 +9,7 @@ qemu-user`; qemu-user-static cannot load plugins) and gcc."""
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import re
 import shutil
@@ -34,9 +35,15 @@ class Region:
     zmm: int
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def mark(op: int) -> None:
-    """In the guest: op 1 opens a region, 2 closes it (a no-op outside the counter)."""
-    ctypes.CDLL(None, use_errno=True).syscall(MARKER_SYSCALL, op)
+    """In the guest: op 1 opens a region, 2 closes it (a no-op outside the counter).  libc is opened once, so a
+    region's count carries only the call's few thousand instructions of glue, not a dlopen."""
+    _libc().syscall(MARKER_SYSCALL, op)
 
 
 def qemu(arch: str) -> str:
