@@ -380,7 +380,7 @@ static int dw_layout_of(const em_dwconv_args *a, dw_layout *L) {
     L->islot = (size_t)L->G * L->irlen;
     L->zp = L->slot > L->islot ? L->slot : L->islot;
     L->hdr = al64(sizeof(em_dw_plan));
-    L->wsp = al64((size_t)taps * 4 * L->PL);
+    L->wsp = al64((size_t)taps * 2 * L->PL);
     L->i32 = al64((size_t)4 * L->Q * sizeof(int32_t));
     L->i64 = al64((size_t)4 * (L->Q / 2) * sizeof(int64_t));
     L->yi32 = al64((size_t)4 * L->Y * sizeof(int32_t));
@@ -461,9 +461,9 @@ void em_dwconv_plan_init(em_dwconv_args *a, void *buf) {
     int8_t *wsp = (int8_t *)q;
     q += L.wsp;
     for (int t = 0; t < taps; t++)
-        for (int k = 0; k < 4; k++)
+        for (int j = 0; j < 2; j++)
             for (int i = 0; i < L.PL; i++)
-                wsp[((size_t)t * 4 + k) * L.PL + i] = i % 4 == k ? (int8_t)a->w[(size_t)t * C + i % C] : 0;
+                wsp[((size_t)t * 2 + j) * L.PL + i] = i % 2 == j ? (int8_t)a->w[(size_t)t * C + i % C] : 0;
     p->wsp = wsp;
     dw_fill_consts(a, p, &p->sp, &q, L.Q, 0, L.i32, L.i64);
     int32_t *iw = (int32_t *)q;
@@ -673,11 +673,11 @@ static inline EM_AVX2 void dw_out32(__m256i r0, __m256i r1, __m256i r2, __m256i 
     }
 }
 
-/* AVX2, spread layout: one output row in 32-byte chunks, two at a time (eight chains of multiply-adds); per tap
- * and stream vpmaddubsw gives each 16-bit pair one product (the other weight byte is 0: no saturation, |.| <=
- * 255 * 128), vpmaddwd by 1 adds the pairs of each 32-bit lane. */
-#define DW_DP_AVX2(acc, x, w) \
-    _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((x), (w)), _mm256_set1_epi16(1)))
+/* AVX2, spread layout: one output row in 32-byte chunks, two at a time (eight chains of multiply-adds).  Per tap
+ * two vpmaddubsw, on the weights of the even (j = 0) and odd (j = 1) bytes, give each 16-bit lane one product
+ * (the other weight byte is 0: no saturation, |.| <= 255 * 128): lanes 2l, 2l + 1 of j hold output bytes 4l + j
+ * and 4l + j + 2; vpmaddwd by (1, 0) and by (0, 1) widens them into streams j and j + 2. */
+#define DW_DP_AVX2(acc, m, sel) _mm256_add_epi32((acc), _mm256_madd_epi16((m), (sel)))
 #define DW_RQ4(a, q) dw_rq8(a##0, p, cs, 0, q, fast), dw_rq8(a##1, p, cs, 1, q, fast), \
                      dw_rq8(a##2, p, cs, 2, q, fast), dw_rq8(a##3, p, cs, 3, q, fast)
 /* Spread chunks f and, when two, f + 32 (eight chains of multiply-adds: one chunk's four wait on latency). */
@@ -688,18 +688,21 @@ static EM_DW_INLINE EM_AVX2 void dw_spread_chunks(const em_dw_plan *p, const uin
     const int q0 = ph >> 2, q1 = ph1 >> 2;
     EM_DW_BIAS_INIT(__m256i, LD, cs, q0, q1, two);
     const int8_t *w = p->wsp + ph, *v = p->wsp + ph1;
-    for (int t = 0; t < p->taps; t++, w += 4 * PL, v += 4 * PL) {
+    const __m256i lo = _mm256_set1_epi32(1), hi = _mm256_set1_epi32(1 << 16);
+    for (int t = 0; t < p->taps; t++, w += 2 * PL, v += 2 * PL) {
         const __m256i x = LD(tap[t] + f);
-        a0 = DW_DP_AVX2(a0, x, LD(w));
-        a1 = DW_DP_AVX2(a1, x, LD(w + PL));
-        a2 = DW_DP_AVX2(a2, x, LD(w + 2 * PL));
-        a3 = DW_DP_AVX2(a3, x, LD(w + 3 * PL));
+        const __m256i m0 = _mm256_maddubs_epi16(x, LD(w)), m1 = _mm256_maddubs_epi16(x, LD(w + PL));
+        a0 = DW_DP_AVX2(a0, m0, lo);
+        a1 = DW_DP_AVX2(a1, m1, lo);
+        a2 = DW_DP_AVX2(a2, m0, hi);
+        a3 = DW_DP_AVX2(a3, m1, hi);
         if (two) {
             const __m256i y = LD(tap[t] + f + 32);
-            b0 = DW_DP_AVX2(b0, y, LD(v));
-            b1 = DW_DP_AVX2(b1, y, LD(v + PL));
-            b2 = DW_DP_AVX2(b2, y, LD(v + 2 * PL));
-            b3 = DW_DP_AVX2(b3, y, LD(v + 3 * PL));
+            const __m256i n0 = _mm256_maddubs_epi16(y, LD(v)), n1 = _mm256_maddubs_epi16(y, LD(v + PL));
+            b0 = DW_DP_AVX2(b0, n0, lo);
+            b1 = DW_DP_AVX2(b1, n1, lo);
+            b2 = DW_DP_AVX2(b2, n0, hi);
+            b3 = DW_DP_AVX2(b3, n1, hi);
         }
     }
     dw_out32(DW_RQ4(a, q0), p, 1, out + f, two ? 32 : len - f);
