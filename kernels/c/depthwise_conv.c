@@ -437,7 +437,7 @@ static int dw_layout_of(const em_dwconv_args *a, dw_layout *L) {
     L->islot = (size_t)L->G * L->irlen;
     L->zp = L->slot > L->islot ? L->slot : L->islot;
     L->hdr = al64(sizeof(em_dw_plan));
-    L->wsp = al64((size_t)taps * 4 * L->PL);
+    L->wsp = al64((size_t)taps * 2 * L->PL);
     L->i32 = al64((size_t)4 * L->Q * sizeof(int32_t));
     L->i64 = al64((size_t)4 * (L->Q / 2) * sizeof(int64_t));
     L->yi32 = al64((size_t)4 * L->Y * sizeof(int32_t));
@@ -514,12 +514,13 @@ void em_dwconv_plan_init(em_dwconv_args *a, void *buf) {
         p->any_left |= sh > 0;
         p->any_away |= c >= a->rq.round_up_below && sh <= -1;
     }
+    p->fast = p->odd_high && !p->any_left && !p->any_away;
     int8_t *wsp = (int8_t *)q;
     q += L.wsp;
     for (int t = 0; t < taps; t++)
-        for (int k = 0; k < 4; k++)
+        for (int j = 0; j < 2; j++)
             for (int i = 0; i < L.PL; i++)
-                wsp[((size_t)t * 4 + k) * L.PL + i] = i % 4 == k ? (int8_t)a->w[(size_t)t * C + i % C] : 0;
+                wsp[((size_t)t * 2 + j) * L.PL + i] = i % 2 == j ? (int8_t)a->w[(size_t)t * C + i % C] : 0;
     p->wsp = wsp;
     dw_fill_consts(a, p, &p->sp, &q, L.Q, 0, L.i32, L.i64);
     int32_t *iw = (int32_t *)q;
@@ -674,21 +675,25 @@ static void dw_flat(const em_dwconv_args *a, em_dw_row_fn row, em_dw_ilv_fn ilv)
  * sums' high halves shifted by s - 32 (32-bit arithmetic shifts); else the sums carry 2^63 (nonnegative as
  * unsigned), are shifted logically and give back 2^(63 - s). */
 #define LD(ptr) _mm256_loadu_si256((const __m256i *)(ptr))
-static inline EM_AVX2 __m256i dw_rq8(__m256i x, const em_dw_plan *p, const em_dw_consts *cs, int k, int q0) {
+static EM_DW_INLINE EM_AVX2 __m256i dw_rq8(__m256i x, const em_dw_plan *p, const em_dw_consts *cs, int k, int q0,
+                                           const int fast) {
     const size_t o32 = (size_t)k * cs->Q + q0, o64 = (size_t)k * (cs->Q / 2) + (q0 >> 1);
-    if (p->any_left) x = _mm256_sllv_epi32(x, LD(cs->left + o32));
+    /* fast (a constant where inlined): the plan's usual case, every channel shifting right with ties up, so the
+     * row kernels built for it carry neither the branches nor the other cases' code */
+    const int any_left = !fast && p->any_left, any_away = !fast && p->any_away, odd_high = fast || p->odd_high;
+    if (any_left) x = _mm256_sllv_epi32(x, LD(cs->left + o32));
     __m256i pe = _mm256_mul_epi32(x, LD(cs->me + o64));
     __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), LD(cs->mo + o64));
     __m256i ae = _mm256_setzero_si256(), ao = ae; /* 2^31 where ties go away from zero and p < -2^30 */
-    if (p->any_away) {
+    if (any_away) {
         const __m256i lim = _mm256_set1_epi64x(-(1LL << 30));
         ae = _mm256_and_si256(_mm256_cmpgt_epi64(lim, pe), LD(cs->awe + o64));
         ao = _mm256_and_si256(_mm256_cmpgt_epi64(lim, po), LD(cs->awo + o64));
     }
-    if (p->odd_high) {
+    if (odd_high) {
         pe = _mm256_add_epi64(pe, LD(cs->ke + o64));
         po = _mm256_add_epi64(po, LD(cs->ko + o64));
-        if (p->any_away) {
+        if (any_away) {
             pe = _mm256_sub_epi64(pe, ae);
             po = _mm256_sub_epi64(po, ao);
         }
@@ -696,7 +701,7 @@ static inline EM_AVX2 __m256i dw_rq8(__m256i x, const em_dw_plan *p, const em_dw
     }
     pe = _mm256_add_epi64(pe, LD(cs->ke2 + o64));
     po = _mm256_add_epi64(po, LD(cs->ko2 + o64));
-    if (p->any_away) {
+    if (any_away) {
         pe = _mm256_sub_epi64(pe, ae);
         po = _mm256_sub_epi64(po, ao);
     }
@@ -725,40 +730,46 @@ static inline EM_AVX2 void dw_out32(__m256i r0, __m256i r1, __m256i r2, __m256i 
     }
 }
 
-/* AVX2, spread layout: one output row in 32-byte chunks, two at a time (eight chains of multiply-adds); per tap
- * and stream vpmaddubsw gives each 16-bit pair one product (the other weight byte is 0: no saturation, |.| <=
- * 255 * 128), vpmaddwd by 1 adds the pairs of each 32-bit lane. */
-#define DW_DP_AVX2(acc, x, w) \
-    _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((x), (w)), _mm256_set1_epi16(1)))
-#define DW_RQ4(a, q) dw_rq8(a##0, p, cs, 0, q), dw_rq8(a##1, p, cs, 1, q), dw_rq8(a##2, p, cs, 2, q), \
-                     dw_rq8(a##3, p, cs, 3, q)
+/* AVX2, spread layout: one output row in 32-byte chunks, two at a time (eight chains of multiply-adds).  Per tap
+ * two vpmaddubsw, on the weights of the even (j = 0) and odd (j = 1) bytes, give each 16-bit lane one product
+ * (the other weight byte is 0: no saturation, |.| <= 255 * 128): lanes 2l, 2l + 1 of j hold output bytes 4l + j
+ * and 4l + j + 2; vpmaddwd by (1, 0) and by (0, 1) widens them into streams j and j + 2. */
+#define DW_DP_AVX2(acc, m, sel) _mm256_add_epi32((acc), _mm256_madd_epi16((m), (sel)))
+#define DW_RQ4(a, q) dw_rq8(a##0, p, cs, 0, q, fast), dw_rq8(a##1, p, cs, 1, q, fast), \
+                     dw_rq8(a##2, p, cs, 2, q, fast), dw_rq8(a##3, p, cs, 3, q, fast)
 /* Spread chunks f and, when two, f + 32 (eight chains of multiply-adds: one chunk's four wait on latency). */
 static EM_DW_INLINE EM_AVX2 void dw_spread_chunks(const em_dw_plan *p, const uint8_t *const *tap, int8_t *out,
-                                                  int len, int f, int ph, int ph1, const int two) {
+                                                  int len, int f, int ph, int ph1, const int two, const int fast) {
     const em_dw_consts *cs = &p->sp;
     const size_t PL = (size_t)p->PL;
     const int q0 = ph >> 2, q1 = ph1 >> 2;
     EM_DW_BIAS_INIT(__m256i, LD, cs, q0, q1, two);
     const int8_t *w = p->wsp + ph, *v = p->wsp + ph1;
-    for (int t = 0; t < p->taps; t++, w += 4 * PL, v += 4 * PL) {
+    const __m256i lo = _mm256_set1_epi32(1), hi = _mm256_set1_epi32(1 << 16);
+    for (int t = 0; t < p->taps; t++, w += 2 * PL, v += 2 * PL) {
         const __m256i x = LD(tap[t] + f);
-        a0 = DW_DP_AVX2(a0, x, LD(w));
-        a1 = DW_DP_AVX2(a1, x, LD(w + PL));
-        a2 = DW_DP_AVX2(a2, x, LD(w + 2 * PL));
-        a3 = DW_DP_AVX2(a3, x, LD(w + 3 * PL));
+        const __m256i m0 = _mm256_maddubs_epi16(x, LD(w)), m1 = _mm256_maddubs_epi16(x, LD(w + PL));
+        a0 = DW_DP_AVX2(a0, m0, lo);
+        a1 = DW_DP_AVX2(a1, m1, lo);
+        a2 = DW_DP_AVX2(a2, m0, hi);
+        a3 = DW_DP_AVX2(a3, m1, hi);
         if (two) {
             const __m256i y = LD(tap[t] + f + 32);
-            b0 = DW_DP_AVX2(b0, y, LD(v));
-            b1 = DW_DP_AVX2(b1, y, LD(v + PL));
-            b2 = DW_DP_AVX2(b2, y, LD(v + 2 * PL));
-            b3 = DW_DP_AVX2(b3, y, LD(v + 3 * PL));
+            const __m256i n0 = _mm256_maddubs_epi16(y, LD(v)), n1 = _mm256_maddubs_epi16(y, LD(v + PL));
+            b0 = DW_DP_AVX2(b0, n0, lo);
+            b1 = DW_DP_AVX2(b1, n1, lo);
+            b2 = DW_DP_AVX2(b2, n0, hi);
+            b3 = DW_DP_AVX2(b3, n1, hi);
         }
     }
     dw_out32(DW_RQ4(a, q0), p, 1, out + f, two ? 32 : len - f);
     if (two) dw_out32(DW_RQ4(b, q1), p, 1, out + f + 32, len - f - 32);
 }
 
-EM_DW_DEFINE_ROW(dw_row_avx2, static EM_AVX2, dw_spread_chunks, 32, p->P)
+#define DW_SPREAD(...) dw_spread_chunks(__VA_ARGS__, 0)
+#define DW_SPREAD_FAST(...) dw_spread_chunks(__VA_ARGS__, 1)
+EM_DW_DEFINE_ROW(dw_row_avx2, static EM_AVX2, DW_SPREAD, 32, p->P)
+EM_DW_DEFINE_ROW(dw_row_avx2_fast, static EM_AVX2, DW_SPREAD_FAST, 32, p->P)
 
 #ifdef EM_HAVE_AVXVNNI
 #define EM_DW_AVXVNNI __attribute__((target("avxvnni,avx2,fma")))
@@ -766,12 +777,16 @@ EM_DW_DEFINE_ROW(dw_row_avx2, static EM_AVX2, dw_spread_chunks, 32, p->P)
 EM_DW_DEFINE_ILV(dw_ilv_avx2, static EM_AVX2, __m256i, _mm256_, LD, ST)
 #undef ST
 
-/* AVX-VNNI, interleaved 32-byte chunks: 8 output bytes per register. */
-#define DW_ILV_OUT(a0, a1, a2, a3, q, o, n) \
-    dw_out32(dw_rq8(a0, p, &p->in, 0, q), dw_rq8(a1, p, &p->in, 1, q), dw_rq8(a2, p, &p->in, 2, q), \
-             dw_rq8(a3, p, &p->in, 3, q), p, 0, o, n)
+/* AVX-VNNI, interleaved 32-byte chunks: 8 output bytes per register; general and fast requantization. */
+#define DW_ILV_OUTF(a0, a1, a2, a3, q, o, n, fast) \
+    dw_out32(dw_rq8(a0, p, &p->in, 0, q, fast), dw_rq8(a1, p, &p->in, 1, q, fast), \
+             dw_rq8(a2, p, &p->in, 2, q, fast), dw_rq8(a3, p, &p->in, 3, q, fast), p, 0, o, n)
+#define DW_ILV_OUT(a0, a1, a2, a3, q, o, n) DW_ILV_OUTF(a0, a1, a2, a3, q, o, n, 0)
+#define DW_ILV_OUT_FAST(a0, a1, a2, a3, q, o, n) DW_ILV_OUTF(a0, a1, a2, a3, q, o, n, 1)
 EM_DW_DEFINE_ILV_CHUNKS(dw_ilv_chunks, EM_DW_AVXVNNI, __m256i, LD, _mm256_dpbusd_avx_epi32, DW_ILV_OUT)
+EM_DW_DEFINE_ILV_CHUNKS(dw_ilv_chunks_fast, EM_DW_AVXVNNI, __m256i, LD, _mm256_dpbusd_avx_epi32, DW_ILV_OUT_FAST)
 EM_DW_DEFINE_ROW(dw_row_avxvnni, static EM_DW_AVXVNNI, dw_ilv_chunks, 32, p->P64)
+EM_DW_DEFINE_ROW(dw_row_avxvnni_fast, static EM_DW_AVXVNNI, dw_ilv_chunks_fast, 32, p->P64)
 #endif
 #undef LD
 #else
@@ -794,14 +809,15 @@ void em_depthwise_conv2d(const void *args) {
 #ifdef EM_HAVE_AVX2
     const int isa = em_isa_get();
     if (a->plan && isa >= EM_ISA_AVX2) {
+        const em_dw_plan *plan = (const em_dw_plan *)a->plan;
         if (isa == EM_ISA_AVX512VNNI)
             dw_flat(a, em_dw_row_avx512, em_dw_ilv_avx512);
 #ifdef EM_HAVE_AVXVNNI
         else if (isa == EM_ISA_AVXVNNI)
-            dw_flat(a, dw_row_avxvnni, dw_ilv_avx2);
+            dw_flat(a, plan->fast ? dw_row_avxvnni_fast : dw_row_avxvnni, dw_ilv_avx2);
 #endif
         else
-            dw_flat(a, dw_row_avx2, NULL);
+            dw_flat(a, plan->fast ? dw_row_avx2_fast : dw_row_avx2, NULL);
         return;
     }
     if (isa >= EM_ISA_AVX2) {

@@ -12,8 +12,9 @@
  *
  * vpdpbusd sums 4 bytes into a 32-bit lane.  The VNNI paths interleave each input row's taps (4 horizontal taps
  * of one output byte to a 32-bit lane, em_dw_ilv_fn) once per input row, so one vpdpbusd does 4 taps of 16
- * (8) outputs.  The avx2 path (vpmaddubsw would saturate on 2 products a pair) uses "spread" weights: stream k (0..3) keeps only the bytes
- * at flat positions = k mod 4 and lane i of stream k's accumulator is output byte f + 4i + k.  Weights and
+ * (8) outputs.  The avx2 path (vpmaddubsw would saturate on 2 products a pair) uses "spread" weights: weight row
+ * j (0, 1) keeps only the bytes at flat positions = j mod 2, so each 16-bit product lane holds one product, and
+ * lane i of stream k's (0..3) accumulator is output byte f + 4i + k (streams j and j + 2 widened from row j).  Weights and
  * requantization constants repeat with the channel, so they are stored over one period P = lcm(C, 8) plus a
  * chunk (a chunk at f reads them from ph = f mod P, a multiple of 8 for chunks of 32 or 64 bytes).  The
  * requantization is MultiplyByQuantizedMultiplier's double rounding as one 64-bit rounding:
@@ -42,9 +43,10 @@ typedef struct {
     int any_left, any_away;  /* some channel shifts left; some rounds ties away from zero */
     int odd_high;            /* every channel shifts right (r >= 1): so holds s - 32, which leaves the odd lanes'
                               * result in the high half where they belong, without a shift by 32 */
+    int fast;                /* odd_high, no left shift, no ties away: the AVX2 / AVX-VNNI rows built for it */
     int32_t zp, act_min, act_max;
     /* spread layout (avx2): lane l of stream k is output byte 4l + k of a chunk, channel (4l + k) % C */
-    const int8_t *wsp;       /* [taps][4][PL] spread weights: [t][k][p] = w[t][p % C] where p % 4 == k, else 0 */
+    const int8_t *wsp;       /* [taps][2][PL] spread weights: [t][j][p] = w[t][p % C] where p % 2 == j, else 0 */
     em_dw_consts sp;
     /* tap-interleaved layout (VNNI paths): each 4-byte group holds 4 horizontal taps (kw = 4g..4g+3) of one
      * output byte; a 64 (32) byte chunk's 16 (8) output bytes per 128-bit lane L go 4 to each of 4 registers:

@@ -8,7 +8,9 @@ The layers' shapes come from the .tflite; tools/arm_insn/layers.c runs them with
 every translated block's instructions are logged once (in_asm) and every execution of a block once (exec; nochain
 so chained blocks log too), so the executed count is the sum over executions of the block's length.  Per
 inference = count(2 runs) - count(1 run): setup (random data, packing) cancels.  The Debian qemu 7.2 build has no
-TCG plugins (no libinsn.so), hence the log.
+TCG plugins (no libinsn.so), hence the log; where the dynamically linked qemu-aarch64 is installed (apt-get install
+qemu-user), the totals come from tools/qemu_insn's plugin instead (the same counts, in seconds instead of minutes;
+--by-symbol still reads the log).
 
 Only these layers count, not the whole graph (ADD, MEAN, pooling... and the executor's Python glue are left out:
 they run on no NEON code yet and a whole-graph count needs the aarch64 Python root of scripts/test_arm.sh).
@@ -30,6 +32,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tools" / "qemu_insn"))
+import region
+
 PATHS = ("portable", "neon", "dotprod")
 # the zoo models whose time goes to CONV_2D / DEPTHWISE_CONV_2D (mlp_digits is FC only)
 REPORT_MODELS = ("mobilenetv2_035_96", "mobilenetv1_025_96", "ds_cnn_kws", "branchy_cnn", "resnet8_32", "speech_dm8")
@@ -79,8 +84,22 @@ def layer_lines(model: Path) -> list[str]:
     return lines
 
 
+def _plugin(exe: Path) -> Path | None:
+    """tools/qemu_insn's plugin, built once next to exe; None without the dynamically linked qemu-aarch64."""
+    try:
+        region.qemu("aarch64")
+    except region.QemuInsnError:
+        return None
+    so = exe.parent / "libinsn_region.so"
+    return so if so.exists() else region.build_plugin(exe.parent)
+
+
 def executed(exe: Path, path: str, reps: int, shapes: str, by_symbol: dict | None = None) -> int:
     """Guest instructions executed by one run of layers.c (per function into by_symbol, when given)."""
+    plugin = None if by_symbol is not None else _plugin(exe)
+    if plugin is not None:
+        out = exe.parent / f"insn.{path}.{reps}.txt"
+        return region.run(plugin, "aarch64", "cortex-a76", [str(exe), path, str(reps)], out, stdin=shapes).total
     p = subprocess.Popen(["qemu-aarch64-static", "-d", "in_asm,exec,nochain", str(exe), path, str(reps)],
                          stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          env={"QEMU_CPU": "cortex-a76"})  # fmt: skip  # a76: has the dot product
