@@ -110,31 +110,38 @@ SMALL_CASES = {
     # the 256-entry table kernel (LOGISTIC, TANH, GELU, ELU, EXP, HARD_SWISH): 2x built-in as a scalar loop
     "logistic_32x32x32": ("LOGISTIC", [(1, 32, 32, 32)], (None, {})),
     "tanh_32x32x32": ("TANH", [(1, 32, 32, 32)], (None, {})),
+    "log_softmax_8x1000": ("LOG_SOFTMAX", [(8, 1000)], (None, {})),  # 8 ImageNet heads
+    "log_softmax_1x1000": ("LOG_SOFTMAX", [(1, 1000)], (None, {})),  # one: no rows to interleave
+    "reduce_max_16x16x128_hw": ("REDUCE_MAX", [(1, 16, 16, 128)], ("ReducerOptions", {"keepDims": True})),
 }
 # the int8 output quantization the converter fixes for these ops (the interpreter refuses others)
-FIXED_OUTPUT = {"LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
+FIXED_OUTPUT = {"LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0), "LOG_SOFTMAX": (16 / 256, 127)}
 
 
 def small_op_model(name: str) -> bytes:
-    """The case as a one-op int8 model: seeded scales and zero points; pooling 2x2 stride 2, MEAN over H, W;
-    LOGISTIC and TANH with their fixed output quantization."""
+    """The case as a one-op int8 model: seeded scales and zero points; pooling 2x2 stride 2, MEAN and REDUCE_MAX
+    over H, W (REDUCE_MAX keeps the input's quantization, as the interpreter requires); LOGISTIC, TANH and
+    LOG_SOFTMAX with their fixed output quantization."""
     op, shapes, (opt_name, opts) = SMALL_CASES[name]
     rng = np.random.default_rng(22)
     scales = [qscale(v) for v in rng.uniform(0.01, 0.1, len(shapes) + 1)]
     zps = [int(v) for v in rng.integers(-20, 20, len(shapes) + 1)]
     tensors = [T(f"x{i}", s, "int8", [scales[i]], [zps[i]]) for i, s in enumerate(shapes)]
     inputs = [t.name for t in tensors]
-    (b, h, w, c) = shapes[0]
     if op in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
         scales[-1], zps[-1] = scales[0], zps[0]  # pooling keeps the quantization
         opts = {"padding": 1, "strideH": 2, "strideW": 2, "filterHeight": 2, "filterWidth": 2}
+        (b, h, w, c) = shapes[0]
         out_shape = (b, h // 2, w // 2, c)
     elif op in FIXED_OUTPUT:
         scales[-1], zps[-1] = FIXED_OUTPUT[op]
         out_shape = shapes[0]
-    elif op == "MEAN":
+    elif op in ("MEAN", "REDUCE_MAX"):
+        if op == "REDUCE_MAX":
+            scales[-1], zps[-1] = scales[0], zps[0]
         tensors.append(T("axes", (2,), "int32", [], [], 0, np.array([1, 2], np.int32)))
         inputs.append("axes")
+        (b, h, w, c) = shapes[0]
         out_shape = (b, 1, 1, c)
     else:
         out_shape = tuple(max(d) for d in zip(*shapes))

@@ -15,9 +15,10 @@ from edge_maas.kernels.ref.mul import mul
 from oneop import ISAS, run_on, trials
 
 # (rows, n, inner stride 1, inner stride 2, outer stride 1, outer stride 2): same shapes, a scalar broadcast
-# along the row on either side, a row broadcast against rows
+# along the row on either side (also past AVX-512 ADD/SUB's 64-output blocks), a row broadcast against rows
 LAYOUTS = [(1, n, 1, 1, 0, 0) for n in (1, 7, 15, 16, 17, 31, 33, 70, 4099)] + [
-    (3, 21, 1, 0, 21, 1), (2, 40, 0, 1, 1, 40), (4, 16, 1, 1, 0, 16), (5, 35, 1, 1, 35, 0), (1, 24, 0, 0, 0, 0)]  # fmt: skip
+    (3, 21, 1, 0, 21, 1), (2, 40, 0, 1, 1, 40), (4, 16, 1, 1, 0, 16), (5, 35, 1, 1, 35, 0), (1, 24, 0, 0, 0, 0),
+    (2, 150, 1, 0, 150, 1), (2, 131, 0, 1, 1, 131)]  # fmt: skip
 
 
 def _mult(rng):

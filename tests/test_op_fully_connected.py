@@ -48,7 +48,7 @@ def _check(rows, k, n, act, per_channel, has_bias, in_zp, out_zp, seed):
     model = build_model(
         tensors,
         [Op("FULLY_CONNECTED", ["x", "w", "b" if has_bias else ""], ["y"], "FullyConnectedOptions",
-            dict(fusedActivationFunction=act))],
+            {"fusedActivationFunction": act})],
         ["x"], ["y"],
     )  # fmt: skip
     x = int8_input(rng, (rows, k))

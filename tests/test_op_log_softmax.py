@@ -11,7 +11,7 @@ from edge_maas.kernels import executor as ex
 from edge_maas.kernels.ref.log_softmax import log_softmax
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from oneop import Op, T, build_model, native_matches_interpreter, qscale
+from oneop import ISAS, Op, T, build_model, isa, native_matches_interpreter, qscale
 
 from edge_maas.backends.native import NativeBackend
 from edge_maas.errors import UnsupportedOpError
@@ -51,3 +51,27 @@ def test_log_softmax(shape, si, zi, narrow, seed):
 def test_log_softmax_output_quantization_refused():
     with pytest.raises(UnsupportedOpError, match=r"must be \(16/256, 127\)"):
         NativeBackend(_model((1, 10), 0.1, 0, so=0.1, zo=127))
+
+
+# The kernel's paths by shape: rows in groups of 8 (interleaved sum chains), 4, then 1; outputs 16 lanes at a time
+# (AVX2, AVX-512, NEON) with a scalar tail, or, on the portable path, a 256-entry table per row of 512+ elements.
+# Each row gets its own range, so the rows' maxima, sums and constants differ (a row mixed up with another's is
+# caught); si 0.0625 puts log_probs on half steps (rint ties); 30000 takes the rint fallback (|log_prob| >= 2^22).
+# On aarch64 every native path is held to the numpy reference (the x86 bytes) without the interpreter.
+@pytest.mark.parametrize(("shape", "si"), [((8, 1000), 0.1), ((13, 600), 0.0625), ((5, 37), 0.03125),
+                                           ((16, 531), 0.5), ((1, 2000), 0.0625), ((12, 40), 30000.0)])  # fmt: skip
+def test_log_softmax_row_groups(shape, si):
+    rng = np.random.default_rng(shape[0] * 7 + shape[1])
+    si = qscale(si)
+    lo = rng.integers(-128, 100, (shape[0], 1))
+    x = (lo + rng.integers(0, 128, shape) % (128 - lo + rng.integers(0, 100, (shape[0], 1)))).clip(-128, 127)
+    x = x.astype(np.int8)
+    want = log_softmax(x, ex.softmax_table(si, 1.0), si, 16 / 256, 127)
+    if AARCH64:
+        native = NativeBackend(_model(shape, si, -5))
+        for name in ISAS:
+            with isa(name):
+                np.testing.assert_array_equal(native.run({"x": x})["y"], want, err_msg=name)
+    else:
+        got = native_matches_interpreter(_model(shape, si, -5), [{"x": x}])[0]["y"]
+        np.testing.assert_array_equal(got, want)

@@ -50,3 +50,22 @@ def test_reduce_max_over_hw():
 def test_reduce_max_requantizing_refused():
     with pytest.raises(UnsupportedOpError, match="differ in quantization"):
         NativeBackend(_model("REDUCE_MAX", (2, 3), [1], False, out_q=([0.1], [-3])))
+
+
+# The vector paths (AVX2 32 bytes, AVX-512 64, NEON 16 per register): a kept inner axis folds the reduced rows
+# block by block (4 registers, then 1, then the tail: masked on AVX-512, scalar elsewhere); a reduced inner axis
+# folds a row into one register, then across it.  Shapes give each block size and tail; values: mostly in one
+# half, a few from the whole range at random places, so the extreme of each output sits at a different position.
+@pytest.mark.parametrize(("shape", "axes"), [((1, 16, 16, 128), [1, 2]), ((2, 9, 300), [1]), ((3, 5, 1000), [2]),
+                                             ((2, 7, 70), [0, 2]), ((4, 3, 257), [-1]), ((1, 6, 6, 191), [1, 2]),
+                                             ((1, 40, 33), [1])])  # fmt: skip
+@pytest.mark.parametrize("op", ["REDUCE_MAX", "REDUCE_MIN"])
+def test_reduce_vector_paths(op, shape, axes):
+    rng = np.random.default_rng(sum(shape) + len(axes))
+    half = (-128, 0) if op == "REDUCE_MAX" else (0, 128)
+    x = rng.integers(*half, shape).astype(np.int8)
+    few = rng.random(shape) < 0.02
+    x[few] = rng.integers(-128, 128, int(few.sum()))
+    got = native_matches_interpreter(_model(op, shape, axes, True), [{"x": x}])[0]["y"]
+    fn = np.max if op == "REDUCE_MAX" else np.min
+    np.testing.assert_array_equal(got, fn(x, axis=tuple(a % len(shape) for a in axes), keepdims=True))
