@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from arm import log_softmax_aarch64
+from arm import AARCH64, log_softmax_aarch64
 from edge_maas.kernels import executor as ex
 from edge_maas.kernels.ref.log_softmax import log_softmax
 from hypothesis import example, given, settings
