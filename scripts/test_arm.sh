@@ -44,7 +44,7 @@ TESTS=(tests/test_arm_semantics.py tests/test_op_activations.py tests/test_op_ad
        tests/test_op_resize_bilinear.py tests/test_op_prelu.py tests/test_op_batch_matmul.py tests/test_op_pack.py
        tests/test_op_arg_min_max.py tests/test_op_reduce_max.py tests/test_op_gather.py
        tests/test_op_resize_nearest_any.py tests/test_op_log_softmax.py tests/test_op_squared_difference.py
-       tests/test_op_sum.py
+       tests/test_op_sum.py tests/test_portable_blocks.py
        tests/test_native_mixed.py
        # the installed `edge-maas` CLI and paho-mqtt are not part of the root: CLI / installer plumbing, no kernel
        --deselect tests/test_native_mixed.py::test_cli_mixed_and_strict
