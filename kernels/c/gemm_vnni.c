@@ -112,8 +112,10 @@ static EM_AVX512VNNI EM_ALWAYS_INLINE void rq512_prep(rq512 *q, const gemm8 *g, 
     q->c0 = c0;
     q->n = g->N - c0 < EM_NR ? g->N - c0 : EM_NR;
     q->left_any = _mm512_test_epi32_mask(q->left, q->left) != 0;
-    q->fold = _mm512_cmpge_epi32_mask(q->right, one) == 0xFFFF &&
-              _mm512_cmple_epi32_mask(q->right, _mm512_set1_epi32(23)) == 0xFFFF && rq->act_min >= -128 &&
+    /* only the live lanes: a partial panel's padding lanes have shift 0 and their outputs are never stored */
+    const __mmask16 live = (__mmask16)((1u << q->n) - 1);
+    q->fold = _mm512_mask_cmpge_epi32_mask(live, q->right, one) == live &&
+              _mm512_mask_cmple_epi32_mask(live, q->right, _mm512_set1_epi32(23)) == live && rq->act_min >= -128 &&
               rq->act_max <= 127 && rq->act_min <= rq->act_max;
     const __m512i zp64 = _mm512_set1_epi64(rq->zp);
     q->round_even_zp = _mm512_add_epi64(q->round_even, _mm512_sllv_epi64(zp64, q->shift_even));
