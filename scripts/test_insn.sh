@@ -26,6 +26,12 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "[insn] warning: ${need[*]} missing and this is not a root apt machine: the tests will skip"
   fi
 fi
+# in CI a skip would pass without counting anything: the tools must be there
+if [ -n "${CI:-}" ]; then
+  for t in aarch64-linux-gnu-gcc qemu-aarch64-static qemu-x86_64 gcc; do
+    command -v "$t" >/dev/null || { echo "[insn] error: $t is missing (CI=$CI): the counts cannot run"; exit 1; }
+  done
+fi
 cd "$REPO"
 start=$(date +%s)
 .venv/bin/python -m pytest -q -p no:cacheprovider -rs tests/test_arm_insn.py tests/test_qemu_insn.py "$@"
