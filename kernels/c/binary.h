@@ -88,7 +88,6 @@ static inline EM_AVX2 __m256i em_uq_avx2(__m256i x, const em_uq8 *v) {
     return _mm256_sra_epi32(_mm256_add_epi32(hm, neg), v->right);
 }
 
-#define EM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2")))
 EM_UQ_DEFINE_VEC(em_uq16, EM_AVX512, __m512i, _mm512_, _mm512_set1_epi64)
 
 /* The same on 16 lanes. */

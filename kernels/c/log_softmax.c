@@ -147,7 +147,6 @@ static EM_AVX2 void row_out_avx2(const int8_t *x, int8_t *y, int depth, const ls
     row_out_scalar(x, y, j, depth, c);
 }
 
-#define EM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2")))
 static EM_AVX512 int8_t row_max_avx512(const int8_t *x, int depth) { return row_max(x, depth); }
 
 static EM_AVX512 void row_out_avx512(const int8_t *x, int8_t *y, int depth, const ls_row *c) {

@@ -24,7 +24,6 @@ static inline void fold_rows(const int8_t *x, long stride, int rows, int8_t *res
 }
 
 #ifdef EM_HAVE_AVX2
-#define EM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2")))
 
 static inline EM_AVX2 __m256i pick256(__m256i a, __m256i b, int is_max) {
     return is_max ? _mm256_max_epi8(a, b) : _mm256_min_epi8(a, b);

@@ -20,6 +20,8 @@ static inline void em_requant_row_portable(const int32_t *acc, int n, const em_r
 #define EM_HAVE_AVX2 1
 #include <immintrin.h>
 #define EM_AVX2 __attribute__((target("avx2")))
+/* the AVX-512 paths of the small ops (the conv / depthwise VNNI files name their own, wider targets) */
+#define EM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2")))
 
 /* MultiplyByQuantizedMultiplier on 8 lanes, per-lane multiplier (> 0) and shift.
  * gemmlowp's SRDHM, (ab + nudge) / 2^31 truncated toward zero with nudge
