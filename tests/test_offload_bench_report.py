@@ -28,16 +28,19 @@ def test_report_keeps_every_run_and_summarizes_them():
     assert len(report["load_before"]) == 3 and len(report["load_after"]) == 3
 
 
-def test_a_middle_split_is_the_oracle_for_a_stem_model_and_the_planner_finds_it():
-    """stem_cnn_224 cut at every op: a cheap 4x4/4 stem shrinks the 147 KB input to 25 KB, the heavy layers
-    follow.  On a fast link, running the stem here and the rest on the worker beats both all-local (the
-    device is slow) and all-remote (6x the bytes); the planner picks that split.  At 100 Mbit/s the margin is
-    about 2x on a quiet machine; at 30 Mbit/s (docs/offload.md) it is 8-40 %, too close for a loaded CI
-    machine, so only the fast link is asserted."""
+def test_the_planner_finds_the_oracle_split_of_a_stem_model():
+    """stem_cnn_224 cut at every op (a cheap 4x4/4 stem shrinks the 147 KB input to 25 KB, the heavy layers
+    follow) on a fast link: the oracle is the fastest split of the first pass, and the planner picks it.
+
+    Until s23 the device's portable C was ~5-10x the worker's built-in kernels, so running the stem here and the
+    rest on the worker was the oracle (split 1) and this test asserted that.  Since s23's portable GEMM (gcc
+    vectorizes it) the device runs this model in ~3 ms against the worker's ~4 ms plus the link: all-local wins,
+    as it would on a device as fast as its worker.  A device slower than its worker is the premise of a middle
+    split; test_offload_netlab's CPU-quota device keeps it (a real cgroup quota), this test keeps the planner."""
     settings = {"100Mbit_2ms": ob.SETTINGS["100Mbit_2ms"]}
     report = ob.measure(ob.Setup(model="stem_cnn_224", shards=6, requests=3, pairs=9, warmup=0), settings,
                         progress=lambda _: None)  # fmt: skip
     for name, r in report["runs"][0].items():
         every = {int(k): v for k, v in r["every_split_ms"].items()}
-        assert r["oracle_split"] == 1 and every[1] < 0.8 * min(every[0], every[6]), (name, every)
+        assert set(every) == set(range(7)) and r["oracle_split"] == min(every, key=every.get), (name, every)
         assert r["planner_picked_oracle_split"] >= 0.75, (name, r["planner_splits"])
