@@ -170,6 +170,8 @@ def _depthwise(h, w, c, stride, same, seed):
     return model, x, x86, depthwise_3x3_rounding(acc, mult, shift, -2), supported
 
 
+@litert_semantics("its DEPTHWISE_CONV_2D with 16 or more channels rounds multipliers that shift left differently "
+                  "from ai-edge-litert's (as in test_op_depthwise_conv's test_depthwise_rounding)")
 @pytest.mark.parametrize(
     "h,w,c,stride,same,supported",
     [(9, 10, 16, 1, True, True), (9, 10, 16, 1, False, True), (11, 11, 24, 2, True, True), (9, 10, 16, 2, True, False),
