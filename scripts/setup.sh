@@ -9,17 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS=${1:-litert}
 
-# apt waits for a lock another apt holds (unattended-upgrades on a fresh machine) instead of failing
-APT=(apt-get -o DPkg::Lock::Timeout=300 -y -qq)
+. scripts/apt_install.sh
 if ! command -v mosquitto >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "[setup] installing mosquitto from Debian packages"
-    apt-get -o DPkg::Lock::Timeout=300 update -qq
-    DEBIAN_FRONTEND=noninteractive "${APT[@]}" install mosquitto mosquitto-clients >/dev/null
-  else
+  echo "[setup] installing mosquitto from Debian packages"
+  apt_install mosquitto mosquitto-clients || \
     echo "[setup] warning: mosquitto is not installed and this is not a root apt machine;" \
          "install mosquitto and mosquitto-clients for the MQTT tests" >&2
-  fi
 fi
 
 PY=${PYTHON:-python3}

@@ -27,6 +27,7 @@ set -euo pipefail
 # reads no more of the file, so editing this file during a run (minutes) cannot change what that run executes
 main() {
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/scripts/apt_install.sh"
 CACHE=${CACHE:-$HOME/.cache/edge_maas}
 SUITE=bookworm
 # python3-dev: the headers and aarch64 sysconfig data the cross build reads; libgomp1: the kernels' OpenMP runtime
@@ -69,10 +70,7 @@ command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 if [ ${#need[@]} -gt 0 ]; then
   t=$(now)
   echo "[arm] installing ${need[*]} (Debian packages)"
-  APT=(apt-get -o DPkg::Lock::Timeout=300 -y -qq)
-  DEBIAN_FRONTEND=noninteractive "${APT[@]}" install "${need[@]}" >/dev/null 2>&1 || {
-    apt-get -o DPkg::Lock::Timeout=300 update -qq
-    DEBIAN_FRONTEND=noninteractive "${APT[@]}" install "${need[@]}" >/dev/null; }
+  apt_install "${need[@]}"
   TIMES[host_packages]=$(( $(now) - t ))
 fi
 

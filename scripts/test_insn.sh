@@ -11,20 +11,14 @@
 # Usage: scripts/test_insn.sh [PYTEST ARGS...]
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/scripts/apt_install.sh"
 need=()
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 [ -x /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
 command -v qemu-x86_64 >/dev/null || need+=(qemu-user)
 if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "[insn] installing ${need[*]} (Debian packages)"
-    APT=(apt-get -o DPkg::Lock::Timeout=300 -y -qq)
-    DEBIAN_FRONTEND=noninteractive "${APT[@]}" install "${need[@]}" >/dev/null 2>&1 || {
-      apt-get -o DPkg::Lock::Timeout=300 update -qq
-      DEBIAN_FRONTEND=noninteractive "${APT[@]}" install "${need[@]}" >/dev/null; }
-  else
-    echo "[insn] warning: ${need[*]} missing and this is not a root apt machine: the tests will skip"
-  fi
+  echo "[insn] installing ${need[*]} (Debian packages)"
+  apt_install "${need[@]}" || echo "[insn] warning: ${need[*]} missing and this is not a root apt machine: the tests will skip"
 fi
 # in CI a skip would pass without counting anything: the tools must be there
 if [ -n "${CI:-}" ]; then

@@ -37,6 +37,10 @@ class CuttableProxy:
             except OSError:  # broker down: the client retries
                 c.close()
                 continue
+            # the connect timeout stays on the socket: a broker quiet for 2 s would read as a dead link and the
+            # proxy would cut links on its own, outside the test's plan (an idle MQTT link is quiet for up to
+            # its keepalive)
+            u.settimeout(None)
             with self._lock:
                 self._conns += [c, u]
             for a, b in ((c, u), (u, c)):

@@ -305,8 +305,12 @@ def test_reported_state_comes_back_online_after_a_cut_link(world, tmp_path, mosq
     try:
         w.reg.deploy(w.client, "mlp_digits", "1", ["heal-l"])
         w.reports.wait(lambda s: s.get("heal-l") and s["heal-l"].version == "1")
+        time.sleep(3)  # a quiet link stays up: the proxy cuts only when told (the soak counts on it)
+        assert client.connected and client.reconnects == 0, client.last_disconnect
         proxy.cut()
         w.reports.wait(lambda s: s["heal-l"].status == "offline", timeout=30)  # the will, from the broker
         w.reports.wait(lambda s: s["heal-l"].status == "online" and s["heal-l"].version == "1", timeout=30)
+        time.sleep(3)
+        assert client.connected and client.reconnects == 1, client.last_disconnect
     finally:
         proxy.close()

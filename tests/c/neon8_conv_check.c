@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "em_kernels.h"
+#include "conv_case.h"
 #include "guarded.h"
 
 static uint64_t s = 0x9E3779B97F4A7C15ULL;
@@ -59,23 +60,17 @@ static int conv_case(int it, int values, int force_ok, char *desc, size_t desc_l
     if (values == VALUES_MIN128) /* a few channels' other weights random: the fallback covers any -128 */
         for (int i = 0; i < N * K; i++)
             if (rnd() % 4 == 0) w[i] = (int8_t)rr(-127, 127);
-    int16_t *pw = malloc(em_packed_weights_len(N, K) * 2);
-    int16_t *scratch = malloc(2 * ((size_t)EM_CONV_ROWS * kp * 2 + 64));
-    int32_t *bias = calloc(np, 4), *mult = calloc(np, 4), *shift = calloc(np, 4);
-    for (int n = 0; n < N; n++) {
-        bias[n] = rr(-20000, 20000);
-        mult[n] = (int32_t)((1u << 30) | (rnd() & 0x3fffffff));
-        shift[n] = values == VALUES_RANDOM ? -rr(0, 11) : -rr(12, 14); /* the bound cases' sums are ~2^20 */
-    }
-    em_pack_weights(w, N, K, pw);
+    /* the bound cases' sums are ~2^20: larger shifts */
+    conv_params cp = conv_params_new(w, N, K, kp, np, values == VALUES_RANDOM ? 0 : 12, values == VALUES_RANDOM ? 11 : 14,
+                                     rnd);
     if (force_ok) {
         const int32_t ok = 1; /* the int32 after the int8 panels (gemm.c) */
-        memcpy((int8_t *)(pw + (size_t)nb * kp * 16 + (size_t)nb * 16 * 2) + (size_t)nb * k4 * 16, &ok, sizeof ok);
+        memcpy((int8_t *)(cp.pw + (size_t)nb * kp * 16 + (size_t)nb * 16 * 2) + (size_t)nb * k4 * 16, &ok, sizeof ok);
     }
-    a.in = in; a.w = pw; a.bias = bias; a.scratch = scratch; a.threads = 1 + (it / 3) % 2;
+    a.in = in; a.w = cp.pw; a.bias = cp.bias; a.scratch = cp.scratch; a.threads = 1 + (it / 3) % 2;
     a.in_offset = values == VALUES_RANDOM ? (it % 7 == 0 ? 128 : it % 7 == 1 ? -127 : rr(-127, 128))
                                           : (rnd() & 1 ? 128 : rr(0, 127));
-    a.rq = (em_requant){mult, shift, rr(-20, 20), -128, 127, rr(0, N)};
+    a.rq = (em_requant){cp.mult, cp.shift, rr(-20, 20), -128, 127, rr(0, N)};
     for (int p = 0; p < 2; p++) {
         o[p] = malloc((size_t)M * N);
         em_isa_set(p == 0 ? EM_ISA_PORTABLE : EM_ISA_NEON);
@@ -87,7 +82,7 @@ static int conv_case(int it, int values, int force_ok, char *desc, size_t desc_l
              a.batch, a.in_h, a.in_w, a.in_c, a.k_h, a.k_w, a.stride_h, a.stride_w, a.dil_h, a.dil_w, a.pad_top,
              a.pad_left, N, a.in_offset, a.threads);
     free(o[0]); free(o[1]);
-    munmap(map, maplen); free(w); free(pw); free(scratch); free(bias); free(mult); free(shift);
+    munmap(map, maplen); free(w); conv_params_free(&cp);
     return same;
 }
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "em_kernels.h"
+#include "conv_case.h"
 #include "guarded.h"
 
 static uint64_t s = 0x2545F4914F6CDD1DULL;
@@ -47,18 +48,10 @@ int main(void) {
         for (size_t i = 0; i < nin; i++) in[i] = (int8_t)rnd();
         for (int i = 0; i < N * K; i++) w[i] = (int8_t)rr(-127, 127);
         /* 2 threads' slices: odd cases run on 2 OpenMP threads (rows split; the bytes must not change) */
-        int16_t *pw = malloc(em_packed_weights_len(N, K) * 2);
-        int16_t *scratch = malloc(2 * ((size_t)EM_CONV_ROWS * kp * 2 + 64));
-        int32_t *bias = calloc(np, 4), *mult = calloc(np, 4), *shift = calloc(np, 4);
-        for (int n = 0; n < N; n++) {
-            bias[n] = rr(-20000, 20000);
-            mult[n] = (int32_t)((1u << 30) | (rnd() & 0x3fffffff));
-            shift[n] = -rr(0, 11);
-        }
-        em_pack_weights(w, N, K, pw);
-        a.in = in; a.w = pw; a.bias = bias; a.scratch = scratch; a.threads = 1 + it % 2;
+        conv_params cp = conv_params_new(w, N, K, kp, np, 0, 11, rnd);
+        a.in = in; a.w = cp.pw; a.bias = cp.bias; a.scratch = cp.scratch; a.threads = 1 + it % 2;
         a.in_offset = rr(-127, 128);
-        a.rq = (em_requant){mult, shift, rr(-128, 127), -128, 127, rr(0, N)};
+        a.rq = (em_requant){cp.mult, cp.shift, rr(-128, 127), -128, 127, rr(0, N)};
         for (int p = 0; p < np_; p++) {
             o[p] = malloc((size_t)M * N);
             em_isa_set(p == 0 ? EM_ISA_PORTABLE : paths[p - 1]);
@@ -79,7 +72,7 @@ int main(void) {
         int8_t *fin = malloc((size_t)f.rows * K);
         for (int i = 0; i < f.rows * K; i++) fin[i] = (int8_t)rnd();
         int16_t *fs = malloc((size_t)f.rows * kp * 2);
-        f.in = fin; f.w = pw; f.bias = bias; f.rq = a.rq; f.scratch = fs; f.threads = 1;
+        f.in = fin; f.w = cp.pw; f.bias = cp.bias; f.rq = a.rq; f.scratch = fs; f.threads = 1;
         int8_t *fo[3];
         for (int p = 0; p < np_; p++) {
             fo[p] = malloc((size_t)f.rows * N);
@@ -94,7 +87,7 @@ int main(void) {
             }
         cases++;
         for (int p = 0; p < np_; p++) { free(o[p]); free(fo[p]); }
-        munmap(map, maplen); free(w); free(pw); free(scratch); free(bias); free(mult); free(shift); free(fin); free(fs);
+        munmap(map, maplen); free(w); conv_params_free(&cp); free(fin); free(fs);
     }
     printf("%ld conv + fully connected cases, %ld differ%s\n", cases, bad, np_ == 3 ? "" : " (neon only: no dotprod)");
     return bad != 0;
