@@ -86,6 +86,19 @@ def test_conv2d_output_stage_row_groups(c, k, act):
                   scales=(in_s, [qscale(r * out_s / in_s) for r in ratios], out_s))  # fmt: skip
 
 
+@pytest.mark.parametrize("act", [2, 3])  # clamp bounds inside int8
+@pytest.mark.parametrize("ratio", [0.3, 0.7])  # every lane shifting right (the zero point folded) / shift 0
+@pytest.mark.parametrize("c,k", [(16, 1), (8, 3), (3, 3)])
+def test_conv2d_eight_channel_panels(c, k, act, ratio):
+    """Exactly 8 output channels (MobileNetV2's projections): the AVX2 / AVX-VNNI output stage narrows two rows' 8
+    channels together (rq256_store8x2), with and without the zero point folded; 63 rows (pairs and one left over),
+    per-channel multipliers; pointwise, direct and im2col paths; every ISA."""
+    ratios = [ratio * (1 + i / 32) for i in range(8)]  # 0.7 x 1.22 < 1: shift 0 on every lane
+    in_s, out_s = qscale(0.05), qscale(0.05)
+    assert _check(7, 9, c, 8, k, k, 1, 1, True, act, True, -3, 4, 1, seed=11 + act,
+                  scales=(in_s, [qscale(r * out_s / in_s) for r in ratios], out_s))  # fmt: skip
+
+
 # AVX2's padded-row conv (conv_rows_avx2): filter rows of an odd count of taps (read as int16 pairs, one past the
 # row against a zero weight: the weights' own section), non-square windows, stride 2, 1x1 stride 2, SAME padding
 # wider than the window reaches, batch 2, 2 threads (each its lines); every ISA.

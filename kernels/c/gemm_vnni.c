@@ -439,11 +439,17 @@ static EM_AVXVNNI EM_ALWAYS_INLINE void tile256(const gemm8 *g, const uint8_t *c
     }
 TILE256(6, 2)
 TILE256(4, 2)
+TILE256(3, 2)
+TILE256(2, 2)
 TILE256(1, 2)
 TILE256(12, 1)
 TILE256(4, 1)
+TILE256(3, 1)
+TILE256(2, 1)
 TILE256(1, 1)
 
+/* The rows left after the big tiles in one tile of 2 or 3 where they are (a 3x3 map's 9 rows: 6 + 3, not 6 + 1 + 1
+ * + 1): each tile streams the panel's weights once, which a wide layer on few rows is bound by. */
 #define ROWS256(MR, NH)                                                                                 \
     do {                                                                                                \
         rq256_panel q;                                                                                  \
@@ -451,7 +457,9 @@ TILE256(1, 1)
         int m = 0;                                                                                      \
         for (; m + (MR) <= n; m += (MR)) tile256_##MR##x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb, &q); \
         for (; m + 4 <= n; m += 4) tile256_4x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb, &q);           \
-        for (; m < n; m++) tile256_1x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb, &q);                   \
+        if (n - m == 3) tile256_3x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb, &q);                      \
+        else if (n - m == 2) tile256_2x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb, &q);                 \
+        else if (n - m == 1) tile256_1x##NH(g, rows + m, out + (size_t)m * ldo, ldo, nb, &q);                 \
     } while (0)
 
 static EM_AVXVNNI void gemm_avxvnni(const gemm8 *g, const uint8_t *const *rows, int n, int8_t *out, int ldo) {

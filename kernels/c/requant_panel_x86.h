@@ -69,6 +69,7 @@ static inline EM_AVX2 __m256i mbqm256_zp(__m256i x, const rq256 *q) {
  * (rq256_store16x2). */
 typedef struct {
     int fast, pair, fold; /* fold: pair, and every lane shifts right (mbqm256_zp) */
+    int fold8;            /* the same for channels 0-7 (rq256_store8x2) */
     rq256 h[2];
 } rq256_panel;
 
@@ -76,12 +77,13 @@ static inline EM_AVX2 void rq256_panel_prep(rq256_panel *q, const em_requant *rq
     q->fast = c0 + EM_NR <= rq->round_up_below;
     for (int i = 0; i < EM_NR; i++) q->fast &= rq->shift[c0 + i] <= 0;
     q->pair = q->fast && rq->act_min >= -128 && rq->act_max <= 127 && rq->act_min <= rq->act_max;
-    q->fold = 0;
+    q->fold = q->fold8 = 0;
     if (!q->fast) { /* the constants unused; zeroed all the same, so gcc sees no read of uninitialized lanes */
         memset(q->h, 0, sizeof q->h);
         return;
     }
-    q->fold = q->pair && rq256_right(rq, c0) && rq256_right(rq, c0 + 8);
+    q->fold8 = q->pair && rq256_right(rq, c0);
+    q->fold = q->fold8 && rq256_right(rq, c0 + 8);
     rq256_prep(&q->h[0], rq, c0);
     rq256_prep(&q->h[1], rq, c0 + 8);
 }
@@ -132,11 +134,31 @@ static inline EM_AVX2 void rq256_store16x2(__m256i a0, __m256i a1, __m256i b0, _
     _mm_storeu_si128((__m128i *)o1, _mm256_extracti128_si256(v, 1));
 }
 
-/* Two rows of n <= 16 channels: rq256_store16x2 where it applies, else rq256_store16 per row. */
+/* Two rows' channels 0-7 (a0 -> o0, b0 -> o1) of a panel with q->pair and exactly 8 channels (the 8-channel layers
+ * of MobileNetV2-class models): rq256_store16's values without its unused half, the 16 outputs narrowed together. */
+static inline EM_AVX2 void rq256_store8x2(__m256i a0, __m256i b0, const rq256_panel *q, const em_requant *rq,
+                                          int8_t *o0, int8_t *o1) {
+    /* int16 lanes: a0 0-3, b0 0-3 | a0 4-7, b0 4-7 (packs works per 128-bit lane) */
+    const __m256i r = q->fold8 ? _mm256_packs_epi32(mbqm256_zp(a0, &q->h[0]), mbqm256_zp(b0, &q->h[0]))
+                               : _mm256_adds_epi16(_mm256_packs_epi32(mbqm256(a0, &q->h[0]), mbqm256(b0, &q->h[0])),
+                                                   _mm256_set1_epi16((short)rq->zp));
+    /* dwords a0 0-3, b0 0-3, a0 4-7, b0 4-7; the clamp after the saturating narrowing as in rq256_store16x2 */
+    __m128i v = _mm_packs_epi16(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+    v = _mm_min_epi8(_mm_max_epi8(v, _mm_set1_epi8((char)rq->act_min)), _mm_set1_epi8((char)rq->act_max));
+    v = _mm_shuffle_epi32(v, _MM_SHUFFLE(3, 1, 2, 0));
+    _mm_storel_epi64((__m128i *)o0, v);
+    _mm_storel_epi64((__m128i *)o1, _mm_unpackhi_epi64(v, v));
+}
+
+/* Two rows of n <= 16 channels: rq256_store16x2 or rq256_store8x2 where they apply, else rq256_store16 per row. */
 static inline EM_AVX2 void rq256_store_rows2(__m256i a0, __m256i a1, __m256i b0, __m256i b1, const rq256_panel *q,
                                              const em_requant *rq, int c0, int n, int8_t *o0, int8_t *o1) {
     if (q->pair && n == EM_NR) {
         rq256_store16x2(a0, a1, b0, b1, q, rq, o0, o1);
+        return;
+    }
+    if (q->pair && n == 8) {
+        rq256_store8x2(a0, b0, q, rq, o0, o1);
         return;
     }
     rq256_store16(a0, a1, q, rq, c0, n, o0);
