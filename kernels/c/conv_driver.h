@@ -1,6 +1,7 @@
 /* The one chunked CONV_2D driver of the im2col + GEMM paths (conv.c's int16 path, gemm_vnni.c's vpdpbusd paths,
  * gemm_neon.c's SDOT path).  The output pixels (rows m of the GEMM, batch x out_h x out_w) go in
- * chunks of EM_CONV_ROWS, split across OpenMP threads; for each chunk a path's `fill` states where the GEMM's
+ * chunks of EM_CONV_ROWS (a path with no im2col rows in scratch may take up to EM_CONV_CHUNK_MAX), split across
+ * OpenMP threads; for each chunk a path's `fill` states where the GEMM's
  * rows are (im2col rows written into this thread's slice of scratch, or pointers into a prepared image: an
  * indirect GEMM), then its `gemm` multiplies them and writes the chunk's output rows.  Internal to the kernels. */
 #ifndef EDGE_MAAS_CONV_DRIVER_H
@@ -20,7 +21,12 @@ typedef struct {
     const void *ctx;    /* the path's own data (weights' sections, a prepared image, ...) */
     size_t buf_bytes;   /* each thread's slice of a->scratch, from buf_offset bytes on */
     size_t buf_offset;
+    int chunk;          /* rows per chunk, <= EM_CONV_CHUNK_MAX; 0: EM_CONV_ROWS */
 } em_conv_path;
+
+/* The most rows of a chunk: an indirect GEMM's row pointers on the stack (2 KiB), its per-chunk setup (each
+ * panel's output-stage constants) paid a quarter as often as at EM_CONV_ROWS. */
+#define EM_CONV_CHUNK_MAX 256
 
 /* This thread's number inside an OpenMP parallel region (0 without OpenMP): its scratch slice.  A macro, not a
  * function: gcc turns omp_get_thread_num() written in a region's body into a const builtin (one call per thread,
@@ -58,16 +64,17 @@ static inline void em_conv_pos_next(const em_conv_args *a, em_conv_pos *p) {
 }
 
 static inline void em_conv_chunk(const em_conv_args *a, const em_conv_path *p, int c, int tid) {
-    const int M = a->batch * a->out_h * a->out_w;
+    const int M = a->batch * a->out_h * a->out_w, rows_per = p->chunk ? p->chunk : EM_CONV_ROWS;
     void *buf = (char *)a->scratch + p->buf_offset + (size_t)tid * p->buf_bytes;
-    const void *rows[EM_CONV_ROWS];
-    const int m0 = c * EM_CONV_ROWS, m1 = m0 + EM_CONV_ROWS < M ? m0 + EM_CONV_ROWS : M;
+    const void *rows[EM_CONV_CHUNK_MAX];
+    const int m0 = c * rows_per, m1 = m0 + rows_per < M ? m0 + rows_per : M;
     p->fill(a, p->ctx, m0, m1, buf, rows);
     p->gemm(a, p->ctx, buf, rows, m1 - m0, a->out + (size_t)m0 * a->out_c);
 }
 
 static inline void em_conv_run(const em_conv_args *a, const em_conv_path *p) {
-    const int chunks = (a->batch * a->out_h * a->out_w + EM_CONV_ROWS - 1) / EM_CONV_ROWS;
+    const int rows_per = p->chunk ? p->chunk : EM_CONV_ROWS;
+    const int chunks = (a->batch * a->out_h * a->out_w + rows_per - 1) / rows_per;
     if (a->threads <= 1) { /* no parallel region: it costs more than a small layer */
         for (int c = 0; c < chunks; c++) em_conv_chunk(a, p, c, 0);
         return;

@@ -668,7 +668,9 @@ int em_conv2d_vnni(const em_conv_args *a) {
     vnni_weights(a->w, a->out_c, em_conv_kp(a->k_h, a->k_w, a->in_c), &v.g.colsum, &v.g.w);
     if (run != seg4) /* the conv section, after em_pack_weights' array */
         v.g.w = (const int8_t *)(a->w + em_packed_weights_len(a->out_c, K));
-    const em_conv_path p = {fill_indirect, gemm_chunk, &v, 0, 0};
+    /* one thread: long chunks (~2 % off MobileNetV2 / ResNet-8, interleaved A/B); more: EM_CONV_ROWS, so that the
+     * rows split evenly */
+    const em_conv_path p = {fill_indirect, gemm_chunk, &v, 0, 0, a->threads > 1 ? 0 : EM_CONV_CHUNK_MAX};
     em_conv_run(a, &p);
     return 1;
 }
