@@ -325,6 +325,6 @@ void em_conv2d(const void *args) {
 #endif
     /* chunks of EM_CONV_ROWS rows (a multiple of the GEMM's 4-row tile): scratch stays threads x EM_CONV_ROWS
      * rows whatever the image size */
-    const em_conv_path p = {fill_im2col16, gemm16, &kp, (size_t)EM_CONV_ROWS * kp * sizeof(int16_t), 0};
+    const em_conv_path p = {fill_im2col16, gemm16, &kp, (size_t)EM_CONV_ROWS * kp * sizeof(int16_t), 0, 0};
     em_conv_run(a, &p);
 }

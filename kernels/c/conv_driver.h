@@ -63,8 +63,10 @@ static inline void em_conv_pos_next(const em_conv_args *a, em_conv_pos *p) {
     }
 }
 
+static inline int em_conv_chunk_rows(const em_conv_path *p) { return p->chunk ? p->chunk : EM_CONV_ROWS; }
+
 static inline void em_conv_chunk(const em_conv_args *a, const em_conv_path *p, int c, int tid) {
-    const int M = a->batch * a->out_h * a->out_w, rows_per = p->chunk ? p->chunk : EM_CONV_ROWS;
+    const int M = a->batch * a->out_h * a->out_w, rows_per = em_conv_chunk_rows(p);
     void *buf = (char *)a->scratch + p->buf_offset + (size_t)tid * p->buf_bytes;
     const void *rows[EM_CONV_CHUNK_MAX];
     const int m0 = c * rows_per, m1 = m0 + rows_per < M ? m0 + rows_per : M;
@@ -73,7 +75,7 @@ static inline void em_conv_chunk(const em_conv_args *a, const em_conv_path *p, i
 }
 
 static inline void em_conv_run(const em_conv_args *a, const em_conv_path *p) {
-    const int rows_per = p->chunk ? p->chunk : EM_CONV_ROWS;
+    const int rows_per = em_conv_chunk_rows(p);
     const int chunks = (a->batch * a->out_h * a->out_w + rows_per - 1) / rows_per;
     if (a->threads <= 1) { /* no parallel region: it costs more than a small layer */
         for (int c = 0; c < chunks; c++) em_conv_chunk(a, p, c, 0);

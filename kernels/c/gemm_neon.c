@@ -386,7 +386,7 @@ __attribute__((noinline)) static void conv_sdot(const em_conv_args *a) {
     sdot_conv s = {K, (K + 3) & ~3, NULL, NULL};
     int8_weights(a->w, a->out_c, kp, &s.colsum, &s.w8);
     /* each thread's slice of scratch is EM_CONV_ROWS rows of kp int16: as many rows of k4 <= 2 kp bytes */
-    const em_conv_path p = {fill_im2col8, gemm_sdot_chunk, &s, (size_t)EM_CONV_ROWS * kp * sizeof(int16_t), 0};
+    const em_conv_path p = {fill_im2col8, gemm_sdot_chunk, &s, (size_t)EM_CONV_ROWS * kp * sizeof(int16_t), 0, 0};
     em_conv_run(a, &p);
 }
 
@@ -646,7 +646,7 @@ static int conv_neon8(const em_conv_args *a) {
         conv_direct8_neon(a, s.w8, s.colsum);
         return 1;
     }
-    const em_conv_path p = {fill_im2col8, gemm8_neon_chunk, &s, (size_t)EM_CONV_ROWS * kp * sizeof(int16_t), 0};
+    const em_conv_path p = {fill_im2col8, gemm8_neon_chunk, &s, (size_t)EM_CONV_ROWS * kp * sizeof(int16_t), 0, 0};
     em_conv_run(a, &p);
     return 1;
 }

@@ -48,7 +48,7 @@ class MaskError(Exception):
 class Report:
     """What cpuid_mask.so saw in a command's processes (merged): CPUIDs it answered (leaf 7: the feature leaf),
     whether any process used AVX-512 state (None: neither sign readable here), how many processes reported, the
-    first process's run time in seconds."""
+    longest process's run time in seconds."""
 
     profile: str
     processes: int
