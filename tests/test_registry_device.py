@@ -259,6 +259,42 @@ def test_cache_eviction_is_lru_and_spares_what_versions_need(tmp_path):
     assert store.evict(budget=0, keep={needed}) == []  # never below what is needed
 
 
+def test_store_listing_survives_concurrent_writes_evictions_and_discards(tmp_path):
+    """The store is listed (total_bytes: the /metrics cache gauge; evict: the budget) while other threads write
+    blobs (a temporary file renamed away), evict them and read them: a file gone between the listing and its stat
+    is no error, and a read racing an eviction answers None, as for an absent blob.  Before, a scrape during an
+    install answered 500 (FileNotFoundError on a write's temporary file)."""
+    store = BlobStore(tmp_path / "c")
+    stop, errors = threading.Event(), []
+
+    def guard(fn):
+        def run():
+            try:
+                while not stop.is_set():
+                    fn()
+            except Exception as exc:  # noqa: BLE001 (reported below)
+                errors.append(repr(exc))
+
+        return threading.Thread(target=run, daemon=True)
+
+    counter = iter(range(10**9))
+    written: list[str] = []
+    threads = [
+        guard(lambda: written.append(store.put(next(counter).to_bytes(8, "little") * 512))),
+        guard(lambda: store.evict(budget=64 * 4096, keep=set())),
+        guard(lambda: written and store.get(written[-1])),
+        guard(store.total_bytes),
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(3)
+    stop.set()
+    for t in threads:
+        t.join(timeout=10)
+    assert not errors, errors[:3]
+    assert len(written) > 100 and 0 < store.total_bytes()
+
+
 def test_device_cache_stays_within_budget(world, tmp_path):
     reg, reg_client, devices, reports = world
     agent = devices["dev-a"]

@@ -39,9 +39,10 @@ class BlobStore:
         write) is deleted, so that the next put() or fetch can replace it, and IntegrityError is
         raised for this call.  A read marks the blob as recently used (its mtime) for LRU eviction."""
         p = self.path(sha256)
-        if not p.is_file():
+        try:
+            data = p.read_bytes()
+        except (FileNotFoundError, IsADirectoryError):  # absent, or evicted since the caller's has()
             return None
-        data = p.read_bytes()
         if hashlib.sha256(data).hexdigest() != sha256:
             # put() skips names that exist: a corrupt file left in place could never be repaired
             p.unlink(missing_ok=True)
@@ -50,22 +51,34 @@ class BlobStore:
         os.utime(p)
         return data
 
+    def _files(self) -> list[tuple[Path, os.stat_result]]:
+        """Every file of the store with its stat, writes in progress included, taken once.  Other threads write
+        (a temporary file renamed away), evict and discard while this lists: a file gone between the listing and
+        its stat is left out, not an error (a /metrics scrape during an install answered 500 on it)."""
+        out = []
+        for p in self.root.glob("??/*"):
+            try:
+                out.append((p, p.stat()))
+            except FileNotFoundError:
+                pass
+        return out
+
     def total_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.root.glob("??/*"))
+        return sum(st.st_size for _, st in self._files())
 
     def evict(self, budget: int, keep: set[str]) -> list[str]:
         """Delete least recently used blobs, never one in `keep`, until the store fits in
         `budget` bytes (or only kept blobs remain); returns the evicted hashes."""
-        blobs = sorted(self.root.glob("??/*"), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in blobs)
+        blobs = sorted(self._files(), key=lambda f: f[1].st_mtime)
+        total = sum(st.st_size for _, st in blobs)
         evicted = []
-        for p in blobs:
+        for p, st in blobs:
             if total <= budget:
                 break
             if p.name in keep or p.name.startswith("."):  # "." : a write in progress (edge_maas.files)
                 continue
-            total -= p.stat().st_size
-            p.unlink()
+            total -= st.st_size
+            p.unlink(missing_ok=True)  # a corrupt blob get() discarded meanwhile
             evicted.append(p.name)
         if evicted:
             log.info("cache: evicted %d blobs, %d bytes now (budget %d)", len(evicted), total, budget)
